@@ -1,0 +1,27 @@
+# Quick start: `make demo` and `make test`. Each sets up .venv (and the Debian packages) when missing.
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup test lint demo bench clean
+
+setup:
+	@bash tools/setup_env.sh
+
+test: setup
+	$(PY) -m ruff check .
+	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+demo: setup
+	@if [ -f recipes/GASS/separation/demo.sh ]; then bash recipes/GASS/separation/demo.sh; \
+	else echo "make demo: not yet available (lands with the GASS recipe)"; fi
+
+bench: setup
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf .venv .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,1 @@
+"""Data-io for GASS: source manifests and the on-the-fly GASS mixer."""

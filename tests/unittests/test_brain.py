@@ -1,0 +1,474 @@
+"""Tests of gass_modules.brain: the IRM oracle, scoring and reports, atomic checkpoints, and the
+SeparationBrain training/evaluation loop on a tiny stand-in separator and synthetic batches.
+
+References are independent float64 numpy computations (frame-by-frame STFT, closed-form SI-SNR).
+"""
+
+import csv
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from speechbrain.core import INTRA_EPOCH_CKPT_FLAG
+from speechbrain.dataio.batch import PaddedBatch
+from speechbrain.nnet.schedulers import LinearWarmupScheduler, ReduceLROnPlateau
+from speechbrain.utils.epoch_loop import EpochCounter
+
+from gass_modules.brain import (
+    AtomicCheckpointer,
+    IRMOracle,
+    SeparationBrain,
+    SeparationReport,
+    score_separation,
+)
+from gass_modules.lobes.base import Separator
+from gass_modules.losses import pit_log_mse
+
+
+# ----------------------------------------------------------------------------------------------
+# numpy references
+# ----------------------------------------------------------------------------------------------
+def np_stft_frames(x, n_fft, hop):
+    """Frame-by-frame rfft of a zero-padded (centred) signal with a periodic Hann window."""
+    win = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+    padded = np.pad(x, (n_fft // 2, n_fft // 2))
+    count = 1 + (len(padded) - n_fft) // hop
+    return np.stack([np.fft.rfft(win * padded[i * hop : i * hop + n_fft]) for i in range(count)])
+
+
+def np_irm(mix, targets, n_fft, hop):
+    """IRM oracle by explicit loops: magnitude-ratio masks, weighted overlap-add."""
+    length, num = targets.shape
+    win = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+    spec_mix = np_stft_frames(mix, n_fft, hop)
+    mags = np.stack([np.abs(np_stft_frames(targets[:, s], n_fft, hop)) for s in range(num)])
+    total = mags.sum(0)
+    out = np.zeros((length, num))
+    for s in range(num):
+        masked = np.where(total > 0, mags[s] / np.where(total > 0, total, 1), 1 / num) * spec_mix
+        signal = np.zeros(length + n_fft)
+        norm = np.zeros(length + n_fft)
+        for i, frame in enumerate(masked):
+            signal[i * hop : i * hop + n_fft] += win * np.fft.irfft(frame, n_fft)
+            norm[i * hop : i * hop + n_fft] += win**2
+        out[:, s] = (signal / np.where(norm > 1e-11, norm, 1))[n_fft // 2 : n_fft // 2 + length]
+    return out
+
+
+def np_si_snr(ref, est):
+    """Scale-invariant SNR (dB) of one estimate, zero-mean signals (Le Roux et al. 2019)."""
+    ref = ref - ref.mean()
+    est = est - est.mean()
+    proj = (est @ ref) / (ref @ ref) * ref
+    return 10 * np.log10((proj @ proj) / ((est - proj) @ (est - proj)))
+
+
+# ----------------------------------------------------------------------------------------------
+# IRM oracle
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("power", [1.0, 2.0])
+def test_irm_matches_numpy_loops(power):
+    """Oracle estimates equal a frame-by-frame float64 reference (power 1; power 2 via sums)."""
+    gen = np.random.default_rng(0)
+    targets = gen.standard_normal((1500, 3))
+    targets[:, 2] *= np.linspace(0, 1, 1500)  # a source fading in: uneven masks
+    mix = targets.sum(1)
+    est = IRMOracle(n_fft=128, hop_length=32, power=power)(
+        torch.from_numpy(mix)[None], torch.from_numpy(targets)[None])[0].numpy()
+    if power == 1.0:
+        np.testing.assert_allclose(est, np_irm(mix, targets, 128, 32), atol=1e-9)
+    np.testing.assert_allclose(est.sum(1), mix, atol=1e-9)  # masks sum to one
+
+
+def test_irm_single_source_and_silent_slots():
+    """One active source: its slot gets the mixture exactly, silent slots stay exactly zero."""
+    targets = torch.zeros(2, 999, 4)
+    targets[0, :, 1] = torch.randn(999)
+    targets[1, :, 3] = torch.randn(999)
+    est = IRMOracle(n_fft=256, hop_length=64)(targets.sum(-1), targets)
+    torch.testing.assert_close(est, targets, atol=1e-5, rtol=0)
+    assert est[0, :, [0, 2, 3]].abs().max() == 0
+
+
+def test_irm_separates_disjoint_tones_and_handles_edge_cases():
+    """Spectrally disjoint tones are recovered (> 25 dB); silence and T=1 give finite output."""
+    t = torch.arange(8000) / 8000
+    targets = torch.stack([torch.sin(2 * np.pi * 300 * t), 0.5 * torch.sin(2 * np.pi * 2500 * t)],
+                          -1)[None].double()
+    est = IRMOracle(n_fft=512, hop_length=128)(targets.sum(-1), targets)
+    for s in range(2):
+        assert np_si_snr(targets[0, :, s].numpy(), est[0, :, s].numpy()) > 25
+    silent = IRMOracle()(torch.zeros(1, 700), torch.zeros(1, 700, 4))
+    assert torch.equal(silent, torch.zeros(1, 700, 4))
+    one = IRMOracle()(torch.ones(3, 1), torch.ones(3, 1, 2) / 2)
+    torch.testing.assert_close(one, torch.full((3, 1, 2), 0.5))
+
+
+def test_irm_rejects_bad_shapes_and_settings():
+    """Mismatched shapes and bad STFT settings raise errors that say what was expected."""
+    with pytest.raises(ValueError, match=r"expected mix \[B, T\] and targets \[B, T, S\]"):
+        IRMOracle()(torch.zeros(2, 100), torch.zeros(2, 99, 4))
+    with pytest.raises(ValueError, match="hop_length"):
+        IRMOracle(n_fft=256, hop_length=512)
+    with pytest.raises(ValueError, match="n_fft"):
+        IRMOracle(n_fft=1)
+
+
+# ----------------------------------------------------------------------------------------------
+# scores, report
+# ----------------------------------------------------------------------------------------------
+def test_score_values_against_numpy():
+    """SI-SNR, SI-SNRi, energies and activity flags equal closed-form float64 values."""
+    gen = np.random.default_rng(1)
+    refs = gen.standard_normal((2, 1200, 3))
+    refs[1, :, 2] = 0  # a 2-source mixture with one empty slot
+    refs[1, :, 1] *= 0.05  # a quiet (-26 dB) but present source
+    ests = refs + 0.02 * gen.standard_normal(refs.shape)
+    ests[1, :, 2] = 0.3 * gen.standard_normal(1200)  # leakage into the silent slot
+    mix = refs.sum(-1)
+    got = score_separation(*(torch.from_numpy(a) for a in (mix, refs, ests)), activity_db=-20)
+    for b in range(2):
+        mix_power = np.mean(mix[b] ** 2)
+        for s in range(3):
+            energy = 10 * np.log10(np.mean(ests[b, :, s] ** 2) / mix_power)
+            assert got["energy_db"][b, s].item() == pytest.approx(energy, abs=1e-4)
+            if b == 1 and s == 2:
+                assert torch.isnan(got["si_snr"][b, s]) and torch.isnan(got["si_snri"][b, s])
+                continue
+            snr = np_si_snr(refs[b, :, s], ests[b, :, s])
+            assert got["si_snr"][b, s].item() == pytest.approx(snr, abs=1e-3)
+            base = np_si_snr(refs[b, :, s], mix[b])
+            assert got["si_snri"][b, s].item() == pytest.approx(snr - base, abs=1e-3)
+    assert got["present"].tolist() == [[True] * 3, [True, True, False]]
+    assert got["active_target"][1].tolist() == [True, False, False]  # -26 dB < -20 dB
+    assert got["active_output"][1].tolist() == [True, False, True]
+    assert got["finite"].tolist() == [True, True]
+
+
+def test_score_flags_nonfinite_estimates_without_nan_in_summary():
+    """A NaN estimate marks the mixture non-finite; the summary leaves it out and says so."""
+    refs = torch.randn(2, 500, 2)
+    ests = refs.clone()
+    ests[1, 10, 0] = float("nan")
+    scores = score_separation(refs.sum(-1), refs, ests)
+    assert scores["finite"].tolist() == [True, False]
+    report = SeparationReport(num_slots=2)
+    report.add("model", ["a", "b"], [2, 2], [["speech", "sfx"]] * 2, scores)
+    means = report.means("model", num_sources=2)
+    assert means["nonfinite"] == 1 and np.isfinite(means["si_snri"])
+    assert means["si_snri"] == pytest.approx(float(scores["si_snri"][0].mean()), abs=1e-4)
+    assert "non-finite" in report.summary_markdown()
+
+
+def test_report_means_csv_and_summary_by_sources_and_category(tmp_path):
+    """Means per number of sources and per category, counts, CSV and markdown, by hand."""
+    report = SeparationReport(num_slots=2)
+    fake = {  # two 2-source mixtures and one 1-source mixture, hand-made scores
+        "si_snr": torch.tensor([[10.0, 4.0], [8.0, 2.0], [30.0, float("nan")]]),
+        "si_snri": torch.tensor([[9.0, 7.0], [5.0, 1.0], [float("nan")] * 2]),
+        "energy_db": torch.tensor([[-3.0, -3.0], [-1.0, -9.0], [0.0, -15.0]]),
+        "present": torch.tensor([[True, True], [True, True], [True, False]]),
+        "active_target": torch.tensor([[True, True], [True, True], [True, False]]),
+        "active_output": torch.tensor([[True, True], [True, False], [True, True]]),
+        "finite": torch.tensor([True, True, True]),
+    }
+    cats = [["speech", "music"], ["speech", "sfx"], ["music", ""]]
+    report.add("model", ["a", "b", "c"], [2, 2, 1], cats, fake)
+    two = report.means("model", num_sources=2)
+    assert two["si_snri"] == pytest.approx(5.5) and two["si_snr"] == pytest.approx(6.0)
+    assert (two["over"], two["under"], two["mixtures"]) == (0, 1, 2)
+    one = report.means("model", num_sources=1)
+    assert one["over"] == 1 and one["silent_energy_db"] == pytest.approx(-15.0)
+    assert report.means("model", category="speech")["si_snri"] == pytest.approx(7.0)
+    assert report.means("model", category="music")["sources"] == 1  # 1-source mixes left out
+    rows = list(csv.DictReader(open(report.write_csv(tmp_path / "r.csv"))))
+    assert [r["id"] for r in rows] == ["a", "b", "c"]
+    assert rows[1]["under_separated"] == "1" and rows[2]["over_separated"] == "1"
+    assert rows[2]["si_snr_2"] == "" and float(rows[0]["si_snri_2"]) == 7.0
+    assert rows[2]["categories"] == "music"
+    summary = report.summary_markdown()
+    assert "| 2 | 2 | 5.50 | 6.00 | 0/2 | 1/2 |" in summary
+    assert "| 1 | 1 | — | 30.00 | 1/1 | 0/1 | -15.0 |" in summary
+    assert "| speech | 2 | 7.00 | 9.00 |" in summary
+
+
+def test_report_rejects_mismatched_rows():
+    """Inconsistent batch bookkeeping is an error, not a silently misaligned report."""
+    report = SeparationReport(num_slots=2)
+    scores = score_separation(torch.randn(2, 100), torch.randn(2, 100, 2), torch.randn(2, 100, 2))
+    with pytest.raises(ValueError, match="expected 3 ids"):
+        report.add("model", ["a", "b", "c"], [2, 2], [["x", "y"]] * 2, scores)
+
+
+# ----------------------------------------------------------------------------------------------
+# atomic checkpoints
+# ----------------------------------------------------------------------------------------------
+KILL_SCRIPT = textwrap.dedent("""
+    import os, sys, torch
+    from speechbrain.utils.checkpoints import (Checkpointer, mark_as_loader, mark_as_saver,
+                                               register_checkpoint_hooks)
+    from gass_modules.brain import AtomicCheckpointer
+
+    @register_checkpoint_hooks
+    class Bomb:
+        armed = False
+        @mark_as_saver
+        def save(self, path):
+            with open(path, "wb") as f:
+                f.write(b"half a chec")
+                f.flush()
+                if self.armed:
+                    os._exit(9)  # killed in the middle of writing the checkpoint
+        @mark_as_loader
+        def load(self, path, end_of_epoch):
+            assert open(path, "rb").read() == b"half a chec"
+
+    kind, folder = sys.argv[1], sys.argv[2]
+    cls = AtomicCheckpointer if kind == "atomic" else Checkpointer
+    model = torch.nn.Linear(3, 3)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ckpt = cls(folder, {"bomb": Bomb(), "model": model})  # saved in this order
+    ckpt.save_checkpoint(meta={"n": 1})
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+    Bomb.armed = True
+    ckpt.save_checkpoint(meta={"n": 2})
+""")
+
+
+@pytest.mark.parametrize("kind", ["plain", "atomic"])
+def test_kill_during_save(tmp_path, kind):
+    """SpeechBrain's Checkpointer leaves a broken checkpoint when killed mid-save; ours does not."""
+    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, kind, str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 9, proc.stderr
+    model = torch.nn.Linear(3, 3)
+    fresh = AtomicCheckpointer(tmp_path, {"model": model})
+    if kind == "plain":  # documents the SpeechBrain 1.1.2 behaviour this class exists for
+        with pytest.raises((RuntimeError, KeyError), match="model"):  # CKPT.yaml, no model.ckpt
+            fresh.recover_if_possible()
+        return
+    assert [c.meta["n"] for c in fresh.list_checkpoints()] == [1]
+    fresh.recover_if_possible()
+    assert torch.equal(model.weight, torch.ones(3, 3))
+    fresh.save_checkpoint(meta={"n": 3})  # the next save cleans the staging leftover
+    assert sorted(p.name[:5] for p in tmp_path.iterdir()) == ["CKPT+", "CKPT+"]
+
+
+def test_atomic_delete_and_custom_name(tmp_path):
+    """Deletion keeps the best and the newest; re-saving a custom name replaces it whole."""
+    model = torch.nn.Linear(2, 2)
+    ckpt = AtomicCheckpointer(tmp_path, {"model": model})
+    for loss in (5.0, 1.0, 3.0, 4.0):
+        ckpt.save_and_keep_only(meta={"loss": loss}, min_keys=["loss"])
+    assert sorted(c.meta["loss"] for c in ckpt.list_checkpoints()) == [1.0, 4.0]
+    first = ckpt.save_checkpoint(name="final", meta={"v": 1})
+    second = ckpt.save_checkpoint(name="final", meta={"v": 2})
+    assert first.path == second.path and second.meta["v"] == 2
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------------------------
+# SeparationBrain on a stand-in separator
+# ----------------------------------------------------------------------------------------------
+class GainSeparator(Separator):
+    """Stand-in separator: output s = gain_s * mix (learnable gains), stride 1."""
+
+    def __init__(self, num_sources: int = 2, init: float = 0.5) -> None:
+        super().__init__(num_sources=num_sources, sample_rate=8000, stride=1)
+        self.gain = torch.nn.Parameter(torch.linspace(init - 0.1, init + 0.1, num_sources))
+
+    def separate_padded(self, mix: torch.Tensor) -> torch.Tensor:
+        return mix.unsqueeze(-1) * self.gain  # [B, L, S]
+
+
+def make_items(count, gains=(0.25, 0.75), length=800, seed=0, one_source_every=0,
+               independent=False):
+    """Mixer-contract items: targets are gain-scaled copies of a noise mixture (learnable by
+    GainSeparator) or, with ``independent``, independent noises (a realistic, hard task)."""
+    gen = torch.Generator().manual_seed(seed)
+    items = []
+    for i in range(count):
+        mix = torch.randn(length, generator=gen)
+        targets = mix.unsqueeze(-1) * torch.tensor(gains)
+        if independent:
+            targets = torch.randn(length, len(gains), generator=gen) * torch.tensor(gains)
+            mix = targets.sum(-1)
+        cats = ["speech", "music"]
+        num = 2
+        if one_source_every and i % one_source_every == 0:
+            targets[:, 1] = 0
+            mix = targets.sum(-1)
+            cats, num = ["speech", ""], 1
+        items.append({"id": f"mix{i}", "mix": mix, "targets": targets, "num_sources": num,
+                      "categories": cats})
+    return items
+
+
+def loader(items, batch_size=4):
+    """A DataLoader yielding PaddedBatch es, as the mixer's pipeline does."""
+    return torch.utils.data.DataLoader(items, batch_size=batch_size, collate_fn=PaddedBatch)
+
+
+def make_brain(tmp_path, separator=None, lr=0.05, run_opts=None, **hparams):
+    """A SeparationBrain with an AtomicCheckpointer over the separator and an epoch counter."""
+    separator = separator or GainSeparator()
+    counter = EpochCounter(hparams.pop("epochs", 1))
+    ckpt = AtomicCheckpointer(tmp_path / "save", {"separator": separator, "counter": counter})
+    hp = {"loss": pit_log_mse, "output_folder": str(tmp_path), "epoch_counter": counter, **hparams}
+    opts = {"device": "cpu", "noprogressbar": True, **(run_opts or {})}
+    brain = SeparationBrain({"separator": separator}, lambda p: torch.optim.Adam(p, lr=lr), hp,
+                            run_opts=opts, checkpointer=ckpt)
+    return brain, counter
+
+
+def test_training_learns_the_gains(tmp_path):
+    """Training through self.modules finds the true gains (up to permutation)."""
+    brain, counter = make_brain(tmp_path, epochs=6)
+    brain.fit(counter, loader(make_items(32)))
+    gains = sorted(brain.modules.separator.gain.detach().tolist())
+    assert gains == pytest.approx([0.25, 0.75], abs=0.03)
+    assert brain.skipped_nonfinite == 0
+
+
+def test_nonfinite_loss_is_skipped_then_patience_raises(tmp_path):
+    """A NaN batch changes no parameter and is counted; past the patience training stops."""
+    items = make_items(8)
+    items[4]["mix"] = items[4]["mix"].clone()
+    items[4]["mix"][3] = float("nan")
+    brain, counter = make_brain(tmp_path, lr=0.1)
+    seen = []
+    brain.on_fit_batch_end = lambda batch, out, loss, step: seen.append(
+        brain.modules.separator.gain.detach().clone())
+    brain.fit(counter, loader(items, batch_size=4))
+    assert brain.skipped_nonfinite == 1
+    assert torch.equal(seen[0], seen[1])  # the NaN batch (second) did not move the gains
+    assert torch.isfinite(brain.modules.separator.gain).all()
+    brain, counter = make_brain(tmp_path / "b", run_opts={"nonfinite_patience": 0})
+    with pytest.raises(ValueError, match="nonfinite_patience=0"):
+        brain.fit(counter, loader(items, batch_size=4))
+
+
+def test_gradient_clipping_bounds_the_update(tmp_path):
+    """With SGD, lr 1 and max_grad_norm 1e-3, one update moves the parameters by <= 1e-3."""
+    sep = GainSeparator()
+    counter = EpochCounter(1)
+    before = sep.gain.detach().clone()
+    brain = SeparationBrain({"separator": sep}, lambda p: torch.optim.SGD(p, lr=1.0),
+                            {"loss": pit_log_mse},
+                            run_opts={"device": "cpu", "max_grad_norm": 1e-3,
+                                      "noprogressbar": True})
+    brain.fit(counter, loader(make_items(4)))
+    assert 0 < torch.linalg.vector_norm(sep.gain.detach() - before) <= 1e-3 + 1e-7
+
+
+def test_bf16_training_is_finite(tmp_path):
+    """Training under bf16 autocast gives a finite loss (the loss itself runs in float32)."""
+    brain, counter = make_brain(tmp_path, run_opts={"precision": "bf16"})
+    brain.fit(counter, loader(make_items(8)))
+    assert np.isfinite(brain.train_stats["loss"]) and brain.skipped_nonfinite == 0
+
+
+def test_schedulers_and_optimizer_are_checkpointed_and_restored(tmp_path):
+    """Epoch scheduler (plateau) and per-update scheduler states round-trip the checkpoint."""
+    plateau = ReduceLROnPlateau(lr_min=1e-5, factor=0.5, patience=0, dont_halve_until_epoch=0)
+    brain, counter = make_brain(tmp_path, epochs=3, lr_scheduler=plateau)
+    brain.fit(counter, loader(make_items(8)), valid_set=loader(make_items(4, seed=9)))
+    latest = brain.checkpointer.find_checkpoint()
+    assert {"lr_scheduler", "optimizer", "separator", "counter", "brain"} <= set(latest.paramfiles)
+    assert len(plateau.losses) == 3
+    fresh = ReduceLROnPlateau()
+    brain2, counter2 = make_brain(tmp_path, epochs=3, lr_scheduler=fresh)
+    brain2.fit(counter2, loader(make_items(8)))  # recovers, nothing left to train
+    assert fresh.losses == plateau.losses and counter2.current == 3
+
+    warm = LinearWarmupScheduler(initial_value=0.05, num_warmup_steps=4, num_training_steps=20)
+    brain, counter = make_brain(tmp_path / "w", lr_scheduler=warm)
+    brain.fit(counter, loader(make_items(12)))  # 3 updates
+    assert warm.current_step == 3
+    assert brain.optimizer.param_groups[0]["lr"] == pytest.approx(0.05 * 3 / 4)
+    warm2 = LinearWarmupScheduler(initial_value=0.05, num_warmup_steps=4, num_training_steps=20)
+    brain2, _ = make_brain(tmp_path / "w", lr_scheduler=warm2)
+    brain2.checkpointer.add_recoverable("lr_scheduler", warm2)
+    brain2.checkpointer.recover_if_possible()
+    assert warm2.current_step == 3
+
+
+def test_intra_epoch_checkpoints_follow_ckpt_interval_steps(tmp_path):
+    """ckpt_interval_steps=2 over a 5-step epoch saves intra-epoch checkpoints after steps 2, 4."""
+    brain, counter = make_brain(tmp_path, run_opts={"ckpt_interval_steps": 2})
+    saved = []
+    original = brain.checkpointer.save_checkpoint
+
+    def spy(*args, **kwargs):
+        ckpt = original(*args, **kwargs)
+        saved.append((INTRA_EPOCH_CKPT_FLAG in ckpt.meta, brain.step))
+        return ckpt
+
+    brain.checkpointer.save_checkpoint = spy
+    brain.fit(counter, loader(make_items(10), batch_size=2))
+    assert saved == [(True, 2), (True, 4), (False, 5)]
+    assert len(brain.checkpointer.list_checkpoints()) == 1  # intra-epoch ones cleaned up
+
+
+def test_evaluate_writes_report_audio_and_figures(tmp_path):
+    """Evaluation: CSV rows for model and IRM with the right values, summary, audio, figures."""
+    sep = GainSeparator()
+    with torch.no_grad():
+        sep.gain.copy_(torch.tensor([0.7, 0.2]))  # swapped and off: alignment must fix the order
+    brain, _ = make_brain(tmp_path, separator=sep, oracle=IRMOracle(n_fft=128, hop_length=32),
+                          eval_save_audio=2, eval_figures=1, sample_rate=8000)
+    items = make_items(6, one_source_every=3, independent=True)
+    items[5]["mix"], items[5]["targets"] = items[5]["mix"][:500], items[5]["targets"][:500]
+    brain.evaluate(loader(items, batch_size=3), progressbar=False)
+    folder = tmp_path / "eval"
+    rows = list(csv.DictReader(open(folder / "per_mixture.csv")))
+    assert len(rows) == 12 and {r["system"] for r in rows} == {"model", "irm"}
+    for item in items:  # model rows against numpy: est = gain * mix, matched to its target
+        row = next(r for r in rows if r["id"] == item["id"] and r["system"] == "model")
+        mix, refs = item["mix"].double().numpy(), item["targets"].double().numpy()
+        if item["num_sources"] == 2:
+            est = {0: 0.2 * mix, 1: 0.7 * mix}
+            for s in range(2):  # est = gain * mix: SI-SNR of the mixture, SI-SNRi exactly 0
+                want = np_si_snr(refs[:, s], est[s])
+                assert float(row[f"si_snr_{s + 1}"]) == pytest.approx(want, abs=1e-2)
+                assert float(row[f"si_snri_{s + 1}"]) == pytest.approx(0.0, abs=1e-2)
+        else:
+            assert row["si_snr_2"] == "" and float(row["si_snr_1"]) > 60
+            assert float(row["silent_output_energy_db"]) == pytest.approx(
+                10 * np.log10(0.2**2), abs=1e-2)
+            assert row["over_separated"] == "1"  # -14 dB leak is above the -20 dB threshold
+    summary = (folder / "summary.md").read_text()
+    assert "SI-SNRi model | SI-SNRi IRM" in summary and "### By source category" in summary
+    assert sorted(p.name for p in (folder / "audio").iterdir()) == ["mix0", "mix1"]
+    assert (folder / "audio" / "mix0" / "est_2.wav").is_file()
+    assert [p.name for p in (folder / "figures").iterdir()] == ["mix0.png"]
+
+
+def test_eval_crops_padding_of_shorter_items(tmp_path):
+    """A short item batched with longer ones is scored on its own samples only."""
+    sep = GainSeparator()
+    brain, _ = make_brain(tmp_path, separator=sep, eval_save_audio=0, eval_figures=0)
+    items = make_items(3)
+    items[1]["mix"], items[1]["targets"] = items[1]["mix"][:300], items[1]["targets"][:300]
+    brain.evaluate(loader(items, batch_size=3), progressbar=False)
+    batched = [r for r in brain.report.rows if r["id"] == "mix1"][0]
+    brain.evaluate(loader(items[1:2], batch_size=1), progressbar=False)
+    alone = brain.report.rows[0]
+    assert batched["si_snr"] == pytest.approx(alone["si_snr"], abs=1e-4)
+    assert batched["energy_db"] == pytest.approx(alone["energy_db"], abs=1e-4)
+
+
+def test_brain_rejects_bad_configuration_and_batches(tmp_path):
+    """Missing separator/loss and a model/mixer source-count mismatch raise clear errors."""
+    with pytest.raises(ValueError, match=r"modules\['separator'\]"):
+        SeparationBrain({"net": GainSeparator()}, None, {"loss": pit_log_mse})
+    with pytest.raises(ValueError, match="callable hparams"):
+        SeparationBrain({"separator": GainSeparator()}, None, {})
+    brain, counter = make_brain(tmp_path, separator=GainSeparator(num_sources=3))
+    with pytest.raises(ValueError, match="num_sources"):
+        brain.fit(counter, loader(make_items(4)))

@@ -16,7 +16,8 @@ Training follows SpeechBrain's ``sb.Brain`` with the changes separation needs:
 
 Evaluation (``brain.evaluate(test_set)``) aligns the estimates to the references as the FUSS
 evaluation does (``gass_modules.metrics.align_estimates``: best summed SI-SNR over the present
-references; the leftover outputs go to the silent slots) and writes, under ``<output_folder>/eval/``:
+references; the leftover outputs go to the silent slots) and writes, under
+``<output_folder>/eval/``:
 
 * ``per_mixture.csv``: one row per mixture and system (``model`` and the ``irm`` oracle) with
   per-source SI-SNR and SI-SNRi, output energies, and over/under-separation flags;
@@ -429,8 +430,8 @@ class SeparationReport:
     scores of :func:`score_separation`. The summary breaks results down by number of sources
     (SI-SNRi over present sources; SI-SNR for 1-source mixtures, where SI-SNRi is undefined
     because the mixture *is* the source) and by category (sources of mixtures with at least 2
-    sources), with over/under-separation counts and the energy of outputs matched to silent targets. Mixtures
-    with non-finite estimates are counted and left out of the means.
+    sources), with over/under-separation counts and the energy of outputs matched to silent
+    targets. Mixtures with non-finite estimates are counted and left out of the means.
 
     Arguments
     ---------

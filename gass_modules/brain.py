@@ -33,6 +33,7 @@ Authors
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 import os
@@ -42,9 +43,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import ruamel.yaml
 import soundfile as sf
 import speechbrain as sb
 import torch
+from hyperpyyaml import resolve_references
+from speechbrain.dataio.dataloader import LoopedLoader
 from speechbrain.nnet.schedulers import NewBobScheduler, ReduceLROnPlateau, update_learning_rate
 from speechbrain.utils.checkpoints import Checkpoint, Checkpointer
 from speechbrain.utils.distributed import ddp_barrier, ddp_broadcast, if_main_process
@@ -771,6 +775,62 @@ def _safe_name(text: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
+# Recipes
+# ----------------------------------------------------------------------------------------------
+def included_card(hparams_file: str | Path, overrides: Mapping | str | None = None,
+                  key: str = "model") -> str:
+    r"""The yaml text of the model card that a recipe ``!include:`` s under ``key``.
+
+    Recipes include a card (``model: !include:.../hparams/models/x.yaml``) and may shrink or
+    change it with overrides (``--model="{separator: {num_blocks: 2}}"``). To export the trained
+    model (``gass_modules.inference.save_model_folder``) the card *as trained* is needed: this
+    resolves the recipe with its overrides (``hyperpyyaml.resolve_references``, which expands the
+    include without building any object) and returns the ``key`` subtree, tags kept.
+
+    Arguments
+    ---------
+    hparams_file : str or pathlib.Path
+        The recipe yaml.
+    overrides : Mapping or str, optional
+        The overrides the recipe was loaded with.
+    key : str
+        Top-level key holding the included card.
+
+    Returns
+    -------
+    str
+        Yaml text defining ``sample_rate``, ``num_sources`` and ``separator``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "card.yaml").write_text(
+    ...     "sample_rate: 8000\nnum_sources: 2\nseparator: !new:torch.nn.Linear\n"
+    ...     "    in_features: 4\n    out_features: !ref <num_sources>\n")
+    >>> _ = (folder / "recipe.yaml").write_text(
+    ...     "lr: 0.1\nmodel: !include:card.yaml\n    separator: {}\n")
+    >>> print(included_card(folder / "recipe.yaml", {"model": {"separator": {"in_features": 3}}}))
+    sample_rate: 8000
+    num_sources: 2
+    separator: !new:torch.nn.Linear
+      in_features: 3
+      out_features: 2
+    <BLANKLINE>
+    """
+    with open(hparams_file, encoding="utf-8") as fin:
+        resolved = resolve_references(fin, overrides)
+    yaml = ruamel.yaml.YAML()
+    tree = yaml.load(resolved)
+    if key not in tree:
+        raise KeyError(f"{hparams_file} has no top-level key {key!r}; the recipe must include "
+                       f"its model card as `{key}: !include:<path to hparams/models/x.yaml>`")
+    out = io.StringIO()
+    yaml.dump(tree[key], out)
+    return out.getvalue()
+
+
+# ----------------------------------------------------------------------------------------------
 # The Brain
 # ----------------------------------------------------------------------------------------------
 class SeparationBrain(sb.Brain):
@@ -977,7 +1037,15 @@ class SeparationBrain(sb.Brain):
 
     def fit(self, epoch_counter, train_set, valid_set=None, progressbar=None,
             train_loader_kwargs=None, valid_loader_kwargs=None) -> None:
-        """``sb.Brain.fit``; checkpoints after each training epoch when there is no validation.
+        """``sb.Brain.fit``, plus epoch seeding of iterable training streams.
+
+        For a training set with ``set_epoch`` (``gass_modules.dataio.mixer.MixtureStream``) the
+        stream's epoch key is set before each epoch. With SpeechBrain's
+        ``looped_nominal_epoch`` (the recommended way: the loader's position is checkpointed, so a
+        resumed epoch keeps its length), the stream is endless and its key is set once per run to
+        the number of batches drawn before it (0 for a fresh run), so a run resumed after a kill
+        draws new mixtures instead of replaying the first ones. Without validation data a
+        checkpoint is saved after each training epoch.
 
         Arguments
         ---------
@@ -988,13 +1056,33 @@ class SeparationBrain(sb.Brain):
         progressbar : bool, optional
             Show tqdm bars (default: unless ``--noprogressbar``).
         train_loader_kwargs, valid_loader_kwargs : dict, optional
-            DataLoader options (``batch_size``, ``num_workers``, ``looped_nominal_epoch`` for
-            iterable training streams, ...).
+            DataLoader options (``batch_size``, ``num_workers``, ``collate_fn``,
+            ``looped_nominal_epoch`` for iterable training streams, ...).
         """
         self._has_valid = valid_set is not None
+        if not isinstance(train_set, (torch.utils.data.DataLoader, LoopedLoader)):
+            train_set = self.make_dataloader(train_set, stage=sb.Stage.TRAIN,
+                                             **dict(train_loader_kwargs or {}))
+        self._train_loader = train_set
         super().fit(epoch_counter, train_set, valid_set, progressbar,
-                    train_loader_kwargs=dict(train_loader_kwargs or {}),
                     valid_loader_kwargs=dict(valid_loader_kwargs or {}))
+
+    def _seed_training_stream(self, epoch: int) -> None:
+        """Sets the epoch key of an iterable training stream (see :meth:`fit`)."""
+        loader = getattr(self, "_train_loader", None)
+        if isinstance(loader, LoopedLoader):
+            dataset = getattr(loader.loader, "dataset", None)
+            if loader.iterator is None and hasattr(dataset, "set_epoch"):
+                dataset.set_epoch(loader.total_steps)
+        elif isinstance(loader, torch.utils.data.DataLoader):
+            dataset = loader.dataset
+            if isinstance(dataset, torch.utils.data.IterableDataset) and hasattr(dataset,
+                                                                                 "set_epoch"):
+                dataset.set_epoch(int(epoch))
+                if self.step > 0:
+                    logger.warning("resuming mid-epoch over an iterable dataset: the epoch starts "
+                                   "over; pass looped_nominal_epoch in the train loader options "
+                                   "to resume where it stopped")
 
     def on_fit_start(self) -> None:
         """SpeechBrain's start (DDP wrap, optimiser, recovery) plus a log line on clipping."""
@@ -1003,7 +1091,7 @@ class SeparationBrain(sb.Brain):
                     f"{self.precision}, {self.skipped_nonfinite} non-finite batches so far")
 
     def on_stage_start(self, stage, epoch=None) -> None:
-        """Resets the per-stage state (the evaluation report at TEST).
+        """Seeds the training stream (TRAIN) or resets the evaluation report (TEST).
 
         Arguments
         ---------
@@ -1012,6 +1100,8 @@ class SeparationBrain(sb.Brain):
         epoch : int, optional
             The epoch.
         """
+        if stage == sb.Stage.TRAIN:
+            self._seed_training_stream(epoch)
         if stage == sb.Stage.TEST:
             num = self.raw_modules.separator.num_sources
             self.report = SeparationReport(num_slots=int(num))
@@ -1164,4 +1254,4 @@ class SeparationBrain(sb.Brain):
 
 
 __all__ = ["AtomicCheckpointer", "IRMOracle", "SeparationBrain", "SeparationReport",
-           "plot_separation", "power_db", "score_separation"]
+           "included_card", "plot_separation", "power_db", "score_separation"]

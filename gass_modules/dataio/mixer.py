@@ -302,7 +302,8 @@ def rms_db(x: np.ndarray) -> float:
     >>> round(rms_db(np.full(10, 0.1)), 6)
     -20.0
     """
-    power = float(np.mean(np.square(x, dtype=np.float64))) if x.size else 0.0
+    flat = np.ravel(x)
+    power = float(np.dot(flat, flat)) / flat.size if flat.size else 0.0
     return 10.0 * math.log10(power) if power > 0 else -math.inf
 
 
@@ -517,8 +518,10 @@ class GASSMixer:
         m = self.manifest
         n = 1 + self._pick(self._num_cum, rng)
         targets = np.zeros((sc.num_samples, sc.max_sources), dtype=np.float32)  # [T, S_max]
+        mix = np.zeros(sc.num_samples, dtype=np.float32)  # [T]
         categories = [""] * sc.max_sources
         clips, roles, starts, offsets, gains = [], [], [], [], []
+        peak = 0.0
         for slot in range(n):
             background = (slot > 0 and "background" in self._roles
                           and rng.random() < sc.background_prob)
@@ -544,21 +547,24 @@ class GASSMixer:
                         f"{m.ids[clip]!r} at {level:.1f} dBFS); remove silent clips from the "
                         "manifest or lower the threshold"
                     )
-            scale = 10.0 ** ((sc.reference_db + gain_db - level) / 20.0)
-            targets[offset:offset + len(x), slot] = x * np.float32(scale)
+            x *= np.float32(10.0 ** ((sc.reference_db + gain_db - level) / 20.0))
+            targets[offset:offset + len(x), slot] = x
+            mix[offset:offset + len(x)] += x  # in slot order, as targets.sum(-1) adds them
+            peak = max(peak, float(x.max()), -float(x.min()))
             categories[slot] = m.categories[code]
             clips.append(clip)
             roles.append(role)
             starts.append(start)
             offsets.append(offset)
             gains.append(gain_db)
-        mix = targets.sum(axis=1)  # [T]
-        peak = max(float(np.abs(mix).max()), float(np.abs(targets).max()))
+        peak = max(peak, float(mix.max()), -float(mix.min()))
         joint = 1.0
         if peak > sc.peak_limit:
             joint = sc.peak_limit / peak
             targets *= np.float32(joint)
-            mix = targets.sum(axis=1)  # recomputed: the invariant holds after rescaling too
+            mix[:] = 0.0  # recomputed from the rescaled targets: the invariant still holds
+            for slot in range(n):
+                mix += targets[:, slot]
         return Mixture(targets, mix, n, categories, clips, roles, starts, offsets, gains, joint)
 
 

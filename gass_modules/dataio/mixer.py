@@ -26,6 +26,10 @@ zero. Two ways to consume them with SpeechBrain's dataloader and ``PaddedBatch``
   seeded from (seed, epoch, rank, k) with ``k`` strided over dataloader workers, so DDP ranks and
   workers never repeat each other's mixtures.
 
+Run the mixer in dataloader workers (``num_workers >= 1``), where PyTorch uses one intra-op
+thread: its resampling convolutions are small, and with several threads on a busy CPU they can
+be tens of times slower than with one.
+
 Authors
  * gass developers 2026
 """
@@ -435,6 +439,18 @@ class GASSMixer:
         """Index drawn from a cumulative distribution (cheaper than ``rng.choice``)."""
         return min(int(np.searchsorted(cum, rng.random(), side="right")), len(cum) - 1)
 
+    def _choose_clip(self, code: int, rng: np.random.Generator, used: list[int],
+                     rejected: set[int]) -> int:
+        """Draws a clip of a category, preferring clips neither used in this mixture nor
+        rejected as silent, then clips not rejected (a few tries each: O(1), and a category of
+        one clip still works)."""
+        for avoid in (set(used) | rejected, rejected):
+            for _ in range(8):
+                clip = self.manifest.draw(code, rng)
+                if clip not in avoid:
+                    return clip
+        return clip
+
     def read_crop(self, clip: int, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
         """Reads a random crop of one clip, mono, at the scenario's rate (at most ``T`` long).
 
@@ -521,6 +537,7 @@ class GASSMixer:
         mix = np.zeros(sc.num_samples, dtype=np.float32)  # [T]
         categories = [""] * sc.max_sources
         clips, roles, starts, offsets, gains = [], [], [], [], []
+        rejected: set[int] = set()  # clips that gave a silent crop in this mixture
         peak = 0.0
         for slot in range(n):
             background = (slot > 0 and "background" in self._roles
@@ -531,15 +548,12 @@ class GASSMixer:
             lo, hi = sc.background_gain_db if background else sc.foreground_gain_db
             gain_db = float(rng.uniform(lo, hi))
             for attempt in range(sc.max_retries + 1):
-                clip = m.draw(code, rng)
-                for _ in range(8):  # prefer a clip not already in this mixture
-                    if clip not in clips:
-                        break
-                    clip = m.draw(code, rng)
+                clip = self._choose_clip(code, rng, clips, rejected)
                 x, start, offset = self.read_crop(clip, rng)
                 level = rms_db(x)
                 if level >= sc.silence_threshold_db and level > -math.inf:
                     break
+                rejected.add(clip)
                 if attempt == sc.max_retries:
                     raise RuntimeError(
                         f"{sc.max_retries + 1} crops of category {m.categories[code]!r} were "

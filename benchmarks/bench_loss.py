@@ -1,0 +1,161 @@
+"""Benchmark of the PIT thresholded log-MSE: forward + backward on CPU.
+
+Setting of issue 2: B = 8 mixtures of 4 s at 16 kHz (T = 64000), S = 4 sources, float32, one
+forward and backward pass per call (gradients reset as an optimizer's ``zero_grad`` does).
+Compared with
+
+* SpeechBrain's ``PitWrapper`` around ``nn.MSELoss(reduction="none")``: what a SpeechBrain user
+  has today for PIT;
+* a plain ``F.mse_loss`` without any permutation search: the floor, since PIT should cost
+  almost nothing on top of it;
+* the same thresholded log-MSE built from a ``[B, T, S, S]`` tensor of differences (the slow
+  way), with the same permutation search, to show what the Gram cross terms save.
+
+Calls are interleaved (one of each per round) so that load from other processes hits every
+method alike; the table reports the median and the minimum over rounds.
+
+Run: ``.venv/bin/python benchmarks/bench_loss.py [--rounds 40]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from speechbrain.nnet.losses import PitWrapper
+
+from gass_modules.losses import LOG_EPS, best_permutation, pit_log_mse
+
+BATCH, LENGTH, SOURCES = 8, 4 * 16000, 4
+
+
+def broadcast_pit_log_mse(targets: torch.Tensor, estimates: torch.Tensor) -> torch.Tensor:
+    """The thresholded PIT log-MSE from a ``[B, T, S, S]`` difference tensor (baseline).
+
+    Arguments
+    ---------
+    targets : torch.Tensor
+        ``[B, T, S]`` references.
+    estimates : torch.Tensor
+        ``[B, T, S]`` estimates.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B]`` loss, equal to ``pit_log_mse(targets, estimates)``.
+    """
+    error = (targets.unsqueeze(3) - estimates.unsqueeze(2)).square().sum(dim=1)  # [B, S, S]
+    energy = targets.square().sum(dim=1)  # [B, S]
+    mix_energy = targets.sum(dim=2).square().sum(dim=1, keepdim=True)  # [B, 1]
+    threshold = torch.where(energy > 0, 1e-3 * energy, 1e-2 * mix_energy)  # [B, S]
+    matrix = 10.0 * torch.log10(error + threshold.unsqueeze(2) + LOG_EPS)
+    perm = best_permutation(matrix)
+    return matrix.gather(2, perm.unsqueeze(2)).mean(dim=(1, 2))
+
+
+def make_inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """GASS-like batch: 1-4 active sources per mixture (silent slots all-zero).
+
+    Arguments
+    ---------
+    seed : int
+        Seed of the generator.
+
+    Returns
+    -------
+    tuple
+        ``targets [B, T, S]`` and ``estimates [B, T, S]`` (the latter requires grad).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    targets = torch.randn(BATCH, LENGTH, SOURCES, generator=gen)
+    counts = torch.randint(1, SOURCES + 1, (BATCH,), generator=gen)
+    for b, count in enumerate(counts.tolist()):
+        targets[b, :, count:] = 0.0
+    estimates = torch.randn(BATCH, LENGTH, SOURCES, generator=gen).requires_grad_(True)
+    return targets, estimates
+
+
+def time_interleaved(steps: dict[str, Callable[[], None]], rounds: int, warmup: int = 3
+                     ) -> dict[str, list[float]]:
+    """Runs every step once per round, in turn, and returns their times in ms.
+
+    Arguments
+    ---------
+    steps : dict
+        Name -> callable doing one forward and backward pass.
+    rounds : int
+        Timed calls per step.
+    warmup : int
+        Untimed calls per step first.
+
+    Returns
+    -------
+    dict
+        Name -> list of ``rounds`` durations in milliseconds.
+    """
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(1e3 * (time.perf_counter() - start))
+    return times
+
+
+def main() -> None:
+    """Times the four losses and prints a markdown table with ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=40, help="timed calls per method")
+    args = parser.parse_args()
+
+    targets, estimates = make_inputs()
+    pit_wrapper = PitWrapper(torch.nn.MSELoss(reduction="none"))
+    torch.testing.assert_close(broadcast_pit_log_mse(targets, estimates),
+                               pit_log_mse(targets, estimates), atol=1e-3, rtol=0)
+
+    def step(loss_fn: Callable[[], torch.Tensor]) -> Callable[[], None]:
+        def run() -> None:
+            estimates.grad = None
+            loss_fn().backward()
+        return run
+
+    steps = {
+        "gass `pit_log_mse` (Gram cross terms, tensor search)":
+            step(lambda: pit_log_mse(targets, estimates).mean()),
+        "SpeechBrain `PitWrapper(MSELoss)`":
+            step(lambda: pit_wrapper(estimates, targets)[0].mean()),
+        "plain `F.mse_loss`, no permutation search":
+            step(lambda: F.mse_loss(estimates, targets)),
+        "log-MSE from a [B, T, S, S] tensor + same search":
+            step(lambda: broadcast_pit_log_mse(targets, estimates).mean()),
+    }
+    times = time_interleaved(steps, args.rounds)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    best = {name: min(values) for name, values in times.items()}
+    ours = next(iter(steps))
+
+    print(f"forward+backward, B={BATCH}, S={SOURCES}, T={LENGTH} (4 s at 16 kHz), float32, CPU "
+          f"({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), "
+          f"torch {torch.__version__}, {args.rounds} interleaved rounds\n")
+    print("| loss | median ms | min ms | median time / gass |")
+    print("|---|---:|---:|---:|")
+    for name in steps:
+        print(f"| {name} | {median[name]:.2f} | {best[name]:.2f} | "
+              f"{median[name] / median[ours]:.2f}x |")
+    speedup = median["SpeechBrain `PitWrapper(MSELoss)`"] / median[ours]
+    overhead = median[ours] / median["plain `F.mse_loss`, no permutation search"]
+    print(f"\ngass vs PitWrapper: {speedup:.1f}x faster (target >= 3x: "
+          f"{'met' if speedup >= 3 else 'NOT met'}); gass vs plain MSE: {overhead:.2f}x the time "
+          f"(target <= 2x: {'met' if overhead <= 2 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()

@@ -249,6 +249,10 @@ def sdr(targets: torch.Tensor, estimates: torch.Tensor, filter_length: int = 512
         impulse = torch.zeros_like(s[:, :, :1])
         impulse[:, 0] = 1.0
         s = torch.where(ref_silent.unsqueeze(1), impulse, s)
+        # SDR ignores the scale of either signal, but fast-bss-eval floors norms at 1e-6 when it
+        # normalises: unit-norm inputs keep quiet signals exact.
+        s = s / s.norm(dim=1, keepdim=True)
+        est = est / torch.where(est_silent, 1.0, est.norm(dim=1)).unsqueeze(1)
         neg = fast_bss_eval.sdr_loss(est.transpose(1, 2), s.transpose(1, 2),
                                      filter_length=filter_length, clamp_db=DB_LIMIT)  # [B, S]
         return _silence_convention(-neg, ref_silent, est_silent)

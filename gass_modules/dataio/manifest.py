@@ -410,7 +410,8 @@ class Manifest:
         rows = self.indices_of(category)
         if len(rows) == 0:
             raise ValueError(f"category {category!r} has no clips in this manifest")
-        return int(rows[rng.integers(len(rows))])
+        # rng.random() costs a fraction of rng.integers() per scalar call; uniform for N < 2^53
+        return int(rows[int(rng.random() * len(rows))])
 
     # ---------------------------------------------------------------------------- subsets
     def select(self, indices: Sequence[int] | np.ndarray) -> Manifest:

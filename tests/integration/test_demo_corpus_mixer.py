@@ -23,13 +23,7 @@ from gass_modules.dataio.mixer import (
 CATEGORIES = {"speech", "music_drums", "music_bass", "music_other", "sfx"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """As in dataloader workers: one intra-op thread for the mixer's small convolutions."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as in dataloader workers
 
 
 @pytest.fixture(scope="module")

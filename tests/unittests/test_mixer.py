@@ -27,14 +27,7 @@ from gass_modules.dataio.mixer import (
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The mixer runs in dataloader workers, where PyTorch uses one thread; intra-op threads
-    only slow its small resampling convolutions down (a lot, on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as in dataloader workers
 
 
 def write_clips(folder: Path, specs) -> Manifest:

@@ -65,7 +65,7 @@ class StringColumn:
     Example
     -------
     >>> col = StringColumn.from_strings(["a/b.wav", "", "ç.flac"])
-    >>> len(col), col[0], col[1], col[2]
+    >>> len(col), col[0], col[1], col[-1]
     (3, 'a/b.wav', '', 'ç.flac')
     >>> col.take([2, 0]).tolist()
     ['ç.flac', 'a/b.wav']
@@ -114,6 +114,10 @@ class StringColumn:
         return len(self.offsets) - 1
 
     def __getitem__(self, index: int) -> str:
+        index = int(index)
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"string index {index} out of range for a column of {len(self)}")
+        index %= len(self)
         start, end = self.offsets[index], self.offsets[index + 1]
         return self.blob[start:end].tobytes().decode("utf-8")
 

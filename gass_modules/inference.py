@@ -20,7 +20,9 @@ The separator's output order is arbitrary (it is trained with PIT), so each chun
 permuted to match the previous chunk on the ``O`` shared samples, by the PIT criterion of training
 (``pairwise_log_mse`` + ``best_permutation``), before overlap-add with complementary Hann ramps
 (``w_up[n] + w_down[n] = 1``), so a source stays on one output from the first chunk to the last.
-When channels are separated one by one, each channel's sources are first matched to channel 0's.
+When channels are separated one by one, each channel's sources are first matched to channel 0's
+by absolute cosine similarity (a source's level differs between channels); an order must win by
+1e-4 to replace the model's own.
 Memory is bounded by one chunk: files are read in sequential blocks (soundfile) and the stems
 written as they are produced.
 
@@ -35,6 +37,7 @@ Authors
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -64,6 +67,7 @@ FRAME_SECONDS = 0.1  # activity frames, for the seconds each source is active
 # Largest product of the gcd-reduced rates we resample between: torchaudio's sinc kernel has about
 # 13 * f_in/g * f_m/g taps, so rates without a common divisor (44101 Hz) would need gigabytes.
 _MAX_RATE_PRODUCT = 1 << 22
+_TIE_MARGIN = 1e-4  # cosine similarity by which another channel order must win
 _RESERVED_KEYS = ("modules", "pretrainer", "chunk_seconds", "chunk_overlap")
 _TOP_KEY = re.compile(r"^([A-Za-z_]\w*)\s*:", re.MULTILINE)
 _INFERENCE_YAML = """
@@ -704,7 +708,6 @@ class GASSSeparator(Pretrained):
                 raise ValueError(f"hparams {name}={getattr(self.hparams, name)!r} but the "
                                  f"separator has {name}={getattr(model, name)!r}; fix "
                                  f"{HPARAMS_FILE}")
-        self._resamplers: dict[tuple[int, int], torchaudio.transforms.Resample] = {}
 
     @classmethod
     def from_hparams(cls, source: str | os.PathLike, hparams_file: str = HPARAMS_FILE,
@@ -976,11 +979,8 @@ class GASSSeparator(Pretrained):
         return rate
 
     def _resampler(self, orig: int, new: int) -> torchaudio.transforms.Resample:
-        """A cached torchaudio resampler on the interface's device."""
-        key = (orig, new)
-        if key not in self._resamplers:
-            self._resamplers[key] = torchaudio.transforms.Resample(orig, new).to(self.device)
-        return self._resamplers[key]
+        """A torchaudio resampler on the interface's device (kernels cached per process)."""
+        return _cached_resampler(orig, new, str(self.device))
 
     def _plan(self, length: int, rate: int, chunk_seconds: float | None,
               overlap: float | None) -> _ChunkPlan:
@@ -1040,6 +1040,21 @@ class GASSSeparator(Pretrained):
             return best_permutation(cost.sum(0, keepdim=True)).expand(est.shape[0], -1)
         return best_permutation(cost)  # [C, S]
 
+    @staticmethod
+    def _match_channels(est: torch.Tensor) -> torch.Tensor:
+        """The permutation ``[C, S]`` that matches each channel's sources to channel 0's.
+
+        A source's image differs in level (panning) and polarity between channels, so the
+        criterion is scale-invariant: the absolute cosine similarity of the estimates over the
+        chunk, ``|<r_i, e_j>| / (|r_i| |e_j|)``, maximised over permutations.
+        """
+        unit = est / est.norm(dim=1, keepdim=True).clamp(min=1e-12)  # [C, n, S]
+        similarity = torch.einsum("ni,cnj->cij", unit[0], unit).abs()  # [C, S, S]
+        # keep the model's order unless another is better by a margin: channels whose estimates
+        # are indistinguishable (e.g. scaled copies) would otherwise be permuted by float noise
+        similarity = similarity + _TIE_MARGIN * torch.eye(est.shape[-1])
+        return best_permutation(-similarity)
+
     def _stream(self, reader: _ArrayReader | _FileReader, length: int, rate: int,
                 downmix: bool, joint: bool, chunk_seconds: float | None, overlap: float | None,
                 progress: bool, name: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -1062,7 +1077,7 @@ class GASSSeparator(Pretrained):
                 raise RuntimeError(f"{name}, chunk {k + 1}/{plan.count} at "
                                    f"{start / rate:.2f} s: {err}") from err
             if joint and est.shape[0] > 1:  # channels of one recording: match channel 0
-                est = permute(est, self._match(est[:1].expand_as(est), est, mix, joint=False))
+                est = permute(est, self._match_channels(est))
             if k > 0:  # keep each source on its output: match the previous chunk's tail
                 est = permute(est, self._match(reference, est[:, :ov], mix[:, :ov], joint))
                 est[:, :ov] = est[:, :ov] * w_up + tail
@@ -1073,6 +1088,12 @@ class GASSSeparator(Pretrained):
             else:
                 emit = length - start
             yield mix[:, :emit], est[:, :emit]
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_resampler(orig: int, new: int, device: str) -> torchaudio.transforms.Resample:
+    """torchaudio's windowed-sinc resampler; its kernel takes a while to build, so it is kept."""
+    return torchaudio.transforms.Resample(orig, new).to(device)
 
 
 def _scan_finite(handle: sf.SoundFile, name: str, block: int = 1 << 16) -> None:

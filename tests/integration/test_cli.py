@@ -1,0 +1,186 @@
+"""Integration tests of ``gass-separate`` (gass_modules.cli) and ``tools/export.py``.
+
+The model folder holds a gain separator (``g_s * x``), so every number in the JSON reports has a
+closed form: output ``s`` has energy ``20 log10(g_s)`` dB relative to the mixture.
+"""
+
+import importlib.metadata
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from gass_modules.cli import main
+from gass_modules.inference import ScaledCopies, save_model_folder
+
+ROOT = Path(__file__).resolve().parents[2]
+GAINS = [0.6, 0.3, 0.05, 0.0]  # -4.4, -10.5, -26 dB (silent at -20), -inf
+CARD = """
+sample_rate: 16000
+num_sources: 4
+separator: !new:gass_modules.inference.ScaledCopies
+    gains: [1.0, 1.0, 1.0, 1.0]
+    sample_rate: !ref <sample_rate>
+"""
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """A model folder with the gains above."""
+    folder = tmp_path_factory.mktemp("model")
+    return save_model_folder(ScaledCopies(GAINS, 16000), CARD, folder / "m")
+
+
+def tones(rate: int, seconds: float, channels: int) -> np.ndarray:
+    """``[T, C]`` tones under 4 kHz: the 16 kHz model round trip leaves them intact."""
+    t = np.arange(int(rate * seconds)) / rate
+    return np.stack([0.2 * np.sin(2 * np.pi * f * t) + 0.1 * np.sin(2 * np.pi * 3 * f * t)
+                     for f in (220.0 + 110 * c for c in range(channels))], axis=1)
+
+
+def write_inputs(folder: Path) -> dict:
+    """Good and bad inputs; returns name -> path."""
+    (folder / "sub").mkdir(parents=True)
+    paths = {
+        "a": folder / "a.wav",  # 44.1 kHz stereo PCM_16
+        "b": folder / "sub" / "b.flac",  # 22.05 kHz mono 24-bit FLAC
+        "c": folder / "c.ogg",  # 48 kHz 6 channels Vorbis
+        "empty": folder / "empty.wav",
+        "nan": folder / "nan.wav",
+        "header": folder / "header.wav",
+        "text": folder / "text.wav",
+    }
+    sf.write(paths["a"], tones(44100, 1.2, 2), 44100, subtype="PCM_16")
+    sf.write(paths["b"], tones(22050, 0.7, 1), 22050, subtype="PCM_24")
+    sf.write(paths["c"], tones(48000, 0.5, 6), 48000, format="OGG", subtype="VORBIS")
+    sf.write(paths["empty"], np.zeros((0, 1)), 8000)
+    nan = tones(8000, 0.5, 1).astype(np.float32)
+    nan[100] = np.nan
+    sf.write(paths["nan"], nan, 8000, subtype="FLOAT")
+    sf.write(paths["header"], tones(8000, 0.1, 1), 8000)
+    paths["header"].write_bytes(paths["header"].read_bytes()[:30])
+    paths["text"].write_text("not audio")
+    return paths
+
+
+def test_cli_separates_good_files_and_reports_bad_ones(tmp_path, model_dir, capsys):
+    """Good inputs are separated (names, rates, formats, JSON values); each bad one is reported
+    with its reason and the exit status is 1."""
+    paths = write_inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    argv = [str(tmp_path / "in"), str(tmp_path / "missing.wav"), "--model", str(model_dir),
+            "--out", str(out), "--chunk-seconds", "0.4", "--plot"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "3 file(s) separated, 5 failed" in err
+    assert f"{tmp_path / 'missing.wav'}: no such file or directory" in err
+    assert f"{paths['empty']}: expected audio, got 0 samples in {paths['empty']}" in err
+    assert f"{paths['nan']}: {paths['nan']} contains NaN or Inf samples (first at sample 100" in err
+    assert f"{paths['header']}: {paths['header']} is not a readable audio file" in err
+    assert f"{paths['text']}: {paths['text']} is not a readable audio file" in err
+
+    expected = {  # stem -> (folder, rate, channels, subtype, frames)
+        "a": (out, 44100, 1, "PCM_16", int(44100 * 1.2)),
+        "b": (out / "sub", 22050, 1, "PCM_24", int(22050 * 0.7)),
+        "c": (out, 48000, 1, "FLOAT", int(48000 * 0.5)),
+    }
+    for stem, (folder, rate, channels, subtype, frames) in expected.items():
+        assert sorted(p.name for p in folder.glob(f"{stem}*")) == [
+            f"{stem}.json", f"{stem}.png", f"{stem}_s1.wav", f"{stem}_s2.wav"]
+        for k in (1, 2):
+            info = sf.info(folder / f"{stem}_s{k}.wav")
+            assert (info.samplerate, info.channels, info.subtype, info.frames) == (
+                rate, channels, subtype, frames)
+        report = json.loads((folder / f"{stem}.json").read_text())
+        assert report["num_active"] == 2 and report["sample_rate"] == rate
+        assert [s["output"] for s in report["sources"]] == [1, 2, 3, 4]
+        assert [s["file"] for s in report["sources"]] == [f"{stem}_s1.wav", f"{stem}_s2.wav",
+                                                          None, None]
+        assert [s["active"] for s in report["sources"]] == [True, True, False, False]
+        energies = [s["energy_db"] for s in report["sources"]]
+        np.testing.assert_allclose(energies[:3], [20 * math.log10(g) for g in GAINS[:3]],
+                                   atol=0.05)
+        assert energies[3] is None  # -inf: an all-zero output
+        seconds = [s["active_seconds"] for s in report["sources"]]
+        assert seconds == pytest.approx([frames / rate] * 2 + [0.0, 0.0], abs=0.11)
+        assert (folder / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    mix = sf.read(paths["a"], dtype="float32")[0].mean(1)
+    stem = sf.read(out / "a_s1.wav", dtype="float32")[0]
+    np.testing.assert_allclose(stem[500:-500], GAINS[0] * mix[500:-500], atol=2e-3)
+    assert not list(out.rglob(".*partial*"))
+
+
+def test_cli_never_overwrites_without_flag(tmp_path, model_dir, capsys):
+    """A second run fails per file and leaves the outputs; --overwrite replaces them."""
+    sf.write(tmp_path / "x.wav", tones(16000, 0.3, 1), 16000, subtype="PCM_16")
+    argv = [str(tmp_path / "x.wav"), "--model", str(model_dir), "--out", str(tmp_path / "o")]
+    assert main(argv) == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "o").iterdir()}
+    assert sorted(before) == ["x.json", "x_s1.wav", "x_s2.wav"]
+    capsys.readouterr()
+    assert main(argv) == 1
+    assert "already exist" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in (tmp_path / "o").iterdir()} == before
+    assert main(argv + ["--overwrite", "--keep-silent"]) == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
+        "x.json", "x_s1.wav", "x_s2.wav", "x_s3.wav", "x_s4.wav"]
+
+
+def test_cli_channels_each_keeps_the_channels(tmp_path, model_dir):
+    """--channels each: stems keep the input's channels, each the gain times its channel."""
+    audio = tones(16000, 0.5, 2)
+    sf.write(tmp_path / "st.wav", audio, 16000, subtype="FLOAT")
+    assert main([str(tmp_path / "st.wav"), "--model", str(model_dir), "--out",
+                 str(tmp_path / "o"), "--channels", "each", "--device", "cpu"]) == 0
+    stem = sf.read(tmp_path / "o" / "st_s2.wav", dtype="float32")[0]
+    np.testing.assert_allclose(stem, GAINS[1] * audio, atol=1e-6)
+
+
+def test_cli_usage_errors(tmp_path, model_dir, capsys):
+    """Wrong options exit 2 through argparse; a missing model folder returns 2."""
+    for bad in (["--overlap", "0.8"], ["--chunk-seconds", "-1"], ["--channels", "left"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["x.wav", "--model", str(model_dir), "--out", str(tmp_path)] + bad)
+        assert exit_info.value.code == 2
+    assert main(["x.wav", "--model", str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
+    assert "model folder not found" in capsys.readouterr().err
+
+
+def test_console_script_is_installed():
+    """The gass-separate console script (setup.py) is installed and points at main."""
+    scripts = importlib.metadata.entry_points(group="console_scripts")
+    (entry,) = [e for e in scripts if e.name == "gass-separate"]
+    assert entry.value == "gass_modules.cli:main" and entry.load() is main
+    assert (Path(sys.executable).parent / "gass-separate").exists()
+
+
+def load_export_tool():
+    """tools/export.py as a module."""
+    spec = importlib.util.spec_from_file_location("gass_export", ROOT / "tools" / "export.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_export_matches_eager(tmp_path, model_dir, capsys):
+    """tools/export.py writes a program with a dynamic length that matches eager."""
+    export = load_export_tool()
+    out = tmp_path / "sep.pt2"
+    assert export.main([str(model_dir), "--out", str(out), "--max-seconds", "5"]) == 0
+    assert "max |exported - eager| = 0.00e+00" in capsys.readouterr().out
+    extra = {"gass.json": ""}
+    program = torch.export.load(out, extra_files=extra)
+    meta = json.loads(extra["gass.json"])
+    assert meta == {"sample_rate": 16000, "num_sources": 4, "stride": 1, "max_samples": 80000}
+    eager = ScaledCopies(GAINS, 16000)
+    for shape in ((1, 7), (3, 1234), (2, 80000)):
+        x = torch.randn(*shape)
+        torch.testing.assert_close(program.module()(x), eager(x).detach(), atol=0, rtol=0)
+    assert export.main([str(tmp_path / "no_model"), "--out", str(out)]) == 1
+    assert "model folder not found" in capsys.readouterr().err

@@ -866,9 +866,11 @@ def build_benchmark_sets(hparams: Mapping) -> dict:
     """The recipe's train, valid and test sets from its prepared manifests.
 
     Reads ``train_csv``, ``valid_csv``, ``test_csv``, ``data_folder`` (``$data_root``),
-    ``num_sources``, ``sample_rate``, ``segment_seconds`` (training crops) and
-    ``valid_segment_seconds`` (validation crops, None for whole recordings). The test set keeps
-    the recordings as they are (see ``load_benchmark_set``).
+    ``num_sources``, ``sample_rate``, ``segment_seconds`` (training crops),
+    ``valid_segment_seconds`` (validation crops, None for whole recordings), ``stems`` (the
+    test references) and ``train_repeats`` (random crops of each recording per epoch, default
+    1; give the training dataloader a ``collate_fn`` when above 1). The test set keeps the
+    recordings as they are (see ``load_benchmark_set``).
 
     Arguments
     ---------
@@ -894,9 +896,14 @@ def build_benchmark_sets(hparams: Mapping) -> dict:
         raise KeyError(f"the recipe lacks keys {missing}")
     replacements = {"data_root": str(hparams["data_folder"])}
     slots, rate = int(hparams["num_sources"]), int(hparams["sample_rate"])
+    train = load_benchmark_set(hparams["train_csv"], slots, rate, hparams["segment_seconds"],
+                               random_crop=True, replacements=replacements)
+    repeats = int(hparams.get("train_repeats", 1))
+    if repeats < 1:
+        raise ValueError(f"train_repeats must be a positive int, got {repeats}")
     return {
-        "train": load_benchmark_set(hparams["train_csv"], slots, rate, hparams["segment_seconds"],
-                                    random_crop=True, replacements=replacements),
+        # a few random crops of every recording per epoch (long tracks: MUSDB18, DnR)
+        "train": train if repeats == 1 else torch.utils.data.ConcatDataset([train] * repeats),
         "valid": load_benchmark_set(hparams["valid_csv"], slots, rate,
                                     hparams["valid_segment_seconds"], replacements=replacements),
         "test": load_benchmark_set(hparams["test_csv"], len(hparams["stems"]),

@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Recipe: FUSS universal sound separation, from scratch, fine-tuned from GASS, or GASS as is.
+
+The separator (a model card included by the hparams file, 4 outputs at 16 kHz) is trained by
+``gass_modules.finetune.BenchmarkBrain`` (``SeparationBrain``) with PIT on the thresholded
+log-MSE (the FUSS baseline's loss), and evaluated on the eval set with the FUSS protocol:
+multi-source SI-SNRi (MSi) and single-source SI-SNR (1S) (TDCN++ baseline: 9.8 dB MSi,
+35.5 dB 1S on the reverberant data).
+
+Usage::
+
+    # from scratch
+    python train.py hparams/tdanet_wav.yaml --data_folder=/data/fuss
+    # fine-tune a GASS checkpoint (model folder, CKPT+ folder or save/ folder of the GASS recipe)
+    python train.py hparams/tdanet_wav.yaml --data_folder=/data/fuss \
+        --pretrained_path=results/GASS/tdanet_wav/1234/model
+    # evaluate the GASS model folder as it is (4 outputs at 16 kHz), no training
+    python train.py hparams/tdanet_wav.yaml --data_folder=/data/fuss \
+        --pretrained_path=results/GASS/tdanet_wav/1234/model --no_tuning=True
+
+``data_folder`` holds ``ssdata_reverb/`` (or ``ssdata/``) as extracted from Zenodo (see
+``prepare.py`` and README.md).
+
+Authors
+ * gass developers 2026
+"""
+
+import logging
+import sys
+
+import speechbrain as sb
+from hyperpyyaml import load_hyperpyyaml
+from prepare import prepare_fuss
+from speechbrain.utils.distributed import run_on_main
+
+from gass_modules.brain import included_card
+from gass_modules.finetune import BenchmarkBrain, run_benchmark
+
+logger = logging.getLogger(__name__)
+
+
+def main(argv: list[str]) -> BenchmarkBrain:
+    """Parses the command line, prepares the manifests, then trains/fine-tunes and evaluates.
+
+    Arguments
+    ---------
+    argv : list of str
+        Command-line arguments (hparams file, then SpeechBrain run options and overrides).
+
+    Returns
+    -------
+    BenchmarkBrain
+        The brain after evaluation (``brain.scorer`` holds the results).
+    """
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.create_experiment_directory(experiment_directory=hparams["output_folder"],
+                                   hyperparams_to_save=hparams_file, overrides=overrides)
+    logger.info(f"seeded with {hparams['global_seed']} before building the model")
+    run_on_main(prepare_fuss, kwargs={
+        "data_folder": hparams["data_folder"], "save_folder": hparams["save_folder"],
+        "version": hparams["version"], "skip_prep": hparams["skip_prep"]})
+    return run_benchmark(hparams, run_opts, included_card(hparams_file, overrides, key="model"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

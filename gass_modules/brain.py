@@ -39,6 +39,7 @@ import math
 import os
 import re
 import shutil
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -847,7 +848,9 @@ class SeparationBrain(sb.Brain):
     each optimiser step), ``train_logger``, ``output_folder`` (evaluation outputs go to
     ``<output_folder>/eval`` unless ``eval_folder`` is given), ``sample_rate``, ``oracle``
     (e.g. :class:`IRMOracle`; evaluated beside the model), ``activity_db`` (-20),
-    ``eval_save_audio`` (3 mixtures) and ``eval_figures`` (2 mixtures). Run options
+    ``eval_save_audio`` (3 mixtures), ``eval_figures`` (2 mixtures) and ``max_train_minutes``
+    (a wall-clock budget: once spent, the current epoch stops, is validated and checkpointed, and
+    ``fit`` returns; through SpeechBrain's ``optimizer_step_limit``). Run options
     (``max_grad_norm``, ``precision``, ``ckpt_interval_steps``/``ckpt_interval_minutes``,
     ``nonfinite_patience``, ``debug``...) are SpeechBrain's. Add ``epoch_counter`` and
     ``separator`` to the checkpointer's recoverables in the yaml; the optimiser, the scheduler and
@@ -1085,10 +1088,41 @@ class SeparationBrain(sb.Brain):
                                    "to resume where it stopped")
 
     def on_fit_start(self) -> None:
-        """SpeechBrain's start (DDP wrap, optimiser, recovery) plus a log line on clipping."""
+        """SpeechBrain's start (DDP wrap, optimiser, recovery); starts the training clock."""
         super().on_fit_start()
+        self._fit_start_time = time.monotonic()
+        interval = (f"{self.ckpt_interval_minutes} min" if self.ckpt_interval_minutes > 0 else
+                    f"{self.ckpt_interval_steps} steps" if self.ckpt_interval_steps > 0 else "off")
         logger.info(f"gradient clipping at max_grad_norm={self.max_grad_norm}, precision "
-                    f"{self.precision}, {self.skipped_nonfinite} non-finite batches so far")
+                    f"{self.precision}, intra-epoch checkpoints: {interval}, "
+                    f"{self.skipped_nonfinite} non-finite batches so far")
+
+    def on_fit_batch_end(self, batch, outputs, loss, should_step) -> None:
+        """Ends training once ``max_train_minutes`` is spent (same decision on every rank).
+
+        Arguments
+        ---------
+        batch : speechbrain.dataio.batch.PaddedBatch
+            The batch just trained on.
+        outputs : torch.Tensor
+            Its estimates.
+        loss : torch.Tensor
+            Its loss.
+        should_step : bool
+            Whether the optimiser stepped.
+        """
+        budget = getattr(self.hparams, "max_train_minutes", None)
+        if budget is None or not should_step:
+            return
+        spent = (time.monotonic() - self._fit_start_time) / 60.0 >= float(budget)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            flag = torch.tensor([int(spent)], device=loss.device)
+            torch.distributed.broadcast(flag, src=0)  # rank 0's clock decides for everyone
+            spent = bool(flag.item())
+        if spent and self.optimizer_step_limit != self.optimizer_step:
+            logger.info(f"max_train_minutes={budget} spent after {self.optimizer_step} "
+                        "updates: finishing this epoch")
+            self.optimizer_step_limit = self.optimizer_step  # SpeechBrain stops the loops here
 
     def on_stage_start(self, stage, epoch=None) -> None:
         """Seeds the training stream (TRAIN) or resets the evaluation report (TEST).
@@ -1139,7 +1173,7 @@ class SeparationBrain(sb.Brain):
             _, lr = scheduler(loss)
             update_learning_rate(self.optimizer, lr)
         train_logger = getattr(self.hparams, "train_logger", None)
-        if train_logger is not None and if_main_process():
+        if train_logger is not None:  # log_stats is main-process-only and syncs ranks
             train_logger.log_stats(stats_meta={"epoch": epoch, "lr": lr},
                                    train_stats=self.train_stats,
                                    valid_stats=valid_stats or None)
@@ -1239,7 +1273,7 @@ class SeparationBrain(sb.Brain):
             (self.eval_folder / "summary.md").write_text(text)
             logger.info(f"evaluation report in {self.eval_folder}\n{summary}")
         train_logger = getattr(self.hparams, "train_logger", None)
-        if train_logger is not None and if_main_process():
+        if train_logger is not None:  # log_stats is main-process-only and syncs ranks
             train_logger.log_stats(stats_meta={"test": "final"},
                                    test_stats=self._headline(test_loss))
 

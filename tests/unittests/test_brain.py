@@ -472,3 +472,11 @@ def test_brain_rejects_bad_configuration_and_batches(tmp_path):
     brain, counter = make_brain(tmp_path, separator=GainSeparator(num_sources=3))
     with pytest.raises(ValueError, match="num_sources"):
         brain.fit(counter, loader(make_items(4)))
+
+
+def test_time_budget_stops_after_the_current_update(tmp_path):
+    """max_train_minutes=0: one update, then the epoch is validated, checkpointed, and fit ends."""
+    brain, counter = make_brain(tmp_path, epochs=5, max_train_minutes=0)
+    brain.fit(counter, loader(make_items(16)), valid_set=loader(make_items(4, seed=3)))
+    assert brain.optimizer_step == 1 and counter.current == 1
+    assert [c.meta["epoch"] for c in brain.checkpointer.list_checkpoints()] == [1]

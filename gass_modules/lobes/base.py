@@ -45,10 +45,7 @@ class Separator(nn.Module):
 
     def __init__(self, num_sources: int, sample_rate: int, stride: int) -> None:
         super().__init__()
-        for name, value in (("num_sources", num_sources), ("sample_rate", sample_rate),
-                            ("stride", stride)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_int(num_sources=num_sources, sample_rate=sample_rate, stride=stride)
         self.num_sources = num_sources
         self.sample_rate = sample_rate
         self.stride = stride
@@ -107,6 +104,28 @@ class Separator(nn.Module):
         length = mix.shape[-1]
         padded = nn.functional.pad(mix, (0, self.padded_length(length) - length))  # [B, L]
         return self.separate_padded(padded)[:, :length]  # [B, T, S]
+
+
+def check_positive_int(**values: int) -> None:
+    """Raises a ``ValueError`` naming the argument unless every value is a positive ``int``.
+
+    Arguments
+    ---------
+    **values : int
+        Argument names and values to check (``bool`` is rejected although it subclasses
+        ``int``).
+
+    Example
+    -------
+    >>> check_positive_int(num_sources=4, stride=32)
+    >>> check_positive_int(stride=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: stride must be a positive int, got 0
+    """
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def check_mixture(mix: torch.Tensor) -> None:

@@ -1,0 +1,565 @@
+"""TDANet (Li, Yang & Hu, ICLR 2023) as SpeechBrain lobes: TDANet-Wav and TDANet-STFT.
+
+"An efficient encoder-decoder architecture with top-down attention for speech separation".
+The masker of TDANet is one encoder-decoder block (:class:`UConvBlock`) unfolded ``num_blocks``
+times with shared weights. Inside the block (paper §3, Fig. 1-2), with ``S = depth``:
+
+* bottom-up: ``F_0 = DWConv(P(x))`` and ``F_i = DWConv_stride2(F_{i-1})`` for ``i = 1..S``,
+  i.e. ``S + 1`` scales of ``T / 2^i`` frames (depthwise convs + gLN);
+* global attention (GA): ``G = FFN(MHSA(sum_i pool(F_i)))``, the scales average-pooled to the
+  coarsest one (fixed factors ``2^(S - i)``), multi-head self-attention then a conv FFN;
+* top-down: ``F'_i = LA(F_i, G)`` injects ``G`` into every scale, then local attention layers
+  fuse coarse to fine, ``U_S = F'_S`` and ``U_i = LA(F'_i, U_{i+1})``, where
+  ``LA(x, y) = W_l(x) * sigmoid(W_a(y))↑ + W_g(y)↑`` (``↑``: nearest up-sampling by an exact
+  factor) and the output is ``R(U_0) + x``.
+
+Two known bugs of the official implementation are *not* reproduced: its
+``nn.MultiheadAttention`` is built without ``batch_first=True`` while fed ``[B, T, C]`` tensors,
+so it attends across the batch; and its first top-down fusion step takes the level below
+(``i - 1``) instead of the coarsest level. Down- and up-sampling use fixed factors, the frame
+count is padded to a multiple of ``2^S`` and the positional encoding is computed from
+``arange(T)`` in the graph, so the separators export with a dynamic length.
+
+Separators (``gass_modules.lobes.base.Separator``, ``[B, T] -> [B, T, S]``):
+
+* :class:`TDANetWav`: learned conv encoder, ReLU masks on the encoder features, transposed-conv
+  decoder (the paper's model; GASS uses a 1024-channel encoder);
+* :class:`TDANetSTFT`: STFT encoder, real+imag channels into the masker, complex masks on the
+  spectrogram, iSTFT decoder.
+
+Both expose ``encoder``, ``masker`` (:class:`TDANetMasker`, ``[B, N, T'] -> [S, B, N, T']``, the
+SpeechBrain ``Dual_Path_Model`` convention) and ``decoder``, so the masker composes with
+``speechbrain.lobes.models.dual_path.Encoder``/``Decoder`` (see :class:`TDANetMasker`).
+
+Authors
+ * gass developers 2026
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from gass_modules.lobes.base import Separator, check_positive_int
+from gass_modules.lobes.blocks import (
+    ConvDecoder,
+    ConvEncoder,
+    ConvNorm,
+    ISTFTDecoder,
+    STFTEncoder,
+    channels_to_complex,
+    complex_to_channels,
+    global_layer_norm,
+    pad_to_multiple,
+)
+
+MASK_ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "linear": nn.Identity}
+
+
+class SinusoidalPositions(nn.Module):
+    """Sinusoidal positional encoding (Vaswani et al. 2017) for ``[B, T, C]`` sequences.
+
+    Same values as SpeechBrain's ``PositionalEncoding`` (sin on even channels, cos on odd ones),
+    but computed from ``arange(T)`` instead of sliced from a table: a table caps the length (and
+    a cap of 65536 frames would cost 128 MiB at 512 channels), and slicing it puts a guard
+    ``T <= max_len`` on the length under ``torch.export``; this puts none.
+
+    Arguments
+    ---------
+    channels : int
+        Even embedding size ``C``.
+
+    Example
+    -------
+    >>> pe = SinusoidalPositions(4)(torch.zeros(2, 3, 4))
+    >>> pe.shape
+    torch.Size([1, 3, 4])
+    >>> pe[0, 1]
+    tensor([0.8415, 0.5403, 0.0100, 0.9999])
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        check_positive_int(channels=channels)
+        if channels % 2:
+            raise ValueError(f"positional encoding needs an even channel count, got {channels}")
+        inv_freq = torch.exp(torch.arange(0, channels, 2) * (-math.log(10000.0) / channels))
+        self.register_buffer("inv_freq", inv_freq, persistent=False)  # [C / 2]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Returns the encoding for the length of ``x``.
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            ``[B, T, C]`` sequence (only its length and device are used).
+
+        Returns
+        -------
+        torch.Tensor
+            ``[1, T, C]`` float32 encoding.
+        """
+        pos = torch.arange(x.shape[1], device=x.device, dtype=torch.float32)  # [T]
+        angles = pos[:, None] * self.inv_freq[None, :]  # [T, C / 2]
+        return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(1).unsqueeze(0)
+
+
+class GlobalAttention(nn.Module):
+    """The GA module: multi-head self-attention then a convolutional feed-forward network.
+
+    ``y = x + Dropout(MHSA(LN(x) + PE))`` over frames (``batch_first=True``: items never attend to
+    each other), then ``y + FFN(y)`` with ``FFN = ConvNorm(1x1) -> depthwise conv -> ReLU ->
+    Dropout -> ConvNorm(1x1) -> Dropout``.
+
+    Arguments
+    ---------
+    channels : int
+        Feature channels ``C`` (divisible by ``num_heads``, even).
+    num_heads : int
+        Attention heads.
+    ffn_factor : int
+        Hidden width of the FFN is ``ffn_factor * C``.
+    kernel_size : int
+        Kernel of the FFN's depthwise conv (odd).
+    dropout : float
+        Dropout in the attention and the FFN.
+
+    Example
+    -------
+    >>> ga = GlobalAttention(channels=16, num_heads=4)
+    >>> ga(torch.randn(2, 16, 10)).shape
+    torch.Size([2, 16, 10])
+    """
+
+    def __init__(self, channels: int, num_heads: int = 8, ffn_factor: int = 2,
+                 kernel_size: int = 5, dropout: float = 0.1) -> None:
+        super().__init__()
+        check_positive_int(channels=channels, num_heads=num_heads, ffn_factor=ffn_factor)
+        if channels % num_heads:
+            raise ValueError(f"channels ({channels}) must be divisible by num_heads "
+                             f"({num_heads})")
+        hidden = ffn_factor * channels
+        self.norm = nn.LayerNorm(channels)
+        self.positions = SinusoidalPositions(channels)
+        self.attention = nn.MultiheadAttention(channels, num_heads, dropout=dropout,
+                                               batch_first=True)
+        self.attention_dropout = nn.Dropout(dropout)
+        self.ffn = nn.Sequential(
+            ConvNorm(channels, hidden, 1, bias=False),
+            nn.Conv1d(hidden, hidden, kernel_size, padding=(kernel_size - 1) // 2, groups=hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            ConvNorm(hidden, channels, 1, bias=False),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Applies self-attention over frames, then the FFN, both with residuals.
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            ``[B, C, T]`` features (the coarsest scale).
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, C, T]`` global features ``G``.
+        """
+        seq = x.transpose(1, 2)  # [B, T, C]
+        query = self.norm(seq)
+        query = query + self.positions(query).to(query.dtype)
+        attended, _ = self.attention(query, query, query, need_weights=False)  # [B, T, C]
+        x = (seq + self.attention_dropout(attended)).transpose(1, 2)  # [B, C, T]
+        return x + self.ffn(x)
+
+
+class LocalAttention(nn.Module):
+    """The LA layer: a coarse input gates and shifts a finer one.
+
+    ``LA(x, y) = W_l(x) * sigmoid(W_a(y))↑r + W_g(y)↑r`` where each ``W`` is a depthwise conv +
+    gLN and ``↑r`` repeats every coarse frame ``r`` times (nearest up-sampling by an exact
+    factor, so the fine length is never computed in Python).
+
+    Arguments
+    ---------
+    channels : int
+        Feature channels ``C``.
+    kernel_size : int
+        Odd kernel of the depthwise convs.
+
+    Example
+    -------
+    >>> la = LocalAttention(channels=8, kernel_size=5)
+    >>> la(torch.randn(2, 8, 12), torch.randn(2, 8, 3), factor=4).shape
+    torch.Size([2, 8, 12])
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 5) -> None:
+        super().__init__()
+        check_positive_int(channels=channels, kernel_size=kernel_size)
+        self.local = ConvNorm(channels, channels, kernel_size, groups=channels, bias=False)
+        self.gate = ConvNorm(channels, channels, kernel_size, groups=channels, bias=False)
+        self.shift = ConvNorm(channels, channels, kernel_size, groups=channels, bias=False)
+
+    def forward(self, fine: torch.Tensor, coarse: torch.Tensor, factor: int) -> torch.Tensor:
+        """Modulates ``fine`` by ``coarse``.
+
+        Arguments
+        ---------
+        fine : torch.Tensor
+            ``[B, C, T]`` lateral (finer) features.
+        coarse : torch.Tensor
+            ``[B, C, T / factor]`` top-down (coarser) features.
+        factor : int
+            Exact length ratio (a constant of the architecture, not read from shapes).
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, C, T]`` fused features.
+        """
+        gate = torch.sigmoid(self.gate(coarse)).repeat_interleave(factor, dim=-1)  # [B, C, T]
+        shift = self.shift(coarse).repeat_interleave(factor, dim=-1)  # [B, C, T]
+        return self.local(fine) * gate + shift
+
+
+class UConvBlock(nn.Module):
+    """One TDANet encoder-decoder block (bottom-up, GA, top-down LA) with a residual.
+
+    Arguments
+    ---------
+    channels : int
+        Input/output channels ``B`` (the bottleneck width).
+    hidden_channels : int
+        Width ``H`` of the multi-scale features.
+    depth : int
+        Number of stride-2 down-samplings ``S`` (``S + 1`` scales); the input length must be a
+        multiple of ``2^S``.
+    kernel_size : int
+        Odd kernel of the depthwise convs and of the cascaded LA layers.
+    num_heads : int
+        Attention heads of the GA module.
+    ffn_factor : int
+        FFN width factor of the GA module.
+    dropout : float
+        Dropout of the GA module.
+
+    Example
+    -------
+    >>> block = UConvBlock(channels=8, hidden_channels=16, depth=2, num_heads=4)
+    >>> block(torch.randn(2, 8, 12)).shape
+    torch.Size([2, 8, 12])
+    """
+
+    def __init__(self, channels: int, hidden_channels: int, depth: int = 4,
+                 kernel_size: int = 5, num_heads: int = 8, ffn_factor: int = 2,
+                 dropout: float = 0.1) -> None:
+        super().__init__()
+        check_positive_int(channels=channels, hidden_channels=hidden_channels, depth=depth)
+        self.depth = depth
+        h = hidden_channels
+        self.project = ConvNorm(channels, h, 1, activation=True)
+        self.down = nn.ModuleList(
+            [ConvNorm(h, h, kernel_size, stride=1 if i == 0 else 2, groups=h)
+             for i in range(depth + 1)]
+        )
+        self.global_attention = GlobalAttention(h, num_heads, ffn_factor, kernel_size, dropout)
+        self.inject = nn.ModuleList([LocalAttention(h, 1) for _ in range(depth + 1)])
+        self.top_down = nn.ModuleList([LocalAttention(h, kernel_size) for _ in range(depth)])
+        self.residual = nn.Conv1d(h, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Runs the block.
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            ``[B, C, T]`` features, ``T`` a multiple of ``2^depth``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, C, T]`` features.
+        """
+        scales = [self.down[0](self.project(x))]  # F_0: [B, H, T]
+        for i in range(1, self.depth + 1):
+            scales.append(self.down[i](scales[-1]))  # F_i: [B, H, T / 2^i]
+        pooled = scales[-1]
+        for i in range(self.depth):
+            factor = 2 ** (self.depth - i)
+            pooled = pooled + nn.functional.avg_pool1d(scales[i], factor, factor)
+        glob = self.global_attention(pooled)  # G: [B, H, T / 2^S]
+        fused = [self.inject[i](f, glob, 2 ** (self.depth - i)) for i, f in enumerate(scales)]
+        out = fused[-1]  # U_S = F'_S: the coarsest level starts the top-down path
+        for i in range(self.depth - 1, -1, -1):
+            out = self.top_down[i](fused[i], out, 2)  # U_i = LA(F'_i, U_{i+1})
+        return self.residual(out) + x
+
+
+class TDANetMasker(nn.Module):
+    """TDANet's masker: gLN, bottleneck, the unfolded UConv block, mask estimation.
+
+    ``x_0 = Conv1x1(gLN(w))``, ``x_1 = U(x_0)``, ``x_{k+1} = U(PReLU(DW1x1(x_0 + x_k)))`` for
+    ``num_blocks`` applications of the same block ``U``, then ``masks = act(Conv1x1(PReLU(x)))``.
+    Any frame count works: frames are zero-padded to a multiple of ``2^depth`` and cropped back.
+
+    Arguments
+    ---------
+    enc_channels : int
+        Channels ``N`` of the encoder features (and of each mask).
+    num_sources : int
+        Number of masks ``S``.
+    bottleneck_channels : int
+        Bottleneck width ``B``.
+    hidden_channels : int
+        Width ``H`` inside the UConv block.
+    depth : int
+        Down-samplings ``S`` inside the block.
+    num_blocks : int
+        Times the shared block is applied.
+    kernel_size : int
+        Odd depthwise kernel size.
+    num_heads : int
+        Attention heads.
+    ffn_factor : int
+        FFN width factor of the GA module.
+    dropout : float
+        Dropout of the GA module.
+    mask_activation : str
+        ``"relu"`` (the paper), ``"sigmoid"``, ``"tanh"`` or ``"linear"`` (complex masks).
+
+    Example
+    -------
+    Composed with SpeechBrain's encoder and decoder, as SepFormer's recipe composes its masker:
+
+    >>> from speechbrain.lobes.models.dual_path import Decoder, Encoder
+    >>> encoder = Encoder(kernel_size=16, out_channels=64)
+    >>> masker = TDANetMasker(enc_channels=64, num_sources=2, bottleneck_channels=16,
+    ...                       hidden_channels=32, depth=2, num_blocks=2, num_heads=4)
+    >>> decoder = Decoder(in_channels=64, out_channels=1, kernel_size=16, stride=8, bias=False)
+    >>> mix = torch.randn(3, 1000)
+    >>> feats = encoder(mix)  # [B, N, T'], T' = 124 (not a multiple of 4)
+    >>> masks = masker(feats)  # [S, B, N, T']
+    >>> masks.shape
+    torch.Size([2, 3, 64, 124])
+    >>> est = torch.stack([decoder(feats * m) for m in masks], dim=-1)  # [B, T, S]
+    >>> est.shape
+    torch.Size([3, 1000, 2])
+    """
+
+    def __init__(self, enc_channels: int, num_sources: int, bottleneck_channels: int = 128,
+                 hidden_channels: int = 512, depth: int = 4, num_blocks: int = 16,
+                 kernel_size: int = 5, num_heads: int = 8, ffn_factor: int = 2,
+                 dropout: float = 0.1, mask_activation: str = "relu") -> None:
+        super().__init__()
+        check_positive_int(enc_channels=enc_channels, num_sources=num_sources,
+                        bottleneck_channels=bottleneck_channels, num_blocks=num_blocks)
+        if mask_activation not in MASK_ACTIVATIONS:
+            raise ValueError(f"mask_activation must be one of {sorted(MASK_ACTIVATIONS)}, got "
+                             f"{mask_activation!r}")
+        self.enc_channels = enc_channels
+        self.num_sources = num_sources
+        self.num_blocks = num_blocks
+        self.multiple = 2 ** depth
+        self.norm = global_layer_norm(enc_channels)
+        self.bottleneck = nn.Conv1d(enc_channels, bottleneck_channels, 1)
+        self.block = UConvBlock(bottleneck_channels, hidden_channels, depth, kernel_size,
+                                num_heads, ffn_factor, dropout)
+        # Re-injects the block input before every application after the first (absent when the
+        # block runs once, so that every parameter is used).
+        self.reinject = nn.Sequential(
+            nn.Conv1d(bottleneck_channels, bottleneck_channels, 1, groups=bottleneck_channels),
+            nn.PReLU(),
+        ) if num_blocks > 1 else None
+        self.mask = nn.Sequential(
+            nn.PReLU(), nn.Conv1d(bottleneck_channels, num_sources * enc_channels, 1)
+        )
+        self.mask_activation = MASK_ACTIVATIONS[mask_activation]()
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        """Estimates one mask per source.
+
+        Arguments
+        ---------
+        feats : torch.Tensor
+            ``[B, N, T']`` encoder features, any ``T' >= 1``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[S, B, N, T']`` masks.
+        """
+        if not isinstance(feats, torch.Tensor) or feats.dim() != 3 or (
+                feats.shape[1] != self.enc_channels):
+            raise ValueError(f"expected encoder features [B, {self.enc_channels}, T'], got "
+                             f"{tuple(getattr(feats, 'shape', ()))}")
+        frames = feats.shape[-1]
+        x0 = pad_to_multiple(self.bottleneck(self.norm(feats)), self.multiple)  # [B, B_c, T'']
+        x = self.block(x0)
+        for _ in range(self.num_blocks - 1):
+            x = self.block(self.reinject(x0 + x))
+        masks = self.mask_activation(self.mask(x)[..., :frames])  # [B, S * N, T']
+        return masks.unflatten(1, (self.num_sources, self.enc_channels)).transpose(0, 1)
+
+
+class TDANetWav(Separator):
+    """TDANet-Wav: learned conv encoder, TDANet masker, transposed-conv decoder.
+
+    ``w = Enc(x)`` (``N`` channels, hop ``enc_stride``), ``m_s = Masker(w)_s``,
+    ``ŝ_s = Dec(w * m_s)``. The total stride is ``enc_stride * 2^depth``, so the encoder frame
+    count is always a multiple of ``2^depth``.
+
+    Arguments
+    ---------
+    num_sources : int
+        Output sources ``S`` (GASS: 4).
+    sample_rate : int
+        Sample rate in Hz.
+    enc_channels : int
+        Encoder basis size ``N`` (GASS: 1024).
+    enc_kernel_size : int
+        Encoder window in samples.
+    enc_stride : int
+        Encoder hop in samples (``enc_kernel_size - enc_stride`` even).
+    bottleneck_channels : int
+        Bottleneck width.
+    hidden_channels : int
+        UConv width.
+    depth : int
+        Down-samplings per block.
+    num_blocks : int
+        Unfolded applications of the shared block.
+    kernel_size : int
+        Depthwise kernel size.
+    num_heads : int
+        Attention heads.
+    ffn_factor : int
+        FFN width factor.
+    dropout : float
+        Dropout of the GA module.
+    mask_activation : str
+        Mask non-linearity (see :class:`TDANetMasker`).
+
+    Example
+    -------
+    >>> model = TDANetWav(num_sources=2, sample_rate=8000, enc_channels=32, enc_kernel_size=16,
+    ...                   enc_stride=8, bottleneck_channels=16, hidden_channels=32, depth=2,
+    ...                   num_blocks=2, num_heads=4).eval()
+    >>> model.stride
+    32
+    >>> model(torch.randn(2, 1001)).shape
+    torch.Size([2, 1001, 2])
+    """
+
+    def __init__(self, num_sources: int = 4, sample_rate: int = 16000, enc_channels: int = 1024,
+                 enc_kernel_size: int = 64, enc_stride: int = 16, bottleneck_channels: int = 128,
+                 hidden_channels: int = 512, depth: int = 4, num_blocks: int = 16,
+                 kernel_size: int = 5, num_heads: int = 8, ffn_factor: int = 2,
+                 dropout: float = 0.1, mask_activation: str = "relu") -> None:
+        check_positive_int(enc_stride=enc_stride, depth=depth)
+        super().__init__(num_sources, sample_rate, enc_stride * 2 ** depth)
+        self.encoder = ConvEncoder(enc_channels, enc_kernel_size, enc_stride)
+        self.masker = TDANetMasker(enc_channels, num_sources, bottleneck_channels,
+                                   hidden_channels, depth, num_blocks, kernel_size, num_heads,
+                                   ffn_factor, dropout, mask_activation)
+        self.decoder = ConvDecoder(enc_channels, enc_kernel_size, enc_stride)
+
+    def separate_padded(self, mix: torch.Tensor) -> torch.Tensor:
+        """Separates a mixture whose length is a multiple of ``stride``.
+
+        Arguments
+        ---------
+        mix : torch.Tensor
+            ``[B, L]`` mixture.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, L, S]`` estimated sources.
+        """
+        feats = self.encoder(mix)  # [B, N, L / enc_stride]
+        masks = self.masker(feats)  # [S, B, N, L / enc_stride]
+        return self.decoder(masks * feats).permute(1, 2, 0)  # [S, B, L] -> [B, L, S]
+
+
+class TDANetSTFT(Separator):
+    """TDANet-STFT: STFT encoder, TDANet masker on real+imag channels, complex masks, iSTFT.
+
+    ``X = STFT(x)`` (``[B, F, N]``), ``M_s = Masker([Re X; Im X])_s`` read as complex masks
+    (first ``F`` channels real, last ``F`` imaginary), ``ŝ_s = iSTFT(M_s * X)``. The total stride
+    is ``hop_length * 2^depth``; the ``L / hop + 1`` frames are padded to a multiple of
+    ``2^depth`` inside the masker.
+
+    Arguments
+    ---------
+    num_sources : int
+        Output sources ``S`` (GASS: 4).
+    sample_rate : int
+        Sample rate in Hz.
+    n_fft : int
+        FFT size (Hann window of the same length); ``F = n_fft // 2 + 1``.
+    hop_length : int
+        STFT hop in samples (at most ``n_fft // 2``).
+    bottleneck_channels : int
+        Bottleneck width.
+    hidden_channels : int
+        UConv width.
+    depth : int
+        Down-samplings per block.
+    num_blocks : int
+        Unfolded applications of the shared block.
+    kernel_size : int
+        Depthwise kernel size.
+    num_heads : int
+        Attention heads.
+    ffn_factor : int
+        FFN width factor.
+    dropout : float
+        Dropout of the GA module.
+    mask_activation : str
+        Applied to the real and imaginary mask parts; ``"linear"`` (unbounded complex masks)
+        by default.
+
+    Example
+    -------
+    >>> model = TDANetSTFT(num_sources=2, sample_rate=8000, n_fft=64, hop_length=16,
+    ...                    bottleneck_channels=16, hidden_channels=32, depth=2, num_blocks=2,
+    ...                    num_heads=4).eval()
+    >>> model.stride
+    64
+    >>> model(torch.randn(2, 1001)).shape
+    torch.Size([2, 1001, 2])
+    """
+
+    def __init__(self, num_sources: int = 4, sample_rate: int = 16000, n_fft: int = 512,
+                 hop_length: int = 128, bottleneck_channels: int = 128,
+                 hidden_channels: int = 512, depth: int = 4, num_blocks: int = 16,
+                 kernel_size: int = 5, num_heads: int = 8, ffn_factor: int = 2,
+                 dropout: float = 0.1, mask_activation: str = "linear") -> None:
+        check_positive_int(hop_length=hop_length, depth=depth)
+        super().__init__(num_sources, sample_rate, hop_length * 2 ** depth)
+        self.encoder = STFTEncoder(n_fft, hop_length)
+        self.masker = TDANetMasker(2 * self.encoder.num_bins, num_sources, bottleneck_channels,
+                                   hidden_channels, depth, num_blocks, kernel_size, num_heads,
+                                   ffn_factor, dropout, mask_activation)
+        self.decoder = ISTFTDecoder(n_fft, hop_length)
+
+    def separate_padded(self, mix: torch.Tensor) -> torch.Tensor:
+        """Separates a mixture whose length is a multiple of ``stride``.
+
+        Arguments
+        ---------
+        mix : torch.Tensor
+            ``[B, L]`` mixture.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, L, S]`` estimated sources.
+        """
+        spec = self.encoder(mix)  # [B, F, N] complex
+        masks = channels_to_complex(self.masker(complex_to_channels(spec)))  # [S, B, F, N]
+        return self.decoder(masks * spec).permute(1, 2, 0)  # [S, B, L] -> [B, L, S]

@@ -40,7 +40,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +49,7 @@ import soundfile as sf
 import speechbrain as sb
 import torch
 from hyperpyyaml import resolve_references
+from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.dataio.dataloader import LoopedLoader
 from speechbrain.nnet.schedulers import NewBobScheduler, ReduceLROnPlateau, update_learning_rate
 from speechbrain.utils.checkpoints import Checkpoint, Checkpointer
@@ -104,13 +105,15 @@ class AtomicCheckpointer(Checkpointer):
         super().__init__(checkpoints_dir, recoverables, *args, **kwargs)
         self._staging_dir: Path | None = None
 
-    def _custom_checkpoint_dirpath(self, name):
+    def _custom_checkpoint_dirpath(self, name: str) -> Path:
         # While a save is in flight the parent class is handed the staging folder as "custom" path.
         if self._staging_dir is not None:
             return self._staging_dir
         return super()._custom_checkpoint_dirpath(name)
 
-    def save_checkpoint(self, meta=None, end_of_epoch=True, name=None, verbosity=logging.INFO):
+    def save_checkpoint(self, meta: Mapping | None = None, end_of_epoch: bool = True,
+                        name: str | None = None, verbosity: int = logging.INFO
+                        ) -> Checkpoint | None:
         """Saves a checkpoint atomically (staging folder, fsync, rename).
 
         Arguments
@@ -157,8 +160,11 @@ class AtomicCheckpointer(Checkpointer):
         ddp_barrier()
         return result
 
-    def delete_checkpoints(self, *, num_to_keep=1, min_keys=None, max_keys=None,
-                           importance_keys=None, ckpt_predicate=None, verbosity=logging.INFO):
+    def delete_checkpoints(self, *, num_to_keep: int = 1, min_keys: list[str] | None = None,
+                           max_keys: list[str] | None = None,
+                           importance_keys: list[Callable] | None = None,
+                           ckpt_predicate: Callable | None = None,
+                           verbosity: int = logging.INFO) -> None:
         """Deletes all but the most important checkpoints, each by an atomic rename first.
 
         Same selection rules as ``Checkpointer.delete_checkpoints`` (``num_to_keep`` per
@@ -891,8 +897,10 @@ class SeparationBrain(sb.Brain):
     tensor(True)
     """
 
-    def __init__(self, modules=None, opt_class=None, hparams=None, run_opts=None,
-                 checkpointer=None) -> None:
+    def __init__(self, modules: Mapping[str, nn.Module] | None = None,
+                 opt_class: Callable | None = None, hparams: Mapping | None = None,
+                 run_opts: Mapping | None = None, checkpointer: Checkpointer | None = None
+                 ) -> None:
         if not modules or "separator" not in modules:
             raise ValueError(f"SeparationBrain needs modules['separator'], got modules "
                              f"{sorted(modules or {})}")
@@ -911,7 +919,7 @@ class SeparationBrain(sb.Brain):
         self._eval_examples = 0
 
     # -- training -------------------------------------------------------------------------------
-    def compute_forward(self, batch, stage) -> torch.Tensor:
+    def compute_forward(self, batch: PaddedBatch, stage: sb.Stage) -> torch.Tensor:
         """Separates the batch's mixtures with ``self.modules.separator``.
 
         Arguments
@@ -932,7 +940,8 @@ class SeparationBrain(sb.Brain):
                              "mixer must yield mono mixtures of shape [T]")
         return self.modules.separator(mix)  # [B, T, S]
 
-    def compute_objectives(self, predictions, batch, stage) -> torch.Tensor:
+    def compute_objectives(self, predictions: torch.Tensor, batch: PaddedBatch,
+                           stage: sb.Stage) -> torch.Tensor:
         """PIT thresholded log-MSE averaged over the batch (and test-set scoring at TEST).
 
         The loss is computed in float32 with autocast disabled, whatever the training precision.
@@ -969,7 +978,7 @@ class SeparationBrain(sb.Brain):
             loss = self.hparams.loss(targets.float(), predictions.float(), mix.float())  # [B]
         return loss.mean()
 
-    def fit_batch(self, batch) -> torch.Tensor:
+    def fit_batch(self, batch: PaddedBatch) -> torch.Tensor:
         """One training step; a non-finite loss skips backward and update on every rank.
 
         Arguments
@@ -1038,8 +1047,9 @@ class SeparationBrain(sb.Brain):
         if scheduler is not None and not any(obj is scheduler for obj in known.values()):
             self.checkpointer.add_recoverable("lr_scheduler", scheduler)
 
-    def fit(self, epoch_counter, train_set, valid_set=None, progressbar=None,
-            train_loader_kwargs=None, valid_loader_kwargs=None) -> None:
+    def fit(self, epoch_counter: Iterable[int], train_set, valid_set=None,
+            progressbar: bool | None = None, train_loader_kwargs: Mapping | None = None,
+            valid_loader_kwargs: Mapping | None = None) -> None:
         """``sb.Brain.fit``, plus epoch seeding of iterable training streams.
 
         For a training set with ``set_epoch`` (``gass_modules.dataio.mixer.MixtureStream``) the
@@ -1097,7 +1107,8 @@ class SeparationBrain(sb.Brain):
                     f"{self.precision}, intra-epoch checkpoints: {interval}, "
                     f"{self.skipped_nonfinite} non-finite batches so far")
 
-    def on_fit_batch_end(self, batch, outputs, loss, should_step) -> None:
+    def on_fit_batch_end(self, batch: PaddedBatch, outputs: torch.Tensor, loss: torch.Tensor,
+                         should_step: bool) -> None:
         """Ends training once ``max_train_minutes`` is spent (same decision on every rank).
 
         Arguments
@@ -1124,7 +1135,7 @@ class SeparationBrain(sb.Brain):
                         "updates: finishing this epoch")
             self.optimizer_step_limit = self.optimizer_step  # SpeechBrain stops the loops here
 
-    def on_stage_start(self, stage, epoch=None) -> None:
+    def on_stage_start(self, stage: sb.Stage, epoch: int | None = None) -> None:
         """Seeds the training stream (TRAIN) or resets the evaluation report (TEST).
 
         Arguments
@@ -1141,7 +1152,7 @@ class SeparationBrain(sb.Brain):
             self.report = SeparationReport(num_slots=int(num))
             self._eval_examples = 0
 
-    def on_stage_end(self, stage, stage_loss, epoch=None) -> None:
+    def on_stage_end(self, stage: sb.Stage, stage_loss: float, epoch: int | None = None) -> None:
         """Logs, schedules, checkpoints (TRAIN/VALID) or writes the evaluation report (TEST).
 
         Arguments
@@ -1162,7 +1173,7 @@ class SeparationBrain(sb.Brain):
         else:
             self._write_report(stage_loss)
 
-    def _end_of_epoch(self, epoch, loss: float, valid_stats: dict) -> None:
+    def _end_of_epoch(self, epoch: int, loss: float, valid_stats: dict) -> None:
         """Scheduler update (epoch-level), logging and the end-of-epoch checkpoint."""
         scheduler = getattr(self.hparams, "lr_scheduler", None)
         lr = self.optimizer.param_groups[0]["lr"] if self.opt_class is not None else None
@@ -1190,7 +1201,7 @@ class SeparationBrain(sb.Brain):
             folder = Path(getattr(self.hparams, "output_folder", ".")) / "eval"
         return Path(folder)
 
-    def _score_batch(self, batch, estimates: torch.Tensor) -> None:
+    def _score_batch(self, batch: PaddedBatch, estimates: torch.Tensor) -> None:
         """Scores one test batch (model and oracle) and writes the first examples' audio/figures."""
         mix = batch.mix.data.to(estimates.device).float()  # [B, T]
         targets = batch.targets.data.to(estimates.device).float()  # [B, T, S]

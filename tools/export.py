@@ -17,7 +17,8 @@ extra files records ``sample_rate``, ``num_sources`` and ``stride``. Load it wit
 Before saving, the program is run on lengths other than the traced one and compared with the
 eager separator; a mismatch is an error. ONNX (``--onnx``) needs the ``onnx`` and ``onnxscript``
 packages (not part of the pinned stack: ``pip install onnx onnxscript``); the ONNX graph is checked
-with ``onnxruntime`` when that is installed too.
+with ``onnxruntime`` when that is installed too. ``torch.onnx`` has no complex dtypes, so models
+that mask an STFT inside the graph (TDANet-STFT, BSRNN) export to ``.pt2`` but not to ONNX.
 
 Authors
  * gass developers 2026
@@ -137,7 +138,8 @@ def export_model_folder(model_dir: str | Path, out: str | Path, onnx: str | Path
     Returns
     -------
     dict
-        ``file``, ``sample_rate``, ``num_sources``, ``stride``, ``max_abs_error``, ``onnx``.
+        ``file``, ``sample_rate``, ``num_sources``, ``stride``, ``max_samples``,
+        ``max_abs_error``, ``onnx`` (what was done) and ``onnx_error`` (why ONNX failed).
     """
     interface = GASSSeparator.from_hparams(source=model_dir, run_opts={"device": "cpu"})
     separator = interface.mods.separator.eval()
@@ -160,9 +162,13 @@ def export_model_folder(model_dir: str | Path, out: str | Path, onnx: str | Path
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.export.save(program, out, extra_files={"gass.json": json.dumps(meta)})
-    report = {"file": str(out), **meta, "max_abs_error": error, "onnx": None}
+    report = {"file": str(out), **meta, "max_abs_error": error, "onnx": None, "onnx_error": None}
     if onnx is not None:
-        report["onnx"] = export_onnx(program, separator, Path(onnx))
+        try:
+            report["onnx"] = export_onnx(program, separator, Path(onnx))
+        except Exception as err:  # e.g. torch.onnx has no complex dtypes (STFT-domain models)
+            first = next((ln for ln in str(err).splitlines() if ln.strip()), "")
+            report["onnx_error"] = f"{type(err).__name__}: {first}"
     return report
 
 
@@ -177,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 1 when the export failed or does not match eager.
+        0 on success, 1 when the export failed, does not match eager, or ONNX was asked for and
+        failed (the ``.pt2`` file is written before ONNX is tried).
     """
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model_dir", help="model folder (hyperparams.yaml + separator.ckpt)")
@@ -196,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
           f"max |exported - eager| = {report['max_abs_error']:.2e}")
     if report["onnx"]:
         print(report["onnx"])
+    if report["onnx_error"]:
+        print(f"ONNX export failed (the .pt2 file was written): {report['onnx_error']}",
+              file=sys.stderr)
+        return 1
     return 0
 
 

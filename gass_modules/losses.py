@@ -169,11 +169,27 @@ class _GramStats(torch.autograd.Function):
         grad_targets = grad_estimates = None
         if ctx.needs_input_grad[1]:
             grad_estimates = torch.bmm(targets, grad_cross)  # [B, T, S]
-            grad_estimates.addcmul_(estimates, 2.0 * grad_energies.unsqueeze(1))
+            _add_scaled_sources_(grad_estimates, estimates, 2.0 * grad_energies)
         if ctx.needs_input_grad[0]:
             grad_targets = torch.bmm(targets, grad_gram + grad_gram.transpose(1, 2))
             grad_targets += torch.bmm(estimates, grad_cross.transpose(1, 2))  # [B, T, S]
         return grad_targets, grad_estimates
+
+
+def _add_scaled_sources_(out: torch.Tensor, x: torch.Tensor, scale: torch.Tensor) -> None:
+    """``out += x * scale[:, None, :]`` in place, for ``[B, T, S]`` tensors and ``scale [B, S]``.
+
+    The plain broadcast runs an inner loop of only ``S = 4`` elements; viewing ``k`` time steps
+    as one row (``[B, T/k, k·S]`` times a tiled ``[B, 1, k·S]`` scale) lets the CPU kernel
+    vectorise, about 3x faster here. Non-contiguous inputs take the plain broadcast.
+    """
+    batch, length, sources = x.shape
+    if not (x.is_contiguous() and out.is_contiguous()):
+        out.addcmul_(x, scale.unsqueeze(1))
+        return
+    k = math.gcd(length, 16)
+    shape = (batch, length // k, k * sources)
+    out.view(shape).addcmul_(x.view(shape), scale.repeat(1, k).unsqueeze(1))
 
 
 def _log_mse_matrix(targets: torch.Tensor, estimates: torch.Tensor,

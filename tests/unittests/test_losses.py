@@ -235,6 +235,21 @@ def test_gradient_matches_float64_direct_formula():
     torch.testing.assert_close(estimates.grad.double(), est64.grad, rtol=1e-3, atol=1e-6)
 
 
+@pytest.mark.parametrize("length", [999, 1024])
+def test_gradient_is_the_same_for_any_layout_and_length(length):
+    """Odd lengths and non-contiguous estimates ([B, S, T] outputs transposed) give the same
+    gradient as the contiguous float64 autograd reference."""
+    targets, estimates = make_batch(length=length, silent=[(0, 2)])
+    source_major = estimates.transpose(1, 2).contiguous().requires_grad_(True)  # [B, S, T]
+    pit_log_mse(targets, source_major.transpose(1, 2)).sum().backward()
+    contiguous = estimates.clone().requires_grad_(True)
+    pit_log_mse(targets, contiguous).sum().backward()
+    est64 = estimates.double().requires_grad_(True)
+    pit_log_mse(targets.double(), est64).sum().backward()
+    torch.testing.assert_close(source_major.grad.transpose(1, 2), contiguous.grad)
+    torch.testing.assert_close(contiguous.grad.double(), est64.grad, rtol=1e-3, atol=1e-6)
+
+
 @pytest.mark.parametrize("sources", [2, 3, 4, 5, 6, 7])
 def test_hungarian_equals_exhaustive(sources):
     """Both searches pick the same permutation and cost on random matrices."""

@@ -17,8 +17,10 @@ extra files records ``sample_rate``, ``num_sources`` and ``stride``. Load it wit
 Before saving, the program is run on lengths other than the traced one and compared with the
 eager separator; a mismatch is an error. ONNX (``--onnx``) needs the ``onnx`` and ``onnxscript``
 packages (not part of the pinned stack: ``pip install onnx onnxscript``); the ONNX graph is checked
-with ``onnxruntime`` when that is installed too. ``torch.onnx`` has no complex dtypes, so models
-that mask an STFT inside the graph (TDANet-STFT, BSRNN) export to ``.pt2`` but not to ONNX.
+with ``onnxruntime`` when that is installed too. With torch 2.11, onnx 1.23 and onnxscript 0.7,
+TDANet-Wav converts (onnxruntime matches eager to 1e-6); TDANet-STFT does not (``torch.onnx`` has
+no complex dtypes) and neither does BSRNN (a data-dependent guard in the translation): they export
+to ``.pt2`` only, and the error says why.
 
 Authors
  * gass developers 2026
@@ -167,8 +169,10 @@ def export_model_folder(model_dir: str | Path, out: str | Path, onnx: str | Path
         try:
             report["onnx"] = export_onnx(program, separator, Path(onnx))
         except Exception as err:  # e.g. torch.onnx has no complex dtypes (STFT-domain models)
-            first = next((ln for ln in str(err).splitlines() if ln.strip()), "")
-            report["onnx_error"] = f"{type(err).__name__}: {first}"
+            lines = [ln for ln in str(err).splitlines() if ln.strip()]
+            causes = [ln for ln in lines if ln.startswith("<class")]  # torch.onnx's summary
+            report["onnx_error"] = f"{type(err).__name__}: " + " | ".join(
+                causes or lines[:1])[:1000]
     return report
 
 

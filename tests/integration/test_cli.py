@@ -168,6 +168,7 @@ def load_export_tool():
     return module
 
 
+@pytest.mark.filterwarnings("ignore:The given buffer is not writable:UserWarning")
 def test_export_matches_eager(tmp_path, model_dir, capsys):
     """tools/export.py writes a program with a dynamic length that matches eager."""
     export = load_export_tool()

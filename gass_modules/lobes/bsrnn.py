@@ -47,6 +47,7 @@ Authors
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from fractions import Fraction
@@ -59,6 +60,10 @@ from gass_modules.lobes.base import Separator, check_positive_int
 from gass_modules.lobes.blocks import ISTFTDecoder, STFTEncoder
 
 Band = tuple[float, float]
+
+# torch 2.11's scan partitioner sets its own logger to DEBUG when imported (a leftover), so every
+# export of a scan printed each traced graph; let it follow torch's logging settings instead.
+logging.getLogger("torch._higher_order_ops.partitioner").setLevel(logging.NOTSET)
 
 
 def uniform_bands(width_hz: float, low_hz: float, high_hz: float) -> list[Band]:
@@ -265,8 +270,8 @@ class BandGroups(nn.Module):
 
     BSRNN's layers are per band (band ``k`` has its own norm and weights). Bands with the same
     number of bins ``G`` are stacked, and their per-band LayerNorms and linear maps run as one
-    ``nn.GroupNorm`` (one group per band, per frame) and one grouped 1x1 ``nn.Conv1d`` (one group
-    per band): the same parameters as separate modules, a handful of ops instead of ``K``.
+    batched op per layer: the same parameters as separate modules, a handful of ops instead of
+    ``K`` (which also keeps ``torch.export`` tracing fast).
 
     Arguments
     ---------
@@ -431,35 +436,42 @@ def _inverse(order: Sequence[int]) -> torch.Tensor:
 
 
 class _GroupedBandLayers(nn.Module):
-    """Per-band LayerNorm + linear layers of one width group as GroupNorm + grouped 1x1 conv."""
+    """Per-band LayerNorm + MLP for ``n`` bands of one width group, as batched matmuls.
+
+    Band ``i`` of the group has its own LayerNorm affine and its own ``nn.Linear``-shaped weights
+    (``weight[i]`` is ``[in, out]``, initialised as ``nn.Linear`` does), applied to all bands at
+    once with ``torch.baddbmm`` (torch has no per-group linear module; a grouped 1x1 ``Conv1d``
+    computes the same but measured 3-4x slower on CPU). Linear layers are joined by tanh.
+    """
 
     def __init__(self, num_bands: int, in_features: int, widths: Sequence[int]) -> None:
         super().__init__()
-        self.num_bands = num_bands
-        self.norm = nn.GroupNorm(num_bands, num_bands * in_features)
-        layers, features = [], in_features
-        for i, width in enumerate(widths):
-            if i:
-                layers.append(nn.Tanh())
-            layers.append(nn.Conv1d(num_bands * features, num_bands * width, 1, groups=num_bands))
+        self.in_features = in_features
+        self.norm_weight = nn.Parameter(torch.ones(num_bands, in_features))
+        self.norm_bias = nn.Parameter(torch.zeros(num_bands, in_features))
+        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
+        features = in_features
+        for width in widths:
+            bound = 1 / math.sqrt(features)  # nn.Linear's default initialisation
+            self.weights.append(nn.Parameter(torch.empty(num_bands, features, width)
+                                             .uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(num_bands, 1, width)
+                                            .uniform_(-bound, bound)))
             features = width
-        self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[M, n, in_features]`` -> ``[M, n, out_features]``, each band with its own layers."""
-        y = self.norm(x.flatten(1)).unsqueeze(-1)  # [M, n*in, 1]: statistics per row and band
-        return self.layers(y).squeeze(-1).unflatten(1, (self.num_bands, -1))  # [M, n, out]
+        y = nn.functional.layer_norm(x, (self.in_features,))  # per row and band
+        y = (y * self.norm_weight + self.norm_bias).transpose(0, 1)  # [n, M, in]
+        for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            y = torch.baddbmm(bias, torch.tanh(y) if i else y, weight)  # [n, M, width]
+        return y.transpose(0, 1)  # [M, n, out]
 
     def band_parameters(self, position: int) -> list[torch.Tensor]:
         """Norm weight, norm bias, then (weight [out, in], bias [out]) of each linear layer."""
-        size = self.norm.num_channels // self.num_bands
-        params = [self.norm.weight[position * size:(position + 1) * size],
-                  self.norm.bias[position * size:(position + 1) * size]]
-        for conv in self.layers:
-            if isinstance(conv, nn.Conv1d):
-                out = conv.out_channels // self.num_bands
-                params += [conv.weight[position * out:(position + 1) * out, :, 0],
-                           conv.bias[position * out:(position + 1) * out]]
+        params = [self.norm_weight[position], self.norm_bias[position]]
+        for weight, bias in zip(self.weights, self.biases):
+            params += [weight[position].t(), bias[position, 0]]
         return params
 
 

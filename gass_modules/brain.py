@@ -914,9 +914,11 @@ class SeparationBrain(sb.Brain):
                            "saving may leave a corrupted checkpoint")
         self.skipped_nonfinite = 0  # batches skipped over the whole run (this process)
         self.train_stats: dict = {}
+        self.valid_stats: dict = {}  # loss and mean SI-SNRi (2+ sources) of the last validation
         self.report: SeparationReport | None = None
         self._has_valid = False
         self._eval_examples = 0
+        self._valid_si_snri = [0.0, 0]
 
     # -- training -------------------------------------------------------------------------------
     def compute_forward(self, batch: PaddedBatch, stage: sb.Stage) -> torch.Tensor:
@@ -974,9 +976,21 @@ class SeparationBrain(sb.Brain):
         finite = torch.stack([torch.isfinite(t).all() for t in (predictions, targets, mix)]).all()
         if not finite:  # the loss refuses NaN/Inf inputs; a NaN loss makes fit_batch skip it
             return torch.full((), math.nan, device=mix.device)
+        if stage == sb.Stage.VALID:
+            self._track_valid_si_snri(mix, targets, predictions.detach(), batch.num_sources)
         with torch.autocast(device_type=self.device_type, enabled=False):
             loss = self.hparams.loss(targets.float(), predictions.float(), mix.float())  # [B]
         return loss.mean()
+
+    def _track_valid_si_snri(self, mix: torch.Tensor, targets: torch.Tensor,
+                             estimates: torch.Tensor, num_sources) -> None:
+        """Accumulates the SI-SNRi of present sources in mixtures of 2+ sources (validation)."""
+        aligned = metrics.align_estimates(targets, estimates)  # [B, T, S]
+        si_snri = metrics.si_snri(targets, aligned, mix)  # [B, S]
+        multi = torch.as_tensor(num_sources, device=si_snri.device).reshape(-1, 1) >= 2  # [B, 1]
+        keep = metrics.active_sources(targets) & multi  # [B, S]
+        self._valid_si_snri[0] += float(si_snri[keep].sum())
+        self._valid_si_snri[1] += int(keep.sum())
 
     def fit_batch(self, batch: PaddedBatch) -> torch.Tensor:
         """One training step; a non-finite loss skips backward and update on every rank.
@@ -1136,7 +1150,8 @@ class SeparationBrain(sb.Brain):
             self.optimizer_step_limit = self.optimizer_step  # SpeechBrain stops the loops here
 
     def on_stage_start(self, stage: sb.Stage, epoch: int | None = None) -> None:
-        """Seeds the training stream (TRAIN) or resets the evaluation report (TEST).
+        """Seeds the training stream (TRAIN), resets the validation SI-SNRi (VALID) or the
+        evaluation report (TEST).
 
         Arguments
         ---------
@@ -1147,6 +1162,8 @@ class SeparationBrain(sb.Brain):
         """
         if stage == sb.Stage.TRAIN:
             self._seed_training_stream(epoch)
+        if stage == sb.Stage.VALID:
+            self._valid_si_snri = [0.0, 0]  # sum, count
         if stage == sb.Stage.TEST:
             num = self.raw_modules.separator.num_sources
             self.report = SeparationReport(num_slots=int(num))
@@ -1154,6 +1171,9 @@ class SeparationBrain(sb.Brain):
 
     def on_stage_end(self, stage: sb.Stage, stage_loss: float, epoch: int | None = None) -> None:
         """Logs, schedules, checkpoints (TRAIN/VALID) or writes the evaluation report (TEST).
+
+        Validation statistics (``self.valid_stats``, and the train log) are the loss and the mean
+        SI-SNRi of the present sources of mixtures with 2+ sources.
 
         Arguments
         ---------
@@ -1169,7 +1189,9 @@ class SeparationBrain(sb.Brain):
             if not self._has_valid:
                 self._end_of_epoch(epoch, stage_loss, {})
         elif stage == sb.Stage.VALID:
-            self._end_of_epoch(epoch, stage_loss, {"loss": stage_loss})
+            total, count = self._valid_si_snri
+            self.valid_stats = {"loss": stage_loss, "si_snri": total / count if count else math.nan}
+            self._end_of_epoch(epoch, stage_loss, self.valid_stats)
         else:
             self._write_report(stage_loss)
 

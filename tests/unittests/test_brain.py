@@ -480,3 +480,13 @@ def test_time_budget_stops_after_the_current_update(tmp_path):
     brain.fit(counter, loader(make_items(16)), valid_set=loader(make_items(4, seed=3)))
     assert brain.optimizer_step == 1 and counter.current == 1
     assert [c.meta["epoch"] for c in brain.checkpointer.list_checkpoints()] == [1]
+
+
+def test_validation_reports_si_snri_of_multi_source_mixtures(tmp_path):
+    """Validation SI-SNRi: estimates that are scaled mixtures improve nothing (exactly 0 dB)."""
+    brain, counter = make_brain(tmp_path, lr=1e-9)
+    valid = make_items(4, independent=True, seed=5, one_source_every=2)
+    brain.fit(counter, loader(make_items(4)), valid_set=loader(valid, batch_size=2))
+    assert brain.valid_stats["si_snri"] == pytest.approx(0.0, abs=1e-6)
+    assert brain._valid_si_snri[1] == 4  # 2 sources x the 2 mixtures with 2 sources
+    assert np.isfinite(brain.valid_stats["loss"])

@@ -13,9 +13,11 @@ Compared with
 * gass's pairwise matrix read on its diagonal (identity permutation, no search), to show what
   the permutation search itself costs.
 
-Each method is warmed up, then timed ``--rounds`` times in a row (a method right after the
-memory-hungry ``[B, T, S, S]`` baseline would otherwise pay for the pages it freed). Each call is
-timed twice: wall clock, and CPU time of the calling thread. By default torch runs on one thread
+Rounds are interleaved (one timed call of each method per round), so that slow phases of a
+shared machine hit every method alike, and each timed call follows an untimed call of the same
+method, so that none pays for the caches and pages the previous method used (the
+``[B, T, S, S]`` baseline frees tens of MB). Each call is timed twice: wall clock, and CPU time
+of the calling thread. By default torch runs on one thread
 here, so the thread's CPU time is all the work of the call and does not count the time the
 scheduler gives to other processes: on a shared machine it is the stable measure, and the ratios
 use its minimum over rounds (as ``timeit`` recommends). Pass ``--threads 2`` to time torch's
@@ -89,7 +91,7 @@ def make_inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 def time_steps(steps: dict[str, Callable[[], None]], rounds: int, warmup: int = 3
                ) -> dict[str, dict[str, list[float]]]:
-    """Warms up and times each step ``rounds`` times: wall clock and thread CPU time.
+    """Times each step once per round, interleaved, each right after an untimed call of itself.
 
     Arguments
     ---------
@@ -98,19 +100,20 @@ def time_steps(steps: dict[str, Callable[[], None]], rounds: int, warmup: int = 
     rounds : int
         Timed calls per step.
     warmup : int
-        Untimed calls per step first.
+        Untimed calls per step before the first round.
 
     Returns
     -------
     dict
         Name -> ``{"wall": [...], "cpu": [...]}``, ``rounds`` durations each, in milliseconds.
     """
-    times = {}
-    for name, step in steps.items():
+    for step in steps.values():
         for _ in range(warmup):
             step()
-        times[name] = {"wall": [], "cpu": []}
-        for _ in range(rounds):
+    times = {name: {"wall": [], "cpu": []} for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            step()  # untimed: warm caches and pages for this method
             wall, cpu = time.perf_counter(), time.thread_time()
             step()
             times[name]["cpu"].append(1e3 * (time.thread_time() - cpu))
@@ -157,7 +160,7 @@ def main() -> None:
 
     print(f"forward+backward, B={BATCH}, S={SOURCES}, T={LENGTH} (4 s at 16 kHz), float32, CPU "
           f"({platform.processor() or platform.machine()}), {args.threads} torch thread(s), "
-          f"torch {torch.__version__}, {args.rounds} calls each; ratios on the minimum "
+          f"torch {torch.__version__}, {args.rounds} interleaved rounds; ratios on the minimum "
           f"{'thread CPU time' if key == 'cpu' else 'wall time'}\n")
     print("| loss | wall median ms | wall min ms | CPU min ms | time / gass |")
     print("|---|---:|---:|---:|---:|")

@@ -182,12 +182,19 @@ def find_separator_checkpoint(source: str | Path) -> Path:
 
 
 def _card_value(folder: Path, key: str) -> int | None:
-    """An integer top-level key of a model folder's hyperparams.yaml (None when unknown)."""
-    path = folder / HPARAMS_FILE
-    if not path.is_file():
-        return None
-    match = re.search(rf"^{key}:\s*(\d+)\s*$", path.read_text(encoding="utf-8"), re.MULTILINE)
-    return int(match.group(1)) if match else None
+    """An integer top-level key of the hyperparams.yaml next to a checkpoint (None if unknown).
+
+    Looks in the checkpoint's folder (a model folder), then two levels up (a ``CKPT+`` folder in
+    ``<output_folder>/save``: SpeechBrain saves the run's resolved ``hyperparams.yaml`` in the
+    output folder).
+    """
+    for candidate in (folder, folder.parent, folder.parent.parent):
+        path = candidate / HPARAMS_FILE
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            match = re.search(rf"^{key}:\s*(\d+)\s*(#.*)?$", text, re.MULTILINE)
+            return int(match.group(1)) if match else None
+    return None
 
 
 def load_matching_parameters(module: torch.nn.Module, path: str | Path) -> TransferReport:

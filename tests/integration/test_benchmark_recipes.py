@@ -1,0 +1,403 @@
+"""Benchmark recipes (FUSS, Libri2Mix, DnR, MUSDB18) end to end on tiny official-layout trees.
+
+``benchmark_fixtures.py`` writes each dataset's official layout from the real audio of the
+``demo_corpus_small`` fixture. On it:
+
+* every ``prepare.py`` reads the layout, and the manifests' items equal the official files;
+* wrong paths and partial downloads (missing split, missing stem, truncated file) raise the
+  documented ``LayoutError``; MUSDB18 ``.stem.mp4`` needs ffmpeg (or a working stempeg);
+* every benchmark row of ``tests/recipes.csv`` trains and evaluates in debug mode with the row's
+  own flags, and its results are recomputed from the exported model folder with independent
+  numpy references;
+* every benchmark fine-tunes from a checkpoint of the GASS recipe (run here in debug mode at
+  8 kHz with 4 outputs), loading what matches and reporting the rest, and evaluates the GASS
+  model folder as it is (no tuning).
+
+Recipes run in-process through their ``train.main(argv)`` (the command line a user types,
+without a Python start-up per run, which would double the suite time).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import itertools
+import math
+import shlex
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import benchmark_fixtures as fixtures  # tests/integration is on sys.path (no __init__.py)
+import numpy as np
+import pytest
+import soundfile as sf
+import speechbrain as sb
+import torch
+from hyperpyyaml import load_hyperpyyaml
+
+from gass_modules.brain import AtomicCheckpointer
+from gass_modules.dataio.benchmarks import LayoutError, load_benchmark_set
+from gass_modules.inference import GASSSeparator
+
+ROOT = Path(__file__).resolve().parents[2]
+FOLDERS = {"FUSS": "FUSS", "Libri2Mix": "LibriMix", "DnR": "DnR", "MUSDB18": "MUSDB18"}
+ALL_ROWS = list(csv.DictReader(open(ROOT / "tests" / "recipes.csv", newline="")))
+ROWS = [r for r in ALL_ROWS if r["Dataset"] in FOLDERS]
+GASS_ROW = next(r for r in ALL_ROWS if r["Dataset"] == "GASS"
+                and r["Hparam_file"].endswith("tdanet_wav.yaml"))
+pytestmark = pytest.mark.slow
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers and fixtures
+# ----------------------------------------------------------------------------------------------
+def load_recipe_module(folder: str, name: str) -> types.ModuleType:
+    """Imports ``recipes/<folder>/separation/<name>.py`` with its folder first on sys.path.
+
+    The four recipes each have a ``prepare.py``: the cached module is dropped before and after,
+    so each ``train.py`` gets its own.
+    """
+    recipe_dir = ROOT / "recipes" / folder / "separation"
+    sys.modules.pop("prepare", None)
+    sys.path.insert(0, str(recipe_dir))
+    try:
+        spec = importlib.util.spec_from_file_location(f"_{folder}_{name}",
+                                                      recipe_dir / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(recipe_dir))
+        sys.modules.pop("prepare", None)
+
+
+def run_row(row: dict, data: Path, out: Path, *extra: str):
+    """Runs a csv row's recipe in debug mode (its own flags), returns the BenchmarkBrain."""
+    train = load_recipe_module(FOLDERS[row["Dataset"]], "train")
+    argv = [str(ROOT / row["Hparam_file"]), f"--data_folder={data}", f"--output_folder={out}",
+            "--device=cpu", *shlex.split(row["test_debug_flags"]), *extra]
+    return train.main(argv)
+
+
+def needs_card(row: dict) -> None:
+    """Skips rows whose model card has not landed yet (hparams/models/<name>.yaml)."""
+    card = ROOT / "hparams" / "models" / Path(row["Hparam_file"]).name
+    if not card.is_file():
+        pytest.skip(f"model card {card.relative_to(ROOT)} does not exist yet")
+
+
+def row_for(dataset: str, model: str = "tdanet_wav") -> dict:
+    """The csv row of a benchmark and model."""
+    return next(r for r in ROWS if r["Dataset"] == dataset and
+                Path(r["Hparam_file"]).stem == model)
+
+
+@pytest.fixture(scope="session")
+def benchmark_data(demo_corpus_small, tmp_path_factory) -> dict[str, Path]:
+    """One tiny official-layout tree per benchmark (real audio)."""
+    root = tmp_path_factory.mktemp("benchmark_data")
+    return {
+        "FUSS": fixtures.make_fuss(root / "fuss", demo_corpus_small, per_split=4),
+        "Libri2Mix": fixtures.make_librimix(root / "librimix", demo_corpus_small),
+        "DnR": fixtures.make_dnr(root / "dnr", demo_corpus_small, seconds=1.0),
+        "MUSDB18": fixtures.make_musdb(root / "musdb", demo_corpus_small, seconds=1.0),
+    }
+
+
+@pytest.fixture(scope="session")
+def gass_run(demo_corpus_small, tmp_path_factory) -> Path:
+    """The GASS recipe (tdanet_wav row of recipes.csv: debug, tiny card, 8 kHz, 4 outputs).
+
+    Returns its output folder: ``save/`` (checkpoints, kept by ``--debug_persistently``) and
+    ``model/`` (the exported model folder).
+    """
+    out = tmp_path_factory.mktemp("gass") / "exp"
+    spec = importlib.util.spec_from_file_location(
+        "_gass_train", ROOT / "recipes" / "GASS" / "separation" / "train.py")
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    argv = [str(ROOT / GASS_ROW["Hparam_file"]), f"--data_folder={demo_corpus_small.root}",
+            f"--output_folder={out}", "--device=cpu", *shlex.split(GASS_ROW["test_debug_flags"])]
+    train.run(*train.build(argv))
+    assert (out / "model" / "separator.ckpt").is_file()
+    return out
+
+
+def np_si_snr(ref: np.ndarray, est: np.ndarray, zero_mean: bool = True) -> float:
+    """SI-SNR (dB) of one estimate, float64 (zero-mean by default)."""
+    if zero_mean:
+        ref, est = ref - ref.mean(), est - est.mean()
+    proj = np.dot(est, ref) / np.dot(ref, ref) * ref
+    return 10 * math.log10(np.dot(proj, proj) / np.dot(est - proj, est - proj))
+
+
+def np_oracle_si_snri(refs: np.ndarray, est: np.ndarray, mix: np.ndarray) -> float:
+    """Mean SI-SNRi over references, outputs assigned by brute force (the assignment that
+    maximises the summed SI-SNR without mean removal, as the FUSS/PIT evaluation matches)."""
+    best, best_score = None, -np.inf
+    for perm in itertools.permutations(range(est.shape[1]), refs.shape[1]):
+        score = sum(np_si_snr(refs[:, k], est[:, j], False) for k, j in enumerate(perm))
+        if score > best_score:
+            best, best_score = perm, score
+    return float(np.mean([np_si_snr(refs[:, k], est[:, j]) - np_si_snr(refs[:, k], mix)
+                          for k, j in enumerate(best)]))
+
+
+def not_loaded(report: str) -> set[str]:
+    """Names listed after "not loaded (left as initialised):" in a transfer.txt."""
+    line = next((x for x in report.splitlines() if x.startswith("not loaded")), "")
+    entries = line.split(": ", 1)[1].split("; ") if line else []
+    return {entry.split(": ")[0] for entry in entries}
+
+
+def separate_test_file(model_folder: Path, path: str) -> np.ndarray:
+    """``[C, T, S]`` estimates of one test file by a model folder, in model output order."""
+    sep = GASSSeparator.from_hparams(source=model_folder, run_opts={"device": "cpu"})
+    channels = sf.info(path).channels
+    result = sep.separate_file(path, channels="each" if channels > 1 else "mix",
+                               keep_silent=True)
+    est = torch.empty_like(result.sources)
+    est[..., torch.as_tensor(result.kept)] = result.sources
+    return est.double().numpy()
+
+
+# ----------------------------------------------------------------------------------------------
+# prepare.py on the official layouts
+# ----------------------------------------------------------------------------------------------
+PREPARE = {"FUSS": "prepare_fuss", "Libri2Mix": "prepare_librimix", "DnR": "prepare_dnr",
+           "MUSDB18": "prepare_musdb"}
+COUNTS = {"FUSS": (4, 4, 4), "Libri2Mix": (3, 3, 3), "DnR": (3, 3, 3), "MUSDB18": (2, 1, 2)}
+
+
+@pytest.mark.parametrize("dataset", list(FOLDERS))
+def test_prepare_reads_the_official_layout(dataset, benchmark_data, tmp_path):
+    """Split sizes, categories and numbers of sources; items equal the official files."""
+    prepare = getattr(load_recipe_module(FOLDERS[dataset], "prepare"), PREPARE[dataset])
+    paths = prepare(data_folder=benchmark_data[dataset], save_folder=tmp_path)
+    rows = {s: list(csv.DictReader(open(p))) for s, p in paths.items()}
+    assert tuple(len(rows[s]) for s in ("train", "valid", "test")) == COUNTS[dataset]
+    if dataset == "FUSS":
+        assert [r["active_sources"] for r in rows["test"]] == ["1", "2", "3", "4"]
+        assert rows["test"][3]["source_categories"] == "background;foreground;foreground;" \
+                                                      "foreground"
+    if dataset == "MUSDB18":
+        assert [r["ID"] for r in rows["valid"]] == ["train/Actions - One Minute Smile"]
+        assert all("Actions" not in r["ID"] for r in rows["train"])
+    # every test item equals the files it was read from
+    num_slots = len(rows["test"][0]["source_categories"].split(";"))
+    data = load_benchmark_set(paths["test"], num_slots,
+                              replacements={"data_root": str(benchmark_data[dataset])})
+    for index, row in enumerate(rows["test"]):
+        item = data[index]
+        mix, _ = sf.read(item["mix_wav"], dtype="float32", always_2d=True)
+        np.testing.assert_array_equal(item["mix"].numpy(), mix.T)
+        for k in range(num_slots):
+            wav = row[f"s{k + 1}_wav"].replace("$data_root", str(benchmark_data[dataset]))
+            ref = sf.read(wav, dtype="float32", always_2d=True)[0].T if wav else 0.0
+            np.testing.assert_array_equal(item["targets"][..., k].numpy(), ref)
+    # a second run with the same options leaves the manifests alone
+    stamp = paths["test"].stat().st_mtime_ns
+    prepare(data_folder=benchmark_data[dataset], save_folder=tmp_path)
+    assert paths["test"].stat().st_mtime_ns == stamp
+
+
+DAMAGE = {
+    # dataset: (split folder to delete, a stem file to delete, a file to truncate), relative
+    "FUSS": ("ssdata_reverb/validation", "ssdata_reverb/eval/example00002_sources/"
+             "foreground1_sound.wav", "ssdata_reverb/train/example00003.wav"),
+    "Libri2Mix": ("Libri2Mix/wav8k/min/dev", "Libri2Mix/wav8k/min/test/s2/"
+                  "test_001-0000_002-0001.wav", "Libri2Mix/wav8k/min/train-360/mix_clean/"
+                  "train-360_000-0000_001-0001.wav"),
+    "DnR": ("dnr_v2/tt", "dnr_v2/cv/1006/music.wav", "dnr_v2/tr/1001/sfx.wav"),
+    "MUSDB18": ("test", "train/Demo Band - First Song/bass.wav",
+                "test/Other Band - Test Song/vocals.wav"),
+}
+
+
+@pytest.mark.parametrize("dataset", list(FOLDERS))
+def test_wrong_or_partial_layouts_raise_the_documented_error(dataset, benchmark_data, tmp_path):
+    """Wrong path, a missing split folder, a missing stem and a truncated file: LayoutError
+    naming the expected layout and the broken files; nothing is written."""
+    prepare = getattr(load_recipe_module(FOLDERS[dataset], "prepare"), PREPARE[dataset])
+    save = tmp_path / "save"
+    with pytest.raises(LayoutError, match="Expected the official layout") as err:
+        prepare(data_folder=tmp_path / "not_there", save_folder=save)
+    assert "does not exist" in str(err.value)
+    split, stem, truncated = DAMAGE[dataset]
+    for what in ("split", "stem", "truncated"):
+        copy = tmp_path / what
+        shutil.copytree(benchmark_data[dataset], copy)
+        if what == "split":
+            fixtures.remove(copy / split)
+            expected = f"missing folders .*{Path(split).name}"
+        elif what == "stem":
+            fixtures.remove(copy / stem)
+            expected = f"1 of \\d+ examples are incomplete.*missing file .*{Path(stem).name}"
+        else:
+            fixtures.truncate(copy / truncated)
+            expected = f"examples are incomplete.*{Path(truncated).name}"
+        with pytest.raises(LayoutError, match=expected):
+            prepare(data_folder=copy, save_folder=save)
+        assert not list(save.glob("*.csv"))
+
+
+def test_musdb_stem_mp4_needs_ffmpeg_or_is_decoded_with_stempeg(tmp_path, monkeypatch):
+    """Without a usable stempeg the error names ffmpeg; with one, .stem.mp4 files are decoded
+    once into the HQ layout (streams 0-4: mixture, drums, bass, other, vocals)."""
+    prepare = load_recipe_module("MUSDB18", "prepare")
+    data = tmp_path / "musdb18"
+    tracks = {"train": ["Actions - One Minute Smile", "Band - Song"], "test": ["Band - Test"]}
+    for split, names in tracks.items():
+        (data / split).mkdir(parents=True)
+        for name in names:
+            (data / split / f"{name}.stem.mp4").write_bytes(b"\x00")
+
+    monkeypatch.setattr(prepare, "_stempeg", lambda: (_ for _ in ()).throw(RuntimeError(
+        "found MUSDB18 .stem.mp4 files, which need stempeg and the ffmpeg program")))
+    with pytest.raises(RuntimeError, match="ffmpeg"):
+        prepare.prepare_musdb(data, tmp_path / "save")
+    gen = np.random.default_rng(0)
+    decoded = []
+
+    def read_stems(path, dtype):
+        stems = gen.uniform(-0.5, 0.5, (5, 4410, 2)).astype(dtype)
+        stems[0] = stems[1:].sum(0)
+        decoded.append(Path(path).name)
+        return stems, 44100
+
+    monkeypatch.setattr(prepare, "_stempeg", lambda: types.SimpleNamespace(read_stems=read_stems))
+    paths = prepare.prepare_musdb(data, tmp_path / "save")
+    assert len(decoded) == 3
+    rows = {s: list(csv.DictReader(open(p))) for s, p in paths.items()}
+    assert [len(rows[s]) for s in ("train", "valid", "test")] == [1, 1, 1]
+    vocals = Path(rows["test"][0]["s4_wav"])
+    assert vocals.parent == tmp_path / "save" / "musdb18_decoded" / "test" / "Band - Test"
+    assert sf.info(vocals).channels == 2 and sf.info(vocals).subtype == "PCM_16"
+    prepare.decode_stems(data, tmp_path / "save" / "musdb18_decoded")  # already decoded: skipped
+    assert len(decoded) == 3
+
+
+# ----------------------------------------------------------------------------------------------
+# debug runs of every csv row
+# ----------------------------------------------------------------------------------------------
+HEADLINE = {"FUSS": ["MSi", "1S SI-SNR"], "Libri2Mix": ["SI-SNRi", "SDRi"],
+            "DnR": ["SDR avg", "SI-SDR avg"], "MUSDB18": ["cSDR avg", "uSDR avg"]}
+NATIVE = {"FUSS": (4, 16000), "Libri2Mix": (2, 8000), "DnR": (3, 44100), "MUSDB18": (4, 44100)}
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[f"{r['Dataset']}-{Path(r['Hparam_file']).stem}"
+                                           for r in ROWS])
+def test_recipe_debug_run(row, benchmark_data, tmp_path):
+    """Trains, evaluates whole test recordings, writes results and exports the best checkpoint
+    (Libri2Mix: a result recomputed from the exported model with numpy SI-SNR)."""
+    needs_card(row)
+    dataset = row["Dataset"]
+    out = tmp_path / "exp"
+    brain = run_row(row, benchmark_data[dataset], out)
+    results = list(csv.DictReader(open(out / "eval" / "results.csv")))
+    assert len(results) >= 1 and len(results) == len(brain.scorer.rows)
+    summary = (out / "eval" / "summary.md").read_text()
+    for metric in HEADLINE[dataset]:
+        assert f"| {metric} |" in summary
+    assert all(math.isfinite(v) for k, v in brain.scorer.summary().items()
+               if k in HEADLINE[dataset] and not (dataset == "FUSS" and k == "1S SI-SNR"))
+    best = AtomicCheckpointer(out / "save").find_checkpoint(min_key="loss")
+    exported = torch.load(out / "model" / "separator.ckpt", weights_only=True)
+    saved = torch.load(best.paramfiles["separator"], weights_only=True)
+    assert exported.keys() == saved.keys() and all(torch.equal(exported[k], saved[k])
+                                                   for k in saved)
+    sep = GASSSeparator.from_hparams(source=out / "model", run_opts={"device": "cpu"})
+    assert (sep.num_sources, sep.sample_rate) == NATIVE[dataset]
+    if dataset == "Libri2Mix":  # recompute a result from the exported model, independently
+        test = load_benchmark_set(out / "save" / "test.csv", 2,
+                                  replacements={"data_root": str(benchmark_data[dataset])})
+        item = next(test[i] for i in range(len(test)) if test[i]["id"] == results[0]["id"])
+        est = separate_test_file(out / "model", item["mix_wav"])[0]  # [T, 2]
+        refs, mix = item["targets"][0].double().numpy(), item["mix"][0].double().numpy()
+        assert float(results[0]["si_snri"]) == pytest.approx(np_oracle_si_snri(refs, est, mix),
+                                                             abs=1e-3)
+
+
+# ----------------------------------------------------------------------------------------------
+# fine-tuning from the GASS recipe's checkpoint, and GASS as it is
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dataset", list(FOLDERS))
+def test_finetune_from_the_gass_recipe_checkpoint(dataset, benchmark_data, gass_run, tmp_path):
+    """Loads every GASS tensor whose shape fits; with another number of outputs exactly the
+    output-sized tensors are re-initialised (and listed); then trains and evaluates."""
+    row = row_for(dataset)
+    out = tmp_path / "exp"
+    source = gass_run / ("save" if dataset in ("FUSS", "DnR") else "model")
+    run_row(row, benchmark_data[dataset], out, f"--pretrained_path={source}")
+    report = (out / "transfer.txt").read_text()
+    assert "loaded" in report and (out / "eval" / "results.csv").is_file()
+    gass = torch.load(gass_run / "model" / "separator.ckpt", weights_only=True)
+    tuned = GASSSeparator.from_hparams(source=out / "model", run_opts={"device": "cpu"})
+    mismatched = sorted(k for k, v in tuned.mods.separator.state_dict().items()
+                        if gass[k].shape != v.shape)
+    assert not_loaded(report) == set(mismatched)  # exactly the tensors sized by the outputs
+    if NATIVE[dataset][0] == 4:
+        assert mismatched == []
+    else:
+        assert mismatched
+    if dataset != "Libri2Mix":  # the GASS run is at 8 kHz
+        assert "source model: 4 sources at 8000 Hz" in report
+
+
+def test_finetune_transfers_values_before_training(benchmark_data, gass_run, tmp_path):
+    """With no training epoch, the exported Libri2Mix model holds the GASS tensors exactly
+    where shapes match, and the recipe's own (seeded) initialisation where they do not."""
+    row = row_for("Libri2Mix")
+    out = tmp_path / "exp"
+    extra = [f"--pretrained_path={gass_run / 'model'}", "--number_of_epochs=0"]
+    run_row(row, benchmark_data["Libri2Mix"], out, *extra)
+    # the recipe's model as built before the transfer: same yaml, same overrides, same seed
+    argv = [str(ROOT / row["Hparam_file"]), f"--data_folder={benchmark_data['Libri2Mix']}",
+            f"--output_folder={tmp_path / 'fresh'}", *shlex.split(row["test_debug_flags"]),
+            *extra]
+    hparams_file, _, overrides = sb.parse_arguments(argv)
+    with open(hparams_file) as fin:
+        fresh = load_hyperpyyaml(fin, overrides)["separator"].state_dict()
+    gass = torch.load(gass_run / "model" / "separator.ckpt", weights_only=True)
+    tuned = torch.load(out / "model" / "separator.ckpt", weights_only=True)
+    same = [k for k in tuned if gass[k].shape == tuned[k].shape]
+    other = [k for k in tuned if k not in same]
+    assert same and other
+    assert all(torch.equal(tuned[k], gass[k]) for k in same)
+    assert all(torch.equal(tuned[k], fresh[k]) for k in other)
+    assert not_loaded((out / "transfer.txt").read_text()) == set(other)
+
+
+@pytest.mark.parametrize("dataset", list(FOLDERS))
+def test_no_tuning_evaluates_the_gass_model_as_it_is(dataset, benchmark_data, gass_run,
+                                                     tmp_path):
+    """The 4-output 8-kHz GASS model on each benchmark: resampled, oracle-aligned, scored;
+    nothing is trained."""
+    row = row_for(dataset)
+    out = tmp_path / "exp"
+    brain = run_row(row, benchmark_data[dataset], out, f"--pretrained_path={gass_run / 'model'}",
+                    "--no_tuning=True")
+    assert brain.scorer.alignment == "oracle"
+    assert brain.raw_modules.separator.num_sources == 4
+    assert brain.raw_modules.separator.sample_rate == 8000
+    results = list(csv.DictReader(open(out / "eval_no_tuning" / "results.csv")))
+    assert len(results) == len(brain.scorer.rows) >= 1
+    assert "no tuning" in (out / "eval_no_tuning" / "summary.md").read_text()
+    assert not (out / "model").exists() and not list((out / "save").glob("CKPT+*"))
+    if dataset == "Libri2Mix":  # recompute: 4 outputs, the 2 best-matching ones scored
+        test = load_benchmark_set(out / "save" / "test.csv", 2,
+                                  replacements={"data_root": str(benchmark_data[dataset])})
+        item = next(test[i] for i in range(len(test)) if test[i]["id"] == results[0]["id"])
+        est = separate_test_file(gass_run / "model", item["mix_wav"])[0]  # [T, 4]
+        refs, mix = item["targets"][0].double().numpy(), item["mix"][0].double().numpy()
+        assert float(results[0]["si_snri"]) == pytest.approx(np_oracle_si_snri(refs, est, mix),
+                                                             abs=1e-3)
+
+
+def test_no_tuning_needs_a_model_folder(benchmark_data, gass_run, tmp_path):
+    """A checkpoint folder is not enough to rebuild the GASS model as it is: the error says so."""
+    with pytest.raises(ValueError, match="no_tuning evaluates a pre-trained GASS model"):
+        run_row(row_for("DnR"), benchmark_data["DnR"], tmp_path / "exp",
+                f"--pretrained_path={gass_run / 'save'}", "--no_tuning=True")

@@ -1302,7 +1302,11 @@ class SeparationBrain(sb.Brain):
         summary = self.report.summary_markdown()
         if if_main_process():
             self.report.write_csv(self.eval_folder / "per_mixture.csv")
-            text = f"Test loss (PIT log-MSE): {test_loss:.3f} dB\n\n{summary}"
+            model = self.raw_modules.separator
+            size = sum(p.numel() for p in model.parameters()) / 1e6
+            text = (f"Model: {type(model).__name__}, {size:.2f} M parameters, "
+                    f"{model.sample_rate} Hz, {model.num_sources} outputs. "
+                    f"Test loss (PIT log-MSE): {test_loss:.3f} dB\n\n{summary}")
             (self.eval_folder / "summary.md").write_text(text)
             logger.info(f"evaluation report in {self.eval_folder}\n{summary}")
         train_logger = getattr(self.hparams, "train_logger", None)

@@ -443,6 +443,7 @@ def test_evaluate_writes_report_audio_and_figures(tmp_path):
                 10 * np.log10(0.2**2), abs=1e-2)
             assert row["over_separated"] == "1"  # -14 dB leak is above the -20 dB threshold
     summary = (folder / "summary.md").read_text()
+    assert summary.startswith("Model: GainSeparator, 0.00 M parameters, 8000 Hz, 2 outputs.")
     assert "SI-SNRi model | SI-SNRi IRM" in summary and "### By source category" in summary
     assert sorted(p.name for p in (folder / "audio").iterdir()) == ["mix0", "mix1"]
     assert (folder / "audio" / "mix0" / "est_2.wav").is_file()

@@ -8,6 +8,16 @@ import torch
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+def pytest_configure(config):
+    """One torch thread per test process (override with GASS_TEST_THREADS).
+
+    The tests run many small ops, where OpenMP's spinning threads cost more than they give: on a
+    busy 2-core machine a 2-thread run of the conformance suite took ~20x the CPU time of a
+    1-thread run. Speed targets live in benchmarks/, which set their own thread counts.
+    """
+    torch.set_num_threads(int(os.environ.get("GASS_TEST_THREADS", "1")))
+
+
 @pytest.fixture(autouse=True)
 def _seed_everything():
     """Every test and doctest starts from the same torch random state (numpy: use Generators)."""

@@ -15,6 +15,8 @@
    * ``gass_oracle_pick``: the same separation, the output closest to the speech (SI-SNR)
      picked with knowledge of the reference: what a perfect selection would give;
    * ``irm``: the ideal ratio mask of speech vs interference (an upper bound);
+   * ``irm_pick``: the two IRM streams (speech, interference) ranked by the front end's own
+     criterion: the intonation pick on a near-perfect separation;
 
    and ``SeparateThenTranscribe`` (the separator's ``separate_file`` + the trained ASR wrapped as
    a SpeechBrain ``EncoderASR``) transcribes the mixture files, every active stream of each;
@@ -48,8 +50,8 @@ from speechbrain.inference.ASR import EncoderASR
 from speechbrain.nnet.containers import LengthsCapableSequential
 from speechbrain.utils.distributed import run_on_main
 
-from gass_modules.asr_frontend import GASSFrontEnd, SeparateThenTranscribe
-from gass_modules.inference import GASSSeparator, save_model_folder
+from gass_modules.asr_frontend import GASSFrontEnd, SeparateThenTranscribe, rank_streams
+from gass_modules.inference import GASSSeparator, save_model_folder, source_activity
 from gass_modules.metrics import si_snr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -57,13 +59,14 @@ from prepare import prepare_asr_frontend  # noqa: E402
 
 logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
-SYSTEMS = ("clean", "mixture", "gass", "gass_oracle_pick", "irm")
+SYSTEMS = ("clean", "mixture", "gass", "gass_oracle_pick", "irm", "irm_pick")
 LABELS = {
     "clean": "clean speech",
     "mixture": "mixture (speech + music/sfx)",
     "gass": "GASS + intonation pick (GASSFrontEnd)",
     "gass_oracle_pick": "GASS + oracle pick (best SI-SNR stream)",
     "irm": "IRM oracle (upper bound)",
+    "irm_pick": "IRM streams + intonation pick",
     "separate_then_transcribe": "SeparateThenTranscribe, top stream (files)",
 }
 
@@ -126,9 +129,14 @@ class FrontEndASR(sb.Brain):
         oracle_pick = match.argmax(-1)  # [B]
         picked = sources.gather(2, oracle_pick.to(sources.device)[:, None, None].expand(
             -1, sources.shape[1], 1))[..., 0]  # [B, T]
-        irm = self.hparams.oracle(mix, torch.stack([speech, noise], -1))[..., 0]  # [B, T]
+        irm_streams = self.hparams.oracle(mix, torch.stack([speech, noise], -1))  # [B, T, 2]
+        irm = irm_streams[..., 0]
+        irm_pick = self.pick(irm_streams, mix, wav_lens)  # [B]
+        self.irm_agree += int((irm_pick == 0).sum())
+        irm_picked = irm_streams.gather(2, irm_pick[:, None, None].expand(
+            -1, irm_streams.shape[1], 1))[..., 0]  # [B, T]
         inputs = {"clean": speech, "mixture": mix, "gass": selection.streams[..., 0],
-                  "gass_oracle_pick": picked, "irm": irm}
+                  "gass_oracle_pick": picked, "irm": irm, "irm_pick": irm_picked}
         self.pick_agree += int((selection.indices[:, 0].cpu() == oracle_pick.cpu()).sum())
         self.pick_total += mix.shape[0]
         for name, wav in inputs.items():
@@ -136,6 +144,30 @@ class FrontEndASR(sb.Brain):
         stacked = torch.cat([inputs[s] for s in SYSTEMS])  # [5B, T]
         logits = self.transcribe_logits(stacked, wav_lens.repeat(len(SYSTEMS)))
         return dict(zip(SYSTEMS, logits.chunk(len(SYSTEMS)))), wav_lens
+
+    def pick(self, streams: torch.Tensor, mix: torch.Tensor,
+             wav_lens: torch.Tensor) -> torch.Tensor:
+        """The stream the front end's criterion picks among given streams (activity, score).
+
+        Arguments
+        ---------
+        streams : torch.Tensor
+            ``[B, T, S]`` candidate streams.
+        mix : torch.Tensor
+            ``[B, T]`` mixtures.
+        wav_lens : torch.Tensor
+            ``[B]`` relative lengths.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B]`` picked stream indices.
+        """
+        batch, length, num = streams.shape
+        energy_db, active = source_activity(mix, streams, self.frontend.activity_db)
+        flat = streams.transpose(1, 2).reshape(batch * num, length)
+        scores = self.frontend.scorer(flat, wav_lens.repeat_interleave(num)).reshape(batch, num)
+        return rank_streams(scores, energy_db, active)[:, 0].to(streams.device)
 
     def compute_objectives(self, predictions, batch, stage):
         """CTC loss of the clean input; at valid/test, greedy decoding and WER per condition."""
@@ -154,7 +186,7 @@ class FrontEndASR(sb.Brain):
         """Fresh WER statistics (and selection counters) per stage."""
         names = SYSTEMS if stage == sb.Stage.TEST else ("clean",)
         self.wer = {name: self.hparams.error_rate_computer() for name in names}
-        self.pick_agree, self.pick_total = 0, 0
+        self.pick_agree, self.pick_total, self.irm_agree = 0, 0, 0
         self.input_snr = {name: [] for name in names}
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
@@ -165,7 +197,7 @@ class FrontEndASR(sb.Brain):
         if stage == sb.Stage.TRAIN:
             self.train_stats = stats
         elif stage == sb.Stage.VALID:
-            old_lr, new_lr = self.hparams.lr_annealing(stats["WER"])
+            old_lr, new_lr = self.hparams.lr_annealing(stage_loss)
             sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
             self.hparams.train_logger.log_stats({"epoch": epoch, "lr": old_lr},
                                                 train_stats=self.train_stats, valid_stats=stats)
@@ -327,7 +359,7 @@ def separate_then_transcribe(hparams: dict, separator: GASSSeparator, asr: Encod
     return wer
 
 
-def wer_table(wers: dict, snrs: dict, pick_agree: int, pick_total: int,
+def wer_table(wers: dict, snrs: dict, pick_agree: int, pick_total: int, irm_agree: int,
               trained: bool) -> str:
     """The markdown WER table.
 
@@ -339,6 +371,8 @@ def wer_table(wers: dict, snrs: dict, pick_agree: int, pick_total: int,
         SI-SNR (dB) of each system's ASR input against the speech, per utterance.
     pick_agree, pick_total : int
         Mixtures where the intonation pick is the oracle pick, and mixtures.
+    irm_agree : int
+        Mixtures where the intonation pick among the IRM streams is the speech stream.
     trained : bool
         Whether the separator was trained (rows are marked otherwise).
 
@@ -360,7 +394,8 @@ def wer_table(wers: dict, snrs: dict, pick_agree: int, pick_total: int,
                      f"{s['substitutions']} | {s['num_scored_tokens']} | {snr_cell} |")
     share = 100 * pick_agree / max(1, pick_total)
     lines.append(f"\nIntonation pick = oracle pick in {pick_agree}/{pick_total} mixtures "
-                 f"({share:.1f} %).")
+                 f"({share:.1f} %) after GASS, in {irm_agree}/{pick_total} "
+                 f"({100 * irm_agree / max(1, pick_total):.1f} %) among the IRM streams.")
     return "\n".join(lines)
 
 
@@ -403,7 +438,8 @@ def main(argv: list[str]) -> None:
     interface = encoder_asr(hparams, tokenizer, asr.device)
     wers["separate_then_transcribe"] = separate_then_transcribe(
         hparams, separator, interface, f"{hparams['asr_folder']}/test_mix.csv", limit)
-    table = wer_table(wers, asr.input_snr, asr.pick_agree, asr.pick_total, trained)
+    table = wer_table(wers, asr.input_snr, asr.pick_agree, asr.pick_total, asr.irm_agree,
+                      trained)
     Path(hparams["wer_file"]).write_text(table + "\n")
     print(table)
 

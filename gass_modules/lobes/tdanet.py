@@ -15,10 +15,12 @@ times with shared weights. Inside the block (paper §3, Fig. 1-2), with ``S = de
 
 Two known bugs of the official implementation are *not* reproduced: its
 ``nn.MultiheadAttention`` is built without ``batch_first=True`` while fed ``[B, T, C]`` tensors,
-so it attends across the batch; and its first top-down fusion step takes the level below
-(``i - 1``) instead of the coarsest level. Down- and up-sampling use fixed factors, the frame
-count is padded to a multiple of ``2^S`` and the positional encoding is computed from
-``arange(T)`` in the graph, so the separators export with a dynamic length.
+so it attends across the batch (here :class:`MultiHeadSelfAttention` attends over the frames of
+each item, and the conformance suite checks batch independence); and its first top-down fusion
+step takes the level below (``i - 1``) instead of the coarsest level. Down- and up-sampling use
+fixed factors, the frame count is padded to a multiple of ``2^S``, the positional encoding is
+computed from ``arange(T)`` in the graph and the coarsest scale never has a single frame, so the
+separators export with a dynamic batch and length.
 
 Separators (``gass_modules.lobes.base.Separator``, ``[B, T] -> [B, T, S]``):
 
@@ -44,6 +46,7 @@ from torch import nn
 
 from gass_modules.lobes.base import Separator, check_positive_int
 from gass_modules.lobes.blocks import (
+    Conv1d,
     ConvDecoder,
     ConvEncoder,
     ConvNorm,
@@ -106,10 +109,74 @@ class SinusoidalPositions(nn.Module):
         return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(1).unsqueeze(0)
 
 
+class MultiHeadSelfAttention(nn.Module):
+    """Multi-head self-attention over the frames of each item (batch first).
+
+    ``softmax(Q K^T / sqrt(d)) V`` per head with ``[Q; K; V] = W_in x + b_in`` and an output
+    projection, computed by ``torch.nn.functional.scaled_dot_product_attention``: the same maths
+    and parameter shapes as ``nn.MultiheadAttention(batch_first=True)`` (``qkv`` =
+    ``in_proj_weight/bias``, ``out`` = ``out_proj``), which is not used because it works
+    sequence-first internally: its projections reshape ``[T * B, 3C]`` to ``[T, B, 3C]``, which
+    ``torch.export`` traces with a guard ``B != 1`` (the program then rejects single mixtures).
+    Here every reshape splits or merges channel dimensions only.
+
+    Arguments
+    ---------
+    channels : int
+        Embedding size ``C`` (divisible by ``num_heads``).
+    num_heads : int
+        Number of heads ``h``; each has ``C / h`` channels.
+    dropout : float
+        Dropout on the attention weights while training.
+
+    Example
+    -------
+    >>> attention = MultiHeadSelfAttention(channels=8, num_heads=2, dropout=0.0).eval()
+    >>> x = torch.randn(3, 5, 8)
+    >>> reference = torch.nn.MultiheadAttention(8, 2, batch_first=True).eval()
+    >>> reference.in_proj_weight.data = attention.qkv.weight.data
+    >>> reference.in_proj_bias.data = attention.qkv.bias.data
+    >>> reference.out_proj.load_state_dict(attention.out.state_dict())
+    <All keys matched successfully>
+    >>> torch.allclose(attention(x), reference(x, x, x)[0], atol=1e-6)
+    True
+    """
+
+    def __init__(self, channels: int, num_heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        check_positive_int(channels=channels, num_heads=num_heads)
+        if channels % num_heads:
+            raise ValueError(f"channels ({channels}) must be divisible by num_heads "
+                             f"({num_heads})")
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.out = nn.Linear(channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Attends over frames, independently for each item.
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            ``[B, T, C]`` sequence.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, T, C]`` attended sequence.
+        """
+        qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, -1))  # [B, T, 3, h, C / h]
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, h, T, C / h]
+        heads = nn.functional.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.dropout if self.training else 0.0)  # [B, h, T, C / h]
+        return self.out(heads.transpose(1, 2).flatten(2))  # [B, T, C]
+
+
 class GlobalAttention(nn.Module):
     """The GA module: multi-head self-attention then a convolutional feed-forward network.
 
-    ``y = x + Dropout(MHSA(LN(x) + PE))`` over frames (``batch_first=True``: items never attend to
+    ``y = x + Dropout(MHSA(LN(x) + PE))`` over the frames of each item (items never attend to
     each other), then ``y + FFN(y)`` with ``FFN = ConvNorm(1x1) -> depthwise conv -> ReLU ->
     Dropout -> ConvNorm(1x1) -> Dropout``.
 
@@ -143,8 +210,7 @@ class GlobalAttention(nn.Module):
         hidden = ffn_factor * channels
         self.norm = nn.LayerNorm(channels)
         self.positions = SinusoidalPositions(channels)
-        self.attention = nn.MultiheadAttention(channels, num_heads, dropout=dropout,
-                                               batch_first=True)
+        self.attention = MultiHeadSelfAttention(channels, num_heads, dropout)
         self.attention_dropout = nn.Dropout(dropout)
         self.ffn = nn.Sequential(
             ConvNorm(channels, hidden, 1, bias=False),
@@ -171,8 +237,7 @@ class GlobalAttention(nn.Module):
         seq = x.transpose(1, 2)  # [B, T, C]
         query = self.norm(seq)
         query = query + self.positions(query).to(query.dtype)
-        attended, _ = self.attention(query, query, query, need_weights=False)  # [B, T, C]
-        x = (seq + self.attention_dropout(attended)).transpose(1, 2)  # [B, C, T]
+        x = (seq + self.attention_dropout(self.attention(query))).transpose(1, 2)  # [B, C, T]
         return x + self.ffn(x)
 
 
@@ -371,7 +436,7 @@ class TDANetMasker(nn.Module):
         # Re-injects the block input before every application after the first (absent when the
         # block runs once, so that every parameter is used).
         self.reinject = nn.Sequential(
-            nn.Conv1d(bottleneck_channels, bottleneck_channels, 1, groups=bottleneck_channels),
+            Conv1d(bottleneck_channels, bottleneck_channels, 1, groups=bottleneck_channels),
             nn.PReLU(),
         ) if num_blocks > 1 else None
         self.mask = nn.Sequential(
@@ -409,8 +474,11 @@ class TDANetWav(Separator):
     """TDANet-Wav: learned conv encoder, TDANet masker, transposed-conv decoder.
 
     ``w = Enc(x)`` (``N`` channels, hop ``enc_stride``), ``m_s = Masker(w)_s``,
-    ``ŝ_s = Dec(w * m_s)``. The total stride is ``enc_stride * 2^depth``, so the encoder frame
-    count is always a multiple of ``2^depth``.
+    ``ŝ_s = Dec(w * m_s)``. The total stride is ``enc_stride * 2^(depth + 1)``: the encoder frame
+    count is a multiple of ``2^depth`` and the coarsest scale holds an even number (at least 2)
+    of frames. A single coarsest frame would be traced by ``torch.export`` as a special case
+    (PyTorch's size-1 checks add guards ``T_coarse != 1``), so the program traced on longer
+    inputs would reject the shortest ones.
 
     Arguments
     ---------
@@ -449,7 +517,7 @@ class TDANetWav(Separator):
     ...                   enc_stride=8, bottleneck_channels=16, hidden_channels=32, depth=2,
     ...                   num_blocks=2, num_heads=4).eval()
     >>> model.stride
-    32
+    64
     >>> model(torch.randn(2, 1001)).shape
     torch.Size([2, 1001, 2])
     """
@@ -460,7 +528,7 @@ class TDANetWav(Separator):
                  kernel_size: int = 5, num_heads: int = 8, ffn_factor: int = 2,
                  dropout: float = 0.1, mask_activation: str = "relu") -> None:
         check_positive_int(enc_stride=enc_stride, depth=depth)
-        super().__init__(num_sources, sample_rate, enc_stride * 2 ** depth)
+        super().__init__(num_sources, sample_rate, enc_stride * 2 ** (depth + 1))
         self.encoder = ConvEncoder(enc_channels, enc_kernel_size, enc_stride)
         self.masker = TDANetMasker(enc_channels, num_sources, bottleneck_channels,
                                    hidden_channels, depth, num_blocks, kernel_size, num_heads,
@@ -491,7 +559,7 @@ class TDANetSTFT(Separator):
     ``X = STFT(x)`` (``[B, F, N]``), ``M_s = Masker([Re X; Im X])_s`` read as complex masks
     (first ``F`` channels real, last ``F`` imaginary), ``ŝ_s = iSTFT(M_s * X)``. The total stride
     is ``hop_length * 2^depth``; the ``L / hop + 1`` frames are padded to a multiple of
-    ``2^depth`` inside the masker.
+    ``2^depth`` inside the masker, so the coarsest scale always holds at least 2 frames.
 
     Arguments
     ---------

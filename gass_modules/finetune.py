@@ -730,10 +730,11 @@ class BenchmarkBrain(SeparationBrain):
     >>> refs = torch.randn(1, 8000, 2)
     >>> soundfile.write(tmp / "mix.wav", refs.sum(-1)[0].numpy(), 8000, subtype="FLOAT")
     >>> item = {"id": "m", "mix": refs.sum(-1), "targets": refs, "num_sources": 2,
-    ...         "categories": ["s1", "s2"], "mix_wav": str(tmp / "mix.wav"), "sample_rate": 8000}
+    ...         "categories": ["speech", "music"], "mix_wav": str(tmp / "mix.wav"),
+    ...         "sample_rate": 8000}
     >>> brain = BenchmarkBrain({"separator": ScaledCopies([0.5, 0.5], 8000)}, None,
-    ...                        {"loss": fixed_order_log_mse, "benchmark": "librimix",
-    ...                         "stems": ["s1", "s2"], "output_folder": str(tmp)},
+    ...                        {"loss": fixed_order_log_mse, "benchmark": "dnr",
+    ...                         "stems": ["speech", "music"], "output_folder": str(tmp)},
     ...                        run_opts={"device": "cpu"})
     >>> _ = brain.evaluate([item], progressbar=False,
     ...                    test_loader_kwargs={"batch_size": 1, "collate_fn": PaddedBatch})

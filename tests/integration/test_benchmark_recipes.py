@@ -47,7 +47,9 @@ ALL_ROWS = list(csv.DictReader(open(ROOT / "tests" / "recipes.csv", newline=""))
 ROWS = [r for r in ALL_ROWS if r["Dataset"] in FOLDERS]
 GASS_ROW = next(r for r in ALL_ROWS if r["Dataset"] == "GASS"
                 and r["Hparam_file"].endswith("tdanet_wav.yaml"))
-pytestmark = pytest.mark.slow
+# one intra-op thread, as the recipe subprocesses of test_recipes.py (OMP_NUM_THREADS=1): tiny
+# models gain nothing from a second thread on a busy 2-core machine
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 # ----------------------------------------------------------------------------------------------

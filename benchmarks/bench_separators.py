@@ -1,0 +1,325 @@
+"""Benchmark of the separators: size, MACs, CPU time and peak memory on 4 s mixtures.
+
+Every model card in ``hparams/models/`` (so new cards are picked up) against the alternatives a
+SpeechBrain user would pick, SpeechBrain's own lobes at their recipe sizes:
+
+* SepFormer: ``speechbrain.lobes.models.dual_path`` Encoder (256 filters, kernel 16, stride 8),
+  ``Dual_Path_Model`` (2 layers of 8-layer intra/inter ``SBTransformerBlock``, d_model 256,
+  8 heads, d_ffn 1024, chunks of 250, layer norm, skip around intra), Decoder; 2 sources, 8 kHz
+  (``recipes/LibriMix/separation/hparams/sepformer-libri2mix.yaml``);
+* Conv-TasNet: the same encoder/decoder and ``conv_tasnet.MaskNet`` (N 256, B 256, H 512, P 3,
+  X 6, R 4, gLN, causal, ReLU masks); 2 sources, 8 kHz. SpeechBrain's LibriMix folder has no
+  Conv-TasNet recipe, so these are the sizes of ``recipes/WSJ0Mix/separation/hparams/
+  convtasnet.yaml`` (also 2-speaker, 8 kHz).
+
+Each model separates a 4 s mixture at its own sample rate (batch 1, eval, no grad). Columns:
+
+* parameters;
+* MACs per second of input: ``torch.utils.flop_counter.FlopCounterMode`` on the 4 s forward,
+  FLOPs / 2 / 4. FlopCounterMode counts matrix products, convolutions and attention, not
+  element-wise ops; its registry misses three CPU kernels these models run, so formulas are
+  added for them: the fused LSTM layer (``mkldnn_rnn_layer``, one MAC per weight per step), the
+  CPU flash attention kernel and ``_native_multi_head_attention`` (PyTorch's own attention
+  formula ``sdpa_flop_count``, plus the projections);
+* CPU time: one torch thread, thread CPU time of a forward, minimum over interleaved rounds (the
+  machine is shared; CPU time and the minimum are robust to other processes, wall time is not);
+* peak memory: in a fresh child process, ``ru_maxrss`` after one forward minus the resident size
+  with the model loaded, i.e. what the forward itself adds.
+
+Ratios are against SepFormer. Target (the TDANet paper reports ≈5 % of SepFormer's MACs and ≈10 %
+of its CPU time): the ``tdanet_paper`` card (8 kHz, the same input as SepFormer) at ≤ 0.15× the
+CPU time of SepFormer.
+
+Run: ``.venv/bin/python benchmarks/bench_separators.py [--rounds 3] [--seconds 4]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import torch
+from hyperpyyaml import load_hyperpyyaml
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+ROOT = Path(__file__).resolve().parents[1]
+CARDS = sorted((ROOT / "hparams" / "models").glob("*.yaml"))
+BASELINES = ("sepformer", "convtasnet")
+REFERENCE = "sepformer"
+TARGET_CARD, TARGET_RATIO = "tdanet_paper", 0.15
+
+
+class SpeechBrainMasking(nn.Module):
+    """Encoder -> masker -> decoder as SpeechBrain's separation recipes run them.
+
+    Arguments
+    ---------
+    encoder : nn.Module
+        ``dual_path.Encoder``: ``[B, T] -> [B, N, L]``.
+    masknet : nn.Module
+        A SpeechBrain masker: ``[B, N, L] -> [S, B, N, L]``.
+    decoder : nn.Module
+        ``dual_path.Decoder``: ``[B, N, L] -> [B, T']``.
+    num_sources : int
+        ``S``.
+    sample_rate : int
+        Sample rate in Hz.
+    """
+
+    def __init__(self, encoder: nn.Module, masknet: nn.Module, decoder: nn.Module,
+                 num_sources: int, sample_rate: int) -> None:
+        super().__init__()
+        self.encoder, self.masknet, self.decoder = encoder, masknet, decoder
+        self.num_sources, self.sample_rate = num_sources, sample_rate
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:
+        """Separates ``mix`` ``[B, T]`` into ``[B, T, S]`` (decoder output cropped or padded)."""
+        feats = self.encoder(mix)  # [B, N, L]
+        masks = self.masknet(feats)  # [S, B, N, L]
+        est = torch.stack([self.decoder(feats * m) for m in masks], dim=-1)  # [B, T', S]
+        length = mix.shape[-1]
+        est = nn.functional.pad(est, (0, 0, 0, max(0, length - est.shape[1])))
+        return est[:, :length]
+
+
+def build_baseline(name: str) -> nn.Module:
+    """SpeechBrain's SepFormer or Conv-TasNet at its recipe size (see the module docstring).
+
+    Arguments
+    ---------
+    name : str
+        ``"sepformer"`` or ``"convtasnet"``.
+
+    Returns
+    -------
+    torch.nn.Module
+        The model, ``[B, T] -> [B, T, 2]`` at 8 kHz.
+    """
+    from speechbrain.lobes.models import conv_tasnet, dual_path
+
+    encoder = dual_path.Encoder(kernel_size=16, out_channels=256)
+    decoder = dual_path.Decoder(in_channels=256, out_channels=1, kernel_size=16, stride=8,
+                                bias=False)
+    if name == "sepformer":
+        def block():
+            return dual_path.SBTransformerBlock(num_layers=8, d_model=256, nhead=8, d_ffn=1024,
+                                                dropout=0, use_positional_encoding=True,
+                                                norm_before=True)
+        masknet = dual_path.Dual_Path_Model(
+            in_channels=256, out_channels=256, intra_model=block(), inter_model=block(),
+            num_layers=2, norm="ln", K=250, num_spks=2, skip_around_intra=True,
+            linear_layer_after_inter_intra=False)
+    elif name == "convtasnet":
+        masknet = conv_tasnet.MaskNet(N=256, B=256, H=512, P=3, X=6, R=4, C=2, norm_type="gLN",
+                                      causal=True, mask_nonlinear="relu")
+    else:
+        raise ValueError(f"unknown baseline {name!r}; expected one of {BASELINES}")
+    return SpeechBrainMasking(encoder, masknet, decoder, num_sources=2, sample_rate=8000)
+
+
+def build(name: str) -> nn.Module:
+    """A model by name: a card stem from hparams/models or a baseline, in eval mode.
+
+    Arguments
+    ---------
+    name : str
+        Card stem (``tdanet_wav``) or ``sepformer`` / ``convtasnet``.
+
+    Returns
+    -------
+    torch.nn.Module
+        The model with ``sample_rate`` and ``num_sources`` attributes.
+    """
+    torch.manual_seed(0)
+    if name in BASELINES:
+        return build_baseline(name).eval()
+    with open(ROOT / "hparams" / "models" / f"{name}.yaml") as f:
+        return load_hyperpyyaml(f)["separator"].eval()
+
+
+def _rnn_layer_flops(inp, w_ih, w_hh, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of ``aten.mkldnn_rnn_layer``: each step multiplies the input and hidden state by
+    the gate weights, ``2 * steps * batch * (numel(W_ih) + numel(W_hh))``."""
+    steps_times_batch = 1
+    for size in inp[:-1]:
+        steps_times_batch *= size
+    w_ih_n = w_ih[0] * w_ih[1]
+    w_hh_n = w_hh[0] * w_hh[1]
+    return 2 * steps_times_batch * (w_ih_n + w_hh_n)
+
+
+def _sdpa_cpu_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of the CPU flash attention kernel, by PyTorch's own SDPA formula."""
+    return sdpa_flop_count(query, key, value)
+
+
+def _native_mha_flops(query, key, value, embed_dim, num_head, *args, out_shape=None,
+                      **kwargs) -> int:
+    """FLOPs of ``aten._native_multi_head_attention`` (batch first): Q, K, V and output
+    projections plus attention."""
+    batch, len_q, _ = query
+    len_k = key[1]
+    projections = 2 * batch * embed_dim * embed_dim * (2 * len_q + 2 * len_k)
+    head = embed_dim // num_head
+    attention = sdpa_flop_count((batch, num_head, len_q, head), (batch, num_head, len_k, head),
+                                (batch, num_head, len_k, head))
+    return projections + attention
+
+
+FLOP_FORMULAS = {
+    torch.ops.aten.mkldnn_rnn_layer: _rnn_layer_flops,
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flops,
+    torch.ops.aten._native_multi_head_attention: _native_mha_flops,
+}
+
+
+def count_macs(model: nn.Module, mix: torch.Tensor) -> float:
+    """MACs of one forward (FLOPs / 2) by ``FlopCounterMode`` with :data:`FLOP_FORMULAS`.
+
+    Arguments
+    ---------
+    model : torch.nn.Module
+        The separator.
+    mix : torch.Tensor
+        ``[1, T]`` input.
+
+    Returns
+    -------
+    float
+        Multiply-accumulates.
+    """
+    counter = FlopCounterMode(display=False, custom_mapping=FLOP_FORMULAS)
+    with torch.no_grad(), counter:
+        model(mix)
+    return counter.get_total_flops() / 2
+
+
+def cpu_seconds(model: nn.Module, mix: torch.Tensor) -> float:
+    """Thread CPU time of one forward (no grad).
+
+    Arguments
+    ---------
+    model : torch.nn.Module
+        The separator.
+    mix : torch.Tensor
+        Input.
+
+    Returns
+    -------
+    float
+        Seconds.
+    """
+    with torch.no_grad():
+        start = time.thread_time()
+        model(mix)
+        return time.thread_time() - start
+
+
+def child_peak_memory(name: str, seconds: float) -> None:
+    """Child process: prints the peak RSS one forward adds over the loaded model (MiB).
+
+    Arguments
+    ---------
+    name : str
+        Model name.
+    seconds : float
+        Mixture duration.
+    """
+    torch.set_num_threads(1)
+    model = build(name)
+    mix = torch.randn(1, int(seconds * model.sample_rate))
+    loaded = psutil.Process().memory_info().rss
+    with torch.no_grad():
+        model(mix)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    print(json.dumps({"peak_mib": (peak - loaded) / 2**20}))
+
+
+def peak_memory_mib(name: str, seconds: float) -> float:
+    """Runs :func:`child_peak_memory` in a fresh process and returns its figure.
+
+    Arguments
+    ---------
+    name : str
+        Model name.
+    seconds : float
+        Mixture duration.
+
+    Returns
+    -------
+    float
+        MiB added by the forward.
+    """
+    out = subprocess.run([sys.executable, __file__, "--child-memory", name, "--seconds",
+                          str(seconds)], check=True, capture_output=True, text=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
+
+
+def main() -> None:
+    """Measures every card and baseline and prints the markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
+    parser.add_argument("--seconds", type=float, default=4.0, help="mixture duration")
+    parser.add_argument("--child-memory", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_memory:
+        child_peak_memory(args.child_memory, args.seconds)
+        return
+
+    torch.set_num_threads(1)
+    names = list(BASELINES) + [card.stem for card in CARDS]
+    models = {name: build(name) for name in names}
+    mixes = {name: torch.randn(1, int(args.seconds * m.sample_rate))
+             for name, m in models.items()}
+    rows = {}
+    for name, model in models.items():
+        rows[name] = {
+            "rate": model.sample_rate,
+            "sources": model.num_sources,
+            "params": sum(p.numel() for p in model.parameters()),
+            "macs_per_s": count_macs(model, mixes[name]) / args.seconds,
+            "peak_mib": peak_memory_mib(name, args.seconds),
+            "cpu": [],
+        }
+    for name, model in models.items():  # warm-up (allocator, oneDNN primitives)
+        cpu_seconds(model, mixes[name])
+    for _ in range(args.rounds):
+        for name, model in models.items():
+            rows[name]["cpu"].append(cpu_seconds(model, mixes[name]))
+
+    ref = rows[REFERENCE]
+    ref_time = min(ref["cpu"])
+    print(f"bench_separators: {args.seconds:g} s mixtures, batch 1, eval, no grad; 1 torch "
+          f"thread ({psutil.cpu_count()} CPUs, {platform.machine()}), torch {torch.__version__}; "
+          f"CPU time = min thread time over {args.rounds} interleaved rounds; ratios vs "
+          f"SepFormer (8 kHz)\n")
+    print("| model | rate | S | params | GMACs / s of input | CPU s (4 s mix) | RTF (1 core) | "
+          "peak MiB | params / SepFormer | MACs / SepFormer | CPU / SepFormer | "
+          "memory / SepFormer |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, row in rows.items():
+        cpu = min(row["cpu"])
+        print(f"| {name} | {row['rate'] // 1000} kHz | {row['sources']} | "
+              f"{row['params'] / 1e6:.2f} M | {row['macs_per_s'] / 1e9:.2f} | {cpu:.2f} | "
+              f"{cpu / args.seconds:.2f} | {row['peak_mib']:.0f} | "
+              f"{row['params'] / ref['params']:.2f}x | "
+              f"{row['macs_per_s'] / ref['macs_per_s']:.3f}x | {cpu / ref_time:.3f}x | "
+              f"{row['peak_mib'] / ref['peak_mib']:.2f}x |")
+    if TARGET_CARD in rows:
+        ratio = min(rows[TARGET_CARD]["cpu"]) / ref_time
+        verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
+        print(f"\n{TARGET_CARD} CPU time = {ratio:.3f}x SepFormer's on the same 8 kHz input "
+              f"(target <= {TARGET_RATIO}x: {verdict}); MACs "
+              f"{rows[TARGET_CARD]['macs_per_s'] / ref['macs_per_s']:.3f}x")
+
+
+if __name__ == "__main__":
+    main()

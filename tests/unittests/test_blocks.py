@@ -17,7 +17,9 @@ from gass_modules.lobes.blocks import (
     STFTEncoder,
     channels_to_complex,
     complex_to_channels,
+    conv1d_frames_last,
     global_layer_norm,
+    group_norm_frames_last,
     pad_to_multiple,
 )
 
@@ -173,6 +175,56 @@ def test_other_convolutions_are_plain_conv1d():
         assert torch.equal(conv(x), torch.nn.Conv1d.forward(conv, x))
 
 
+@pytest.mark.parametrize("args,kwargs", [
+    ((6, 6, 5), {"groups": 6, "padding": 2}),  # depthwise: channels-last conv2d
+    ((6, 6, 5), {"groups": 6, "padding": 2, "stride": 2, "bias": False}),
+    ((6, 4, 3), {"padding": 1}),  # dense
+    ((6, 4, 1), {}),  # pointwise: matrix product
+    ((6, 6, 1), {"groups": 6}),  # 1-tap depthwise: per-channel product
+])
+def test_frames_last_conv_equals_channels_first(args, kwargs):
+    """conv1d_frames_last(conv, x) == conv(x^T)^T in values and gradients."""
+    conv = torch.nn.Conv1d(*args, **kwargs).double()
+    x = torch.randn(2, 13, 6, dtype=torch.float64, requires_grad=True)  # [B, T, C]
+    out = conv1d_frames_last(conv, x)
+    ref = conv(x.transpose(1, 2)).transpose(1, 2)
+    assert out.shape == ref.shape
+    assert torch.allclose(out, ref, atol=1e-12)
+    weights = torch.randn_like(ref)
+    grads = torch.autograd.grad((out * weights).sum(), [x, conv.weight])
+    ref_grads = torch.autograd.grad((ref * weights).sum(), [x, conv.weight])
+    for grad, ref_grad in zip(grads, ref_grads):
+        assert torch.allclose(grad, ref_grad, atol=1e-10)
+
+
+def test_frames_last_norm_and_conv_norm_equal_channels_first():
+    """gLN and ConvNorm give the same values in both layouts with the same parameters."""
+    norm = global_layer_norm(6)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2.0)
+        norm.bias.uniform_(-1.0, 1.0)
+    x = torch.randn(2, 13, 6)
+    assert torch.allclose(group_norm_frames_last(norm, x), norm(x.transpose(1, 2)).transpose(1, 2),
+                          atol=1e-5)
+    for kwargs in ({"kernel_size": 5, "groups": 6}, {"kernel_size": 5, "stride": 2, "groups": 6},
+                   {"kernel_size": 1, "activation": True}):
+        first = ConvNorm(6, 6, **kwargs)
+        last = ConvNorm(6, 6, frames_last=True, **kwargs)
+        last.load_state_dict(first.state_dict())
+        assert torch.allclose(last(x), first(x.transpose(1, 2)).transpose(1, 2), atol=1e-5)
+
+
+def test_frames_last_conv_rejects_what_it_does_not_support():
+    """Dilation, non-zero padding modes and string padding raise; so does a wrong rank."""
+    with pytest.raises(ValueError, match="no dilation"):
+        conv1d_frames_last(torch.nn.Conv1d(4, 4, 3, dilation=2), torch.zeros(1, 9, 4))
+    with pytest.raises(ValueError, match="padding_mode"):
+        conv1d_frames_last(torch.nn.Conv1d(4, 4, 3, padding=1, padding_mode="reflect"),
+                           torch.zeros(1, 9, 4))
+    with pytest.raises(ValueError, match=r"frames-last features \[B, T, C\]"):
+        conv1d_frames_last(torch.nn.Conv1d(4, 4, 3), torch.zeros(9, 4))
+
+
 def test_conv_norm_same_padding_and_activation():
     """Odd kernels keep T at stride 1 and give ceil(T / 2) at stride 2; PReLU is optional."""
     layer = ConvNorm(3, 3, 5, groups=3, activation=True)
@@ -184,10 +236,14 @@ def test_conv_norm_same_padding_and_activation():
 
 
 def test_pad_to_multiple_values():
-    """Right zero-padding to the next multiple; already a multiple: unchanged."""
+    """Zero-padding at the end of a dimension to the next multiple; a multiple: unchanged."""
     x = torch.arange(1.0, 6.0).view(1, 5)
     assert torch.equal(pad_to_multiple(x, 4), torch.tensor([[1.0, 2, 3, 4, 5, 0, 0, 0]]))
     assert torch.equal(pad_to_multiple(x, 5), x)
     assert torch.equal(pad_to_multiple(x, 1), x)
+    y = torch.ones(2, 3, 4)
+    padded = pad_to_multiple(y, 4, dim=1)
+    assert padded.shape == (2, 4, 4)
+    assert torch.equal(padded[:, :3], y) and not padded[:, 3].any()
     with pytest.raises(ValueError, match="positive int"):
         pad_to_multiple(x, 0)

@@ -55,9 +55,9 @@ def test_self_attention_equals_torch_multihead_attention(length):
 def test_global_attention_never_mixes_batch_items():
     """The official code's MHSA attends across the batch; here item 0 ignores items 1, 2."""
     ga = GlobalAttention(16, num_heads=4).eval()
-    x = torch.randn(3, 16, 6)
+    x = torch.randn(3, 6, 16)  # [B, T, C]
     y = x.clone()
-    y[1:] = 100 * torch.randn(2, 16, 6)
+    y[1:] = 100 * torch.randn(2, 6, 16)
     with torch.no_grad():
         assert torch.allclose(ga(x)[0], ga(y)[0], atol=1e-5)
         assert torch.allclose(ga(x)[0], ga(x[:1])[0], atol=1e-5)
@@ -66,30 +66,30 @@ def test_global_attention_never_mixes_batch_items():
 def test_local_attention_formula():
     """LA(x, y) = W_l(x) * sigmoid(W_a(y)) repeated r times + W_g(y) repeated r times."""
     la = LocalAttention(6, kernel_size=3).eval()
-    fine, coarse = torch.randn(2, 6, 12), torch.randn(2, 6, 3)
+    fine, coarse = torch.randn(2, 12, 6), torch.randn(2, 3, 6)  # [B, T, C], [B, T / 4, C]
     with torch.no_grad():
         out = la(fine, coarse, 4).double().numpy()
         local = la.local(fine).double().numpy()
         gate = 1 / (1 + np.exp(-la.gate(coarse).double().numpy()))
         shift = la.shift(coarse).double().numpy()
-    ref = local * np.repeat(gate, 4, axis=-1) + np.repeat(shift, 4, axis=-1)
+    ref = local * np.repeat(gate, 4, axis=1) + np.repeat(shift, 4, axis=1)
     np.testing.assert_allclose(out, ref, atol=1e-5)
 
 
 def _avg_pool(x: np.ndarray, factor: int) -> np.ndarray:
-    """Mean over non-overlapping windows of ``factor`` frames (numpy reference)."""
-    return x.reshape(*x.shape[:-1], -1, factor).mean(-1)
+    """Mean over non-overlapping windows of ``factor`` frames of ``[B, T, C]`` (numpy)."""
+    return np.stack([x[:, t:t + factor].mean(1) for t in range(0, x.shape[1], factor)], axis=1)
 
 
 def test_uconv_block_against_an_explicit_reference():
     """Bottom-up scales, pooled sum, GA, injection and top-down LA from the coarsest level."""
     block = UConvBlock(channels=8, hidden_channels=16, depth=3, num_heads=4).eval()
-    x = torch.randn(2, 8, 24)
+    x = torch.randn(2, 24, 8)  # [B, T, C]
     with torch.no_grad():
         scales = [block.down[0](block.project(x))]
         for i in range(1, 4):
             scales.append(block.down[i](scales[-1]))
-        assert [s.shape[-1] for s in scales] == [24, 12, 6, 3]
+        assert [s.shape[1] for s in scales] == [24, 12, 6, 3]
         pooled = scales[3].double().numpy() + sum(
             _avg_pool(scales[i].double().numpy(), 2 ** (3 - i)) for i in range(3))
         glob = block.global_attention(torch.from_numpy(pooled).float())
@@ -108,9 +108,9 @@ def test_top_down_path_starts_at_the_coarsest_level():
     block.top_down[2].register_forward_hook(lambda m, args, out: seen.update(first=args))
     block.inject[3].register_forward_hook(lambda m, args, out: seen.update(coarsest=out))
     with torch.no_grad():
-        block(torch.randn(2, 8, 24))
+        block(torch.randn(2, 24, 8))
     fine, coarse, factor = seen["first"]
-    assert fine.shape[-1] == 6 and coarse.shape[-1] == 3 and factor == 2
+    assert fine.shape[1] == 6 and coarse.shape[1] == 3 and factor == 2
     assert torch.equal(coarse, seen["coarsest"])
 
 
@@ -119,11 +119,15 @@ def test_masker_unrolls_one_shared_block():
     masker = TDANetMasker(enc_channels=6, num_sources=2, **SMALL).eval()
     feats = torch.randn(2, 6, 10)  # 10 frames: padded to 12 inside (multiple of 2^2)
     with torch.no_grad():
-        x0 = torch.nn.functional.pad(masker.bottleneck(masker.norm(feats)), (0, 2))
+        x0 = torch.nn.functional.conv1d(masker.norm(feats), masker.bottleneck.weight,
+                                        masker.bottleneck.bias)  # [B, B_c, 10]
+        x0 = torch.nn.functional.pad(x0, (0, 2)).transpose(1, 2)  # [B, 12, B_c]
         x = masker.block(x0)
         for _ in range(2):
             x = masker.block(masker.reinject(x0 + x))
-        ref = torch.relu(masker.mask(x))[..., :10].reshape(2, 2, 6, 10).transpose(0, 1)
+        x = torch.nn.functional.prelu(x.transpose(1, 2), masker.mask[0].weight)  # [B, B_c, 12]
+        raw = torch.nn.functional.conv1d(x, masker.mask[1].weight, masker.mask[1].bias)
+        ref = torch.relu(raw)[..., :10].reshape(2, 2, 6, 10).transpose(0, 1)
         out = masker(feats)
     assert out.shape == (2, 2, 6, 10)  # [S, B, N, T']
     assert torch.allclose(out, ref, atol=1e-6)

@@ -89,8 +89,8 @@ def make_inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return targets, estimates
 
 
-def time_steps(steps: dict[str, Callable[[], None]], rounds: int, warmup: int = 3
-               ) -> dict[str, dict[str, list[float]]]:
+def time_steps(steps: dict[str, Callable[[], None]], rounds: int, warmup: int = 3,
+               sync: Callable[[], None] = lambda: None) -> dict[str, dict[str, list[float]]]:
     """Times each step once per round, interleaved, each right after an untimed call of itself.
 
     Arguments
@@ -101,6 +101,8 @@ def time_steps(steps: dict[str, Callable[[], None]], rounds: int, warmup: int = 
         Timed calls per step.
     warmup : int
         Untimed calls per step before the first round.
+    sync : callable
+        Waits for queued device work (``torch.cuda.synchronize`` on a GPU) before each clock.
 
     Returns
     -------
@@ -114,8 +116,10 @@ def time_steps(steps: dict[str, Callable[[], None]], rounds: int, warmup: int = 
     for _ in range(rounds):
         for name, step in steps.items():
             step()  # untimed: warm caches and pages for this method
+            sync()
             wall, cpu = time.perf_counter(), time.thread_time()
             step()
+            sync()
             times[name]["cpu"].append(1e3 * (time.thread_time() - cpu))
             times[name]["wall"].append(1e3 * (time.perf_counter() - wall))
     return times
@@ -127,13 +131,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40, help="timed calls per method")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: thread CPU time is the whole cost of a call)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                        help="cuda: time on the GPU (wall time around synchronised calls)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is visible to torch")
 
     targets, estimates = make_inputs()
+    targets = targets.to(args.device)
+    estimates = estimates.detach().to(args.device).requires_grad_(True)
     pit_wrapper = PitWrapper(torch.nn.MSELoss(reduction="none"))
     torch.testing.assert_close(broadcast_pit_log_mse(targets, estimates),
-                               pit_log_mse(targets, estimates), atol=1e-3, rtol=0)
+                               pit_log_mse(targets, estimates), atol=1e-3, rtol=0,
+                               check_dtype=False)  # float64 where CUDA TF32 is on
 
     def step(loss_fn: Callable[[], torch.Tensor]) -> Callable[[], None]:
         def run() -> None:
@@ -153,13 +164,16 @@ def main() -> None:
         "gass `pairwise_log_mse` diagonal (no search)":
             step(lambda: pairwise_log_mse(targets, estimates).diagonal(dim1=1, dim2=2).mean()),
     }
-    times = time_steps(steps, args.rounds)
-    key = "cpu" if args.threads == 1 else "wall"
+    gpu = args.device == "cuda"
+    times = time_steps(steps, args.rounds, sync=torch.cuda.synchronize if gpu else lambda: None)
+    key = "cpu" if args.threads == 1 and not gpu else "wall"
     best = {name: min(values[key]) for name, values in times.items()}
     ours = next(iter(steps))
 
-    print(f"forward+backward, B={BATCH}, S={SOURCES}, T={LENGTH} (4 s at 16 kHz), float32, CPU "
-          f"({platform.processor() or platform.machine()}), {args.threads} torch thread(s), "
+    where = (f"GPU ({torch.cuda.get_device_name()})" if gpu else
+             f"CPU ({platform.processor() or platform.machine()}), {args.threads} torch thread(s)")
+    print(f"forward+backward, B={BATCH}, S={SOURCES}, T={LENGTH} (4 s at 16 kHz), float32, "
+          f"{where}, "
           f"torch {torch.__version__}, {args.rounds} interleaved rounds; ratios on the minimum "
           f"{'thread CPU time' if key == 'cpu' else 'wall time'}\n")
     print("| loss | wall median ms | wall min ms | CPU min ms | time / gass |")

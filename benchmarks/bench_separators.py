@@ -268,6 +268,121 @@ def peak_memory_mib(name: str, seconds: float) -> float:
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
 
 
+def gpu_milliseconds(model: nn.Module, mix: torch.Tensor, train: bool, repeats: int) -> float:
+    """Median GPU time of a forward (``train=False``, no grad) or forward+backward, in ms.
+
+    Arguments
+    ---------
+    model : torch.nn.Module
+        The separator, on the GPU.
+    mix : torch.Tensor
+        Input on the GPU.
+    train : bool
+        Time forward + backward of the summed outputs' squares (train mode) instead.
+    repeats : int
+        Timed repetitions (after 3 untimed ones).
+
+    Returns
+    -------
+    float
+        Milliseconds (CUDA events around each repetition, median).
+    """
+    model.train(train)
+    times = []
+    for i in range(repeats + 3):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        if train:
+            model(mix).square().mean().backward()
+        else:
+            with torch.no_grad():
+                model(mix)
+        end.record()
+        torch.cuda.synchronize()
+        if i >= 3:
+            times.append(start.elapsed_time(end))
+    model.zero_grad(set_to_none=True)
+    model.eval()
+    return sorted(times)[len(times) // 2]
+
+
+def gpu_peak_mib(model: nn.Module, mix: torch.Tensor, train: bool) -> float:
+    """GPU memory one forward (or forward+backward) adds over the loaded model and input (MiB).
+
+    Arguments
+    ---------
+    model : torch.nn.Module
+        The separator, on the GPU.
+    mix : torch.Tensor
+        Input on the GPU.
+    train : bool
+        Forward + backward (activations kept for the backward) instead of a no-grad forward.
+
+    Returns
+    -------
+    float
+        ``max_memory_allocated`` during the call minus the allocated memory before it.
+    """
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    model.train(train)
+    if train:
+        model(mix).square().mean().backward()
+    else:
+        with torch.no_grad():
+            model(mix)
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated()
+    model.zero_grad(set_to_none=True)
+    model.eval()
+    return (peak - base) / 2**20
+
+
+def gpu_main(names: list[str], seconds: float, repeats: int) -> None:
+    """GPU table: inference (batch 1) and training-step (batch 4) time and memory.
+
+    Arguments
+    ---------
+    names : list of str
+        Models to measure (SepFormer first).
+    seconds : float
+        Mixture duration.
+    repeats : int
+        Timed repetitions per measurement.
+    """
+    torch.backends.cudnn.benchmark = True
+    rows = {}
+    for name in names:
+        model = build(name).cuda().eval()
+        one = torch.randn(1, int(seconds * model.sample_rate), device="cuda")
+        four = torch.randn(4, one.shape[1], device="cuda")
+        rows[name] = {
+            "rate": model.sample_rate, "sources": model.num_sources,
+            "params": sum(p.numel() for p in model.parameters()),
+            "infer_ms": gpu_milliseconds(model, one, False, repeats),
+            "infer_mib": gpu_peak_mib(model, one, False),
+            "train_ms": gpu_milliseconds(model, four, True, repeats),
+            "train_mib": gpu_peak_mib(model, four, True),
+        }
+        del model
+        torch.cuda.empty_cache()
+    ref = rows[REFERENCE]
+    print(f"bench_separators --device cuda: {torch.cuda.get_device_name()}, torch "
+          f"{torch.__version__}, float32, {seconds:g} s mixtures; inference = batch 1, eval, no "
+          f"grad; train step = batch 4, forward + backward (dropout on); median of {repeats} "
+          f"(CUDA events); memory = peak allocated over the loaded model; ratios vs SepFormer\n")
+    print("| model | rate | S | params | infer ms | infer MiB | train-step ms | train MiB | "
+          "infer / SepFormer | train / SepFormer | train MiB / SepFormer |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r in rows.items():
+        print(f"| {name} | {r['rate'] // 1000} kHz | {r['sources']} | {r['params'] / 1e6:.2f} M "
+              f"| {r['infer_ms']:.1f} | {r['infer_mib']:.0f} | {r['train_ms']:.1f} | "
+              f"{r['train_mib']:.0f} | {r['infer_ms'] / ref['infer_ms']:.2f}x | "
+              f"{r['train_ms'] / ref['train_ms']:.2f}x | "
+              f"{r['train_mib'] / ref['train_mib']:.2f}x |")
+
+
 def main() -> None:
     """Measures every card and baseline and prints the markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -275,6 +390,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="mixture duration")
     parser.add_argument("--models", nargs="+", help="only these (card stems or baselines; "
                         "sepformer is always included as the reference)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                        help="cuda: GPU inference and training-step times and memory instead")
     parser.add_argument("--child-memory", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_memory:
@@ -288,6 +405,11 @@ def main() -> None:
         if unknown:
             parser.error(f"unknown models {unknown}; choose from {names}")
         names = [n for n in names if n in args.models or n == REFERENCE]
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: no CUDA device is visible to torch")
+        gpu_main(names, args.seconds, max(args.rounds, 10))
+        return
     models = {name: build(name) for name in names}
     mixes = {name: torch.randn(1, int(args.seconds * m.sample_rate))
              for name, m in models.items()}

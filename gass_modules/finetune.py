@@ -709,8 +709,10 @@ class BenchmarkBrain(SeparationBrain):
     loss). At TEST, each recording (``batch.mix_wav``, at its own rate and channel count) is
     separated by ``GASSSeparator.separate_file`` in overlapping chunks (``chunk_seconds``,
     ``chunk_overlap``), resampled to and from the model rate when they differ, stereo separated
-    channel by channel with the sources matched to channel 0's; the result is scored by a
-    :class:`BenchmarkScorer` and written to ``<eval_folder>/results.csv`` and ``summary.md``.
+    channel by channel with the sources matched to channel 0's and each chunk's order matched to
+    the previous chunk's (with ``eval_alignment: fixed``, labelled stems, output ``k`` stays stem
+    ``k``: no re-alignment, which could swap stems at chunk boundaries); the result is scored by
+    a :class:`BenchmarkScorer` and written to ``<eval_folder>/results.csv`` and ``summary.md``.
 
     Hyperparameters read besides ``SeparationBrain``'s: ``benchmark``, ``stems``,
     ``eval_alignment`` (``oracle`` or ``fixed``), ``chunk_seconds`` (10), ``chunk_overlap``
@@ -776,7 +778,9 @@ class BenchmarkBrain(SeparationBrain):
             hparams={"sample_rate": int(separator.sample_rate),
                      "num_sources": int(separator.num_sources),
                      "chunk_seconds": float(getattr(hp, "chunk_seconds", 10.0)),
-                     "chunk_overlap": float(getattr(hp, "chunk_overlap", 0.25))},
+                     "chunk_overlap": float(getattr(hp, "chunk_overlap", 0.25)),
+                     # labelled stems (fixed-order loss): stitch chunks in the model's order
+                     "fixed_order": getattr(hp, "eval_alignment", "oracle") == "fixed"},
             run_opts={"device": str(self.device), "precision": self.eval_precision},
             freeze_params=False)
 
@@ -989,7 +993,8 @@ def run_benchmark(hparams: dict, run_opts: Mapping, card: str) -> BenchmarkBrain
                    test_loader_kwargs=hparams["test_dataloader_opts"])
     if if_main_process():  # the best checkpoint, loaded by evaluate()
         folder = save_model_folder(brain.modules.separator, card, hparams["model_folder"],
-                                   overwrite=True)
+                                   overwrite=True, fixed_order=hparams.get(
+                                       "eval_alignment", "oracle") == "fixed")
         logger.info(f"model folder for GASSSeparator.from_hparams(source=...): {folder}")
     return brain
 

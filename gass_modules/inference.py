@@ -68,12 +68,13 @@ FRAME_SECONDS = 0.1  # activity frames, for the seconds each source is active
 # 13 * f_in/g * f_m/g taps, so rates without a common divisor (44101 Hz) would need gigabytes.
 _MAX_RATE_PRODUCT = 1 << 22
 _TIE_MARGIN = 1e-4  # cosine similarity by which another channel order must win
-_RESERVED_KEYS = ("modules", "pretrainer", "chunk_seconds", "chunk_overlap")
+_RESERVED_KEYS = ("modules", "pretrainer", "chunk_seconds", "chunk_overlap", "fixed_order")
 _TOP_KEY = re.compile(r"^([A-Za-z_]\w*)\s*:", re.MULTILINE)
 _INFERENCE_YAML = """
 # ---- model folder keys, written by gass_modules.inference.save_model_folder ----
 chunk_seconds: {chunk_seconds}
 chunk_overlap: {overlap}
+fixed_order: {fixed_order}
 modules:
     separator: !ref <separator>
 pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
@@ -198,6 +199,7 @@ def save_model_folder(
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
     overlap: float = DEFAULT_OVERLAP,
     overwrite: bool = False,
+    fixed_order: bool = False,
 ) -> Path:
     """Writes a model folder that ``GASSSeparator.from_hparams`` loads.
 
@@ -206,8 +208,9 @@ def save_model_folder(
     with the overrides the recipe applied to it. The folder gets
 
     - ``hyperparams.yaml``: the card with the overrides and references resolved
-      (``hyperpyyaml.resolve_references``), plus ``chunk_seconds``, ``chunk_overlap``, ``modules``
-      and ``pretrainer`` (whose load hook is :func:`load_separator_checkpoint`);
+      (``hyperpyyaml.resolve_references``), plus ``chunk_seconds``, ``chunk_overlap``,
+      ``fixed_order``, ``modules`` and ``pretrainer`` (whose load hook is
+      :func:`load_separator_checkpoint`);
     - ``separator.ckpt``: ``separator.state_dict()`` on the CPU, loadable with
       ``torch.load(weights_only=True)``.
 
@@ -231,6 +234,10 @@ def save_model_folder(
         Default fraction of a chunk shared with the next one, in (0, 0.5] (``chunk_overlap``).
     overwrite : bool
         Replace an existing model folder's files; otherwise a ``FileExistsError`` is raised.
+    fixed_order : bool
+        The outputs are labelled stems (output ``k`` is always stem ``k``, e.g. DnR or MUSDB18
+        trained without permutation): long inputs are then stitched without re-aligning the
+        chunks' source order and stems keep their index (``fixed_order``).
 
     Returns
     -------
@@ -264,7 +271,8 @@ def save_model_folder(
         raise ValueError(f"model card {where} defines {reserved}, which save_model_folder writes "
                          "itself; pass the bare model card (sample_rate, num_sources, separator)")
     full = text.rstrip("\n") + "\n" + _INFERENCE_YAML.format(
-        chunk_seconds=float(chunk_seconds), overlap=float(overlap))
+        chunk_seconds=float(chunk_seconds), overlap=float(overlap),
+        fixed_order=str(bool(fixed_order)).lower())
     try:
         resolved = resolve_references(full, overrides, overrides_must_match=True).getvalue()
         hparams = load_hyperpyyaml(resolved)
@@ -620,17 +628,19 @@ class _StemWriter:
                     data = np.clip(data, -1.0, 1.0)
             handle.write(data)
 
-    def finish(self, order: list[int]) -> list[Path]:
-        """Closes the stems, renames output ``order[k]`` to ``<stem>_s{k+1}.wav``."""
+    def finish(self, order: list[int], by_index: bool = False) -> list[Path]:
+        """Closes the stems, renames output ``order[k]`` to ``<stem>_s{k+1}.wav`` (or output
+        ``s`` to ``<stem>_s{s+1}.wav`` when ``by_index``)."""
         for handle in self.handles:
             handle.close()
-        for k, s in enumerate(order):
-            os.replace(self.parts[s], self.finals[k])
+        names = [self.finals[s] for s in order] if by_index else self.finals[: len(order)]
+        for s, final in zip(order, names):
+            os.replace(self.parts[s], final)
         for s in set(range(len(self.parts))) - set(order):
             self.parts[s].unlink(missing_ok=True)
-        for stale in self.finals[len(order):]:  # left by an earlier run (overwrite=True)
+        for stale in set(self.finals) - set(names):  # left by an earlier run (overwrite=True)
             stale.unlink(missing_ok=True)
-        return self.finals[: len(order)]
+        return names
 
     def abort(self) -> None:
         """Closes and removes the partial files."""
@@ -671,7 +681,8 @@ class GASSSeparator(Pretrained):
         ``{"separator": module}``, a separator of the DESIGN.md §2 contract.
     hparams : dict
         At least ``sample_rate`` and ``num_sources`` (matching the separator); optionally
-        ``chunk_seconds`` and ``chunk_overlap`` (defaults for long inputs).
+        ``chunk_seconds`` and ``chunk_overlap`` (defaults for long inputs) and ``fixed_order``
+        (labelled stems: no chunk re-alignment, stems keep their index; default false).
     run_opts : dict, optional
         SpeechBrain run options, e.g. ``{"device": "cuda:0", "precision": "bf16"}``.
     freeze_params : bool
@@ -766,6 +777,11 @@ class GASSSeparator(Pretrained):
         """Number of outputs ``S``."""
         return int(self.hparams.num_sources)
 
+    @property
+    def fixed_order(self) -> bool:
+        """Whether output ``k`` is always stem ``k`` (the model folder's ``fixed_order``)."""
+        return bool(getattr(self.hparams, "fixed_order", False))
+
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """Same as :meth:`separate_batch` at the model's rate.
 
@@ -783,11 +799,12 @@ class GASSSeparator(Pretrained):
 
     def separate_batch(self, mix: torch.Tensor, sample_rate: int | None = None,
                        chunk_seconds: float | None = None, overlap: float | None = None,
-                       progress: bool = False) -> torch.Tensor:
+                       progress: bool = False, align: bool | None = None) -> torch.Tensor:
         """Separates a batch of mixtures of any length and rate.
 
         Items are independent (each has its own chunk alignment). All ``S`` outputs are returned,
-        in the order of the first chunk; use :func:`source_activity` to find the silent ones.
+        in the order of the first chunk (in the model's order without alignment); use
+        :func:`source_activity` to find the silent ones.
 
         Arguments
         ---------
@@ -801,6 +818,10 @@ class GASSSeparator(Pretrained):
             Fraction of a chunk shared with the next, in (0, 0.5] (default 0.25).
         progress : bool
             Show a tqdm bar over chunks.
+        align : bool, optional
+            Permute each chunk's outputs to match the previous chunk's before overlap-add
+            (default: true, false for ``fixed_order`` model folders, whose output ``k`` is stem
+            ``k`` in every chunk).
 
         Returns
         -------
@@ -814,8 +835,10 @@ class GASSSeparator(Pretrained):
                                                 self.sample_rate).replace(", channel 0", ""))
         rate = self._check_rate(sample_rate)
         reader = _ArrayReader(mix.detach().float().cpu())
+        align = not self.fixed_order if align is None else bool(align)
         blocks = [est for _, est in self._stream(reader, mix.shape[-1], rate, False, False,
-                                                 chunk_seconds, overlap, progress, "batch")]
+                                                 chunk_seconds, overlap, progress, "batch",
+                                                 align)]
         return torch.cat(blocks, dim=1).to(mix.device)  # [B, T, S]
 
     def separate_file(
@@ -830,6 +853,7 @@ class GASSSeparator(Pretrained):
         overwrite: bool = False,
         on_block: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
         progress: bool = False,
+        align: bool | None = None,
     ) -> Separation:
         """Separates an audio file (wav, flac, ogg, ...) of any length, rate and channel count.
 
@@ -837,7 +861,8 @@ class GASSSeparator(Pretrained):
         as they are computed (``<name>_s1.wav``, ... at the file's rate, in its sample format
         when WAV has it, FLOAT for lossy codecs), so memory does not grow with the length.
         Silent outputs (``energy_db < threshold_db``) are dropped unless ``keep_silent``; stems
-        are ordered loudest first.
+        are ordered loudest first, except for ``fixed_order`` model folders, where output ``k``
+        is always written as ``<name>_s{k+1}.wav`` (labelled stems keep their index).
 
         Arguments
         ---------
@@ -863,6 +888,9 @@ class GASSSeparator(Pretrained):
             output order (e.g. to draw spectrograms without keeping the audio).
         progress : bool
             Show a tqdm bar over chunks.
+        align : bool, optional
+            Permute each chunk's outputs (and each channel's, with ``channels="each"``) to match
+            before overlap-add (default: true, false for ``fixed_order`` model folders).
 
         Returns
         -------
@@ -906,7 +934,7 @@ class GASSSeparator(Pretrained):
             try:
                 stream = self._stream(_FileReader(handle, str(path)), length, rate,
                                       channels == "mix", True, chunk_seconds, overlap, progress,
-                                      path.name)
+                                      path.name, not self.fixed_order if align is None else align)
                 for mix_block, est in stream:
                     meter.update(mix_block, est)
                     if on_block is not None:
@@ -916,11 +944,15 @@ class GASSSeparator(Pretrained):
                     else:
                         blocks.append(est)
                 energy_db, active, seconds = meter.result(threshold_db)
-                order = sorted(range(self.num_sources), key=lambda s: (not active[s],
-                                                                       -energy_db[s]))
+                if self.fixed_order:  # labelled stems keep their index
+                    order = list(range(self.num_sources))
+                else:
+                    order = sorted(range(self.num_sources), key=lambda s: (not active[s],
+                                                                           -energy_db[s]))
                 if not keep_silent:
                     order = [s for s in order if active[s]]
-                files = writer.finish(order) if writer is not None else []
+                files = (writer.finish(order, by_index=self.fixed_order) if writer is not None
+                         else [])
             except BaseException:
                 if writer is not None:
                     writer.abort()
@@ -1057,8 +1089,10 @@ class GASSSeparator(Pretrained):
 
     def _stream(self, reader: _ArrayReader | _FileReader, length: int, rate: int,
                 downmix: bool, joint: bool, chunk_seconds: float | None, overlap: float | None,
-                progress: bool, name: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yields finished ``(mix [C, n], sources [C, n, S])`` blocks in time order."""
+                progress: bool, name: str, align: bool = True
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yields finished ``(mix [C, n], sources [C, n, S])`` blocks in time order (chunks and
+        channels permuted to match unless ``align`` is false)."""
         plan = self._plan(length, rate, chunk_seconds, overlap)
         ov, margin = plan.overlap, plan.margin
         ramp = torch.hann_window(2 * ov, periodic=True, dtype=torch.float64).float()
@@ -1076,10 +1110,11 @@ class GASSSeparator(Pretrained):
             except RuntimeError as err:
                 raise RuntimeError(f"{name}, chunk {k + 1}/{plan.count} at "
                                    f"{start / rate:.2f} s: {err}") from err
-            if joint and est.shape[0] > 1:  # channels of one recording: match channel 0
+            if align and joint and est.shape[0] > 1:  # channels of one recording: match ch. 0
                 est = permute(est, self._match_channels(est))
             if k > 0:  # keep each source on its output: match the previous chunk's tail
-                est = permute(est, self._match(reference, est[:, :ov], mix[:, :ov], joint))
+                if align:
+                    est = permute(est, self._match(reference, est[:, :ov], mix[:, :ov], joint))
                 est[:, :ov] = est[:, :ov] * w_up + tail
             if k < plan.count - 1:
                 reference = est[:, core - ov:].clone()

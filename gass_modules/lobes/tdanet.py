@@ -402,6 +402,9 @@ class TDANetMasker(nn.Module):
         Dropout of the GA module.
     mask_activation : str
         ``"relu"`` (the paper), ``"sigmoid"``, ``"tanh"`` or ``"linear"`` (complex masks).
+    mask_channels : int, optional
+        Channels of each mask (default ``enc_channels``; e.g. ``F`` magnitude masks from ``2F``
+        real+imag features).
 
     Example
     -------
@@ -425,14 +428,18 @@ class TDANetMasker(nn.Module):
     def __init__(self, enc_channels: int, num_sources: int, bottleneck_channels: int = 128,
                  hidden_channels: int = 512, depth: int = 4, num_blocks: int = 16,
                  kernel_size: int = 5, num_heads: int = 8, ffn_factor: int = 2,
-                 dropout: float = 0.1, mask_activation: str = "relu") -> None:
+                 dropout: float = 0.1, mask_activation: str = "relu",
+                 mask_channels: int | None = None) -> None:
         super().__init__()
+        mask_channels = enc_channels if mask_channels is None else mask_channels
         check_positive_int(enc_channels=enc_channels, num_sources=num_sources,
-                           bottleneck_channels=bottleneck_channels, num_blocks=num_blocks)
+                           bottleneck_channels=bottleneck_channels, num_blocks=num_blocks,
+                           mask_channels=mask_channels)
         if mask_activation not in MASK_ACTIVATIONS:
             raise ValueError(f"mask_activation must be one of {sorted(MASK_ACTIVATIONS)}, got "
                              f"{mask_activation!r}")
         self.enc_channels = enc_channels
+        self.mask_channels = mask_channels
         self.num_sources = num_sources
         self.num_blocks = num_blocks
         self.multiple = 2 ** depth
@@ -449,7 +456,7 @@ class TDANetMasker(nn.Module):
         ) if num_blocks > 1 else None
         self.mask = nn.Sequential(
             nn.PReLU(),
-            Conv1d(bottleneck_channels, num_sources * enc_channels, 1, frames_last=True),
+            Conv1d(bottleneck_channels, num_sources * mask_channels, 1, frames_last=True),
         )
         self.mask_activation = MASK_ACTIVATIONS[mask_activation]()
 
@@ -464,7 +471,7 @@ class TDANetMasker(nn.Module):
         Returns
         -------
         torch.Tensor
-            ``[S, B, N, T']`` masks.
+            ``[S, B, N, T']`` masks (``mask_channels`` in place of ``N`` when given).
         """
         if not isinstance(feats, torch.Tensor) or feats.dim() != 3 or (
                 feats.shape[1] != self.enc_channels):
@@ -477,7 +484,7 @@ class TDANetMasker(nn.Module):
         for _ in range(self.num_blocks - 1):
             x = self.block(self.reinject(x0 + x))
         masks = self.mask_activation(self.mask(x[:, :frames]))  # [B, T', S * N]
-        return masks.unflatten(2, (self.num_sources, self.enc_channels)).permute(2, 0, 3, 1)
+        return masks.unflatten(2, (self.num_sources, self.mask_channels)).permute(2, 0, 3, 1)
 
 
 class TDANetWav(Separator):
@@ -564,11 +571,16 @@ class TDANetWav(Separator):
 
 
 class TDANetSTFT(Separator):
-    """TDANet-STFT: STFT encoder, TDANet masker on real+imag channels, complex masks, iSTFT.
+    """TDANet-STFT: STFT encoder, TDANet masker on spectral features, masks, iSTFT.
 
-    ``X = STFT(x)`` (``[B, F, N]``), ``M_s = Masker([Re X; Im X])_s`` read as complex masks
-    (first ``F`` channels real, last ``F`` imaginary), ``ŝ_s = iSTFT(M_s * X)``. The total stride
-    is ``hop_length * 2^depth``; the ``L / hop + 1`` frames are padded to a multiple of
+    ``X = STFT(x)`` (``[B, F, N]``), ``M_s = Masker(features(X))_s``, ``ŝ_s = iSTFT(M_s * X)``.
+    Features are ``[Re X; Im X]`` (``"ri"``, 2F channels) or the compressed magnitude
+    ``|X|^0.3`` (``"mag"``, F channels; with the masker's gLN both are invariant to the input
+    gain). Masks are complex (``"complex"``: 2F channels per source, first ``F`` real, last ``F``
+    imaginary) or real magnitude masks that keep the mixture's phase (``"magnitude"``: F
+    channels). Magnitude features and masks learn much faster from few updates (the CPU demo);
+    the GASS card keeps real+imag features and complex masks. The total stride is
+    ``hop_length * 2^depth``; the ``L / hop + 1`` frames are padded to a multiple of
     ``2^depth`` inside the masker, so the coarsest scale always holds at least 2 frames.
 
     Arguments
@@ -598,8 +610,12 @@ class TDANetSTFT(Separator):
     dropout : float
         Dropout of the GA module.
     mask_activation : str
-        Applied to the real and imaginary mask parts; ``"linear"`` (unbounded complex masks)
-        by default.
+        Applied to the mask values (real and imaginary parts of complex masks); ``"linear"``
+        (unbounded complex masks) by default.
+    features : str
+        ``"ri"`` (real and imaginary parts) or ``"mag"`` (magnitude to the power 0.3).
+    mask_type : str
+        ``"complex"`` or ``"magnitude"``.
 
     Example
     -------
@@ -610,19 +626,38 @@ class TDANetSTFT(Separator):
     64
     >>> model(torch.randn(2, 1001)).shape
     torch.Size([2, 1001, 2])
+    >>> fast = TDANetSTFT(num_sources=2, sample_rate=8000, n_fft=64, hop_length=16,
+    ...                   bottleneck_channels=16, hidden_channels=32, depth=2, num_blocks=2,
+    ...                   num_heads=4, mask_activation="sigmoid", features="mag",
+    ...                   mask_type="magnitude").eval()
+    >>> fast(torch.randn(2, 1001)).shape
+    torch.Size([2, 1001, 2])
     """
+
+    FEATURES = ("ri", "mag")
+    MASK_TYPES = ("complex", "magnitude")
+    MAGNITUDE_EXPONENT = 0.3
 
     def __init__(self, num_sources: int = 4, sample_rate: int = 16000, n_fft: int = 512,
                  hop_length: int = 128, bottleneck_channels: int = 128,
                  hidden_channels: int = 512, depth: int = 4, num_blocks: int = 16,
                  kernel_size: int = 5, num_heads: int = 8, ffn_factor: int = 2,
-                 dropout: float = 0.1, mask_activation: str = "linear") -> None:
+                 dropout: float = 0.1, mask_activation: str = "linear", features: str = "ri",
+                 mask_type: str = "complex") -> None:
         check_positive_int(hop_length=hop_length, depth=depth)
+        if features not in self.FEATURES:
+            raise ValueError(f"features must be one of {self.FEATURES}, got {features!r}")
+        if mask_type not in self.MASK_TYPES:
+            raise ValueError(f"mask_type must be one of {self.MASK_TYPES}, got {mask_type!r}")
         super().__init__(num_sources, sample_rate, hop_length * 2 ** depth)
+        self.features = features
+        self.mask_type = mask_type
         self.encoder = STFTEncoder(n_fft, hop_length)
-        self.masker = TDANetMasker(2 * self.encoder.num_bins, num_sources, bottleneck_channels,
-                                   hidden_channels, depth, num_blocks, kernel_size, num_heads,
-                                   ffn_factor, dropout, mask_activation)
+        bins = self.encoder.num_bins
+        self.masker = TDANetMasker(
+            2 * bins if features == "ri" else bins, num_sources, bottleneck_channels,
+            hidden_channels, depth, num_blocks, kernel_size, num_heads, ffn_factor, dropout,
+            mask_activation, mask_channels=2 * bins if mask_type == "complex" else bins)
         self.decoder = ISTFTDecoder(n_fft, hop_length)
 
     def separate_padded(self, mix: torch.Tensor) -> torch.Tensor:
@@ -639,5 +674,12 @@ class TDANetSTFT(Separator):
             ``[B, L, S]`` estimated sources.
         """
         spec = self.encoder(mix)  # [B, F, N] complex
-        masks = channels_to_complex(self.masker(complex_to_channels(spec)))  # [S, B, F, N]
+        if self.features == "ri":  # constants of the module, not branches on shapes
+            feats = complex_to_channels(spec)  # [B, 2F, N]
+        else:  # |X|^0.3 from the squared magnitude: finite gradient at |X| = 0
+            feats = (spec.real.square() + spec.imag.square() + 1e-12).pow(
+                self.MAGNITUDE_EXPONENT / 2)  # [B, F, N]
+        masks = self.masker(feats)  # [S, B, 2F or F, N]
+        if self.mask_type == "complex":
+            masks = channels_to_complex(masks)  # [S, B, F, N] complex
         return self.decoder(masks * spec).permute(1, 2, 0)  # [S, B, L] -> [B, L, S]

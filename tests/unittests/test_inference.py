@@ -491,3 +491,68 @@ def test_real_card_separates_in_chunks(tmp_path, built_cards):
     result = sep.separate_file(tmp_path / "in.wav", keep_silent=True, chunk_seconds=0.25)
     assert result.sources.shape == (1, audio.shape[0], model.num_sources)
     assert torch.isfinite(result.sources).all()
+
+
+# ----------------------------------------------------------------------------- fixed order
+
+
+class LoudFirst(Separator):
+    """Labelled stems that depend on the chunk: stem 0 = the mix when the chunk is loud (RMS over
+    0.3), else stem 1 = the mix. A fixed-order model's output is stem ``k`` in every chunk."""
+
+    def __init__(self, sample_rate: int) -> None:
+        super().__init__(num_sources=2, sample_rate=sample_rate, stride=1)
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def separate_padded(self, mix: torch.Tensor) -> torch.Tensor:
+        loud = (mix.square().mean(-1, keepdim=True).sqrt() > 0.3).float()  # [B, 1]
+        return torch.stack([mix * loud, mix * (1 - loud)], dim=-1)  # [B, L, 2]
+
+
+@pytest.mark.parametrize("fixed_order", [False, True])
+def test_fixed_order_keeps_stems_across_chunks(tmp_path, fixed_order):
+    """Alignment keeps a source on one output; labelled stems (fixed order) must not be
+    re-aligned: output 0 is stem 0 in every chunk, cross-faded in the overlaps."""
+    rate = 8000
+    x = torch.randn(1, 2 * rate, generator=torch.Generator().manual_seed(0))
+    x[:, :rate] *= 0.05  # quiet first second, loud second one
+    sep = interface(LoudFirst(rate), fixed_order=fixed_order)
+    assert sep.fixed_order is fixed_order
+    # chunks [0, 1), [0.75, 1.75), [1.5, 2) s: the first is quiet, the others loud
+    est = sep.separate_batch(x, chunk_seconds=1.0, overlap=0.25)[0]  # [T, 2]
+    torch.testing.assert_close(est.sum(-1), x[0], atol=1e-6, rtol=0)
+    first, later = slice(0, int(0.75 * rate)), slice(rate, 2 * rate)
+    if fixed_order:  # stem 1 (quiet chunk) then stem 0 (loud chunks)
+        assert est[first, 0].abs().max() == 0 and est[later, 1].abs().max() == 0
+        torch.testing.assert_close(est[later, 0], x[0, later])
+        ramp = torch.hann_window(2 * rate // 4, periodic=True, dtype=torch.float64).float()
+        overlap = slice(int(0.75 * rate), rate)
+        torch.testing.assert_close(est[overlap, 0], x[0, overlap] * ramp[: rate // 4],
+                                   atol=1e-6, rtol=0)
+    else:  # aligned: the mix stays on the output of the first chunk
+        assert est[:, 0].abs().max() == 0
+        torch.testing.assert_close(est[:, 1], x[0])
+    # files: fixed-order stems keep their index, the others are sorted loudest first
+    path = tmp_path / "mix.wav"
+    sf.write(path, x[0].numpy(), rate, subtype="FLOAT")
+    result = sep.separate_file(path, out_dir=tmp_path / "out", chunk_seconds=1.0, keep_silent=True)
+    names = [p.name for p in result.files]
+    assert names == ["mix_s1.wav", "mix_s2.wav"]
+    stems = torch.stack([torch.from_numpy(sf.read(p, dtype="float32")[0]) for p in result.files])
+    if fixed_order:
+        torch.testing.assert_close(stems.T, est, atol=1e-6, rtol=0)
+    else:  # loudest first: the single active output
+        torch.testing.assert_close(stems[0], x[0], atol=1e-6, rtol=0)
+
+
+def test_fixed_order_model_folder(tmp_path):
+    """save_model_folder(fixed_order=True) makes GASSSeparator skip the re-alignment."""
+    card = ("sample_rate: 8000\nnum_sources: 2\nseparator: !new:gass_modules.inference."
+            "ScaledCopies\n    gains: [0.5, 0.5]\n    sample_rate: !ref <sample_rate>\n")
+    model = ScaledCopies([0.5, 0.5], 8000)
+    for flag in (False, True):
+        folder = save_model_folder(model, card, tmp_path / str(flag), fixed_order=flag)
+        sep = GASSSeparator.from_hparams(source=folder, run_opts={"device": "cpu"})
+        assert sep.fixed_order is flag
+    with pytest.raises(ValueError, match="fixed_order"):
+        save_model_folder(model, card + "fixed_order: true\n", tmp_path / "bad")

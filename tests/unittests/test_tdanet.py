@@ -185,6 +185,39 @@ def test_stft_separator_applies_complex_masks():
     assert torch.allclose(out, ref, atol=1e-4)
 
 
+def test_stft_separator_magnitude_features_and_masks():
+    """features="mag": the masker sees |X|^0.3; mask_type="magnitude": sources_s =
+    iSTFT(M_s * X) with real masks (the mixture's phase), recomputed with torch.stft/istft."""
+    model = TDANetSTFT(num_sources=3, sample_rate=8000, n_fft=32, hop_length=8, **SMALL,
+                       features="mag", mask_type="magnitude", mask_activation="sigmoid").eval()
+    assert model.masker.enc_channels == model.masker.mask_channels == 17
+    mix = torch.randn(2, 3 * model.stride)
+    window = torch.hann_window(32)
+    with torch.no_grad():
+        spec = torch.stft(mix, 32, 8, window=window, center=True, pad_mode="constant",
+                          return_complex=True)  # [B, 17, N]
+        masks = model.masker(spec.abs() ** 0.3)  # [S, B, 17, N], in (0, 1)
+        assert masks.min() > 0 and masks.max() < 1
+        ref = torch.stack([torch.istft(m * spec, 32, 8, window=window, center=True)
+                           for m in masks], dim=-1)
+        out = model.separate_padded(mix)
+        # gLN makes both feature kinds gain invariant: the masks, hence out(g x) = g out(x)
+        scaled = model.separate_padded(1e-3 * mix)
+    assert torch.allclose(out, ref, atol=1e-4)
+    assert torch.allclose(scaled, 1e-3 * out, atol=1e-6)
+    # all-pass masks (sigmoid of a large bias) give the mixture back on every output
+    with torch.no_grad():
+        last = model.masker.mask[-1]
+        last.weight.zero_()
+        last.bias.fill_(30.0)
+        torch.testing.assert_close(model.separate_padded(mix), mix[..., None].expand(-1, -1, 3),
+                                   atol=1e-5, rtol=0)
+    # real+imag features with magnitude masks: 2F input channels, F mask channels
+    mixed = TDANetSTFT(num_sources=2, sample_rate=8000, n_fft=32, hop_length=8, **SMALL,
+                       mask_type="magnitude")
+    assert (mixed.masker.enc_channels, mixed.masker.mask_channels) == (34, 17)
+
+
 def test_bad_configurations_and_inputs_raise():
     """Errors say what was expected and what was found."""
     with pytest.raises(ValueError, match="divisible by num_heads"):
@@ -197,6 +230,10 @@ def test_bad_configurations_and_inputs_raise():
         TDANetWav(enc_kernel_size=7, enc_stride=4)
     with pytest.raises(ValueError, match="num_blocks must be a positive int"):
         TDANetSTFT(num_blocks=0)
+    with pytest.raises(ValueError, match="features must be one of"):
+        TDANetSTFT(features="logmag")
+    with pytest.raises(ValueError, match="mask_type must be one of"):
+        TDANetSTFT(mask_type="ratio")
     model = TDANetWav(2, 8000, enc_channels=6, enc_kernel_size=8, enc_stride=4, **SMALL)
     with pytest.raises(ValueError, match="floating-point"):
         model(torch.zeros(1, 64, dtype=torch.int16))

@@ -27,8 +27,9 @@ echo "== [1/3] demo corpus: $CORPUS"
 echo "== [2/3] training a small TDANet-STFT for $MINUTES min on CPU, then evaluating: $OUT"
 "$PY" recipes/GASS/separation/train.py recipes/GASS/separation/hparams/tdanet_stft.yaml \
     --data_folder="$CORPUS" --output_folder="$OUT" --sample_rate="$RATE" \
-    --model="{separator: {n_fft: 256, hop_length: 64, bottleneck_channels: 64,
-              hidden_channels: 128, depth: 3, num_blocks: 4, num_heads: 4}}" \
+    --model="{separator: {n_fft: 256, hop_length: 64, bottleneck_channels: 96,
+              hidden_channels: 192, depth: 3, num_blocks: 2, num_heads: 4, features: mag,
+              mask_type: magnitude, mask_activation: sigmoid}}" \
     --oracle="{n_fft: 256, hop_length: 64}" \
     --scenario="{num_sources_probs: [0.1, 0.5, 0.25, 0.15]}" \
     --segment_seconds=1.0 --batch_size=8 --lr=0.002 --num_workers=1 \

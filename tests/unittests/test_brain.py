@@ -15,6 +15,7 @@ import torch
 from speechbrain.core import INTRA_EPOCH_CKPT_FLAG
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.nnet.schedulers import LinearWarmupScheduler, ReduceLROnPlateau
+from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.epoch_loop import EpochCounter
 
 from gass_modules.brain import (
@@ -22,6 +23,7 @@ from gass_modules.brain import (
     IRMOracle,
     SeparationBrain,
     SeparationReport,
+    WallClockLinearDecay,
     score_separation,
 )
 from gass_modules.lobes.base import Separator
@@ -491,3 +493,42 @@ def test_validation_reports_si_snri_of_multi_source_mixtures(tmp_path):
     assert brain.valid_stats["si_snri"] == pytest.approx(0.0, abs=1e-6)
     assert brain._valid_si_snri[1] == 4  # 2 sources x the 2 mixtures with 2 sources
     assert np.isfinite(brain.valid_stats["loss"])
+
+
+# ------------------------------------------------------------------- wall-clock LR schedule
+
+
+def test_wall_clock_linear_decay_values_and_checkpoint(tmp_path):
+    """lr = lr0 * min(1, step / warmup) * max(0, 1 - elapsed / budget), closed form; the update
+    count survives a Checkpointer round trip, the clock restarts with the run."""
+    now = [100.0]
+    sched = WallClockLinearDecay(2e-3, num_warmup_steps=4, minutes=2.0, clock=lambda: now[0])
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(3))], lr=2e-3)
+    got = []
+    for step in range(1, 11):
+        now[0] = 100.0 + 12.0 * (step - 1)  # 12 s per update, budget 120 s
+        got.append(sched(opt)[1])
+        expected = 2e-3 * min(1.0, step / 4) * max(0.0, 1.0 - 12.0 * (step - 1) / 120.0)
+        assert got[-1] == pytest.approx(expected, abs=1e-12)
+        assert opt.param_groups[0]["lr"] == got[-1]
+    now[0] = 1e6
+    assert sched(opt)[1] == 0.0
+    saver = Checkpointer(tmp_path, recoverables={"lr_scheduler": sched})
+    saver.save_checkpoint()
+    resumed = WallClockLinearDecay(1.0, num_warmup_steps=0, minutes=9.0, clock=lambda: now[0])
+    Checkpointer(tmp_path, recoverables={"lr_scheduler": resumed}).recover_if_possible()
+    assert (resumed.lr0, resumed.num_warmup_steps, resumed.minutes, resumed.current_step) == (
+        2e-3, 4, 2.0, 11)
+    assert resumed(opt)[1] == pytest.approx(2e-3)  # warm-up done, fresh budget
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"minutes": 0}, "minutes must be a positive finite number"),
+    ({"minutes": float("inf")}, "minutes must be a positive finite number"),
+    ({"minutes": None}, "minutes must be a positive finite number"),
+    ({"minutes": 1.0, "num_warmup_steps": -1}, "num_warmup_steps must be an int >= 0"),
+])
+def test_wall_clock_linear_decay_rejects_bad_budgets(kwargs, message):
+    """A missing or infinite budget (max_train_minutes null) is an error, not a constant rate."""
+    with pytest.raises(ValueError, match=message):
+        WallClockLinearDecay(1e-3, **{"num_warmup_steps": 10, **kwargs})

@@ -27,12 +27,10 @@ Authors
 import logging
 import sys
 
-import speechbrain as sb
-from hyperpyyaml import load_hyperpyyaml
 from prepare import prepare_dnr
 from speechbrain.utils.distributed import run_on_main
 
-from gass_modules.brain import included_card
+from gass_modules.brain import load_recipe
 from gass_modules.finetune import BenchmarkBrain, run_benchmark
 
 logger = logging.getLogger(__name__)
@@ -51,17 +49,11 @@ def main(argv: list[str]) -> BenchmarkBrain:
     BenchmarkBrain
         The brain after evaluation (``brain.scorer`` holds the results).
     """
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    sb.utils.distributed.ddp_init_group(run_opts)
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
-    sb.create_experiment_directory(experiment_directory=hparams["output_folder"],
-                                   hyperparams_to_save=hparams_file, overrides=overrides)
-    logger.info(f"seeded with {hparams['global_seed']} before building the model")
+    hparams, run_opts, card = load_recipe(argv)
     run_on_main(prepare_dnr, kwargs={
         "data_folder": hparams["data_folder"], "save_folder": hparams["save_folder"],
         "skip_prep": hparams["skip_prep"]})
-    return run_benchmark(hparams, run_opts, included_card(hparams_file, overrides, key="model"))
+    return run_benchmark(hparams, run_opts, card)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 #
 #  1. builds the demo corpus (speech, music stems and sound events from Debian packages, split
 #     by speaker / song / file; cached, so a second run skips this step);
-#  2. trains a small TDANet-STFT (GASS setup: 4 outputs, mixtures of 1-4 sources, PIT log-MSE)
-#     for GASS_DEMO_MINUTES (default 11) minutes of wall-clock time, with a progress bar;
+#  2. trains a small TDANet-STFT (GASS setup: 4 outputs, mixtures of 1-4 sources, PIT log-MSE;
+#     hparams/demo.yaml) for GASS_DEMO_MINUTES (default 11) minutes of wall-clock time, the
+#     learning rate decaying to zero over them, with a progress bar;
 #  3. evaluates it on held-out mixtures (speakers, songs and sound files never seen in training)
 #     beside the IRM oracle, prints the summary table, writes separated examples and spectrogram
 #     figures, and exports the model folder for GASSSeparator.from_hparams / gass-separate.
@@ -25,16 +26,8 @@ echo "== [1/3] demo corpus: $CORPUS"
 "$PY" tools/build_demo_corpus.py --subset full --sample-rate "$RATE" --out "$CORPUS"
 
 echo "== [2/3] training a small TDANet-STFT for $MINUTES min on CPU, then evaluating: $OUT"
-"$PY" recipes/GASS/separation/train.py recipes/GASS/separation/hparams/tdanet_stft.yaml \
-    --data_folder="$CORPUS" --output_folder="$OUT" --sample_rate="$RATE" \
-    --model="{separator: {n_fft: 256, hop_length: 64, bottleneck_channels: 96,
-              hidden_channels: 192, depth: 3, num_blocks: 2, num_heads: 4, features: mag,
-              mask_type: magnitude, mask_activation: sigmoid}}" \
-    --oracle="{n_fft: 256, hop_length: 64}" \
-    --scenario="{num_sources_probs: [0.1, 0.5, 0.25, 0.15]}" \
-    --segment_seconds=1.0 --batch_size=8 --lr=0.002 --num_workers=1 \
-    --steps_per_epoch=200 --number_of_epochs=1000 --max_train_minutes="$MINUTES" \
-    --num_valid_mixtures=60 --num_test_mixtures=300 --eval_save_audio=4 --eval_figures=2
+"$PY" recipes/GASS/separation/train.py recipes/GASS/separation/hparams/demo.yaml \
+    --data_folder="$CORPUS" --output_folder="$OUT" --max_train_minutes="$MINUTES"
 mkdir -p results/demo
 if [ -z "${GASS_DEMO_OUT:-}" ]; then ln -sfn "$STAMP" results/demo/latest; fi
 

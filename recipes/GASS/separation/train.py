@@ -23,11 +23,9 @@ import logging
 import sys
 from pathlib import Path
 
-import speechbrain as sb
-from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
-from gass_modules.brain import SeparationBrain, included_card
+from gass_modules.brain import SeparationBrain, load_recipe
 from gass_modules.dataio.mixer import MixtureStream, make_eval_set
 from gass_modules.inference import save_model_folder
 
@@ -67,13 +65,7 @@ def build(argv: list[str], brain_class: type = SeparationBrain) -> tuple:
         ``(brain, hparams, datasets, card)``: datasets maps ``train``/``valid``/``test`` to
         datasets, ``card`` is the model card as trained (yaml text).
     """
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    sb.utils.distributed.ddp_init_group(run_opts)  # torchrun: one process per device
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
-    sb.create_experiment_directory(experiment_directory=hparams["output_folder"],
-                                   hyperparams_to_save=hparams_file, overrides=overrides)
-    logger.info(f"seeded with {hparams['global_seed']} before building the model")
+    hparams, run_opts, card = load_recipe(argv)
     run_on_main(check_manifests, kwargs={"hparams": hparams})
     datasets = {
         "train": MixtureStream(hparams["train_mixer"], seed=hparams["seed"]),
@@ -84,7 +76,7 @@ def build(argv: list[str], brain_class: type = SeparationBrain) -> tuple:
     }
     brain = brain_class(modules=hparams["modules"], opt_class=hparams["opt_class"],
                         hparams=hparams, run_opts=run_opts, checkpointer=hparams["checkpointer"])
-    return brain, hparams, datasets, included_card(hparams_file, overrides, key="model")
+    return brain, hparams, datasets, card
 
 
 def run(brain: SeparationBrain, hparams: dict, datasets: dict, card: str,

@@ -13,6 +13,7 @@ import pytest
 import torch
 from speechbrain.lobes.models.transformer.Transformer import PositionalEncoding
 
+from gass_modules.lobes.base import export_separator
 from gass_modules.lobes.tdanet import (
     GlobalAttention,
     LocalAttention,
@@ -216,6 +217,19 @@ def test_stft_separator_magnitude_features_and_masks():
     mixed = TDANetSTFT(num_sources=2, sample_rate=8000, n_fft=32, hop_length=8, **SMALL,
                        mask_type="magnitude")
     assert (mixed.masker.enc_channels, mixed.masker.mask_channels) == (34, 17)
+
+
+def test_magnitude_variant_exports_with_dynamic_length():
+    """The make-demo variant (magnitude features and masks) keeps the export contract: one
+    program for any batch and multiple of the stride, equal to eager."""
+    model = TDANetSTFT(num_sources=4, sample_rate=8000, n_fft=32, hop_length=8, **SMALL,
+                       features="mag", mask_type="magnitude", mask_activation="sigmoid").eval()
+    program = export_separator(model, max_multiple=64).module()
+    for batch, multiple in [(1, 1), (3, 5)]:
+        mix = torch.randn(batch, multiple * model.stride)
+        with torch.no_grad():
+            torch.testing.assert_close(program(mix), model.separate_padded(mix), atol=1e-5,
+                                       rtol=1e-4)
 
 
 def test_bad_configurations_and_inputs_raise():

@@ -46,6 +46,7 @@ import soundfile as sf
 import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 
+from gass_modules.dataio.manifest import AudioHeader, probe_audio
 from gass_modules.dataio.mixer import resample
 
 logger = logging.getLogger(__name__)
@@ -207,46 +208,18 @@ class BenchmarkExample:
         return sum(s is not None for s in self.sources)
 
 
-@dataclass(frozen=True)
-class AudioHeader:
-    """Header of one example (its mixture; every source agrees with it).
-
-    Arguments
-    ---------
-    frames : int
-        Length in samples.
-    sample_rate : int
-        Rate in Hz.
-    channels : int
-        Channel count.
-
-    Example
-    -------
-    >>> AudioHeader(16000, 8000, 1).duration
-    2.0
-    """
-
-    frames: int
-    sample_rate: int
-    channels: int
-
-    @property
-    def duration(self) -> float:
-        """Length in seconds."""
-        return self.frames / self.sample_rate
-
-
 def _header(path: Path) -> AudioHeader | str:
-    """Header-only probe of one file, or the reason it is unusable."""
-    if not path.is_file():
+    """Header of one file (:func:`~gass_modules.dataio.manifest.probe_audio`), or the problem
+    worded for a layout error."""
+    head = probe_audio(path)
+    if isinstance(head, AudioHeader):
+        return head
+    kind, _, detail = head.partition(": ")
+    if kind == "missing":
         return f"missing file {path}"
-    try:
-        info = sf.info(str(path))
-    except Exception as err:  # libsndfile raises several types; all mean "cannot read"
-        return f"unreadable file {path} ({str(err).splitlines()[0]})"
-    if info.frames < 1:
+    if kind == "empty":
         return f"empty file {path} (0 samples)"
-    return AudioHeader(int(info.frames), int(info.samplerate), int(info.channels))
+    return f"{kind} file {path} ({detail})"
 
 
 def _check_example(example: BenchmarkExample) -> AudioHeader | str:

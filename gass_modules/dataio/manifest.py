@@ -751,17 +751,74 @@ class ScanReport:
         return "\n".join(lines)
 
 
-def _probe(path: str) -> tuple[int, int, int] | str:
-    """Header-only probe: (frames, sample_rate, channels), or the reason the file is skipped."""
+@dataclass(frozen=True)
+class AudioHeader:
+    """What a header-only read of an audio file tells: length, rate and channels.
+
+    Arguments
+    ---------
+    frames : int
+        Length in samples.
+    sample_rate : int
+        Rate in Hz.
+    channels : int
+        Channel count.
+
+    Example
+    -------
+    >>> AudioHeader(16000, 8000, 1).duration
+    2.0
+    """
+
+    frames: int
+    sample_rate: int
+    channels: int
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.frames / self.sample_rate
+
+
+def probe_audio(path: str | os.PathLike) -> AudioHeader | str:
+    """Header-only read of an audio file (``soundfile.info``, no decoding), or why it is unusable.
+
+    The one probe behind :func:`scan_audio` and the benchmark layout checks
+    (``gass_modules.dataio.benchmarks``). libsndfile releases the GIL, so threads overlap it.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    AudioHeader or str
+        The header, or a reason ``"<kind>: <detail>"`` with kind ``missing``, ``unreadable``,
+        ``empty`` or ``invalid header``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> sf.write(folder / "a.wav", np.zeros(800, dtype=np.float32), 8000)
+    >>> probe_audio(folder / "a.wav")
+    AudioHeader(frames=800, sample_rate=8000, channels=1)
+    >>> _ = (folder / "b.wav").write_bytes(b"not audio")
+    >>> probe_audio(folder / "b.wav").split(":")[0], probe_audio(folder / "c.wav")
+    ('unreadable', 'missing: no such file')
+    """
+    if not Path(path).is_file():
+        return "missing: no such file"
     try:
-        info = sf.info(path)
+        info = sf.info(str(path))
     except Exception as err:  # libsndfile raises several types; all mean "cannot read"
         return f"unreadable: {str(err).splitlines()[0]}"
     if info.frames < 1:
         return "empty: 0 frames"
     if info.channels < 1 or info.samplerate < 1:
         return f"invalid header: {info.channels} channels at {info.samplerate} Hz"
-    return int(info.frames), int(info.samplerate), int(info.channels)
+    return AudioHeader(int(info.frames), int(info.samplerate), int(info.channels))
 
 
 def _group_of(rel: Path, root_name: str, group_depth: int) -> str:
@@ -833,7 +890,7 @@ def scan_audio(
                 if p.suffix.lower() in AUDIO_EXTENSIONS:
                     files.append((root, p, cat))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        probes = list(pool.map(_probe, [str(p) for _, p, _ in files], chunksize=64))
+        probes = list(pool.map(probe_audio, [p for _, p, _ in files], chunksize=64))
     report = ScanReport()
     cols: dict[str, list] = {k: [] for k in ("ids", "paths", "frames", "rates", "channels",
                                              "cats", "groups")}
@@ -844,9 +901,9 @@ def scan_audio(
         rel = p.relative_to(root)
         cols["ids"].append(f"{root.name}/{rel.with_suffix('').as_posix()}")
         cols["paths"].append(str(p.resolve()))
-        cols["frames"].append(probe[0])
-        cols["rates"].append(probe[1])
-        cols["channels"].append(probe[2])
+        cols["frames"].append(probe.frames)
+        cols["rates"].append(probe.sample_rate)
+        cols["channels"].append(probe.channels)
         cols["cats"].append(cat)
         cols["groups"].append(_group_of(rel, root.name, group_depth))
     manifest = Manifest(cols["ids"], cols["paths"], cols["frames"], cols["rates"],

@@ -72,7 +72,6 @@ logger = logging.getLogger(__name__)
 
 BENCHMARKS = ("fuss", "librimix", "dnr", "musdb")
 ALIGNMENTS = ("oracle", "fixed")
-FUSS_ACTIVE_POWER = 0.01  # an estimate counts above 1% of the quietest active reference's power
 _PARAM_FILE = CHECKPOINT_FILE  # what SpeechBrain's Checkpointer writes for a "separator"
 
 
@@ -550,10 +549,7 @@ class BenchmarkScorer:
             return None
         si = metrics.si_snr(refs, est, zero_mean=False)[0]
         sii = metrics.si_snri(refs, est, x, zero_mean=False)[0]
-        power_ref = refs.square().mean(dim=1)[0]  # [S]
-        power_est = est.square().mean(dim=1)[0]
-        floor = FUSS_ACTIVE_POWER * power_ref[active].min()
-        active_est = power_est > floor
+        active_est = metrics.fuss_active_estimates(refs, est)[0]  # [S]
         counted = active & active_est
         row = {"num_active_refs": int(active.sum()), "num_active_seps": int(active_est.sum())}
         for k, stem in enumerate(self.stems):

@@ -57,6 +57,7 @@ __all__ = [
     "DB_LIMIT",
     "active_sources",
     "align_estimates",
+    "fuss_active_estimates",
     "fuss_multi_source_si_snri",
     "fuss_single_source_si_snr",
     "musdb_csdr",
@@ -405,7 +406,8 @@ def fuss_multi_source_si_snri(targets: torch.Tensor, estimates: torch.Tensor,
     ``active_sources(targets).sum(-1) >= 2``), pooling per-source values; for that pooling use
     ``si_snri(targets, align_estimates(targets, estimates), mixture, zero_mean=False)`` and
     the mask ``active_sources(targets)``. FUSS additionally drops pairs whose estimate is 20 dB
-    quieter than the quietest reference; this function keeps them (active references only).
+    quieter than the quietest reference (:func:`fuss_active_estimates`); this function keeps
+    them (active references only).
 
     Arguments
     ---------
@@ -434,6 +436,47 @@ def fuss_multi_source_si_snri(targets: torch.Tensor, estimates: torch.Tensor,
     gain = si_snri(targets, aligned, mixture, zero_mean=False)  # [B, S]
     active = active_sources(targets).to(gain.dtype)  # [B, S]
     return (gain * active).sum(dim=1) / active.sum(dim=1).clamp_min(1.0)
+
+
+def fuss_active_estimates(targets: torch.Tensor, estimates: torch.Tensor,
+                          power_ratio: float = 0.01) -> torch.Tensor:
+    """FUSS's rule for which aligned estimates count: power above 1 % (−20 dB) of the quietest
+    active reference's.
+
+    The FUSS evaluation pools multi-source SI-SNRi over reference/estimate pairs whose reference
+    is active and whose estimate is not (near-)silent; this is the estimate side of that mask
+    (``active_sources(targets) & fuss_active_estimates(targets, aligned)`` gives the pairs).
+
+    Arguments
+    ---------
+    targets : torch.Tensor
+        ``[B, T, S]`` references, silent slots all-zero.
+    estimates : torch.Tensor
+        ``[B, T, S]`` estimates aligned to them (:func:`align_estimates`).
+    power_ratio : float
+        Fraction of the quietest active reference's mean power an estimate must exceed.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, S]`` bool; all false for a mixture without active references.
+
+    Example
+    -------
+    >>> s = torch.zeros(1, 4, 3)
+    >>> s[0, :, 0], s[0, :, 1] = 1.0, 0.5          # powers 1 and 0.25
+    >>> est = torch.stack([s[0, :, 0], 0.05 * s[0, :, 1], 0.2 * s[0, :, 0]], -1)[None]
+    >>> fuss_active_estimates(s, est)              # powers 1, 6.25e-4, 0.04 vs floor 2.5e-3
+    tensor([[ True, False,  True]])
+    """
+    check_sources(targets, estimates)
+    if not power_ratio > 0:
+        raise ValueError(f"power_ratio must be positive, got {power_ratio!r}")
+    active = active_sources(targets)  # [B, S]
+    power_ref = targets.double().square().mean(dim=1)  # [B, S]
+    power_est = estimates.double().square().mean(dim=1)
+    quietest = torch.where(active, power_ref, torch.full_like(power_ref, float("inf"))).amin(dim=1)
+    return (power_est > power_ratio * quietest.unsqueeze(1)) & active.any(dim=1, keepdim=True)
 
 
 def fuss_single_source_si_snr(targets: torch.Tensor, estimates: torch.Tensor) -> torch.Tensor:

@@ -342,3 +342,22 @@ def test_bad_inputs_raise_clear_errors(case):
     call, message = BAD[case]
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_fuss_active_estimates_matches_a_loop():
+    """The FUSS estimate-activity rule against a per-mixture loop, silent mixtures included."""
+    g = torch.Generator().manual_seed(3)
+    targets = torch.randn(6, 400, 4, generator=g) * torch.rand(6, 1, 4, generator=g)
+    targets[0, :, 1:] = 0.0  # one active reference
+    targets[1] = 0.0  # none
+    estimates = torch.randn(6, 400, 4, generator=g) * (10.0 ** (-3 * torch.rand(6, 1, 4,
+                                                                                generator=g)))
+    got = metrics.fuss_active_estimates(targets, estimates)
+    for b in range(6):
+        active = [k for k in range(4) if targets[b, :, k].abs().sum() > 0]
+        for k in range(4):
+            expected = bool(active) and float(estimates[b, :, k].double().square().mean()) > (
+                0.01 * min(float(targets[b, :, j].double().square().mean()) for j in active))
+            assert bool(got[b, k]) == expected
+    with pytest.raises(ValueError, match="power_ratio must be positive"):
+        metrics.fuss_active_estimates(targets, estimates, power_ratio=0.0)

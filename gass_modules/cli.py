@@ -233,6 +233,7 @@ def _summary(path: Path, result: Separation, info: dict, args: argparse.Namespac
         "output_channels": result.channels,
         "chunk_seconds": chunk_seconds,
         "overlap": overlap,
+        "fixed_order": model.fixed_order,  # labelled stems: output k is stem k, no re-alignment
         "threshold_db": args.threshold_db,
         "num_active": result.num_active,
         "sources": sources,

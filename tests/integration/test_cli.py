@@ -99,6 +99,7 @@ def test_cli_separates_good_files_and_reports_bad_ones(tmp_path, model_dir, caps
                 rate, channels, subtype, frames)
         report = json.loads((folder / f"{stem}.json").read_text())
         assert report["num_active"] == 2 and report["sample_rate"] == rate
+        assert report["fixed_order"] is False  # a PIT model folder: chunks are re-aligned
         assert [s["output"] for s in report["sources"]] == [1, 2, 3, 4]
         assert [s["file"] for s in report["sources"]] == [f"{stem}_s1.wav", f"{stem}_s2.wav",
                                                           None, None]

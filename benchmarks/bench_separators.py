@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -268,6 +269,29 @@ def peak_memory_mib(name: str, seconds: float) -> float:
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
 
 
+def run_step(model: nn.Module, mix: torch.Tensor, train: bool) -> None:
+    """One no-grad forward (eval mode), or one forward + backward of the summed outputs'
+    squares (train mode, gradients dropped after); the model is left in eval mode.
+
+    Arguments
+    ---------
+    model : torch.nn.Module
+        The separator.
+    mix : torch.Tensor
+        Input.
+    train : bool
+        Forward + backward instead of an inference forward.
+    """
+    model.train(train)
+    if train:
+        model(mix).square().mean().backward()
+        model.zero_grad(set_to_none=True)
+    else:
+        with torch.no_grad():
+            model(mix)
+    model.eval()
+
+
 def gpu_milliseconds(model: nn.Module, mix: torch.Tensor, train: bool, repeats: int) -> float:
     """Median GPU time of a forward (``train=False``, no grad) or forward+backward, in ms.
 
@@ -287,23 +311,16 @@ def gpu_milliseconds(model: nn.Module, mix: torch.Tensor, train: bool, repeats: 
     float
         Milliseconds (CUDA events around each repetition, median).
     """
-    model.train(train)
     times = []
     for i in range(repeats + 3):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        if train:
-            model(mix).square().mean().backward()
-        else:
-            with torch.no_grad():
-                model(mix)
+        run_step(model, mix, train)
         end.record()
         torch.cuda.synchronize()
         if i >= 3:
             times.append(start.elapsed_time(end))
-    model.zero_grad(set_to_none=True)
-    model.eval()
-    return sorted(times)[len(times) // 2]
+    return statistics.median_high(times)  # the middle sample of an even count: the upper one
 
 
 def gpu_peak_mib(model: nn.Module, mix: torch.Tensor, train: bool) -> float:
@@ -326,17 +343,9 @@ def gpu_peak_mib(model: nn.Module, mix: torch.Tensor, train: bool) -> float:
     torch.cuda.synchronize()
     base = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
-    model.train(train)
-    if train:
-        model(mix).square().mean().backward()
-    else:
-        with torch.no_grad():
-            model(mix)
+    run_step(model, mix, train)
     torch.cuda.synchronize()
-    peak = torch.cuda.max_memory_allocated()
-    model.zero_grad(set_to_none=True)
-    model.eval()
-    return (peak - base) / 2**20
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
 
 
 def gpu_main(names: list[str], seconds: float, repeats: int) -> None:

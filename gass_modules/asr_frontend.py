@@ -504,7 +504,38 @@ class GASSFrontEnd(nn.Module):
         StreamSelection
             Selected streams and the scores, energies and activity of all outputs.
         """
-        est = self.separate(wavs, wav_lens)  # [B, T, S]
+        return self.select_among(wavs, self.separate(wavs, wav_lens), wav_lens)
+
+    def select_among(self, wavs: torch.Tensor, est: torch.Tensor,
+                     wav_lens: torch.Tensor | None = None) -> StreamSelection:
+        """Scores given candidate streams and keeps the ``num_streams`` best (the criterion of
+        :meth:`select`, e.g. on oracle streams to measure the criterion alone).
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``[B, T]`` mixtures the streams come from (for their relative energy).
+        est : torch.Tensor
+            ``[B, T, S]`` candidate streams at ``sample_rate``.
+        wav_lens : torch.Tensor, optional
+            ``[B]`` relative lengths.
+
+        Returns
+        -------
+        StreamSelection
+            Selected streams and the scores, energies and activity of all candidates.
+
+        Example
+        -------
+        >>> from gass_modules.inference import ScaledCopies
+        >>> front = GASSFrontEnd(ScaledCopies([1.0], 8000), sample_rate=8000)
+        >>> t = torch.arange(8000) / 8000
+        >>> glide = torch.sin(2 * math.pi * (150 * t + 100 * t ** 2))  # F0 rising: speech-like
+        >>> steady = torch.sin(2 * math.pi * 220 * t)  # a held note
+        >>> streams = torch.stack([steady, glide], -1)[None]  # [1, T, 2]
+        >>> front.select_among(streams.sum(-1), streams).indices.tolist()
+        [[1]]
+        """
         batch, length, sources = est.shape
         energy_db, active = source_activity(wavs, est, self.activity_db)  # [B, S]
         rel = None if wav_lens is None else wav_lens.repeat_interleave(sources)

@@ -750,6 +750,12 @@ class BenchmarkBrain(SeparationBrain):
         self.scorer: BenchmarkScorer | None = None
         self.interface: GASSSeparator | None = None
 
+    @property
+    def fixed_order(self) -> bool:
+        """Labelled stems (``eval_alignment: fixed``, trained with a fixed-order loss): long
+        recordings are stitched in the model's output order, and the model folder says so."""
+        return getattr(self.hparams, "eval_alignment", "oracle") == "fixed"
+
     def on_stage_start(self, stage, epoch=None) -> None:
         """At TEST, sets up the scorer and the chunked separator; otherwise as SeparationBrain.
 
@@ -775,8 +781,7 @@ class BenchmarkBrain(SeparationBrain):
                      "num_sources": int(separator.num_sources),
                      "chunk_seconds": float(getattr(hp, "chunk_seconds", 10.0)),
                      "chunk_overlap": float(getattr(hp, "chunk_overlap", 0.25)),
-                     # labelled stems (fixed-order loss): stitch chunks in the model's order
-                     "fixed_order": getattr(hp, "eval_alignment", "oracle") == "fixed"},
+                     "fixed_order": self.fixed_order},
             run_opts={"device": str(self.device), "precision": self.eval_precision},
             freeze_params=False)
 
@@ -989,8 +994,7 @@ def run_benchmark(hparams: dict, run_opts: Mapping, card: str) -> BenchmarkBrain
                    test_loader_kwargs=hparams["test_dataloader_opts"])
     if if_main_process():  # the best checkpoint, loaded by evaluate()
         folder = save_model_folder(brain.modules.separator, card, hparams["model_folder"],
-                                   overwrite=True, fixed_order=hparams.get(
-                                       "eval_alignment", "oracle") == "fixed")
+                                   overwrite=True, fixed_order=brain.fixed_order)
         logger.info(f"model folder for GASSSeparator.from_hparams(source=...): {folder}")
     return brain
 

@@ -835,7 +835,6 @@ class GASSSeparator(Pretrained):
                                                 self.sample_rate).replace(", channel 0", ""))
         rate = self._check_rate(sample_rate)
         reader = _ArrayReader(mix.detach().float().cpu())
-        align = not self.fixed_order if align is None else bool(align)
         blocks = [est for _, est in self._stream(reader, mix.shape[-1], rate, False, False,
                                                  chunk_seconds, overlap, progress, "batch",
                                                  align)]
@@ -934,7 +933,7 @@ class GASSSeparator(Pretrained):
             try:
                 stream = self._stream(_FileReader(handle, str(path)), length, rate,
                                       channels == "mix", True, chunk_seconds, overlap, progress,
-                                      path.name, not self.fixed_order if align is None else align)
+                                      path.name, align)
                 for mix_block, est in stream:
                     meter.update(mix_block, est)
                     if on_block is not None:
@@ -1089,10 +1088,11 @@ class GASSSeparator(Pretrained):
 
     def _stream(self, reader: _ArrayReader | _FileReader, length: int, rate: int,
                 downmix: bool, joint: bool, chunk_seconds: float | None, overlap: float | None,
-                progress: bool, name: str, align: bool = True
+                progress: bool, name: str, align: bool | None = None
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yields finished ``(mix [C, n], sources [C, n, S])`` blocks in time order (chunks and
-        channels permuted to match unless ``align`` is false)."""
+        channels permuted to match unless ``align`` is false; None: unless ``fixed_order``)."""
+        align = not self.fixed_order if align is None else bool(align)
         plan = self._plan(length, rate, chunk_seconds, overlap)
         ov, margin = plan.overlap, plan.margin
         ramp = torch.hann_window(2 * ov, periodic=True, dtype=torch.float64).float()

@@ -142,7 +142,7 @@ class Conv1d(nn.Conv1d):
         self.frames_last = frames_last
         self.channel_affine = (self.kernel_size == (1,) and self.groups == self.in_channels
                                == self.out_channels and self.stride == (1,)
-                               and self.padding in ((0,), "valid"))
+                               and self.padding == (0,))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Applies the convolution.
@@ -161,8 +161,7 @@ class Conv1d(nn.Conv1d):
             return conv1d_frames_last(self, x)
         if not self.channel_affine:
             return super().forward(x)
-        y = x * self.weight.view(1, -1, 1).to(x.dtype)  # [B, C, T]
-        return y if self.bias is None else y + self.bias.view(1, -1, 1).to(x.dtype)
+        return conv1d_frames_last(self, x.transpose(1, 2)).transpose(1, 2)  # the product path
 
 
 def group_norm_frames_last(norm: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
@@ -224,8 +223,8 @@ class ConvNorm(nn.Module):
     >>> layer = ConvNorm(8, 8, kernel_size=5, stride=2, groups=8)
     >>> layer(torch.randn(2, 8, 32)).shape
     torch.Size([2, 8, 16])
-    >>> layer.frames_last = layer.conv.frames_last = True
-    >>> layer(torch.randn(2, 32, 8)).shape
+    >>> ConvNorm(8, 8, kernel_size=5, stride=2, groups=8, frames_last=True)(
+    ...     torch.randn(2, 32, 8)).shape
     torch.Size([2, 16, 8])
     """
 
@@ -238,7 +237,6 @@ class ConvNorm(nn.Module):
         if kernel_size % 2 == 0:
             raise ValueError(f"ConvNorm needs an odd kernel_size for 'same' padding, got "
                              f"{kernel_size}")
-        self.frames_last = frames_last
         self.conv = Conv1d(in_channels, out_channels, kernel_size, stride=stride,
                            padding=(kernel_size - 1) // 2, groups=groups, bias=bias,
                            frames_last=frames_last)
@@ -259,7 +257,7 @@ class ConvNorm(nn.Module):
             ``[B, C_out, ceil(T / stride)]`` features (``[B, ceil(T / stride), C_out]``).
         """
         y = self.conv(x)
-        y = group_norm_frames_last(self.norm, y) if self.frames_last else self.norm(y)
+        y = group_norm_frames_last(self.norm, y) if self.conv.frames_last else self.norm(y)
         return self.act(y)
 
 

@@ -50,8 +50,8 @@ from speechbrain.inference.ASR import EncoderASR
 from speechbrain.nnet.containers import LengthsCapableSequential
 from speechbrain.utils.distributed import run_on_main
 
-from gass_modules.asr_frontend import GASSFrontEnd, SeparateThenTranscribe, rank_streams
-from gass_modules.inference import GASSSeparator, save_model_folder, source_activity
+from gass_modules.asr_frontend import GASSFrontEnd, SeparateThenTranscribe
+from gass_modules.inference import GASSSeparator, save_model_folder
 from gass_modules.metrics import si_snr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -131,10 +131,9 @@ class FrontEndASR(sb.Brain):
             -1, sources.shape[1], 1))[..., 0]  # [B, T]
         irm_streams = self.hparams.oracle(mix, torch.stack([speech, noise], -1))  # [B, T, 2]
         irm = irm_streams[..., 0]
-        irm_pick = self.pick(irm_streams, mix, wav_lens)  # [B]
-        self.irm_agree += int((irm_pick == 0).sum())
-        irm_picked = irm_streams.gather(2, irm_pick[:, None, None].expand(
-            -1, irm_streams.shape[1], 1))[..., 0]  # [B, T]
+        irm_selection = self.frontend.select_among(mix, irm_streams, wav_lens)
+        self.irm_agree += int((irm_selection.indices[:, 0] == 0).sum())
+        irm_picked = irm_selection.streams[..., 0]  # [B, T]
         inputs = {"clean": speech, "mixture": mix, "gass": selection.streams[..., 0],
                   "gass_oracle_pick": picked, "irm": irm, "irm_pick": irm_picked}
         self.pick_agree += int((selection.indices[:, 0].cpu() == oracle_pick.cpu()).sum())
@@ -144,30 +143,6 @@ class FrontEndASR(sb.Brain):
         stacked = torch.cat([inputs[s] for s in SYSTEMS])  # [5B, T]
         logits = self.transcribe_logits(stacked, wav_lens.repeat(len(SYSTEMS)))
         return dict(zip(SYSTEMS, logits.chunk(len(SYSTEMS)))), wav_lens
-
-    def pick(self, streams: torch.Tensor, mix: torch.Tensor,
-             wav_lens: torch.Tensor) -> torch.Tensor:
-        """The stream the front end's criterion picks among given streams (activity, score).
-
-        Arguments
-        ---------
-        streams : torch.Tensor
-            ``[B, T, S]`` candidate streams.
-        mix : torch.Tensor
-            ``[B, T]`` mixtures.
-        wav_lens : torch.Tensor
-            ``[B]`` relative lengths.
-
-        Returns
-        -------
-        torch.Tensor
-            ``[B]`` picked stream indices.
-        """
-        batch, length, num = streams.shape
-        energy_db, active = source_activity(mix, streams, self.frontend.activity_db)
-        flat = streams.transpose(1, 2).reshape(batch * num, length)
-        scores = self.frontend.scorer(flat, wav_lens.repeat_interleave(num)).reshape(batch, num)
-        return rank_streams(scores, energy_db, active)[:, 0].to(streams.device)
 
     def compute_objectives(self, predictions, batch, stage):
         """CTC loss of the clean input; at valid/test, greedy decoding and WER per condition."""

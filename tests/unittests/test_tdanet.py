@@ -115,20 +115,28 @@ def test_top_down_path_starts_at_the_coarsest_level():
     assert torch.equal(coarse, seen["coarsest"])
 
 
+def unrolled_masks(masker: TDANetMasker, feats: torch.Tensor) -> torch.Tensor:
+    """Reference masker (ReLU masks): x0 = Conv1x1(gLN(w)) zero-padded to a multiple of 2^depth,
+    x1 = U(x0), x_{k+1} = U(PReLU(DW(x0 + x_k))), masks = ReLU(Conv(PReLU(x))) cropped back."""
+    batch, channels, frames = feats.shape
+    x0 = torch.nn.functional.conv1d(masker.norm(feats), masker.bottleneck.weight,
+                                    masker.bottleneck.bias)  # [B, B_c, T']
+    x0 = torch.nn.functional.pad(x0, (0, -frames % masker.multiple)).transpose(1, 2)
+    x = masker.block(x0)  # [B, T'', B_c]
+    for _ in range(masker.num_blocks - 1):
+        x = masker.block(masker.reinject(x0 + x))
+    x = torch.nn.functional.prelu(x.transpose(1, 2), masker.mask[0].weight)  # [B, B_c, T'']
+    raw = torch.nn.functional.conv1d(x, masker.mask[1].weight, masker.mask[1].bias)
+    return torch.relu(raw)[..., :frames].reshape(batch, masker.num_sources, channels,
+                                                 frames).transpose(0, 1)
+
+
 def test_masker_unrolls_one_shared_block():
     """x1 = U(x0), x_{k+1} = U(PReLU(DW(x0 + x_k))); masks = act(Conv(PReLU(x))) cropped."""
     masker = TDANetMasker(enc_channels=6, num_sources=2, **SMALL).eval()
     feats = torch.randn(2, 6, 10)  # 10 frames: padded to 12 inside (multiple of 2^2)
     with torch.no_grad():
-        x0 = torch.nn.functional.conv1d(masker.norm(feats), masker.bottleneck.weight,
-                                        masker.bottleneck.bias)  # [B, B_c, 10]
-        x0 = torch.nn.functional.pad(x0, (0, 2)).transpose(1, 2)  # [B, 12, B_c]
-        x = masker.block(x0)
-        for _ in range(2):
-            x = masker.block(masker.reinject(x0 + x))
-        x = torch.nn.functional.prelu(x.transpose(1, 2), masker.mask[0].weight)  # [B, B_c, 12]
-        raw = torch.nn.functional.conv1d(x, masker.mask[1].weight, masker.mask[1].bias)
-        ref = torch.relu(raw)[..., :10].reshape(2, 2, 6, 10).transpose(0, 1)
+        ref = unrolled_masks(masker, feats)
         out = masker(feats)
     assert out.shape == (2, 2, 6, 10)  # [S, B, N, T']
     assert torch.allclose(out, ref, atol=1e-6)
@@ -143,10 +151,13 @@ def test_masker_unrolls_one_shared_block():
 def test_masker_takes_any_frame_count(frames):
     """Frame counts that are not multiples of 2^depth are padded and cropped back."""
     masker = TDANetMasker(enc_channels=6, num_sources=3, **SMALL).eval()
+    feats = torch.randn(2, 6, frames)
     with torch.no_grad():
-        out = masker(torch.randn(2, 6, frames))
+        out = masker(feats)
+        ref = unrolled_masks(masker, feats)
     assert out.shape == (3, 2, 6, frames)
     assert torch.isfinite(out).all()
+    assert torch.allclose(out, ref, atol=1e-6)
 
 
 def test_wav_separator_is_masked_transposed_conv_decoding():

@@ -1069,6 +1069,24 @@ class SeparationBrain(sb.Brain):
         self._eval_examples = 0
         self._valid_si_snri = [0.0, 0]
 
+    @property
+    def separator(self) -> torch.nn.Module:
+        """The separator itself, unwrapped: under DDP ``self.modules.separator`` is its
+        ``DistributedDataParallel`` wrapper (SpeechBrain wraps each module in place, so
+        ``raw_modules.separator`` is the wrapper too). Use it for attributes and export.
+
+        Example
+        -------
+        >>> from gass_modules.losses import pit_log_mse
+        >>> brain = SeparationBrain({"separator": torch.nn.Identity()},
+        ...                         hparams={"loss": pit_log_mse}, run_opts={"device": "cpu"})
+        >>> type(brain.separator).__name__
+        'Identity'
+        """
+        module = self.modules.separator
+        wrappers = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
+        return module.module if isinstance(module, wrappers) else module
+
     # -- training -------------------------------------------------------------------------------
     def compute_forward(self, batch: PaddedBatch, stage: sb.Stage) -> torch.Tensor:
         """Separates the batch's mixtures with ``self.modules.separator``.
@@ -1314,7 +1332,7 @@ class SeparationBrain(sb.Brain):
         if stage == sb.Stage.VALID:
             self._valid_si_snri = [0.0, 0]  # sum, count
         if stage == sb.Stage.TEST:
-            num = self.raw_modules.separator.num_sources
+            num = self.separator.num_sources
             self.report = SeparationReport(num_slots=int(num))
             self._eval_examples = 0
 
@@ -1397,7 +1415,7 @@ class SeparationBrain(sb.Brain):
         """Writes audio and a figure for the first ``eval_save_audio`` / ``eval_figures`` items."""
         index = self._eval_examples
         self._eval_examples += 1
-        rate = int(getattr(self.hparams, "sample_rate", self.raw_modules.separator.sample_rate))
+        rate = int(getattr(self.hparams, "sample_rate", self.separator.sample_rate))
         if index < int(getattr(self.hparams, "eval_save_audio", 3)):
             self.save_audio(snt_id, mix, targets, systems["model"][0])
         if index < int(getattr(self.hparams, "eval_figures", 2)):
@@ -1432,7 +1450,7 @@ class SeparationBrain(sb.Brain):
             raise ValueError(f"expected mix [T], targets and estimates [T, S], got "
                              f"{tuple(mix.shape)}, {tuple(targets.shape)}, "
                              f"{tuple(estimates.shape)}")
-        rate = int(getattr(self.hparams, "sample_rate", self.raw_modules.separator.sample_rate))
+        rate = int(getattr(self.hparams, "sample_rate", self.separator.sample_rate))
         folder = self.eval_folder / "audio" / _safe_name(snt_id)
         folder.mkdir(parents=True, exist_ok=True)
         sf.write(folder / "mix.wav", mix.cpu().numpy(), rate, subtype="FLOAT")
@@ -1451,7 +1469,7 @@ class SeparationBrain(sb.Brain):
         summary = self.report.summary_markdown()
         if if_main_process():
             self.report.write_csv(self.eval_folder / "per_mixture.csv")
-            model = self.raw_modules.separator
+            model = self.separator
             size = sum(p.numel() for p in model.parameters()) / 1e6
             text = (f"Model: {type(model).__name__}, {size:.2f} M parameters, "
                     f"{model.sample_rate} Hz, {model.num_sources} outputs. "

@@ -774,7 +774,7 @@ class BenchmarkBrain(SeparationBrain):
                                       alignment=getattr(hp, "eval_alignment", "oracle"),
                                       csdr_window_seconds=float(getattr(
                                           hp, "csdr_window_seconds", 1.0)))
-        separator = self.raw_modules.separator
+        separator = self.separator
         self.interface = GASSSeparator(
             modules={"separator": separator},
             hparams={"sample_rate": int(separator.sample_rate),
@@ -993,7 +993,7 @@ def run_benchmark(hparams: dict, run_opts: Mapping, card: str) -> BenchmarkBrain
     brain.evaluate(datasets["test"], min_key="loss",
                    test_loader_kwargs=hparams["test_dataloader_opts"])
     if if_main_process():  # the best checkpoint, loaded by evaluate()
-        folder = save_model_folder(brain.modules.separator, card, hparams["model_folder"],
+        folder = save_model_folder(brain.separator, card, hparams["model_folder"],
                                    overwrite=True, fixed_order=brain.fixed_order)
         logger.info(f"model folder for GASSSeparator.from_hparams(source=...): {folder}")
     return brain

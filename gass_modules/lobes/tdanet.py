@@ -58,6 +58,7 @@ from gass_modules.lobes.blocks import (
     pad_to_multiple,
 )
 
+# Element-wise mask activations; "softmax" (across sources, see TDANetMasker) is handled apart.
 MASK_ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "linear": nn.Identity}
 
 
@@ -401,7 +402,10 @@ class TDANetMasker(nn.Module):
     dropout : float
         Dropout of the GA module.
     mask_activation : str
-        ``"relu"`` (the paper), ``"sigmoid"``, ``"tanh"`` or ``"linear"`` (complex masks).
+        ``"relu"`` (the paper), ``"sigmoid"``, ``"tanh"``, ``"linear"`` (complex masks) or
+        ``"softmax"``: a softmax across the ``S`` sources, so that the masks of every channel and
+        frame are non-negative and sum to 1 (ratio masks, like the IRM: the estimates add up to
+        the mixture when the decoder is linear).
     mask_channels : int, optional
         Channels of each mask (default ``enc_channels``; e.g. ``F`` magnitude masks from ``2F``
         real+imag features).
@@ -435,9 +439,9 @@ class TDANetMasker(nn.Module):
         check_positive_int(enc_channels=enc_channels, num_sources=num_sources,
                            bottleneck_channels=bottleneck_channels, num_blocks=num_blocks,
                            mask_channels=mask_channels)
-        if mask_activation not in MASK_ACTIVATIONS:
-            raise ValueError(f"mask_activation must be one of {sorted(MASK_ACTIVATIONS)}, got "
-                             f"{mask_activation!r}")
+        if mask_activation not in MASK_ACTIVATIONS and mask_activation != "softmax":
+            raise ValueError(f"mask_activation must be one of "
+                             f"{sorted([*MASK_ACTIVATIONS, 'softmax'])}, got {mask_activation!r}")
         self.enc_channels = enc_channels
         self.mask_channels = mask_channels
         self.num_sources = num_sources
@@ -458,7 +462,9 @@ class TDANetMasker(nn.Module):
             nn.PReLU(),
             Conv1d(bottleneck_channels, num_sources * mask_channels, 1, frames_last=True),
         )
-        self.mask_activation = MASK_ACTIVATIONS[mask_activation]()
+        # softmax: over the source axis of the [B, T', S, N] masks
+        self.mask_activation = (nn.Softmax(dim=2) if mask_activation == "softmax" else
+                                MASK_ACTIVATIONS[mask_activation]())
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         """Estimates one mask per source.
@@ -483,8 +489,8 @@ class TDANetMasker(nn.Module):
         x = self.block(x0)
         for _ in range(self.num_blocks - 1):
             x = self.block(self.reinject(x0 + x))
-        masks = self.mask_activation(self.mask(x[:, :frames]))  # [B, T', S * N]
-        return masks.unflatten(2, (self.num_sources, self.mask_channels)).permute(2, 0, 3, 1)
+        masks = self.mask(x[:, :frames]).unflatten(2, (self.num_sources, self.mask_channels))
+        return self.mask_activation(masks).permute(2, 0, 3, 1)  # [B, T', S, N] -> [S, B, N, T']
 
 
 class TDANetWav(Separator):
@@ -611,7 +617,8 @@ class TDANetSTFT(Separator):
         Dropout of the GA module.
     mask_activation : str
         Applied to the mask values (real and imaginary parts of complex masks); ``"linear"``
-        (unbounded complex masks) by default.
+        (unbounded complex masks) by default. ``"softmax"`` (ratio masks summing to 1 across
+        sources, whose estimates add up to the mixture) needs ``mask_type="magnitude"``.
     features : str
         ``"ri"`` (real and imaginary parts) or ``"mag"`` (magnitude to the power 0.3).
     mask_type : str
@@ -649,6 +656,10 @@ class TDANetSTFT(Separator):
             raise ValueError(f"features must be one of {self.FEATURES}, got {features!r}")
         if mask_type not in self.MASK_TYPES:
             raise ValueError(f"mask_type must be one of {self.MASK_TYPES}, got {mask_type!r}")
+        if mask_activation == "softmax" and mask_type != "magnitude":
+            raise ValueError("mask_activation='softmax' makes ratio masks summing to 1 across "
+                             "sources, which applies to magnitude masks only; set "
+                             "mask_type='magnitude' (or pick another mask_activation)")
         super().__init__(num_sources, sample_rate, hop_length * 2 ** depth)
         self.features = features
         self.mask_type = mask_type

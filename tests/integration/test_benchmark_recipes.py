@@ -384,8 +384,8 @@ def test_no_tuning_evaluates_the_gass_model_as_it_is(dataset, benchmark_data, ga
     brain = run_row(row, benchmark_data[dataset], out, f"--pretrained_path={gass_run / 'model'}",
                     "--no_tuning=True")
     assert brain.scorer.alignment == "oracle"
-    assert brain.raw_modules.separator.num_sources == 4
-    assert brain.raw_modules.separator.sample_rate == 8000
+    assert brain.separator.num_sources == 4
+    assert brain.separator.sample_rate == 8000
     results = list(csv.DictReader(open(out / "eval_no_tuning" / "results.csv")))
     assert len(results) == len(brain.scorer.rows) >= 1
     assert "no tuning" in (out / "eval_no_tuning" / "summary.md").read_text()

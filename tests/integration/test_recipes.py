@@ -94,7 +94,8 @@ def test_recipe_debug_run(row, demo_corpus_small, tmp_path):
 @pytest.mark.slow
 def test_ddp_two_processes_sync_and_draw_different_mixtures(demo_corpus_small, tmp_path):
     """torchrun, 2 CPU processes (gloo), 3 steps: the ranks end with identical parameters that
-    differ from the initial ones, and drew different mixtures."""
+    differ from the initial ones, and drew different mixtures; then the recipe's evaluation and
+    export run under DDP too."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            __file__, "ddp-worker", str(tmp_path), str(GASS / "hparams" / "tdanet_stft.yaml"),
            f"--data_folder={demo_corpus_small.root}", f"--output_folder={tmp_path / 'exp'}",
@@ -114,6 +115,14 @@ def test_ddp_two_processes_sync_and_draw_different_mixtures(demo_corpus_small, t
     distance = torch.cdist(mixes[0], mixes[1])  # no mixture of rank 0 is one of rank 1
     assert distance.min() > 1e-3
     assert not set(ranks[0]["ids"]) & set(ranks[1]["ids"])
+    # evaluation and export under DDP: rank 0 writes the report and a model folder holding the
+    # separator's own parameters (not its DDP wrapper's "module."-prefixed ones)
+    exp = tmp_path / "exp"
+    assert "SI-SNRi model" in (exp / "eval" / "summary.md").read_text()
+    exported = torch.load(exp / "model" / "separator.ckpt", weights_only=True)
+    assert exported.keys() == ranks[0]["final"].keys()
+    for name, value in exported.items():
+        assert torch.equal(value, ranks[0]["final"][name]), f"exported {name} differs"
 
 
 @pytest.mark.slow
@@ -156,9 +165,9 @@ def test_resume_after_kill_mid_epoch(demo_corpus_small, tmp_path):
 
 
 def ddp_worker(out_dir: str, argv: list[str]) -> None:
-    """One DDP rank of the recipe (run by ``torch.distributed.run``): trains a few steps through
-    the recipe's own ``build``/``run`` and saves its initial and final parameters and the
-    mixtures it drew to ``<out_dir>/rank<r>.pt``."""
+    """One DDP rank of the recipe (run by ``torch.distributed.run``): trains a few steps,
+    evaluates and exports through the recipe's own ``build``/``run``, and saves its initial and
+    final parameters and the mixtures it drew to ``<out_dir>/rank<r>.pt``."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("gass_train", GASS / "train.py")
@@ -174,7 +183,7 @@ def ddp_worker(out_dir: str, argv: list[str]) -> None:
         ids.extend(batch.id)
 
     brain.on_fit_batch_start = record
-    train.run(brain, hparams, datasets, card, evaluate=False)
+    train.run(brain, hparams, datasets, card)  # trains, evaluates, exports (rank 0)
     rank = torch.distributed.get_rank()
     torch.save({"init": init, "final": separator.state_dict(), "mixes": mixes, "ids": ids,
                 "world_size": torch.distributed.get_world_size()},

@@ -230,11 +230,34 @@ def test_stft_separator_magnitude_features_and_masks():
     assert (mixed.masker.enc_channels, mixed.masker.mask_channels) == (34, 17)
 
 
-def test_magnitude_variant_exports_with_dynamic_length():
+def test_softmax_masks_are_ratio_masks_and_estimates_add_up_to_the_mixture():
+    """mask_activation="softmax": the masks are softmax over sources of the linear masker's
+    outputs (same weights), non-negative and summing to 1, so that the magnitude-masked
+    TDANet-STFT estimates add up to the mixture (iSTFT is linear)."""
+    torch.manual_seed(0)
+    soft = TDANetMasker(10, 3, **SMALL, mask_activation="softmax").eval()
+    linear = TDANetMasker(10, 3, **SMALL, mask_activation="linear").eval()
+    linear.load_state_dict(soft.state_dict())
+    feats = torch.randn(2, 10, 13)
+    with torch.no_grad():
+        masks = soft(feats)  # [S, B, N, T']
+        torch.testing.assert_close(masks, torch.softmax(linear(feats), dim=0))
+    assert masks.min() >= 0
+    torch.testing.assert_close(masks.sum(0), torch.ones(2, 10, 13))
+    model = TDANetSTFT(num_sources=4, sample_rate=8000, n_fft=32, hop_length=8, **SMALL,
+                       features="mag", mask_type="magnitude", mask_activation="softmax").eval()
+    mix = torch.randn(3, 1000)
+    with torch.no_grad():
+        est = model(mix)  # [B, T, S]
+    torch.testing.assert_close(est.sum(-1), mix, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "softmax"])
+def test_magnitude_variant_exports_with_dynamic_length(activation):
     """The make-demo variant (magnitude features and masks) keeps the export contract: one
     program for any batch and multiple of the stride, equal to eager."""
     model = TDANetSTFT(num_sources=4, sample_rate=8000, n_fft=32, hop_length=8, **SMALL,
-                       features="mag", mask_type="magnitude", mask_activation="sigmoid").eval()
+                       features="mag", mask_type="magnitude", mask_activation=activation).eval()
     program = export_separator(model, max_multiple=64).module()
     for batch, multiple in [(1, 1), (3, 5)]:
         mix = torch.randn(batch, multiple * model.stride)
@@ -248,7 +271,9 @@ def test_bad_configurations_and_inputs_raise():
     with pytest.raises(ValueError, match="divisible by num_heads"):
         MultiHeadSelfAttention(10, 4)
     with pytest.raises(ValueError, match="mask_activation must be one of"):
-        TDANetMasker(6, 2, mask_activation="softmax")
+        TDANetMasker(6, 2, mask_activation="gelu")
+    with pytest.raises(ValueError, match="mask_type='magnitude'"):
+        TDANetSTFT(mask_activation="softmax", mask_type="complex")
     with pytest.raises(ValueError, match=r"expected encoder features \[B, 6, T'\]"):
         TDANetMasker(6, 2, **SMALL)(torch.zeros(2, 5, 8))
     with pytest.raises(ValueError, match="even kernel_size - stride"):

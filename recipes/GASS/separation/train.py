@@ -104,7 +104,7 @@ def run(brain: SeparationBrain, hparams: dict, datasets: dict, card: str,
     brain.evaluate(datasets["test"], min_key="loss",
                    test_loader_kwargs=hparams["test_dataloader_opts"])
     if if_main_process():  # the best checkpoint, loaded by evaluate()
-        folder = save_model_folder(brain.modules.separator, card, hparams["model_folder"],
+        folder = save_model_folder(brain.separator, card, hparams["model_folder"],
                                    overwrite=True)
         logger.info(f"model folder for GASSSeparator.from_hparams(source=...): {folder}")
 

@@ -8,6 +8,7 @@ runs this file under ``torch.distributed.run`` (see ``ddp_worker`` at the bottom
 
 import csv
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -162,6 +163,25 @@ def test_resume_after_kill_mid_epoch(demo_corpus_small, tmp_path):
     loader_state = (final[0].path / "dataloader-TRAIN.ckpt").read_text().split()
     assert int(loader_state[1]) == 60  # steps_done before the kill + the rest, not 60 more
     assert (out / "eval" / "summary.md").is_file() and (out / "model" / "separator.ckpt").is_file()
+
+
+@pytest.mark.slow
+def test_demo_script_end_to_end_on_small_subset(demo_corpus_small, tmp_path):
+    """``demo.sh`` (what ``make demo`` runs) end to end on the small corpus subset, a few seconds
+    of training: it builds the 8-kHz corpus, trains with the arguments it passes on to train.py
+    (a tiny card here), prints the summary and writes examples, figures and the model folder."""
+    out = tmp_path / "demo"
+    env = {**env_one_thread(), "GASS_DEMO_SUBSET": "small", "GASS_DEMO_MINUTES": "0.05",
+           "GASS_DEMO_OUT": str(out), "GASS_PYTHON": sys.executable}
+    proc = subprocess.run(["bash", str(GASS / "demo.sh"), "--steps_per_epoch=2", *TINY_STFT],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert "| sources | mixtures | SI-SNRi model | SI-SNRi IRM" in proc.stdout  # printed summary
+    assert "max_train_minutes=0.05 spent" in (out / "log.txt").read_text()
+    assert list((out / "eval" / "figures").glob("*.png"))
+    assert list((out / "eval" / "audio").glob("*/est_1.wav"))
+    card = (out / "model" / "hyperparams.yaml").read_text()
+    assert re.search(r"^ +bottleneck_channels: 8\b", card, re.M)  # the passed-on override was used
 
 
 def ddp_worker(out_dir: str, argv: list[str]) -> None:

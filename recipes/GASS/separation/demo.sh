@@ -11,23 +11,28 @@
 #     figures, and exports the model folder for GASSSeparator.from_hparams / gass-separate.
 #
 # Each run writes a new folder results/demo/<date-time> (results/demo/latest points to it).
-# Environment: GASS_DEMO_MINUTES (training budget), GASS_CACHE (corpus cache), GASS_DEMO_OUT.
+# Environment: GASS_DEMO_MINUTES (training budget), GASS_CACHE (corpus cache), GASS_DEMO_OUT
+# (output folder), GASS_DEMO_SUBSET (corpus subset: full, or small for a smoke run),
+# GASS_PYTHON (interpreter; default .venv/bin/python).
+# Arguments are passed on to train.py as SpeechBrain run options or hparams overrides, e.g. on a
+# GPU: bash recipes/GASS/separation/demo.sh --device=cuda --batch_size=32
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
-PY=.venv/bin/python
+PY="${GASS_PYTHON:-.venv/bin/python}"
 RATE=8000
-CORPUS="${GASS_CACHE:-$HOME/.cache/gass}/demo_corpus/full-$RATE"
+SUBSET="${GASS_DEMO_SUBSET:-full}"
+CORPUS="${GASS_CACHE:-$HOME/.cache/gass}/demo_corpus/$SUBSET-$RATE"
 MINUTES="${GASS_DEMO_MINUTES:-11}"
 STAMP="$(date +%Y%m%d-%H%M%S)"
 OUT="${GASS_DEMO_OUT:-results/demo/$STAMP}"
 START=$(date +%s)
 
 echo "== [1/3] demo corpus: $CORPUS"
-"$PY" tools/build_demo_corpus.py --subset full --sample-rate "$RATE" --out "$CORPUS"
+"$PY" tools/build_demo_corpus.py --subset "$SUBSET" --sample-rate "$RATE" --out "$CORPUS"
 
-echo "== [2/3] training a small TDANet-STFT for $MINUTES min on CPU, then evaluating: $OUT"
+echo "== [2/3] training a small TDANet-STFT for $MINUTES min, then evaluating: $OUT"
 "$PY" recipes/GASS/separation/train.py recipes/GASS/separation/hparams/demo.yaml \
-    --data_folder="$CORPUS" --output_folder="$OUT" --max_train_minutes="$MINUTES"
+    --data_folder="$CORPUS" --output_folder="$OUT" --max_train_minutes="$MINUTES" "$@"
 mkdir -p results/demo
 if [ -z "${GASS_DEMO_OUT:-}" ]; then ln -sfn "$STAMP" results/demo/latest; fi
 

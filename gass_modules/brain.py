@@ -49,6 +49,7 @@ import soundfile as sf
 import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml, resolve_references
+from ruamel.yaml.comments import CommentedBase
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.dataio.dataloader import LoopedLoader
 from speechbrain.nnet.schedulers import (
@@ -841,7 +842,8 @@ def included_card(hparams_file: str | Path, overrides: Mapping | str | None = No
     change it with overrides (``--model="{separator: {num_blocks: 2}}"``). To export the trained
     model (``gass_modules.inference.save_model_folder``) the card *as trained* is needed: this
     resolves the recipe with its overrides (``hyperpyyaml.resolve_references``, which expands the
-    include without building any object) and returns the ``key`` subtree, tags kept.
+    include without building any object) and returns the ``key`` subtree, tags kept and comments
+    dropped (the card's comments describe its own values, which the overrides may have changed).
 
     Arguments
     ---------
@@ -863,7 +865,7 @@ def included_card(hparams_file: str | Path, overrides: Mapping | str | None = No
     >>> folder = Path(tempfile.mkdtemp())
     >>> _ = (folder / "card.yaml").write_text(
     ...     "sample_rate: 8000\nnum_sources: 2\nseparator: !new:torch.nn.Linear\n"
-    ...     "    in_features: 4\n    out_features: !ref <num_sources>\n")
+    ...     "    in_features: 4  # four features\n    out_features: !ref <num_sources>\n")
     >>> _ = (folder / "recipe.yaml").write_text(
     ...     "lr: 0.1\nmodel: !include:card.yaml\n    separator: {}\n")
     >>> print(included_card(folder / "recipe.yaml", {"model": {"separator": {"in_features": 3}}}))
@@ -881,9 +883,25 @@ def included_card(hparams_file: str | Path, overrides: Mapping | str | None = No
     if key not in tree:
         raise KeyError(f"{hparams_file} has no top-level key {key!r}; the recipe must include "
                        f"its model card as `{key}: !include:<path to hparams/models/x.yaml>`")
+    card = tree[key]
+    _drop_comments(card)
     out = io.StringIO()
-    yaml.dump(tree[key], out)
+    yaml.dump(card, out)
     return out.getvalue()
+
+
+def _drop_comments(node: object) -> None:
+    """Removes the comments of a ruamel round-trip tree in place (keys, values and tags kept).
+
+    The card's comments describe its own values (``# complex masks``); once a recipe's overrides
+    change those values the comments would contradict the exported card, so none are kept.
+    """
+    if isinstance(node, CommentedBase):
+        node.ca.comment = None
+        node.ca.items.clear()
+        node.ca.end = []
+        for child in node.values() if isinstance(node, dict) else node:
+            _drop_comments(child)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -532,3 +532,30 @@ def test_wall_clock_linear_decay_rejects_bad_budgets(kwargs, message):
     """A missing or infinite budget (max_train_minutes null) is an error, not a constant rate."""
     with pytest.raises(ValueError, match=message):
         WallClockLinearDecay(1e-3, **{"num_warmup_steps": 10, **kwargs})
+
+
+def test_included_card_resolves_overrides_and_drops_stale_comments():
+    """The card exported for the demo recipe is its TDANet-STFT card as trained: the include
+    overrides and command-line overrides applied, and none of the card's comments (which
+    describe the full-size card's values, e.g. complex masks, and would contradict these)."""
+    from pathlib import Path
+
+    from hyperpyyaml import load_hyperpyyaml
+
+    from gass_modules.brain import included_card
+
+    root = Path(__file__).resolve().parents[2]
+    demo = root / "recipes" / "GASS" / "separation" / "hparams" / "demo.yaml"
+    card = included_card(demo, {"data_folder": "unused", "model": {"separator": {"depth": 2}}})
+    assert "#" not in card
+    assert "mask_type: magnitude" in card and "features: mag" in card
+    separator = load_hyperpyyaml(card)["separator"]
+    assert (type(separator).__name__, separator.sample_rate, separator.num_sources) == (
+        "TDANetSTFT", 8000, 4)
+    from gass_modules.lobes.tdanet import TDANetSTFT
+
+    direct = TDANetSTFT(num_sources=4, sample_rate=8000, n_fft=256, hop_length=64, features="mag",
+                        mask_type="magnitude", mask_activation="sigmoid", bottleneck_channels=96,
+                        hidden_channels=192, depth=2, num_blocks=2, num_heads=4)
+    shapes = {k: v.shape for k, v in separator.state_dict().items()}
+    assert shapes == {k: v.shape for k, v in direct.state_dict().items()}  # depth 2 applied

@@ -64,6 +64,7 @@ from speechbrain.utils.distributed import ddp_barrier, ddp_broadcast, if_main_pr
 from torch import nn
 
 from gass_modules import metrics
+from gass_modules.inference import unwrap_module
 
 logger = logging.getLogger(__name__)
 
@@ -1101,9 +1102,7 @@ class SeparationBrain(sb.Brain):
         >>> type(brain.separator).__name__
         'Identity'
         """
-        module = self.modules.separator
-        wrappers = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
-        return module.module if isinstance(module, wrappers) else module
+        return unwrap_module(self.modules.separator)
 
     # -- training -------------------------------------------------------------------------------
     def compute_forward(self, batch: PaddedBatch, stage: sb.Stage) -> torch.Tensor:

@@ -157,8 +157,26 @@ def load_separator_checkpoint(separator: nn.Module, path: str | os.PathLike) -> 
     separator.load_state_dict(state, strict=True)
 
 
-def _unwrap(module: nn.Module) -> nn.Module:
-    """The module under DDP/DataParallel (``.module``) or ``torch.compile`` (``._orig_mod``)."""
+def unwrap_module(module: nn.Module) -> nn.Module:
+    """The module under DDP/DataParallel (``.module``) or ``torch.compile`` (``._orig_mod``).
+
+    Arguments
+    ---------
+    module : torch.nn.Module
+        A module, wrapped or not (wrappers may nest).
+
+    Returns
+    -------
+    torch.nn.Module
+        The innermost module, whose attributes (``num_sources``) and parameter names are the
+        separator's own.
+
+    Example
+    -------
+    >>> inner = nn.Linear(2, 2)
+    >>> unwrap_module(nn.DataParallel(inner)) is inner, unwrap_module(inner) is inner
+    (True, True)
+    """
     while True:
         if isinstance(module, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
             module = module.module
@@ -262,7 +280,7 @@ def save_model_folder(
     >>> sep.mods.separator.gains.tolist()  # the trained values, not the card's initial ones
     [0.5, 0.5]
     """
-    module = _unwrap(separator)
+    module = unwrap_module(separator)
     _check_separator(module, "save_model_folder")
     _check_chunking(chunk_seconds, overlap)
     text, where = _read_card(card)
@@ -712,7 +730,7 @@ class GASSSeparator(Pretrained):
                              f"{sorted(modules or {})}")
         super().__init__(modules=modules, hparams=hparams, run_opts=run_opts,
                          freeze_params=freeze_params)
-        model = _unwrap(self.mods.separator)
+        model = unwrap_module(self.mods.separator)
         _check_separator(model, "GASSSeparator")
         for name in ("sample_rate", "num_sources"):
             if getattr(self.hparams, name) != getattr(model, name):

@@ -39,6 +39,7 @@ Authors
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -58,8 +59,9 @@ from gass_modules.lobes.blocks import (
     pad_to_multiple,
 )
 
-# Element-wise mask activations; "softmax" (across sources, see TDANetMasker) is handled apart.
-MASK_ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "linear": nn.Identity}
+# Mask activations of TDANetMasker; "softmax" runs across the S axis of its [B, T', S, N] masks.
+MASK_ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "linear": nn.Identity,
+                    "softmax": functools.partial(nn.Softmax, dim=2)}
 
 
 class SinusoidalPositions(nn.Module):
@@ -439,9 +441,9 @@ class TDANetMasker(nn.Module):
         check_positive_int(enc_channels=enc_channels, num_sources=num_sources,
                            bottleneck_channels=bottleneck_channels, num_blocks=num_blocks,
                            mask_channels=mask_channels)
-        if mask_activation not in MASK_ACTIVATIONS and mask_activation != "softmax":
-            raise ValueError(f"mask_activation must be one of "
-                             f"{sorted([*MASK_ACTIVATIONS, 'softmax'])}, got {mask_activation!r}")
+        if mask_activation not in MASK_ACTIVATIONS:
+            raise ValueError(f"mask_activation must be one of {sorted(MASK_ACTIVATIONS)}, got "
+                             f"{mask_activation!r}")
         self.enc_channels = enc_channels
         self.mask_channels = mask_channels
         self.num_sources = num_sources
@@ -462,9 +464,7 @@ class TDANetMasker(nn.Module):
             nn.PReLU(),
             Conv1d(bottleneck_channels, num_sources * mask_channels, 1, frames_last=True),
         )
-        # softmax: over the source axis of the [B, T', S, N] masks
-        self.mask_activation = (nn.Softmax(dim=2) if mask_activation == "softmax" else
-                                MASK_ACTIVATIONS[mask_activation]())
+        self.mask_activation = MASK_ACTIVATIONS[mask_activation]()
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         """Estimates one mask per source.

@@ -8,10 +8,12 @@ import csv
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hyperpyyaml import load_hyperpyyaml
 from speechbrain.core import INTRA_EPOCH_CKPT_FLAG
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.nnet.schedulers import LinearWarmupScheduler, ReduceLROnPlateau
@@ -24,9 +26,11 @@ from gass_modules.brain import (
     SeparationBrain,
     SeparationReport,
     WallClockLinearDecay,
+    included_card,
     score_separation,
 )
 from gass_modules.lobes.base import Separator
+from gass_modules.lobes.tdanet import TDANetSTFT
 from gass_modules.losses import pit_log_mse
 
 
@@ -538,12 +542,6 @@ def test_included_card_resolves_overrides_and_drops_stale_comments():
     """The card exported for the demo recipe is its TDANet-STFT card as trained: the include
     overrides and command-line overrides applied, and none of the card's comments (which
     describe the full-size card's values, e.g. complex masks, and would contradict these)."""
-    from pathlib import Path
-
-    from hyperpyyaml import load_hyperpyyaml
-
-    from gass_modules.brain import included_card
-
     root = Path(__file__).resolve().parents[2]
     demo = root / "recipes" / "GASS" / "separation" / "hparams" / "demo.yaml"
     card = included_card(demo, {"data_folder": "unused", "model": {"separator": {"depth": 2}}})
@@ -552,8 +550,6 @@ def test_included_card_resolves_overrides_and_drops_stale_comments():
     separator = load_hyperpyyaml(card)["separator"]
     assert (type(separator).__name__, separator.sample_rate, separator.num_sources) == (
         "TDANetSTFT", 8000, 4)
-    from gass_modules.lobes.tdanet import TDANetSTFT
-
     direct = TDANetSTFT(num_sources=4, sample_rate=8000, n_fft=256, hop_length=64, features="mag",
                         mask_type="magnitude", mask_activation="sigmoid", bottleneck_channels=96,
                         hidden_channels=192, depth=2, num_blocks=2, num_heads=4)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import math
 import os
@@ -661,7 +662,63 @@ class SeparationReport:
                 cells += [_fmt(stats[s]["si_snri"], 2) for s in systems]
                 cells += [_fmt(stats[s]["si_snr"], 2) for s in systems]
                 lines.append(_md_row(cells))
+        pairs = {s: self.pair_means(s) for s in systems}
+        if pairs[systems[0]]:
+            cols = ["pair (2-source mixtures)", "mixtures"]
+            cols += [f"SI-SNRi {names[s]}" for s in systems]
+            if len(systems) == 2:
+                cols.append("% of IRM")
+            lines += ["", "### By pair type (2-source mixtures; music stems as music)", "",
+                      _md_row(cols), _md_row(["---"] * len(cols))]
+            for pair, main in pairs[systems[0]].items():
+                vals = [pairs[s].get(pair, {}).get("si_snri", math.nan) for s in systems]
+                cells = [pair, str(main["mixtures"])] + [_fmt(v, 2) for v in vals]
+                if len(systems) == 2:
+                    ratio = 100 * vals[0] / vals[1] if vals[1] and vals[1] > 0 else math.nan
+                    cells.append(_fmt(ratio, 0))
+                lines.append(_md_row(cells))
         return "\n".join(lines) + "\n"
+
+    def pair_means(self, system: str) -> dict[str, dict[str, float]]:
+        """Mean SI-SNRi of ``system`` on 2-source mixtures, by pair type.
+
+        A pair type names the two categories in sorted order, music stems folded into
+        ``music`` (``music+speech``, ``speech+speech``, ...): how well a general separator splits
+        two sources of one kind (two speakers) against two of different kinds.
+
+        Arguments
+        ---------
+        system : str
+            System name.
+
+        Returns
+        -------
+        dict
+            ``{pair: {"si_snri": mean over both sources, "mixtures": count}}``, pairs sorted.
+
+        Example
+        -------
+        >>> report = SeparationReport(num_slots=2)
+        >>> targets = torch.randn(1, 800, 2)
+        >>> estimates = targets + 0.1 * targets.flip(-1)  # a little leakage
+        >>> scores = score_separation(targets.sum(-1), targets, estimates)
+        >>> report.add("model", ["m1"], [2], [["speech", "music_bass"]], scores)
+        >>> list(report.pair_means("model")), report.pair_means("model")["music+speech"]["mixtures"]
+        (['music+speech'], 1)
+        """
+        by_pair: dict[str, list[float]] = {}
+        counts: dict[str, int] = {}
+        for r in self.rows:
+            if r["system"] != system or r["num_sources"] != 2 or not r["finite"]:
+                continue
+            cats = [c for c, p in zip(r["categories"], r["present"]) if p]
+            if len(cats) != 2:
+                continue
+            pair = "+".join(sorted("music" if c.startswith("music") else c for c in cats))
+            counts[pair] = counts.get(pair, 0) + 1
+            by_pair.setdefault(pair, []).extend(
+                v for v, p in zip(r["si_snri"], r["present"]) if p)
+        return {k: {"si_snri": _mean(by_pair[k]), "mixtures": counts[k]} for k in sorted(counts)}
 
     def _multi(self, system: str) -> dict[str, float]:
         """Means over every source of the mixtures with at least 2 sources."""
@@ -1022,7 +1079,8 @@ class SeparationBrain(sb.Brain):
     each optimiser step), ``train_logger``, ``output_folder`` (evaluation outputs go to
     ``<output_folder>/eval`` unless ``eval_folder`` is given), ``sample_rate``, ``oracle``
     (e.g. :class:`IRMOracle`; evaluated beside the model), ``activity_db`` (-20),
-    ``eval_save_audio`` (3 mixtures), ``eval_figures`` (2 mixtures) and ``max_train_minutes``
+    ``eval_save_audio`` (3 mixtures), ``eval_figures`` (2 mixtures), ``num_threads`` (torch
+    intra-op threads of this process, set when the brain is built) and ``max_train_minutes``
     (a wall-clock budget: once spent, the current epoch stops, is validated and checkpointed, and
     ``fit`` returns; through SpeechBrain's ``optimizer_step_limit``). Run options
     (``max_grad_norm``, ``precision``, ``ckpt_interval_steps``/``ckpt_interval_minutes``,
@@ -1080,6 +1138,11 @@ class SeparationBrain(sb.Brain):
         if checkpointer is not None and not isinstance(checkpointer, AtomicCheckpointer):
             logger.warning("the checkpointer is not an AtomicCheckpointer: a run killed while "
                            "saving may leave a corrupted checkpoint")
+        threads = hparams.get("num_threads")
+        if threads is not None:  # the recipe's intra-op threads (see the GASS recipe README)
+            if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+                raise ValueError(f"num_threads must be a positive int or null, got {threads!r}")
+            torch.set_num_threads(threads)
         self.skipped_nonfinite = 0  # batches skipped over the whole run (this process)
         self.train_stats: dict = {}
         self.valid_stats: dict = {}  # loss and mean SI-SNRi (2+ sources) of the last validation
@@ -1299,6 +1362,8 @@ class SeparationBrain(sb.Brain):
         """SpeechBrain's start (DDP wrap, optimiser, recovery); starts the training clock."""
         super().on_fit_start()
         self._fit_start_time = time.monotonic()
+        self._fit_start_step = self.optimizer_step  # a resumed run times its own updates
+        self._update_budget = self.optimizer_step_limit
         interval = (f"{self.ckpt_interval_minutes} min" if self.ckpt_interval_minutes > 0 else
                     f"{self.ckpt_interval_steps} steps" if self.ckpt_interval_steps > 0 else "off")
         logger.info(f"gradient clipping at max_grad_norm={self.max_grad_norm}, precision "
@@ -1329,8 +1394,11 @@ class SeparationBrain(sb.Brain):
             torch.distributed.broadcast(flag, src=0)  # rank 0's clock decides for everyone
             spent = bool(flag.item())
         if spent and self.optimizer_step_limit != self.optimizer_step:
-            logger.info(f"max_train_minutes={budget} spent after {self.optimizer_step} "
-                        "updates: finishing this epoch")
+            planned = getattr(self, "_update_budget", None)
+            cut = (f" of the {planned} budgeted: the run was cut short by this safety stop, so "
+                   "its result is not that of the full budget" if planned else "")
+            logger.warning(f"max_train_minutes={budget} spent after {self.optimizer_step} "
+                           f"updates{cut}; finishing this epoch")
             self.optimizer_step_limit = self.optimizer_step  # SpeechBrain stops the loops here
 
     def on_stage_start(self, stage: sb.Stage, epoch: int | None = None) -> None:
@@ -1370,6 +1438,7 @@ class SeparationBrain(sb.Brain):
         """
         if stage == sb.Stage.TRAIN:
             self.train_stats = {"loss": stage_loss, "skipped": self.nonfinite_count}
+            self._log_progress()
             if not self._has_valid:
                 self._end_of_epoch(epoch, stage_loss, {})
         elif stage == sb.Stage.VALID:
@@ -1378,6 +1447,22 @@ class SeparationBrain(sb.Brain):
             self._end_of_epoch(epoch, stage_loss, self.valid_stats)
         else:
             self._write_report(stage_loss)
+
+    def _log_progress(self) -> None:
+        """Logs updates done, seconds per update and, under an update budget
+        (``optimizer_step_limit``), the estimated time left of the run."""
+        start = getattr(self, "_fit_start_time", None)
+        done = self.optimizer_step - getattr(self, "_fit_start_step", 0)
+        if start is None or done <= 0:
+            return
+        per_update = (time.monotonic() - start) / done
+        limit = self.optimizer_step_limit
+        if limit is not None and limit > self.optimizer_step:
+            eta = (limit - self.optimizer_step) * per_update / 60.0
+            logger.info(f"update {self.optimizer_step}/{limit}, {per_update:.3f} s/update, "
+                        f"ETA {eta:.1f} min")
+        else:
+            logger.info(f"update {self.optimizer_step}, {per_update:.3f} s/update")
 
     def _end_of_epoch(self, epoch: int, loss: float, valid_stats: dict) -> None:
         """Scheduler update (epoch-level), logging and the end-of-epoch checkpoint."""
@@ -1479,7 +1564,8 @@ class SeparationBrain(sb.Brain):
         return folder
 
     def _write_report(self, test_loss: float) -> None:
-        """Writes ``per_mixture.csv`` and ``summary.md`` (main process) and logs the summary."""
+        """Writes ``per_mixture.csv``, ``summary.md`` and ``headline.json`` (updates, parameters
+        and the :meth:`_headline` means) from the main process and logs the summary."""
         if self.report is None or not self.report.rows:
             logger.warning("evaluation saw no mixtures: no report written")
             return
@@ -1492,6 +1578,9 @@ class SeparationBrain(sb.Brain):
                     f"{model.sample_rate} Hz, {model.num_sources} outputs. "
                     f"Test loss (PIT log-MSE): {test_loss:.3f} dB\n\n{summary}")
             (self.eval_folder / "summary.md").write_text(text)
+            headline = {"updates": int(self.optimizer_step), "parameters": int(size * 1e6),
+                        **self._headline(test_loss)}
+            (self.eval_folder / "headline.json").write_text(json.dumps(headline, indent=1))
             logger.info(f"evaluation report in {self.eval_folder}\n{summary}")
         train_logger = getattr(self.hparams, "train_logger", None)
         if train_logger is not None:  # log_stats is main-process-only and syncs ranks
@@ -1499,12 +1588,14 @@ class SeparationBrain(sb.Brain):
                                    test_stats=self._headline(test_loss))
 
     def _headline(self, test_loss: float) -> dict:
-        """Test loss and the mean SI-SNRi per number of sources, for the train log."""
+        """Test loss and the mean SI-SNRi per number of sources and per pair type."""
         stats = {"loss": test_loss}
         for system in self.report.systems:
             for n in sorted({r["num_sources"] for r in self.report.rows}):
                 if n >= 2:
                     stats[f"{system}_si_snri_{n}src"] = self.report.means(system, n)["si_snri"]
+            for pair, v in self.report.pair_means(system).items():
+                stats[f"{system}_si_snri_{pair}"] = v["si_snri"]
         return stats
 
 

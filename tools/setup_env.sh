@@ -28,6 +28,29 @@ if (( ${#missing[@]} )); then
   fi
 fi
 
+# 1b. Data packages: unpacked (apt-get download + dpkg -x) into the cache, not installed, so no
+#     game engine or dependency comes along; tools/build_demo_corpus.py reads them there.
+DEBS="$CACHE/debs"
+want=()
+while read -r pkg; do
+  [[ -z "$pkg" || "$pkg" == \#* ]] && continue
+  [[ -f "$DEBS/.unpacked-$pkg" ]] || want+=("$pkg")
+done < tools/debian-data-packages.txt
+if (( ${#want[@]} )); then
+  echo "setup_env: unpacking data packages into $DEBS/root: ${want[*]}"
+  mkdir -p "$DEBS/root"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  ( cd "$DEBS" && apt-get download "${want[@]}" >/dev/null ) || {
+    $SUDO apt-get update -qq || true
+    ( cd "$DEBS" && apt-get download "${want[@]}" >/dev/null ) || {
+      echo "setup_env: could not download ${want[*]}; check apt sources and re-run." >&2; exit 1; }
+  }
+  for pkg in "${want[@]}"; do
+    deb=$(ls -t "$DEBS/${pkg}"_*.deb | head -n 1)
+    dpkg -x "$deb" "$DEBS/root" && rm -f "$deb" && touch "$DEBS/.unpacked-$pkg"
+  done
+fi
+
 # 2. The cached stack ---------------------------------------------------------------------------
 hash=$(cat requirements.txt | sha256sum | cut -c1-16)
 STACK="$CACHE/stack-$hash"

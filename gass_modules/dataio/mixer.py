@@ -441,13 +441,19 @@ class GASSMixer:
 
     def _choose_clip(self, code: int, rng: np.random.Generator, used: list[int],
                      rejected: set[int]) -> int:
-        """Draws a clip of a category, preferring clips neither used in this mixture nor
+        """Draws a clip of a category, preferring clips whose group (speaker, song, sound file)
+        no earlier source of this mixture has, then clips neither used in this mixture nor
         rejected as silent, then clips not rejected (a few tries each: O(1), and a category of
-        one clip still works)."""
-        for avoid in (set(used) | rejected, rejected):
+        one clip or one group still works). Two sources of one speaker would make a
+        speech+speech mixture a same-speaker one, which no listener or benchmark asks to split.
+        """
+        groups = self.manifest.group_codes
+        taken = {int(groups[c]) for c in used}
+        avoid = set(used) | rejected
+        for other_group, skip in ((True, avoid), (False, avoid), (False, rejected)):
             for _ in range(8):
                 clip = self.manifest.draw(code, rng)
-                if clip not in avoid:
+                if clip not in skip and not (other_group and int(groups[clip]) in taken):
                     return clip
         return clip
 

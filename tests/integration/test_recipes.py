@@ -7,6 +7,7 @@ runs this file under ``torch.distributed.run`` (see ``ddp_worker`` at the bottom
 """
 
 import csv
+import json
 import os
 import re
 import shlex
@@ -171,13 +172,17 @@ def test_demo_script_end_to_end_on_small_subset(demo_corpus_small, tmp_path):
     of training: it builds the 8-kHz corpus, trains with the arguments it passes on to train.py
     (a tiny card here), prints the summary and writes examples, figures and the model folder."""
     out = tmp_path / "demo"
-    env = {**env_one_thread(), "GASS_DEMO_SUBSET": "small", "GASS_DEMO_MINUTES": "0.05",
+    env = {**env_one_thread(), "GASS_DEMO_SUBSET": "small", "GASS_DEMO_UPDATES": "5",
            "GASS_DEMO_OUT": str(out), "GASS_PYTHON": sys.executable}
     proc = subprocess.run(["bash", str(GASS / "demo.sh"), "--steps_per_epoch=2", *TINY_STFT],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert "| sources | mixtures | SI-SNRi model | SI-SNRi IRM" in proc.stdout  # printed summary
-    assert "max_train_minutes=0.05 spent" in (out / "log.txt").read_text()
+    log = (out / "log.txt").read_text()
+    assert "update 4/5," in log and "ETA" in log  # progress with the time left, per epoch
+    assert "max_train_minutes" not in log  # the update budget ended it, not the safety stop
+    headline = json.loads((out / "eval" / "headline.json").read_text())
+    assert headline["updates"] == 5 and "irm_si_snri_2src" in headline
     assert list((out / "eval" / "figures").glob("*.png"))
     assert list((out / "eval" / "audio").glob("*/est_1.wav"))
     card = (out / "model" / "hyperparams.yaml").read_text()

@@ -297,3 +297,24 @@ def test_two_ranks_two_workers_never_repeat_a_mixture(pool):
     assert not set(_digest(it["mix"]) for it in single) & set(per_rank[1].values())
     with pytest.raises(TypeError, match="endless"):
         len(MixtureStream(mixer))
+
+
+def test_sources_of_one_mixture_come_from_distinct_groups(tmp_path):
+    """Two speakers with four clips each: every 2-source speech mixture pairs both speakers
+    (before, a mixture drew a second clip of the first speaker in about 3 cases in 7); a
+    category with a single group still mixes (the preference falls back)."""
+    base = write_clips(tmp_path, [(f"c{i}", "speech", 8000, 1, 1.0, "noise") for i in range(8)])
+    groups = ["alice"] * 4 + ["bob"] * 4
+    manifest = Manifest(base.ids.tolist(), base.paths.tolist(), base.frames, base.sample_rates,
+                        base.channels, ["speech"] * 8, groups)
+    scenario = {"sample_rate": 8000, "duration": 0.5, "max_sources": 2,
+                "num_sources_probs": [0.0, 1.0], "background_prob": 0.0,
+                "foreground_categories": {"speech": 1.0}, "background_categories": {}}
+    mixer = GASSMixer(manifest, scenario)
+    for k in range(60):
+        m = mixer.draw(mixture_rng(3, k))
+        assert sorted(groups[c] for c in m.clips) == ["alice", "bob"]
+    single = Manifest(base.ids.tolist(), base.paths.tolist(), base.frames, base.sample_rates,
+                      base.channels, ["speech"] * 8, ["alice"] * 8)
+    m = GASSMixer(single, scenario).draw(mixture_rng(3, 0))
+    assert len(set(m.clips)) == 2  # distinct clips of the one group

@@ -67,12 +67,13 @@ def build(argv: list[str], brain_class: type = SeparationBrain) -> tuple:
     """
     hparams, run_opts, card = load_recipe(argv)
     run_on_main(check_manifests, kwargs={"hparams": hparams})
+    eval_seed = hparams.get("eval_seed", hparams["seed"])  # one test set for several seeds
     datasets = {
         "train": MixtureStream(hparams["train_mixer"], seed=hparams["seed"]),
         "valid": make_eval_set(hparams["valid_mixer"], hparams["num_valid_mixtures"],
-                               seed=hparams["seed"], id_prefix="valid"),
+                               seed=eval_seed, id_prefix="valid"),
         "test": make_eval_set(hparams["test_mixer"], hparams["num_test_mixtures"],
-                              seed=hparams["seed"], id_prefix="test"),
+                              seed=eval_seed, id_prefix="test"),
     }
     brain = brain_class(modules=hparams["modules"], opt_class=hparams["opt_class"],
                         hparams=hparams, run_opts=run_opts, checkpointer=hparams["checkpointer"])

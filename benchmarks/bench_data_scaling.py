@@ -112,6 +112,7 @@ def _run(data: Path, out: Path, seed: int, updates: int, test_mixtures: int,
            str(ROOT / "recipes/GASS/separation/hparams/demo.yaml"), f"--data_folder={data}",
            f"--output_folder={out}", f"--seed={seed}", f"--number_of_updates={updates}",
            f"--num_test_mixtures={test_mixtures}", "--noprogressbar", *extra]
+    out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f"{out.name}.log", "a") as log:
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -5,6 +5,8 @@ References are independent float64 numpy computations (frame-by-frame STFT, clos
 """
 
 import csv
+import logging
+import re
 import subprocess
 import sys
 import textwrap
@@ -200,6 +202,32 @@ def test_report_means_csv_and_summary_by_sources_and_category(tmp_path):
     assert "| 1 | 1 | — | 30.00 | 1/1 | 0/1 | -15.0 |" in summary
     assert "| speech | 2 | 7.00 | 9.00 |" in summary
 
+
+
+def test_report_pair_types_and_percent_of_irm():
+    """2-source mixtures by pair type (music stems folded, sorted names), model beside the IRM
+    with the ratio; 1- and 3-source mixtures and absent slots are left out."""
+    report = SeparationReport(num_slots=3)
+    fake = {
+        "si_snr": torch.zeros(4, 3), "energy_db": torch.zeros(4, 3),
+        "si_snri": torch.tensor([[2.0, 4.0, 0.0], [-1.0, -3.0, 0.0], [6.0, 8.0, 0.0],
+                                 [9.0, 9.0, 9.0]]),
+        "present": torch.tensor([[True, True, False]] * 3 + [[True, True, True]]),
+        "active_target": torch.ones(4, 3, dtype=torch.bool),
+        "active_output": torch.ones(4, 3, dtype=torch.bool),
+        "finite": torch.tensor([True] * 4),
+    }
+    cats = [["speech", "speech", ""], ["speech", "speech", ""], ["sfx", "music_drums", ""],
+            ["speech", "speech", "sfx"]]
+    report.add("model", list("abcd"), [2, 2, 2, 3], cats, fake)
+    irm = dict(fake, si_snri=fake["si_snri"] + 10.0)
+    report.add("irm", list("abcd"), [2, 2, 2, 3], cats, irm)
+    pairs = report.pair_means("model")
+    assert pairs == {"music+sfx": {"si_snri": 7.0, "mixtures": 1},
+                     "speech+speech": {"si_snri": 0.5, "mixtures": 2}}
+    summary = report.summary_markdown()
+    assert "| speech+speech | 2 | 0.50 | 10.50 | 5 |" in summary
+    assert "| music+sfx | 1 | 7.00 | 17.00 | 41 |" in summary
 
 def test_report_rejects_mismatched_rows():
     """Inconsistent batch bookkeeping is an error, not a silently misaligned report."""
@@ -480,6 +508,42 @@ def test_brain_rejects_bad_configuration_and_batches(tmp_path):
     with pytest.raises(ValueError, match="num_sources"):
         brain.fit(counter, loader(make_items(4)))
 
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2"])
+def test_num_threads_must_be_a_positive_int(tmp_path, threads):
+    with pytest.raises(ValueError, match="num_threads must be a positive int"):
+        make_brain(tmp_path, num_threads=threads)
+
+
+def test_num_threads_sets_torch_threads(tmp_path):
+    before = torch.get_num_threads()
+    try:
+        make_brain(tmp_path, num_threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_update_budget_ends_training_and_logs_progress(tmp_path, caplog):
+    """optimizer_step_limit (the demo's number_of_updates): training stops at the budget, the
+    log gives updates done and an ETA after each epoch, and the safety stop stays silent."""
+    brain, counter = make_brain(tmp_path, epochs=10, max_train_minutes=60,
+                                run_opts={"optimizer_step_limit": 6})
+    with caplog.at_level(logging.INFO, logger="gass_modules.brain"):
+        brain.fit(counter, loader(make_items(8), batch_size=2))  # 4 updates per epoch
+    assert brain.optimizer_step == 6 and counter.current == 2
+    assert re.search(r"update 4/6, \d+\.\d{3} s/update, ETA \d+\.\d min", caplog.text)
+    assert "max_train_minutes" not in caplog.text
+
+
+def test_time_budget_safety_stop_says_it_cut_the_run(tmp_path, caplog):
+    brain, counter = make_brain(tmp_path, epochs=5, max_train_minutes=0,
+                                run_opts={"optimizer_step_limit": 100})
+    with caplog.at_level(logging.INFO, logger="gass_modules.brain"):
+        brain.fit(counter, loader(make_items(16)))
+    assert brain.optimizer_step == 1
+    assert "spent after 1 updates of the 100 budgeted: the run was cut short" in caplog.text
 
 def test_time_budget_stops_after_the_current_update(tmp_path):
     """max_train_minutes=0: one update, then the epoch is validated, checkpointed, and fit ends."""

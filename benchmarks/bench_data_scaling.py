@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
           f"updates per run; test split: {args.test_mixtures} held-out mixtures of 1-4 sources "
           "(speakers, songs and files no run saw). SI-SNRi in dB; pair columns are 2-source "
           f"mixtures. {os.cpu_count()} cores.\n")
-    head = ["train groups (fraction)", "voices/lang. groups", "songs", "sfx files",
+    head = ["train groups (fraction)", "speech groups", "songs", "sfx groups",
             "train min", "seed", "updates", "CPU min", "wall min", "load", "2-src SI-SNRi",
             "% of IRM", *PAIRS]
     print("| " + " | ".join(head) + " |")

@@ -4,6 +4,7 @@
 
     gass-separate IN... --model DIR --out DIR [--chunk-seconds S] [--overlap F] [--device D]
                   [--keep-silent] [--channels mix|each] [--threshold-db DB] [--plot] [--overwrite]
+                  [--trust-model-code]
 
 Every input (a file, or a directory searched recursively for ``.wav``, ``.flac`` and ``.ogg``)
 gives ``<name>_s1.wav``, ``<name>_s2.wav``, ... (active sources, loudest first, at the input's rate
@@ -13,9 +14,18 @@ mixture and the stems). Files found in a directory keep their sub-folder under `
 
 Inputs are streamed (memory does not grow with their length; see
 :mod:`gass_modules.inference`). A bad input (missing, not audio, 0 samples, NaN/Inf samples,
-unreadable, outputs that exist without ``--overwrite``) is reported with its reason and skipped;
-the others are still separated and the exit status is 1 at the end. Status 2: the command line or
-the model folder is wrong.
+unreadable, outputs that exist without ``--overwrite``, stems that would be written over another
+input) is reported with its reason and skipped; the others are still separated and the exit
+status is 1 at the end. Status 2: the command line or the model folder is wrong.
+
+Outputs are written to uniquely named hidden files and renamed when complete, under a lock per
+output name: two runs writing the same names into one folder never mix their files (the second
+one fails for that input). Stems of earlier runs (the files their ``.json`` reports list) are not
+taken as inputs when a directory is searched. SIGTERM, like Ctrl-C, removes the partial files.
+
+The model folder is loaded safely (no code from ``hyperparams.yaml`` runs, see
+:func:`gass_modules.inference.load_model_description`); ``--trust-model-code`` loads it with
+full hyperpyyaml instead, for folders from a trusted source only.
 
 Authors
  * gass developers 2026
@@ -26,7 +36,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import soundfile as sf
@@ -37,6 +50,9 @@ from gass_modules.inference import (
     DEFAULT_THRESHOLD_DB,
     GASSSeparator,
     Separation,
+    _make_folder,
+    _OutputLock,
+    write_text_atomic,
 )
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -85,8 +101,58 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plot", action="store_true",
                         help="also write <name>.png with spectrograms of the mixture and stems")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace existing outputs (otherwise such inputs are skipped)")
+                        help="replace existing outputs (otherwise such inputs are skipped); "
+                             "inputs are never written over")
+    parser.add_argument("--trust-model-code", action="store_true",
+                        help="load the model folder with full hyperpyyaml, which can run any "
+                             "code written in its hyperparams.yaml (only for folders you trust; "
+                             "default: a safe loader that builds known separator classes only)")
     return parser
+
+
+def previous_outputs(folder: Path) -> set[Path]:
+    """The stems that earlier ``gass-separate`` runs wrote under ``folder``.
+
+    They are the files listed in the ``.json`` reports (``sources[*].file``, beside the report);
+    a JSON file that is not such a report is ignored.
+
+    Arguments
+    ---------
+    folder : pathlib.Path
+        A folder searched recursively.
+
+    Returns
+    -------
+    set of pathlib.Path
+        Resolved paths of the stems.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> report = {"input": "a.wav", "model_sample_rate": 8000,
+    ...           "sources": [{"output": 1, "file": "a_s1.wav"}, {"output": 2, "file": None}]}
+    >>> _ = (tmp / "a.json").write_text(json.dumps(report))
+    >>> _ = (tmp / "notes.json").write_text("[1, 2]")
+    >>> [p.name for p in previous_outputs(tmp)]
+    ['a_s1.wav']
+    """
+    found: set[Path] = set()
+    for report in folder.rglob("*.json"):
+        try:
+            if report.stat().st_size > (1 << 20):
+                continue
+            data = json.loads(report.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("sources"), list) or (
+            "input" not in data or "model_sample_rate" not in data
+        ):
+            continue
+        for source in data["sources"]:
+            name = source.get("file") if isinstance(source, dict) else None
+            if isinstance(name, str) and name and Path(name).name == name:
+                found.add((report.parent / name).resolve())
+    return found
 
 
 def collect_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
@@ -94,6 +160,7 @@ def collect_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[tup
 
     A file given directly goes to the output folder itself; files found in a directory keep their
     path relative to it. Two inputs that would write the same outputs are an error for the second.
+    Files found in a directory that earlier runs wrote (:func:`previous_outputs`) are skipped.
 
     Arguments
     ---------
@@ -136,8 +203,9 @@ def collect_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[tup
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*")
-                           if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+            stems = previous_outputs(path)
+            found = sorted(p for p in path.rglob("*") if p.is_file()
+                           and p.suffix.lower() in AUDIO_SUFFIXES and p.resolve() not in stems)
             if not found:
                 errors.append((item, f"directory holds no {'/'.join(AUDIO_SUFFIXES)} files"))
             for p in found:
@@ -237,40 +305,56 @@ def _summary(path: Path, result: Separation, info: dict, args: argparse.Namespac
         "threshold_db": args.threshold_db,
         "num_active": result.num_active,
         "sources": sources,
+        "warnings": result.warnings,
     }
 
 
 def _separate_one(model: GASSSeparator, path: Path, out_dir: Path,
-                  args: argparse.Namespace) -> Separation:
-    """Separates one input and writes its stems, JSON and optional PNG."""
+                  args: argparse.Namespace, inputs: frozenset[Path] = frozenset()) -> Separation:
+    """Separates one input and writes its stems, JSON and optional PNG (under the output lock,
+    each file through a temporary file and a rename; ``inputs`` are never written over)."""
     report = out_dir / f"{path.stem}.json"
     image = out_dir / f"{path.stem}.png"
-    if not args.overwrite:
-        existing = [str(p) for p in (report, image) if p.exists()]
-        if existing:
-            raise FileExistsError(f"outputs already exist: {existing}; pass --overwrite to "
-                                  "replace them")
-    try:
-        info = sf.info(str(path))
-    except Exception:  # separate_file says what is wrong with the file
-        info = None
-    spectrogram = None
-    if args.plot and info is not None and info.frames > 0:
-        spectrogram = _Spectrogram(info.frames, info.samplerate, model.num_sources)
-    result = model.separate_file(
-        path, out_dir=out_dir, channels=args.channels, keep_silent=args.keep_silent,
-        chunk_seconds=args.chunk_seconds, overlap=args.overlap, threshold_db=args.threshold_db,
-        overwrite=args.overwrite, on_block=spectrogram.update if spectrogram else None,
-        progress=True)
-    described = {"sample_rate": info.samplerate, "channels": info.channels,
-                 "format": info.format, "subtype": info.subtype, "num_frames": info.frames}
-    summary = _summary(path, result, described, args, model)
-    report.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    if spectrogram is not None:
-        spectrogram.save(image, result, path.name)
-    elif args.overwrite:
-        image.unlink(missing_ok=True)  # a stale plot from an earlier run would mislead
+    _make_folder(out_dir)
+    with _OutputLock(out_dir, path.stem):
+        if not args.overwrite:
+            existing = [str(p) for p in (report, image) if p.exists()]
+            if existing:
+                raise FileExistsError(f"outputs already exist: {existing}; pass --overwrite to "
+                                      "replace them")
+        try:
+            info = sf.info(str(path))
+        except Exception:  # separate_file says what is wrong with the file
+            info = None
+        spectrogram = None
+        if args.plot and info is not None and info.frames > 0:
+            spectrogram = _Spectrogram(info.frames, info.samplerate, model.num_sources)
+        result = model.separate_file(
+            path, out_dir=out_dir, channels=args.channels, keep_silent=args.keep_silent,
+            chunk_seconds=args.chunk_seconds, overlap=args.overlap,
+            threshold_db=args.threshold_db, overwrite=args.overwrite,
+            on_block=spectrogram.update if spectrogram else None, progress=True,
+            protected=inputs)
+        described = {"sample_rate": info.samplerate, "channels": info.channels,
+                     "format": info.format, "subtype": info.subtype,
+                     "num_frames": result.num_frames}
+        summary = _summary(path, result, described, args, model)
+        write_text_atomic(report, json.dumps(summary, indent=2) + "\n")
+        if spectrogram is not None:
+            part = out_dir / f".{path.stem}.{os.getpid()}.partial.png"
+            try:
+                spectrogram.save(part, result, path.name)
+                os.replace(part, image)
+            finally:
+                part.unlink(missing_ok=True)
+        elif args.overwrite:
+            image.unlink(missing_ok=True)  # a stale plot from an earlier run would mislead
     return result
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM handler: unwinds like Ctrl-C, so the partial files are removed."""
+    raise KeyboardInterrupt(f"terminated by signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     -------
     int
         0 when every input was separated, 1 when some failed (reported on stderr), 2 when the
-        model folder cannot be loaded.
+        model folder cannot be loaded, 130 when interrupted (Ctrl-C or SIGTERM).
 
     Example
     -------
@@ -311,25 +395,40 @@ def main(argv: list[str] | None = None) -> int:
             build_parser().error(f"--device: {err}")
         run_opts["device"] = args.device
     try:
-        model = GASSSeparator.from_hparams(source=args.model, run_opts=run_opts)
+        model = GASSSeparator.from_hparams(source=args.model, run_opts=run_opts,
+                                           trust_code=args.trust_model_code)
     except Exception as err:
         print(f"gass-separate: cannot load the model folder {args.model}: {err}", file=sys.stderr)
         return 2
     jobs, errors = collect_inputs(args.inputs)
+    inputs = frozenset(path.resolve() for path, _ in jobs)
     out_root = Path(args.out)
     done = 0
-    for path, sub in tqdm(jobs, desc="files", unit="file", disable=len(jobs) < 2):
-        try:
-            result = _separate_one(model, path, out_root / sub, args)
-        except Exception as err:  # any failure is this file's; the others still run
-            message = f"{type(err).__name__}: {err}" if not isinstance(
-                err, (ValueError, FileNotFoundError, FileExistsError)) else str(err)
-            errors.append((str(path), message))
-            tqdm.write(f"gass-separate: FAILED {path}: {message}", file=sys.stderr)
-            continue
-        done += 1
-        tqdm.write(f"{path}: {result.num_active} active source(s) -> "
-                   f"{', '.join(str(f) for f in result.files) or 'no stems'}")
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        for path, sub in tqdm(jobs, desc="files", unit="file", disable=len(jobs) < 2):
+            try:
+                result = _separate_one(model, path, out_root / sub, args, inputs)
+            except Exception as err:  # any failure is this file's; the others still run
+                message = f"{type(err).__name__}: {err}" if not isinstance(
+                    err, (ValueError, FileNotFoundError, FileExistsError)) else str(err)
+                errors.append((str(path), message))
+                tqdm.write(f"gass-separate: FAILED {path}: {message}", file=sys.stderr)
+                continue
+            done += 1
+            for note in result.warnings:
+                tqdm.write(f"gass-separate: WARNING {note}", file=sys.stderr)
+            tqdm.write(f"{path}: {result.num_active} active source(s) -> "
+                       f"{', '.join(str(f) for f in result.files) or 'no stems'}")
+    except KeyboardInterrupt as err:
+        print(f"gass-separate: interrupted ({err or 'Ctrl-C'}); partial files removed, "
+              f"{done} file(s) separated", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if errors:
         print(f"gass-separate: {done} file(s) separated, {len(errors)} failed:", file=sys.stderr)
         for item, reason in errors:

@@ -927,10 +927,11 @@ def build_benchmark_sets(hparams: Mapping) -> dict:
 def run_benchmark(hparams: dict, run_opts: Mapping, card: str) -> BenchmarkBrain:
     """Trains or fine-tunes on the benchmark, evaluates, exports; or evaluates GASS as is.
 
-    * ``no_tuning: True``: ``pretrained_path`` must be a model folder (``save_model_folder``);
-      its model is evaluated as it is (its own rate and number of outputs; recordings are
-      resampled and outputs matched to the references with the oracle alignment) into
-      ``<output_folder>/eval_no_tuning``.
+    * ``no_tuning: True``: ``pretrained_path`` must be a model folder (``save_model_folder``),
+      loaded safely unless ``trust_model_code: True`` (``--trust_model_code=True``: full
+      hyperpyyaml, which runs code from the folder); its model is evaluated as it is (its own
+      rate and number of outputs; recordings are resampled and outputs matched to the
+      references with the oracle alignment) into ``<output_folder>/eval_no_tuning``.
     * otherwise: the recipe's separator (its model card with the benchmark's ``num_sources`` and
       ``sample_rate``) starts from ``pretrained_path`` when given
       (:func:`transfer_from_checkpoint`, report in ``<output_folder>/transfer.txt``) or from
@@ -971,7 +972,8 @@ def run_benchmark(hparams: dict, run_opts: Mapping, card: str) -> BenchmarkBrain
                              f"GASS recipe), got {source!r}")
         datasets = build_benchmark_sets(hparams)
         gass = GASSSeparator.from_hparams(source=source,
-                                          run_opts={"device": run_opts.get("device") or "cpu"})
+                                          run_opts={"device": run_opts.get("device") or "cpu"},
+                                          trust_code=bool(hparams.get("trust_model_code")))
         settings = {**hparams, "eval_folder": output / "eval_no_tuning", "eval_alignment": "oracle",
                     "eval_title": f"{hparams['benchmark']}: GASS model {source}, no tuning"}
         brain = BenchmarkBrain(modules={"separator": gass.mods.separator}, hparams=settings,

@@ -4,7 +4,8 @@ A *model folder* is what SpeechBrain's ``Pretrained.from_hparams`` loads: ``hype
 model card with the recipe's overrides resolved, plus the ``modules`` and ``pretrainer`` keys of a
 SpeechBrain interface) and ``separator.ckpt`` (the separator's ``state_dict``).
 :func:`save_model_folder` writes one at the end of training; ``GASSSeparator.from_hparams(source=
-folder)`` loads it from the local disk, never from the network.
+folder)`` loads it from the local disk, never from the network, and without running code from it
+(:mod:`gass_modules.safe_hparams`; ``trust_code=True`` opts into full hyperpyyaml).
 
 Files of any length, rate and channel count
 -------------------------------------------
@@ -37,11 +38,14 @@ Authors
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import math
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +61,14 @@ from tqdm.auto import tqdm
 
 from gass_modules.lobes.base import Separator, check_mixture
 from gass_modules.losses import best_permutation, pairwise_log_mse, permute
+from gass_modules.safe_hparams import load_model_description
+
+try:
+    import fcntl
+except ImportError:  # Windows: _OutputLock falls back to an exclusively created file
+    fcntl = None
+
+logger = logging.getLogger(__name__)
 
 HPARAMS_FILE = "hyperparams.yaml"
 CHECKPOINT_FILE = "separator.ckpt"
@@ -412,7 +424,11 @@ class Separation:
     files : list of pathlib.Path
         The written stems ``<name>_s1.wav ...`` (``kept[k]`` is in ``files[k]``).
     clipped : list of int
-        Per model output, samples clipped to [-1, 1] when written as PCM.
+        Per model output, samples clipped to [-1, 1] when written in an integer encoding
+        (PCM, u-law, A-law).
+    warnings : list of str
+        What the user should know about the input (e.g. a truncated file: how many frames were
+        read); also logged.
 
     Example
     -------
@@ -431,6 +447,7 @@ class Separation:
     sources: torch.Tensor | None = None
     files: list[Path] = field(default_factory=list)
     clipped: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def num_active(self) -> int:
@@ -555,14 +572,16 @@ class _FileReader:
     def read(self, start: int, stop: int) -> torch.Tensor:
         """Samples ``[start, stop)`` as ``[C, stop - start]``, zeros outside ``[0, N)``."""
         lo, hi = max(start, 0), min(stop, self.length)
-        if lo > self.start + len(self.buffer):  # a jump forward: nothing kept is needed
-            self.handle.seek(lo)
-            self.buffer, self.start = self.buffer[:0], lo
-        else:
-            self.buffer, self.start = self.buffer[lo - self.start:], lo
+        with _decoding(self.name, lo):
+            if lo > self.start + len(self.buffer):  # a jump forward: nothing kept is needed
+                self.handle.seek(lo)
+                self.buffer, self.start = self.buffer[:0], lo
+            else:
+                self.buffer, self.start = self.buffer[lo - self.start:], lo
         missing = hi - (self.start + len(self.buffer))
         if missing > 0:
-            block = self.handle.read(missing, dtype="float32", always_2d=True)  # [m, C]
+            with _decoding(self.name, self.start + len(self.buffer)):
+                block = self.handle.read(missing, dtype="float32", always_2d=True)  # [m, C]
             if len(block) < missing:
                 stopped = self.start + len(self.buffer) + len(block)
                 raise ValueError(f"{self.name} is truncated: its header announces {self.length} "
@@ -578,6 +597,16 @@ class _FileReader:
         out = np.zeros((stop - start, self.buffer.shape[1]), dtype=np.float32)
         out[lo - start: hi - start] = self.buffer[: hi - lo]
         return torch.from_numpy(out.T.copy())  # [C, n]
+
+
+@contextlib.contextmanager
+def _decoding(name: str, position: int) -> Iterator[None]:
+    """Turns libsndfile's decoding errors into a ``ValueError`` naming the file and frame."""
+    try:
+        yield
+    except (sf.LibsndfileError, RuntimeError, OSError) as err:
+        raise ValueError(f"cannot decode {name} near frame {position} ({err}); the file is "
+                         "corrupt or truncated: re-encode or repair it") from err
 
 
 def _nonfinite_message(name: str, position: int, channel: int, rate: int) -> str:
@@ -600,37 +629,200 @@ def _open_audio(path: Path) -> sf.SoundFile:
                          "wav, flac or ogg audio") from err
     except OSError as err:
         raise ValueError(f"cannot read {path}: {err}") from err
+    except (TypeError, RuntimeError) as err:  # e.g. a .raw file: no header to say the rate
+        raise ValueError(f"{path} cannot be opened as audio ({err}); expected a file with a "
+                         "header (wav, flac, ogg, ...): convert headerless audio first") from err
+
+
+# WAV encodings that keep the input's sample format with the input's length; block codecs
+# (IMA/MS ADPCM, GSM 6.10, G.721, NMS ADPCM) pad the last block (a longer stem), so they become
+# PCM_16, and codecs WAV cannot hold (MP3, Vorbis, Opus, ALAC, ...) become FLOAT.
+_WAV_KEEP = ("PCM_16", "PCM_24", "PCM_32", "PCM_U8", "FLOAT", "DOUBLE", "ULAW", "ALAW")
+_BLOCK_CODECS = ("IMA_ADPCM", "MS_ADPCM", "GSM610", "G721_32", "G723_24", "G723_40",
+                 "NMS_ADPCM_16", "NMS_ADPCM_24", "NMS_ADPCM_32", "VOX_ADPCM")
 
 
 def _wav_subtype(subtype: str) -> str:
-    """The WAV subtype that keeps the input's sample format (FLOAT for lossy codecs)."""
-    if sf.check_format("WAV", subtype):
+    """The WAV subtype of the stems for an input of ``subtype`` (module comment above)."""
+    if subtype in _WAV_KEEP:
         return subtype
-    return "PCM_U8" if subtype == "PCM_S8" else "FLOAT"
+    if subtype == "PCM_S8":
+        return "PCM_U8"
+    return "PCM_16" if subtype in _BLOCK_CODECS else "FLOAT"
+
+
+def _truncation_warning(handle: sf.SoundFile, name: str) -> str | None:
+    """A warning when the header announces more audio than the file holds (None otherwise).
+
+    libsndfile then reads the frames that are there and notes ``data : N (should be M)`` (bytes)
+    in its log (``extra_info``).
+    """
+    found = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", handle.extra_info or "",
+                      re.MULTILINE)
+    if not found:
+        return None
+    announced, present = (int(v) for v in found.groups())
+    if present >= announced or present <= 0:
+        return None
+    expected = round(handle.frames * announced / present)
+    return (f"{name} is truncated: its header announces {announced} bytes of audio (about "
+            f"{expected} frames) but the file holds {present}; separated the {handle.frames} "
+            "frames that were read (re-encode or repair the file for the rest)")
+
+
+class _OutputLock:
+    """An exclusive, per-process-reentrant lock on the outputs ``<out_dir>/<stem>*``.
+
+    Two runs writing the same stem name into one folder would otherwise interleave their files
+    (a finished run could hold the other's stems). The lock is ``fcntl.flock`` on
+    ``.<stem>.gass-lock`` (released by the OS if the process dies; removed on release), or an
+    exclusively created file where ``fcntl`` does not exist.
+    """
+
+    _held: dict[Path, list] = {}  # path -> [fd, count], this process's locks
+
+    def __init__(self, out_dir: Path, stem: str) -> None:
+        self.path = Path(os.path.abspath(out_dir)) / f".{stem}.gass-lock"
+
+    def __enter__(self) -> _OutputLock:
+        held = self._held.get(self.path)
+        if held is not None:
+            held[1] += 1
+            return self
+        busy = FileExistsError(f"another process is writing the outputs of {self.path.parent}/"
+                               f"{self.path.name[1:-len('.gass-lock')]}* (lock {self.path}); "
+                               "wait for it to finish or choose another output folder")
+        while True:
+            fd = self._open()
+            if fcntl is None:
+                break
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise busy from None
+            try:  # the holder before us may have removed the file: lock the current one
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        self._held[self.path] = [fd, 1]
+        return self
+
+    def _open(self) -> int:
+        """Opens (without ``fcntl``: exclusively creates) the lock file."""
+        flags = os.O_RDWR | os.O_CREAT | (os.O_EXCL if fcntl is None else 0)
+        try:
+            return os.open(self.path, flags, 0o644)
+        except FileExistsError as err:  # only without fcntl
+            raise FileExistsError(f"{self.path} exists: another process is writing these "
+                                  "outputs, or one was killed (then delete the file)") from err
+        except PermissionError as err:
+            raise _permission_error(self.path.parent, err) from err
+
+    def __exit__(self, *exc: object) -> None:
+        held = self._held[self.path]
+        held[1] -= 1
+        if held[1] == 0:
+            del self._held[self.path]
+            self.path.unlink(missing_ok=True)  # while locked: no one else holds this inode
+            os.close(held[0])
+
+
+def _permission_error(folder: Path, err: OSError) -> PermissionError:
+    """The error for an output folder that cannot be written."""
+    return PermissionError(f"cannot write in {folder}: permission denied ({err.strerror}); make "
+                           "it writable or choose another output folder")
+
+
+def _make_folder(folder: Path) -> None:
+    """``mkdir -p`` with a clear error when the folder cannot be created."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except PermissionError as err:
+        raise _permission_error(folder, err) from err
+    except FileExistsError as err:
+        raise NotADirectoryError(f"output folder {folder} exists and is not a folder") from err
+
+
+def _temporary_file(folder: Path, prefix: str, suffix: str) -> Path:
+    """A new, uniquely named empty file in ``folder`` (for an atomic ``os.replace`` later)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    except PermissionError as err:
+        raise _permission_error(folder, err) from err
+    os.close(fd)
+    return Path(name)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Writes a text file through a unique temporary file and an atomic rename.
+
+    Readers (and concurrent writers) see either the old file or the complete new one.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        The file to write (its folder must exist).
+    text : str
+        The content (UTF-8).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> write_text_atomic(tmp / "a.json", "{}").read_text(), sorted(p.name for p in tmp.iterdir())
+    ('{}', ['a.json'])
+    """
+    path = Path(path)
+    part = _temporary_file(path.parent, f".{path.stem}.", f".partial{path.suffix}")
+    try:
+        part.write_text(text, encoding="utf-8")
+        os.replace(part, path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return path
 
 
 class _StemWriter:
-    """Writes ``S`` stems incrementally to hidden partial files, renamed on success."""
+    """Writes ``S`` stems incrementally to uniquely named hidden files, renamed on success.
+
+    Integer encodings are clipped to [-1, 1] and the clipped samples counted (they would wrap
+    around otherwise); files in ``protected`` (the inputs of a run) are never written over.
+    """
 
     def __init__(self, out_dir: Path, stem: str, num_sources: int, sample_rate: int,
-                 channels: int, subtype: str, num_frames: int, overwrite: bool) -> None:
+                 channels: int, subtype: str, num_frames: int, overwrite: bool,
+                 protected: frozenset[Path] = frozenset()) -> None:
         self.finals = [out_dir / f"{stem}_s{s + 1}.wav" for s in range(num_sources)]
+        inputs = [str(p) for p in self.finals if p.resolve() in protected]
+        if inputs:
+            raise ValueError(f"the stems would be written over the input(s) {inputs}; choose an "
+                             "output folder outside the input folder (or rename the inputs)")
         existing = [str(p) for p in self.finals if p.exists()]
         if existing and not overwrite:
             raise FileExistsError(f"outputs already exist: {existing}; pass --overwrite "
                                   "(overwrite=True) to replace them")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self.parts = [out_dir / f".{stem}_o{s + 1}.partial.wav" for s in range(num_sources)]
+        _make_folder(out_dir)
         self.subtype = _wav_subtype(subtype)
-        self.pcm = self.subtype.startswith("PCM")
+        self.clip = self.subtype not in ("FLOAT", "DOUBLE")
         size = num_frames * channels * 8  # at most 8 bytes a sample
         fmt = "RF64" if size >= (1 << 32) - (1 << 20) else "WAV"
+        self.parts: list[Path] = []
         self.handles: list[sf.SoundFile] = []
         try:
-            for part in self.parts:
-                self.handles.append(sf.SoundFile(part, "w", sample_rate, channels,
+            for s in range(num_sources):
+                self.parts.append(_temporary_file(out_dir, f".{stem}_o{s + 1}.", ".partial.wav"))
+                self.handles.append(sf.SoundFile(self.parts[-1], "w", sample_rate, channels,
                                                  self.subtype, format=fmt))
-        except Exception:
+        except BaseException:
             self.abort()
             raise
         self.clipped = [0] * num_sources
@@ -639,7 +831,7 @@ class _StemWriter:
         """Appends a block ``[C, n, S]``."""
         for s, handle in enumerate(self.handles):
             data = est[:, :, s].T.numpy()  # [n, C]
-            if self.pcm:
+            if self.clip:
                 over = np.abs(data) > 1.0
                 if over.any():
                     self.clipped[s] += int(over.sum())
@@ -740,8 +932,17 @@ class GASSSeparator(Pretrained):
 
     @classmethod
     def from_hparams(cls, source: str | os.PathLike, hparams_file: str = HPARAMS_FILE,
-                     savedir: str | os.PathLike | None = None, **kwargs) -> GASSSeparator:
-        """Loads a model folder from the local disk, as SpeechBrain's ``from_hparams`` does.
+                     savedir: str | os.PathLike | None = None, trust_code: bool = False,
+                     **kwargs) -> GASSSeparator:
+        """Loads a model folder from the local disk, without running code from it by default.
+
+        By default ``hyperparams.yaml`` is read by
+        :func:`gass_modules.safe_hparams.load_model_description`: plain data and ``!new:`` of
+        registered separator classes only (``!apply``, ``!name``, other classes, ... are
+        refused with an error naming ``trust_code``), and the checkpoint is loaded with
+        ``torch.load(weights_only=True)``. ``trust_code=True`` loads the folder as SpeechBrain's
+        ``from_hparams`` does, with full hyperpyyaml, which runs any code the file names: only
+        for folders whose source you trust.
 
         Arguments
         ---------
@@ -750,10 +951,14 @@ class GASSSeparator(Pretrained):
         hparams_file : str
             Name of the hyperparameter file inside ``source``.
         savedir : str or os.PathLike, optional
-            Where SpeechBrain links the collected files (default: load in place).
+            With ``trust_code=True``: where SpeechBrain links the collected files (default: load
+            in place). The safe loader always loads in place.
+        trust_code : bool
+            Load with full hyperpyyaml (runs code from the folder; see above).
         **kwargs
-            Forwarded to ``speechbrain.inference.interfaces.pretrained_from_hparams``
-            (``overrides``, ``run_opts``, ...). The network is never used.
+            ``overrides`` (values replacing the file's), ``run_opts`` and ``freeze_params``;
+            with ``trust_code=True`` anything ``pretrained_from_hparams`` takes. The network is
+            never used.
 
         Returns
         -------
@@ -775,6 +980,8 @@ class GASSSeparator(Pretrained):
         if not (folder / hparams_file).is_file():
             raise FileNotFoundError(f"{folder / hparams_file} not found; a model folder holds "
                                     f"{HPARAMS_FILE} and {CHECKPOINT_FILE}")
+        if not trust_code:
+            return cls._from_description(folder, hparams_file, **kwargs)
         kwargs.setdefault("fetch_config", FetchConfig(allow_network=False))
         try:
             return super().from_hparams(source=str(folder.resolve()), hparams_file=hparams_file,
@@ -784,6 +991,23 @@ class GASSSeparator(Pretrained):
         except Exception as err:
             raise RuntimeError(f"cannot build the model from {folder / hparams_file}: "
                                f"{type(err).__name__}: {err}") from err
+
+    @classmethod
+    def _from_description(cls, folder: Path, hparams_file: str, overrides: Mapping | str | None
+                          = None, run_opts: Mapping | None = None, freeze_params: bool = True,
+                          **unexpected: object) -> GASSSeparator:
+        """The safe path of :meth:`from_hparams` (no code from the folder runs)."""
+        if unexpected:
+            raise TypeError(f"from_hparams got {sorted(unexpected)}, which only the trusted "
+                            "loader takes (trust_code=True); the safe loader takes overrides, "
+                            "run_opts and freeze_params")
+        path = folder / hparams_file
+        hparams = load_model_description(path.read_text(encoding="utf-8"), overrides, str(path))
+        separator = hparams.get("separator")
+        _check_separator(separator, str(path))
+        load_separator_checkpoint(separator, folder / CHECKPOINT_FILE)
+        return cls(modules={"separator": separator}, hparams=hparams, run_opts=run_opts,
+                   freeze_params=freeze_params)
 
     @property
     def sample_rate(self) -> int:
@@ -871,6 +1095,7 @@ class GASSSeparator(Pretrained):
         on_block: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
         progress: bool = False,
         align: bool | None = None,
+        protected: Iterable[str | os.PathLike] = (),
     ) -> Separation:
         """Separates an audio file (wav, flac, ogg, ...) of any length, rate and channel count.
 
@@ -908,11 +1133,20 @@ class GASSSeparator(Pretrained):
         align : bool, optional
             Permute each chunk's outputs (and each channel's, with ``channels="each"``) to match
             before overlap-add (default: true, false for ``fixed_order`` model folders).
+        protected : iterable of paths
+            Files never written over, e.g. the other inputs of a batch (``gass-separate`` passes
+            all its inputs); a stem named like one is an error. ``path`` itself always is.
 
         Returns
         -------
         Separation
             Stems (or their files) and the activity report.
+
+        Notes
+        -----
+        Stems are written to uniquely named hidden files and renamed when complete, under a
+        lock on ``<out_dir>/<name>*`` (a second process writing the same names fails with a
+        ``FileExistsError`` instead of mixing its stems with these).
 
         Example
         -------
@@ -934,18 +1168,24 @@ class GASSSeparator(Pretrained):
         if not isinstance(threshold_db, (int, float)) or math.isnan(threshold_db):
             raise ValueError(f"threshold_db must be a number of dB, got {threshold_db!r}")
         path = Path(path)
-        with _open_audio(path) as handle:
+        protected = frozenset(Path(p).resolve() for p in (path, *protected))
+        with _open_audio(path) as handle, contextlib.ExitStack() as stack:
             length, rate, subtype = handle.frames, handle.samplerate, handle.subtype
             if length <= 0:
                 raise ValueError(f"expected audio, got 0 samples in {path}")
             rate = self._check_rate(rate)
+            notes = [w for w in [_truncation_warning(handle, str(path))] if w]
+            for note in notes:
+                logger.warning(note)
             if subtype in ("FLOAT", "DOUBLE"):
                 _scan_finite(handle, str(path))
             out_channels = 1 if channels == "mix" else handle.channels
             writer = None
             if out_dir is not None:
+                _make_folder(Path(out_dir))
+                stack.enter_context(_OutputLock(Path(out_dir), path.stem))
                 writer = _StemWriter(Path(out_dir), path.stem, self.num_sources, rate,
-                                     out_channels, subtype, length, overwrite)
+                                     out_channels, subtype, length, overwrite, protected)
             meter = _ActivityMeter(self.num_sources, rate)
             blocks = []
             try:
@@ -978,7 +1218,8 @@ class GASSSeparator(Pretrained):
         return Separation(sample_rate=rate, num_frames=length, channels=out_channels,
                           energy_db=energy_db, active=active, active_seconds=seconds, kept=order,
                           sources=sources, files=files,
-                          clipped=writer.clipped if writer else [0] * self.num_sources)
+                          clipped=writer.clipped if writer else [0] * self.num_sources,
+                          warnings=notes)
 
     def chunking(self, chunk_seconds: float | None = None,
                  overlap: float | None = None) -> tuple[float, float]:
@@ -1041,7 +1282,7 @@ class GASSSeparator(Pretrained):
         def up(n: float) -> int:
             return max(unit, math.ceil(n / unit) * unit)
 
-        chunk = up(chunk_seconds * rate)
+        chunk = up(min(chunk_seconds * rate, length))  # never longer than the input
         chunk = max(chunk, 2 * unit)
         ov = min(up(overlap * chunk), (chunk // 2) // unit * unit)
         margin = 0
@@ -1152,11 +1393,12 @@ def _cached_resampler(orig: int, new: int, device: str) -> torchaudio.transforms
 def _scan_finite(handle: sf.SoundFile, name: str, block: int = 1 << 16) -> None:
     """Raises before any separation if a float file holds NaN/Inf (then rewinds)."""
     position = 0
-    for data in handle.blocks(blocksize=block, dtype="float32", always_2d=True):
-        bad = ~np.isfinite(data)
-        if bad.any():
-            row, col = np.argwhere(bad)[0]
-            raise ValueError(_nonfinite_message(name, position + int(row), int(col),
-                                                handle.samplerate))
-        position += len(data)
-    handle.seek(0)
+    with _decoding(name, position):
+        for data in handle.blocks(blocksize=block, dtype="float32", always_2d=True):
+            bad = ~np.isfinite(data)
+            if bad.any():
+                row, col = np.argwhere(bad)[0]
+                raise ValueError(_nonfinite_message(name, position + int(row), int(col),
+                                                    handle.samplerate))
+            position += len(data)
+        handle.seek(0)

@@ -12,7 +12,9 @@ which align by themselves as the FUSS evaluation does.
   removing the means by default (as SpeechBrain and asteroid do; FUSS does not).
 * ``sdr``: BSS Eval SDR with a 512-tap time-invariant distortion filter, from fast-bss-eval.
 * ``snri`` / ``si_snri`` / ``sdri``: the metric of the estimate minus that of the mixture used
-  as the estimate of every source.
+  as the estimate of every source (0 dB where reference and estimate are both silent). Their
+  per-mixture mean is :func:`active_mean` (over the active references), not ``.mean(-1)``,
+  which would count empty slots.
 * FUSS (Wisdom et al., 2021): multi-source SI-SNRi over the active references only, and the
   single-source SI-SNR with which one output reproduces a single-source input.
 * MUSDB: uSDR, the utterance-level SDR of the MDX challenge, and cSDR, the median over 1-s
@@ -24,8 +26,9 @@ Conventions for silence and perfection (no metric returns NaN or Inf):
   +100, an estimate orthogonal to its reference −100;
 * a *silent* signal is all-zero (after mean removal where the metric removes the mean);
   ``active_sources`` flags the non-silent references;
-* silent reference and silent estimate: 0 dB for every metric (undefined 0/0: neither reward nor
-  penalty; exclude such slots with ``active_sources``);
+* silent reference and silent estimate: 0 dB for every metric, improvements included
+  (undefined 0/0: neither reward nor penalty; exclude such slots with ``active_sources``, e.g.
+  with :func:`active_mean`);
 * silent reference, non-silent estimate: −100 dB;
 * non-silent reference, silent estimate: SNR-type metrics (``snr``, ``musdb_usdr``) keep their
   exact value 0 dB (``‖s‖²/‖s‖²``); scale-invariant and filtered metrics (``si_snr``, ``sdr``)
@@ -55,6 +58,7 @@ from gass_modules.losses import best_permutation, check_sources, permute
 
 __all__ = [
     "DB_LIMIT",
+    "active_mean",
     "active_sources",
     "align_estimates",
     "fuss_active_estimates",
@@ -122,6 +126,59 @@ def active_sources(targets: torch.Tensor) -> torch.Tensor:
         shape = tuple(targets.shape) if isinstance(targets, torch.Tensor) else targets
         raise ValueError(f"expected targets of shape [B, T, S], got {shape}")
     return (targets != 0).any(dim=1)
+
+
+def active_mean(values: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-mixture mean of ``[B, S]`` values over the active references (the reported mean).
+
+    Empty slots (all-zero references) carry no source, so averaging them in (``.mean(-1)``)
+    would mix the convention's 0 dB (or −100 dB) into the score; they are left out.
+
+    Arguments
+    ---------
+    values : torch.Tensor
+        ``[B, S]`` per-source values, e.g. :func:`si_snri`.
+    targets : torch.Tensor
+        ``[B, T, S]`` references (empty slots all-zero).
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B]`` mean over the active slots; 0.0 for a mixture without any (float64).
+
+    Example
+    -------
+    >>> s = torch.zeros(1, 4, 4)
+    >>> s[0, :, :2] = torch.tensor([[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]])
+    >>> active_mean(si_snri(s, s.sum(-1, keepdim=True).expand_as(s), s.sum(-1)), s)
+    tensor([0.], dtype=torch.float64)
+    """
+    active = active_sources(targets)  # [B, S]
+    if not isinstance(values, torch.Tensor) or values.shape != active.shape:
+        shape = tuple(values.shape) if isinstance(values, torch.Tensor) else values
+        raise ValueError(f"expected values of shape [B, S] = {tuple(active.shape)} (one per "
+                         f"reference slot), got {shape}")
+    values = values.detach().to(torch.float64)
+    weights = active.to(torch.float64)
+    return (values * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
+def _improvement(targets: torch.Tensor, estimates: torch.Tensor, of_estimate: torch.Tensor,
+                 of_mixture: torch.Tensor, zero_mean: bool = False) -> torch.Tensor:
+    """``of_estimate - of_mixture``, 0 dB where reference and estimate are both silent.
+
+    Without this, a silent slot left silent would "improve" by 100 dB on the mixture, which
+    scores −100 dB against a silent reference (module docstring). ``zero_mean``: silence is
+    judged after mean removal, as the metric does.
+    """
+    both = None
+    for x in _float64(targets, estimates):
+        if zero_mean:
+            x = x - x.mean(dim=1, keepdim=True)
+        silent = (x == 0).all(dim=1)  # [B, S]
+        both = silent if both is None else both & silent
+    gain = of_estimate - of_mixture
+    return torch.where(both, torch.zeros_like(gain), gain)
 
 
 def snr(targets: torch.Tensor, estimates: torch.Tensor) -> torch.Tensor:
@@ -283,7 +340,8 @@ def snri(targets: torch.Tensor, estimates: torch.Tensor, mixture: torch.Tensor) 
     tensor([[100., 100.]], dtype=torch.float64)
     """
     check_sources(targets, estimates, mixture)
-    return snr(targets, estimates) - snr(targets, _expand_mixture(mixture, targets.shape[2]))
+    return _improvement(targets, estimates, snr(targets, estimates),
+                        snr(targets, _expand_mixture(mixture, targets.shape[2])))
 
 
 def si_snri(targets: torch.Tensor, estimates: torch.Tensor, mixture: torch.Tensor,
@@ -304,7 +362,8 @@ def si_snri(targets: torch.Tensor, estimates: torch.Tensor, mixture: torch.Tenso
     Returns
     -------
     torch.Tensor
-        ``[B, S]`` improvement in dB; ``.mean(-1)`` is the usual per-mixture SI-SNRi.
+        ``[B, S]`` improvement in dB (0 dB for a silent slot left silent); the per-mixture
+        SI-SNRi is ``active_mean(si_snri(...), targets)``, the mean over active references.
 
     Example
     -------
@@ -314,7 +373,8 @@ def si_snri(targets: torch.Tensor, estimates: torch.Tensor, mixture: torch.Tenso
     """
     check_sources(targets, estimates, mixture)
     mix = _expand_mixture(mixture, targets.shape[2])
-    return si_snr(targets, estimates, zero_mean) - si_snr(targets, mix, zero_mean)
+    return _improvement(targets, estimates, si_snr(targets, estimates, zero_mean),
+                        si_snr(targets, mix, zero_mean), zero_mean)
 
 
 def sdri(targets: torch.Tensor, estimates: torch.Tensor, mixture: torch.Tensor,
@@ -345,7 +405,8 @@ def sdri(targets: torch.Tensor, estimates: torch.Tensor, mixture: torch.Tensor,
     """
     check_sources(targets, estimates, mixture)
     mix = _expand_mixture(mixture, targets.shape[2])
-    return sdr(targets, estimates, filter_length) - sdr(targets, mix, filter_length)
+    return _improvement(targets, estimates, sdr(targets, estimates, filter_length),
+                        sdr(targets, mix, filter_length))
 
 
 def _pairwise_si_snr(targets: torch.Tensor, estimates: torch.Tensor) -> torch.Tensor:
@@ -434,8 +495,7 @@ def fuss_multi_source_si_snri(targets: torch.Tensor, estimates: torch.Tensor,
     check_sources(targets, estimates, mixture)
     aligned = align_estimates(targets, estimates)
     gain = si_snri(targets, aligned, mixture, zero_mean=False)  # [B, S]
-    active = active_sources(targets).to(gain.dtype)  # [B, S]
-    return (gain * active).sum(dim=1) / active.sum(dim=1).clamp_min(1.0)
+    return active_mean(gain, targets)
 
 
 def fuss_active_estimates(targets: torch.Tensor, estimates: torch.Tensor,
@@ -543,8 +603,9 @@ def musdb_usdr(targets: torch.Tensor, estimates: torch.Tensor, delta: float = 1e
                ) -> torch.Tensor:
     """Utterance-level SDR of the MDX challenge (the "new" MUSDB SDR).
 
-    ``10·log10((‖s‖² + δ) / (‖s − ŝ‖² + δ))`` over the whole track and all channels; ``δ``
-    keeps silent stems finite (both silent: 0 dB).
+    ``10·log10((‖s‖² + δ) / (‖s − ŝ‖² + δ))`` over the whole track and all channels, with the
+    module's conventions: both silent 0 dB, a silent reference with a non-silent estimate −100 dB
+    (with ``δ`` alone it would depend on the estimate's level), values limited to ±100 dB.
 
     Arguments
     ---------
@@ -565,13 +626,17 @@ def musdb_usdr(targets: torch.Tensor, estimates: torch.Tensor, delta: float = 1e
     >>> s = torch.ones(1, 2, 1000, 4)                       # stereo, 4 stems
     >>> musdb_usdr(s, 0.9 * s)[0, 0].item()
     20.0...
+    >>> musdb_usdr(torch.zeros(1, 100, 1), torch.full((1, 100, 1), 1e-3))   # silent reference
+    tensor([[-100.]], dtype=torch.float64)
     """
     if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not delta > 0:
         raise ValueError(f"expected delta as a positive float, got {delta!r}")
     s, est = _check_musdb(targets, estimates)
     num = s.square().sum(dim=(1, 2)) + delta  # [B, S]
     den = (s - est).square().sum(dim=(1, 2)) + delta
-    return 10.0 * torch.log10(num / den)
+    value = (10.0 * torch.log10(num / den)).clamp(-DB_LIMIT, DB_LIMIT)
+    ref_silent, est_silent = ((x == 0).all(dim=1).all(dim=1) for x in (s, est))  # [B, S]
+    return torch.where(ref_silent & ~est_silent, torch.full_like(value, -DB_LIMIT), value)
 
 
 @functools.cache

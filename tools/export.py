@@ -3,7 +3,11 @@
 ::
 
     .venv/bin/python tools/export.py MODEL_DIR --out FILE.pt2 [--onnx FILE.onnx]
-                                     [--max-seconds 600]
+                                     [--max-seconds 600] [--trust-model-code]
+
+The model folder is loaded safely (no code from its ``hyperparams.yaml`` runs; see
+:mod:`gass_modules.safe_hparams`); ``--trust-model-code`` loads it with full hyperpyyaml, for
+folders from a trusted source only.
 
 The program is the separator's core, exported by ``gass_modules.lobes.base.export_separator``:
 it takes ``[B, stride * k]`` mixtures at the model's rate with a dynamic batch ``B`` and length
@@ -121,7 +125,8 @@ def export_onnx(program: torch.export.ExportedProgram, separator: Separator,
 
 
 def export_model_folder(model_dir: str | Path, out: str | Path, onnx: str | Path | None = None,
-                        max_seconds: float = 600.0, atol: float = 1e-4) -> dict:
+                        max_seconds: float = 600.0, atol: float = 1e-4,
+                        trust_code: bool = False) -> dict:
     """Loads a model folder, exports its separator, checks it against eager and saves it.
 
     Arguments
@@ -136,6 +141,9 @@ def export_model_folder(model_dir: str | Path, out: str | Path, onnx: str | Path
         Longest input (in seconds at the model's rate) the program accepts.
     atol : float
         Largest allowed absolute difference with eager (relative to the output's scale).
+    trust_code : bool
+        Load the folder with full hyperpyyaml, which runs any code it names (trusted folders
+        only; default: the safe loader).
 
     Returns
     -------
@@ -143,7 +151,8 @@ def export_model_folder(model_dir: str | Path, out: str | Path, onnx: str | Path
         ``file``, ``sample_rate``, ``num_sources``, ``stride``, ``max_samples``,
         ``max_abs_error``, ``onnx`` (what was done) and ``onnx_error`` (why ONNX failed).
     """
-    interface = GASSSeparator.from_hparams(source=model_dir, run_opts={"device": "cpu"})
+    interface = GASSSeparator.from_hparams(source=model_dir, run_opts={"device": "cpu"},
+                                           trust_code=trust_code)
     separator = interface.mods.separator.eval()
     if not isinstance(separator, Separator):
         raise TypeError(f"{model_dir}: the separator is a {type(separator).__name__}, not a "
@@ -196,9 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--onnx", default=None, help="also write an ONNX file there")
     parser.add_argument("--max-seconds", type=float, default=600.0,
                         help="longest input the program accepts (default 600 s)")
+    parser.add_argument("--trust-model-code", action="store_true",
+                        help="load the model folder with full hyperpyyaml, which can run any "
+                             "code written in its hyperparams.yaml (trusted folders only)")
     args = parser.parse_args(argv)
     try:
-        report = export_model_folder(args.model_dir, args.out, args.onnx, args.max_seconds)
+        report = export_model_folder(args.model_dir, args.out, args.onnx, args.max_seconds,
+                                     trust_code=args.trust_model_code)
     except Exception as err:
         print(f"export failed: {type(err).__name__}: {err}", file=sys.stderr)
         return 1

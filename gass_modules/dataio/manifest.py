@@ -821,6 +821,81 @@ def probe_audio(path: str | os.PathLike) -> AudioHeader | str:
     return AudioHeader(int(info.frames), int(info.samplerate), int(info.channels))
 
 
+def probe_files(paths: Sequence[str | os.PathLike], workers: int = 2) -> list[AudioHeader | str]:
+    """:func:`probe_audio` of every path, in parallel threads (order kept).
+
+    Arguments
+    ---------
+    paths : sequence of str or os.PathLike
+        The files.
+    workers : int
+        Number of probing threads.
+
+    Returns
+    -------
+    list
+        One :class:`AudioHeader` or reason per path.
+
+    Example
+    -------
+    >>> probe_files(["no/such.wav"])
+    ['missing: no such file']
+    """
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(pool.map(probe_audio, paths, chunksize=64))
+
+
+def check_clips(manifest: Manifest, workers: int = 2) -> list[tuple[str, str, str]]:
+    """Finds the manifest rows a mixer could not read, with header probes in parallel threads.
+
+    A row is bad when :func:`probe_audio` gives a reason (missing, unreadable, empty, invalid
+    header), or when the file holds fewer frames than the row says (frames past the end), or
+    another rate or channel count. Run it before training: a bad row otherwise fails only when
+    the mixer draws it.
+
+    Arguments
+    ---------
+    manifest : Manifest
+        The clips.
+    workers : int
+        Number of probing threads.
+
+    Returns
+    -------
+    list of (str, str, str)
+        ``(id, path, reason)`` of every bad row, in manifest order.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> sf.write(folder / "a.wav", np.zeros(800, dtype=np.float32), 8000)
+    >>> m = Manifest(["a", "b", "c"], [str(folder / "a.wav"), str(folder / "a.wav"), "x.wav"],
+    ...              [800, 900, 1], [8000, 8000, 8000], [1, 1, 1], ["s"] * 3, ["g"] * 3)
+    >>> [(i, r) for i, _, r in check_clips(m)]  # doctest: +NORMALIZE_WHITESPACE
+    [('b', 'frames past the end: the manifest says 900 frames, the file holds 800'),
+     ('c', 'missing: no such file')]
+    """
+    rows = [manifest[i] for i in range(len(manifest))]
+    bad = []
+    for row, probe in zip(rows, probe_files([r.path for r in rows], workers)):
+        if isinstance(probe, str):
+            reason = probe
+        elif probe.frames < row.frames:
+            reason = (f"frames past the end: the manifest says {row.frames} frames, the file "
+                      f"holds {probe.frames}")
+        elif probe.sample_rate != row.sample_rate:
+            reason = (f"sample rate: the manifest says {row.sample_rate} Hz, the file is "
+                      f"{probe.sample_rate} Hz")
+        elif probe.channels != row.channels:
+            reason = (f"channels: the manifest says {row.channels}, the file has "
+                      f"{probe.channels}")
+        else:
+            continue
+        bad.append((row.id, row.path, reason))
+    return bad
+
+
 def _group_of(rel: Path, root_name: str, group_depth: int) -> str:
     """Group name of a file at relative path ``rel`` under a root (see :func:`scan_audio`)."""
     parts = rel.parts[:-1]
@@ -889,8 +964,7 @@ def scan_audio(
                 p = Path(dirpath) / name
                 if p.suffix.lower() in AUDIO_EXTENSIONS:
                     files.append((root, p, cat))
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        probes = list(pool.map(probe_audio, [p for _, p, _ in files], chunksize=64))
+    probes = probe_files([p for _, p, _ in files], workers)
     report = ScanReport()
     cols: dict[str, list] = {k: [] for k in ("ids", "paths", "frames", "rates", "channels",
                                              "cats", "groups")}

@@ -289,7 +289,7 @@ def _resample_margin(orig_freq: int, new_freq: int) -> tuple[int, int, int]:
 
 
 def rms_db(x: np.ndarray) -> float:
-    """RMS level in dBFS (``-inf`` for silence).
+    """RMS level in dBFS (``-inf`` for silence, NaN when a sample is NaN or Inf).
 
     Arguments
     ---------
@@ -303,11 +303,13 @@ def rms_db(x: np.ndarray) -> float:
 
     Example
     -------
-    >>> round(rms_db(np.full(10, 0.1)), 6)
-    -20.0
+    >>> round(rms_db(np.full(10, 0.1)), 6), rms_db(np.zeros(4)), rms_db(np.full(4, np.nan))
+    (-20.0, -inf, nan)
     """
     flat = np.ravel(x)
     power = float(np.dot(flat, flat)) / flat.size if flat.size else 0.0
+    if not math.isfinite(power):
+        return math.nan
     return 10.0 * math.log10(power) if power > 0 else -math.inf
 
 
@@ -557,6 +559,10 @@ class GASSMixer:
                 clip = self._choose_clip(code, rng, clips, rejected)
                 x, start, offset = self.read_crop(clip, rng)
                 level = rms_db(x)
+                if math.isnan(level):
+                    raise ValueError(f"clip {m.ids[clip]!r} ({m[clip].path}) holds NaN or Inf "
+                                     f"samples (from frame {start}); repair the file or remove "
+                                     "its row from the manifest")
                 if level >= sc.silence_threshold_db and level > -math.inf:
                     break
                 rejected.add(clip)

@@ -90,17 +90,44 @@ class Separator(nn.Module):
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """Separates ``mix`` into ``num_sources`` sources of the same length.
 
+        Every separator behaves the same way on its input: a floating-point mixture of another
+        dtype than the model's parameters (e.g. float64 audio) is converted to theirs, and a
+        mixture holding NaN or Inf is refused (outside ``torch.compile`` tracing).
+
         Arguments
         ---------
         mix : torch.Tensor
-            ``[B, T]`` mixture, any ``T >= 1``.
+            ``[B, T]`` floating-point mixture, any ``T >= 1``, finite.
 
         Returns
         -------
         torch.Tensor
-            ``[B, T, S]`` estimated sources.
+            ``[B, T, S]`` estimated sources, in the parameters' dtype.
+
+        Example
+        -------
+        >>> class Copy(Separator):
+        ...     def __init__(self):
+        ...         super().__init__(num_sources=1, sample_rate=8000, stride=4)
+        ...         self.gain = torch.nn.Parameter(torch.ones(1))
+        ...     def separate_padded(self, mix):
+        ...         return mix.unsqueeze(-1) * self.gain
+        >>> Copy()(torch.ones(1, 3, dtype=torch.float64)).dtype
+        torch.float32
+        >>> Copy()(torch.tensor([[0.0, float("nan")]]))
+        Traceback (most recent call last):
+        ...
+        ValueError: the mixture contains NaN or Inf samples (first at batch item 0, sample 1); ...
         """
         check_mixture(mix)
+        if not torch.compiler.is_compiling() and not bool(torch.isfinite(mix).all()):
+            b, t = (~torch.isfinite(mix)).nonzero()[0].tolist()
+            raise ValueError(f"the mixture contains NaN or Inf samples (first at batch item {b}, "
+                             f"sample {t}); expected finite audio: replace them (e.g. "
+                             "torch.nan_to_num) before separating")
+        dtype = next((p.dtype for p in self.parameters() if p.is_floating_point()), None)
+        if dtype is not None and mix.dtype != dtype:
+            mix = mix.to(dtype)
         length = mix.shape[-1]
         padded = nn.functional.pad(mix, (0, self.padded_length(length) - length))  # [B, L]
         return self.separate_padded(padded)[:, :length]  # [B, T, S]

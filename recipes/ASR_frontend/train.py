@@ -258,7 +258,8 @@ def load_separator(hparams: dict, device: str) -> tuple[GASSSeparator, bool]:
                        "(smoke test; its WER rows mean nothing)")
         run_on_main(save_model_folder, args=[built["separator"], card, folder],
                     kwargs={"overrides": hparams["fallback_overrides"], "overwrite": True})
-    separator = GASSSeparator.from_hparams(source=folder, run_opts={"device": device})
+    separator = GASSSeparator.from_hparams(source=folder, run_opts={"device": device},
+                                           trust_code=bool(hparams.get("trust_model_code")))
     return separator, trained
 
 

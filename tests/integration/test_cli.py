@@ -186,3 +186,93 @@ def test_export_matches_eager(tmp_path, model_dir, capsys):
         torch.testing.assert_close(program.module()(x), eager(x).detach(), atol=0, rtol=0)
     assert export.main([str(tmp_path / "no_model"), "--out", str(out)]) == 1
     assert "model folder not found" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- issue 17
+
+SLOW_CHILD = """
+import sys, time
+import gass_modules.inference as inference
+original = inference.GASSSeparator._separate_chunk
+def slow(self, *args):
+    time.sleep({delay})
+    {action}
+    return original(self, *args)
+inference.GASSSeparator._separate_chunk = slow
+from gass_modules.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def child(argv: list[str], delay: float = 0.05, action: str = "") -> list[str]:
+    """A ``gass-separate`` process whose chunks take ``delay`` s each (so runs overlap)."""
+    return [sys.executable, "-c", SLOW_CHILD.format(delay=delay, action=action or "pass"),
+            *argv]
+
+
+def test_concurrent_runs_never_exchange_stems(model_dir, tmp_path):
+    """Item 1: two processes, same --out, different inputs with the same file name. Each run
+    that exits 0 holds its own stems; the final stems and JSON all come from one input."""
+    import subprocess
+
+    t = np.arange(16000 * 3) / 16000
+    inputs = {"one": 0.5 * np.sin(2 * np.pi * 300 * t), "two": 0.5 * np.sin(2 * np.pi * 700 * t)}
+    for name, x in inputs.items():
+        (tmp_path / name).mkdir()
+        sf.write(tmp_path / name / "song.wav", x.astype(np.float32), 16000, subtype="FLOAT")
+    out = tmp_path / "out"
+    procs = [subprocess.Popen(child([str(tmp_path / name / "song.wav"), "--model",
+                                     str(model_dir), "--out", str(out), "--overwrite",
+                                     "--chunk-seconds", "0.1"]),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name in inputs]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    assert any(code == 0 for code, _ in results), results
+    for code, err in results:
+        assert code in (0, 1) and "Traceback" not in err, err
+        if code == 1:  # lost the race: told so, wrote nothing
+            assert "another process is writing" in err
+    report = json.loads((out / "song.json").read_text())
+    source = Path(report["input"]).parent.name
+    x = inputs[source]
+    for k, gain in enumerate(GAINS[:2]):
+        stem = sf.read(out / f"song_s{k + 1}.wav", dtype="float32")[0]
+        np.testing.assert_allclose(stem, gain * x, atol=1e-5)
+    assert sorted(p.name for p in out.iterdir()) == ["song.json", "song_s1.wav", "song_s2.wav"]
+
+
+def test_overwrite_in_the_input_folder_never_destroys_inputs(model_dir, tmp_path):
+    """Item 2: --out is the input folder and an input is named like a stem (a_s1.wav beside
+    a.wav): that input is not overwritten, and a second run does not take stems as inputs."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    sf.write(folder / "a.wav", tones(16000, 0.5, 1), 16000, subtype="PCM_16")
+    sf.write(folder / "b_s1.wav", tones(16000, 0.5, 1), 16000, subtype="PCM_16")
+    sf.write(folder / "b.wav", 0.5 * tones(16000, 0.5, 1), 16000, subtype="PCM_16")
+    protected = (folder / "b_s1.wav").read_bytes()
+    code = main([str(folder), "--model", str(model_dir), "--out", str(folder), "--overwrite"])
+    assert code == 1  # b.wav: its stem would replace the input b_s1.wav
+    assert (folder / "b_s1.wav").read_bytes() == protected
+    assert (folder / "a_s1.wav").is_file() and (folder / "b_s1.json").is_file()
+    listed = sorted(p.name for p in folder.iterdir())
+    code = main([str(folder), "--model", str(model_dir), "--out", str(folder), "--overwrite"])
+    assert (folder / "b_s1.wav").read_bytes() == protected
+    # the stems of the first run (a_s1.wav, a_s2.wav, b_s1_s*.wav) were not separated again
+    assert sorted(p.name for p in folder.iterdir()) == listed
+    assert not (folder / "a_s1_s1.wav").exists()
+
+
+def test_sigterm_removes_partial_files(model_dir, tmp_path):
+    """Item 8: SIGTERM mid-file leaves no .partial files (as Ctrl-C), and says so."""
+    import subprocess
+
+    sf.write(tmp_path / "long.wav", tones(16000, 2.0, 1), 16000, subtype="PCM_16")
+    out = tmp_path / "out"
+    action = ("import os, signal\n    slow.calls = getattr(slow, 'calls', 0) + 1\n"
+              "    if slow.calls == 3: os.kill(os.getpid(), signal.SIGTERM)")
+    proc = subprocess.run(child([str(tmp_path / "long.wav"), "--model", str(model_dir), "--out",
+                                 str(out), "--chunk-seconds", "0.2"], action=action),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 130, proc.stderr
+    assert "interrupted" in proc.stderr and "Traceback" not in proc.stderr
+    assert list(out.iterdir()) == []

@@ -556,3 +556,113 @@ def test_fixed_order_model_folder(tmp_path):
         assert sep.fixed_order is flag
     with pytest.raises(ValueError, match="fixed_order"):
         save_model_folder(model, card + "fixed_order: true\n", tmp_path / "bad")
+
+
+# ----------------------------------------------------------------------------- issue 17
+
+@pytest.mark.parametrize("subtype,stem_subtype", [("ULAW", "ULAW"), ("ALAW", "ALAW"),
+                                                  ("MS_ADPCM", "PCM_16"),
+                                                  ("IMA_ADPCM", "PCM_16")])
+def test_integer_codecs_are_clipped_and_counted(tmp_path, subtype, stem_subtype):
+    """Item 4: u-law/A-law/ADPCM stems no longer wrap around above 1.0 with 0 clipped samples;
+    block codecs (ADPCM) become PCM_16 stems of the input's length."""
+    t = np.arange(4000) / 8000
+    sf.write(tmp_path / "in.wav", (0.9 * np.sin(2 * np.pi * 100 * t)).astype(np.float32), 8000,
+             subtype=subtype)
+    decoded = sf.read(tmp_path / "in.wav", dtype="float32")[0]
+    result = interface(ScaledCopies([1.5, 0.5], 8000)).separate_file(
+        tmp_path / "in.wav", out_dir=tmp_path / "out")
+    expected_clipped = int((np.abs(1.5 * decoded) > 1).sum())
+    assert expected_clipped > 100 and result.clipped == [expected_clipped, 0]
+    info = sf.info(result.files[0])
+    assert info.subtype == stem_subtype and info.frames == len(decoded)
+    loud = sf.read(result.files[0], dtype="float32")[0]
+    peaks = np.abs(1.5 * decoded) > 1
+    assert np.all(np.abs(loud[peaks]) > 0.9)  # saturated, not wrapped to small values
+    assert np.all(np.sign(loud[peaks]) == np.sign(decoded[peaks]))
+
+
+def test_mp3_input_gives_float_wav_stems(tmp_path):
+    """Item 6: MP3 input: the stems are FLOAT WAV (the writer used to pick MPEG and fail)."""
+    t = np.arange(16000) / 16000
+    x = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    sf.write(tmp_path / "in.mp3", x, 16000, format="MP3", subtype="MPEG_LAYER_III")
+    decoded = sf.read(tmp_path / "in.mp3", dtype="float32")[0]
+    result = interface(ScaledCopies([0.5, 0.0], 16000)).separate_file(
+        tmp_path / "in.mp3", out_dir=tmp_path / "out")
+    assert [p.name for p in result.files] == ["in_s1.wav"]
+    assert sf.info(result.files[0]).subtype == "FLOAT"
+    stem = sf.read(result.files[0], dtype="float32")[0]
+    np.testing.assert_allclose(stem, 0.5 * decoded, atol=1e-6)
+
+
+def test_truncated_wav_is_separated_with_a_warning(tmp_path):
+    """Item 8: a header claiming more frames than the file holds: warned, with the count read."""
+    sf.write(tmp_path / "full.wav", 0.1 * np.ones(8000, np.float32), 8000, subtype="PCM_16")
+    data = (tmp_path / "full.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])
+    frames = sf.info(tmp_path / "cut.wav").frames
+    result = interface(ScaledCopies([1.0, 0.0], 8000)).separate_file(tmp_path / "cut.wav")
+    assert result.num_frames == frames
+    assert len(result.warnings) == 1
+    assert "truncated" in result.warnings[0] and f"the {frames} frames" in result.warnings[0]
+    assert "about 8000 frames" in result.warnings[0]
+    full = interface(ScaledCopies([1.0, 0.0], 8000)).separate_file(tmp_path / "full.wav")
+    assert full.warnings == []
+
+
+def test_chunk_longer_than_the_input_is_clamped():
+    """Item 8: --chunk-seconds far larger than the file no longer allocates the whole chunk."""
+    model = ScaledCopies([0.5, 0.25], 8000)
+    mix = torch.randn(1, 3000)
+    est = interface(model).separate_batch(mix, chunk_seconds=1e9)
+    torch.testing.assert_close(est, model(mix).detach())
+
+
+def make_read_only(folder: Path) -> bool:
+    """Makes ``folder`` unwritable (chmod; chattr +i for root); False when that is impossible."""
+    import os
+    import subprocess
+
+    folder.chmod(0o555)
+    probe = folder / ".probe"
+    try:
+        probe.touch()
+    except PermissionError:
+        return True
+    probe.unlink()
+    if os.geteuid() == 0 and subprocess.run(["chattr", "+i", str(folder)],
+                                            capture_output=True).returncode == 0:
+        return True
+    return False
+
+
+def test_read_only_output_folder_says_permission_denied(tmp_path):
+    """Item 8: a read-only output folder failed with libsndfile's "System error."."""
+    import subprocess
+
+    sf.write(tmp_path / "in.wav", 0.1 * np.ones(800, np.float32), 8000)
+    out = tmp_path / "out"
+    out.mkdir()
+    if not make_read_only(out):
+        pytest.skip("cannot make a folder read-only here")
+    try:
+        with pytest.raises(PermissionError, match=f"cannot write in {out}.*permission denied"):
+            interface(ScaledCopies([1.0, 0.0], 8000)).separate_file(tmp_path / "in.wav",
+                                                                    out_dir=out)
+    finally:
+        subprocess.run(["chattr", "-i", str(out)], capture_output=True)
+        out.chmod(0o755)
+
+
+def test_stems_never_overwrite_a_protected_input(tmp_path):
+    """Item 2 (library side): a stem named like another input is refused, even with overwrite."""
+    sf.write(tmp_path / "a.wav", 0.1 * np.ones(800, np.float32), 8000)
+    sf.write(tmp_path / "a_s1.wav", 0.2 * np.ones(800, np.float32), 8000)
+    before = (tmp_path / "a_s1.wav").read_bytes()
+    with pytest.raises(ValueError, match="written over the input"):
+        interface(ScaledCopies([1.0, 0.0], 8000)).separate_file(
+            tmp_path / "a.wav", out_dir=tmp_path, overwrite=True,
+            protected=[tmp_path / "a_s1.wav"])
+    assert (tmp_path / "a_s1.wav").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "a_s1.wav"]

@@ -16,6 +16,7 @@ from fast_bss_eval.numpy import sdr_loss as numpy_sdr_loss
 from gass_modules import metrics
 from gass_modules.metrics import (
     DB_LIMIT,
+    active_mean,
     active_sources,
     align_estimates,
     fuss_multi_source_si_snri,
@@ -361,3 +362,47 @@ def test_fuss_active_estimates_matches_a_loop():
             assert bool(got[b, k]) == expected
     with pytest.raises(ValueError, match="power_ratio must be positive"):
         metrics.fuss_active_estimates(targets, estimates, power_ratio=0.0)
+
+
+def test_improvements_of_silent_slots_are_zero_and_active_mean_skips_them():
+    """Issue 17 item 5: a 2-source mixture in 4 slots, estimates = the mixture in the active
+    slots and silence elsewhere (no separation): every improvement is 0 dB, not +100 dB in the
+    empty slots, and the per-mixture mean over active sources is 0 dB (it was 50 dB)."""
+    gen = torch.Generator().manual_seed(5)
+    targets = torch.zeros(1, 400, 4, dtype=torch.float64)
+    targets[0, :, :2] = torch.randn(400, 2, generator=gen, dtype=torch.float64)
+    mixture = targets.sum(-1)
+    estimates = torch.zeros_like(targets)
+    estimates[0, :, 0] = estimates[0, :, 1] = mixture[0]
+    for name, values in (("snri", snri(targets, estimates, mixture)),
+                         ("si_snri", si_snri(targets, estimates, mixture)),
+                         ("si_snri_fuss", si_snri(targets, estimates, mixture, zero_mean=False)),
+                         ("sdri", sdri(targets, estimates, mixture, 32))):
+        np.testing.assert_allclose(values[0, 2:].numpy(), [0.0, 0.0], err_msg=name)
+        np.testing.assert_allclose(values[0, :2].numpy(), [0.0, 0.0], atol=1e-6, err_msg=name)
+        assert active_mean(values, targets).item() == pytest.approx(0.0, abs=1e-6), name
+    # a silent slot with a non-silent estimate is still penalised relative to the mixture
+    estimates[0, :, 3] = 0.1 * mixture[0]
+    assert si_snri(targets, estimates, mixture)[0, 3].item() == 0.0  # -100 - (-100)
+    assert si_snri(targets, estimates, torch.zeros_like(mixture))[0, 3].item() == -100.0
+
+
+def test_active_mean_averages_active_slots_and_checks_shapes():
+    targets = torch.zeros(2, 5, 3)
+    targets[0, 0, [0, 2]] = 1.0
+    values = torch.tensor([[4.0, 100.0, 8.0], [1.0, 2.0, 3.0]])
+    assert active_mean(values, targets).tolist() == [6.0, 0.0]
+    with pytest.raises(ValueError, match=r"\[B, S\] = \(2, 3\)"):
+        active_mean(values[:, :2], targets)
+
+
+def test_usdr_of_a_silent_reference_is_minus_100_db():
+    """Issue 17 item 5: a quiet estimate of a silent stem scored -78.9 dB (delta only)."""
+    targets = torch.zeros(1, 1000, 2, dtype=torch.float64)
+    targets[0, :, 0] = 1.0
+    estimates = torch.zeros_like(targets)
+    estimates[0, :, 1] = 1e-4
+    estimates[0, :, 0] = 1.0
+    got = musdb_usdr(targets, estimates)
+    assert got[0, 1].item() == -100.0
+    assert got[0, 0].item() == 100.0  # exact: limited to +100 dB like every metric

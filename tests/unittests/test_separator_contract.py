@@ -214,3 +214,20 @@ def test_checkpointer_round_trip(card, tmp_path):
     Checkpointer(tmp_path, recoverables={"separator": fresh}).recover_if_possible()
     with torch.no_grad():
         assert torch.equal(fresh.eval()(mix), expected)
+
+
+def test_float64_and_nonfinite_mixtures_behave_the_same_for_every_card(card):
+    """Issue 17 item 8: float64 input gives the float32 result (TDANet-Wav and the paper card
+    raised a dtype error); NaN/Inf input raises a ValueError instead of passing through."""
+    model = load_separator(card, SMALL_OVERRIDES.get(card.stem))
+    mix = torch.randn(1, model.stride + 3)
+    with torch.no_grad():
+        expected = model(mix)
+        got = model(mix.double())
+    assert got.dtype == torch.float32
+    assert torch.allclose(got, expected, rtol=0, atol=scale_atol(expected))
+    for value in (float("nan"), float("inf")):
+        bad = mix.clone()
+        bad[0, 5] = value
+        with pytest.raises(ValueError, match="NaN or Inf samples .*sample 5"):
+            model(bad)

@@ -20,33 +20,127 @@ Authors
 """
 
 import logging
+import os
 import sys
 from pathlib import Path
 
-from speechbrain.utils.distributed import if_main_process, run_on_main
+import speechbrain as sb
+import yaml
+from hyperpyyaml import resolve_references
+from speechbrain.utils.distributed import if_main_process
 
 from gass_modules.brain import SeparationBrain, load_recipe
+from gass_modules.dataio.manifest import check_clips, load_manifest
 from gass_modules.dataio.mixer import MixtureStream, make_eval_set
 from gass_modules.inference import save_model_folder
 
 logger = logging.getLogger(__name__)
+SPLITS = ("train", "valid", "test")
+MAX_LISTED = 50  # bad rows listed in the error (all are counted)
+HOW_TO = ("write the manifests with tools/make_manifest.py (your corpora) or "
+          "tools/build_demo_corpus.py (the demo corpus), then pass --data_folder=<their folder>")
 
 
-def check_manifests(hparams: dict) -> None:
-    """Fails early, saying what to do, when a split's manifest is missing.
+class ManifestError(ValueError):
+    """The recipe's manifests are missing or hold rows the mixer cannot use."""
+
+
+class _InertLoader(yaml.SafeLoader):
+    """Reads a resolved recipe as data: every hyperpyyaml tag becomes None (nothing is built)."""
+
+
+_InertLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def manifest_paths(argv: list[str]) -> dict[str, Path]:
+    """The ``<split>_manifest`` paths of a command line, without building anything.
+
+    The recipe's references and the command-line overrides are resolved
+    (``hyperpyyaml.resolve_references``) and the result is read as plain data, so the mixers,
+    which read the manifests, are not built yet.
 
     Arguments
     ---------
-    hparams : dict
-        The loaded recipe (``train_manifest``, ``valid_manifest``, ``test_manifest``).
+    argv : list of str
+        The recipe's command line (hparams file, run options, overrides).
+
+    Returns
+    -------
+    dict
+        ``{"train": path, "valid": path, "test": path}``.
+
+    Raises
+    ------
+    ManifestError
+        When ``--data_folder`` is missing or not a folder, or a split has no manifest key.
     """
-    for split in ("train", "valid", "test"):
-        path = Path(hparams[f"{split}_manifest"])
+    hparams_file, _, overrides = sb.parse_arguments(argv)
+    with open(hparams_file, encoding="utf-8") as fin:
+        try:
+            text = resolve_references(fin, overrides).getvalue()
+        except ValueError as err:  # e.g. "'data_folder' is a !PLACEHOLDER and must be replaced."
+            raise ManifestError(f"{hparams_file}: {err} (pass it as --<key>=...); {HOW_TO}"
+                                ) from err
+    resolved = yaml.load(text, Loader=_InertLoader)  # noqa: S506 (a SafeLoader subclass)
+    folder = resolved.get("data_folder")
+    if not isinstance(folder, str) or not folder:
+        raise ManifestError(f"no --data_folder given; {HOW_TO}")
+    if not Path(folder).is_dir():
+        raise ManifestError(f"--data_folder={folder} is not a folder; {HOW_TO}")
+    paths = {}
+    for split in SPLITS:
+        value = resolved.get(f"{split}_manifest")
+        if not isinstance(value, str) or not value:
+            raise ManifestError(f"{hparams_file} has no {split}_manifest path")
+        paths[split] = Path(value)
+    return paths
+
+
+def check_manifests(argv: list[str], workers: int | None = None) -> None:
+    """Validates the manifests before anything is built, reporting every bad row.
+
+    Each split's manifest must exist and hold rows; every row's audio is probed (header only,
+    in parallel threads: :func:`gass_modules.dataio.manifest.check_clips`, as
+    ``tools/make_manifest.py`` does): missing, unreadable or empty files, frames past the end,
+    another rate or channel count. All problems are reported at once, before training starts.
+
+    Arguments
+    ---------
+    argv : list of str
+        The recipe's command line.
+    workers : int, optional
+        Probing threads (default: the CPU count, at most 16).
+
+    Raises
+    ------
+    ManifestError
+        Listing every problem (at most ``MAX_LISTED`` rows, the rest counted).
+    """
+    workers = workers or min(16, os.cpu_count() or 1)
+    problems, bad_rows = [], 0
+    for split, path in manifest_paths(argv).items():
         if not path.is_file():
-            raise FileNotFoundError(
-                f"expected the {split} manifest at {path}; write the manifests with "
-                "tools/make_manifest.py (your corpora) or tools/build_demo_corpus.py (the demo "
-                "corpus), then pass --data_folder=<their folder>")
+            problems.append(f"{split}: expected the manifest at {path}; {HOW_TO}")
+            continue
+        try:
+            manifest = load_manifest(path)
+        except (ValueError, KeyError, OSError) as err:
+            problems.append(f"{split}: cannot read {path}: {err}")
+            continue
+        if len(manifest) == 0:
+            problems.append(f"{split}: {path} has no rows; {HOW_TO}")
+            continue
+        for clip_id, clip_path, reason in check_clips(manifest, workers):
+            bad_rows += 1
+            if bad_rows <= MAX_LISTED:
+                problems.append(f"{split}: {path} row {clip_id!r} ({clip_path}): {reason}")
+    if bad_rows > MAX_LISTED:
+        problems.append(f"... and {bad_rows - MAX_LISTED} more bad rows")
+    if problems:
+        raise ManifestError(f"{len(problems)} problem(s) with the manifests, found before "
+                            "training (fix the files or remove their rows; "
+                            "tools/make_manifest.py skips unusable files):\n  "
+                            + "\n  ".join(problems))
 
 
 def build(argv: list[str], brain_class: type = SeparationBrain) -> tuple:
@@ -64,9 +158,14 @@ def build(argv: list[str], brain_class: type = SeparationBrain) -> tuple:
     tuple
         ``(brain, hparams, datasets, card)``: datasets maps ``train``/``valid``/``test`` to
         datasets, ``card`` is the model card as trained (yaml text).
+
+    Raises
+    ------
+    ManifestError
+        When the manifests are missing or hold bad rows (:func:`check_manifests`).
     """
+    check_manifests(argv)  # before load_recipe, which builds the mixers (they read them)
     hparams, run_opts, card = load_recipe(argv)
-    run_on_main(check_manifests, kwargs={"hparams": hparams})
     eval_seed = hparams.get("eval_seed", hparams["seed"])  # one test set for several seeds
     datasets = {
         "train": MixtureStream(hparams["train_mixer"], seed=hparams["seed"]),
@@ -111,4 +210,8 @@ def run(brain: SeparationBrain, hparams: dict, datasets: dict, card: str,
 
 
 if __name__ == "__main__":
-    run(*build(sys.argv[1:]))
+    try:
+        built = build(sys.argv[1:])
+    except ManifestError as error:  # the user's data, not a bug: no traceback
+        sys.exit(f"train.py: {error}")
+    run(*built)

@@ -1,0 +1,367 @@
+"""Safe loading of model folders: ``hyperparams.yaml`` as data, separators from an allow-list.
+
+A model folder's ``hyperparams.yaml`` is hyperpyyaml, which can run any code: ``!apply:os.system``
+runs a command, ``!new:`` builds any class, ``!name:`` hands out any function. A model folder
+downloaded from somewhere must not run code when it is loaded, so by default
+``GASSSeparator.from_hparams`` (and ``gass-separate``, ``tools/export.py``, the benchmark
+recipes' ``no_tuning`` evaluation and the ASR front-end recipe) read it with
+:func:`load_model_description`, which accepts
+
+* plain yaml data (numbers, strings, booleans, null, lists, mappings, anchors and aliases);
+* ``!new:<class>`` with a mapping or list of arguments, where ``<class>`` is a registered
+  separator class: the gass separators (:data:`BUILTIN_SEPARATORS`) and classes registered with
+  :func:`register_separator`;
+* ``!ref <key>`` to another key of the file (``<a.b>`` for a nested one), without arithmetic;
+* ``modules`` and ``pretrainer`` exactly as :func:`gass_modules.inference.save_model_folder`
+  writes them (the SpeechBrain interface keys; they are checked, never run: the separator's
+  checkpoint is loaded with ``torch.load(weights_only=True)`` by the loader itself).
+
+Anything else (``!apply``, ``!name``, ``!module``, ``!include``, ``!copy``, ``!new:`` of another
+class, arithmetic in ``!ref``, Python-specific yaml tags) is refused with an
+:class:`UntrustedCodeError` that names the opt-in: ``trust_code=True`` in Python,
+``--trust-model-code`` on the command line (``trust_model_code: True`` in the recipes), which
+load the folder with full hyperpyyaml. Use it only for folders whose source you trust.
+
+Authors
+ * gass developers 2026
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from torch import nn
+
+BUILTIN_SEPARATORS = (
+    "gass_modules.lobes.tdanet.TDANetWav",
+    "gass_modules.lobes.tdanet.TDANetSTFT",
+    "gass_modules.lobes.bsrnn.BSRNN",
+    "gass_modules.inference.ScaledCopies",
+)
+TRUST_HINT = ("if you trust the folder's source, load it with trust_code=True (Python) or "
+              "--trust-model-code (gass-separate, tools/export.py; trust_model_code: True in the "
+              "recipes), which runs full hyperpyyaml and any code the file names; for your own "
+              "separator class, register it with gass_modules.safe_hparams.register_separator")
+_PRETRAINER = "speechbrain.utils.parameter_transfer.Pretrainer"
+_LOAD_HOOK = "gass_modules.inference.load_separator_checkpoint"
+_REF = re.compile(r"^\s*<([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)>\s*$")
+_registered: dict[str, type] = {}
+
+
+class UntrustedCodeError(ValueError):
+    """A model folder asks for something the safe loader does not build (message: what, where,
+    and the ``trust_code`` / ``--trust-model-code`` opt-in).
+
+    Example
+    -------
+    >>> issubclass(UntrustedCodeError, ValueError)  # callers catching ValueError still do
+    True
+    """
+
+
+def register_separator(cls: type) -> type:
+    """Allows model folders loaded safely to build ``cls`` with ``!new:<module>.<class>``.
+
+    Use it (also as a class decorator) for a separator of your own, in code that runs before
+    the folder is loaded; arguments still have to be plain yaml data.
+
+    Arguments
+    ---------
+    cls : type
+        A ``torch.nn.Module`` subclass (a separator of the DESIGN.md §2 contract).
+
+    Returns
+    -------
+    type
+        ``cls`` itself.
+
+    Example
+    -------
+    >>> @register_separator
+    ... class Mine(nn.Module):
+    ...     def __init__(self, gain: float):
+    ...         super().__init__()
+    ...         self.gain = gain
+    >>> f"{Mine.__module__}.Mine" in registered_separators()
+    True
+    """
+    if not isinstance(cls, type) or not issubclass(cls, nn.Module):
+        raise TypeError(f"register_separator expects a torch.nn.Module subclass, got {cls!r}")
+    _registered[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    return cls
+
+
+def registered_separators() -> list[str]:
+    """The class paths a model folder loaded safely may build with ``!new:``.
+
+    Returns
+    -------
+    list of str
+        :data:`BUILTIN_SEPARATORS` and the classes given to :func:`register_separator`.
+
+    Example
+    -------
+    >>> "gass_modules.lobes.bsrnn.BSRNN" in registered_separators()
+    True
+    """
+    return list(BUILTIN_SEPARATORS) + sorted(set(_registered) - set(BUILTIN_SEPARATORS))
+
+
+def _separator_class(path: str) -> type:
+    """The registered class at ``path`` (built-in ones are imported from gass_modules)."""
+    if path in _registered:
+        return _registered[path]
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass(eq=False)
+class _New:
+    """``!new:<target>`` with its (unbuilt) arguments."""
+
+    target: str
+    args: Any
+    line: int
+
+
+@dataclass(eq=False)
+class _Tagged:
+    """``!ref`` or ``!name:``: kept as text until checked."""
+
+    tag: str
+    value: str
+    line: int
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader plus inert ``!new:``, ``!name:`` and ``!ref`` nodes."""
+
+
+def _refuse(loader: _Loader, suffix: Any, node: yaml.Node = None) -> None:
+    """Constructor of every other tag: refuses it."""
+    node = suffix if node is None else node
+    raise UntrustedCodeError(f"line {node.start_mark.line + 1}: the tag {node.tag} is not "
+                             "allowed in a model folder loaded safely (it could run code)")
+
+
+def _construct_new(loader: _Loader, target: str, node: yaml.Node) -> _New:
+    if isinstance(node, yaml.MappingNode):
+        args = loader.construct_mapping(node, deep=True)
+    elif isinstance(node, yaml.SequenceNode):
+        args = loader.construct_sequence(node, deep=True)
+    elif loader.construct_scalar(node) == "":
+        args = {}
+    else:
+        raise UntrustedCodeError(f"line {node.start_mark.line + 1}: !new:{target} needs a "
+                                 "mapping (keyword arguments) or a list (positional arguments)")
+    return _New(target, args, node.start_mark.line + 1)
+
+
+def _construct_name(loader: _Loader, target: str, node: yaml.Node) -> _Tagged:
+    return _Tagged("!name", target, node.start_mark.line + 1)
+
+
+def _construct_ref(loader: _Loader, node: yaml.Node) -> _Tagged:
+    return _Tagged("!ref", str(loader.construct_scalar(node)), node.start_mark.line + 1)
+
+
+_Loader.add_constructor("!ref", _construct_ref)
+_Loader.add_multi_constructor("!new:", _construct_new)
+_Loader.add_multi_constructor("!name:", _construct_name)
+_Loader.add_multi_constructor("!", _refuse)
+_Loader.add_multi_constructor("tag:yaml.org,2002:python/", _refuse)
+_Loader.add_constructor(None, _refuse)
+
+
+def _parse(text: str, where: str) -> Any:
+    """yaml text as plain data and inert tag nodes."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+    except UntrustedCodeError as err:
+        raise UntrustedCodeError(f"{where}: {err}; {TRUST_HINT}") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"{where} is not valid yaml: {err}") from err
+
+
+def _merge(tree: Any, overrides: Mapping, where: str, prefix: str = "") -> None:
+    """Applies ``overrides`` to ``tree`` in place (keys must exist, as hyperpyyaml requires)."""
+    target = tree.args if isinstance(tree, _New) else tree
+    if not isinstance(target, dict):
+        raise ValueError(f"override {prefix or '<top>'}: {where} has no mapping there")
+    for key, value in overrides.items():
+        if key not in target:
+            raise KeyError(f"override {prefix + str(key)!r} not found in {where} (keys: "
+                           f"{sorted(map(str, target))})")
+        current = target[key]
+        if isinstance(value, Mapping) and isinstance(current, (dict, _New)):
+            _merge(current, value, where, f"{prefix}{key}.")
+        else:
+            target[key] = value
+
+
+def _resolve(node: Any, root: dict, where: str, seen: dict, stack: tuple = ()) -> Any:
+    """Replaces ``!ref`` nodes by the values they name (in place; aliases stay shared)."""
+    if isinstance(node, _Tagged) and node.tag == "!ref":
+        found = _REF.match(node.value)
+        if not found:
+            raise UntrustedCodeError(f"{where}: line {node.line}: !ref {node.value} is not a "
+                                     "plain reference <key> (expressions are evaluated by "
+                                     f"hyperpyyaml only); {TRUST_HINT}")
+        name = found.group(1)
+        if name in stack:
+            raise ValueError(f"{where}: line {node.line}: circular reference <{name}>")
+        value: Any = root
+        for part in name.split("."):
+            value = value.args if isinstance(value, _New) else value
+            if not isinstance(value, dict) or part not in value:
+                raise KeyError(f"{where}: line {node.line}: !ref <{name}> names no key")
+            value = value[part]
+        return _resolve(value, root, where, seen, stack + (name,))
+    if id(node) in seen:
+        return node
+    if isinstance(node, (dict, list, _New)):
+        seen[id(node)] = node
+        container = node.args if isinstance(node, _New) else node
+        keys = container.keys() if isinstance(container, dict) else range(len(container))
+        for key in list(keys):
+            container[key] = _resolve(container[key], root, where, seen, stack)
+    return node
+
+
+def _check(node: Any, where: str, path: str, allowed: set[str]) -> None:
+    """Raises unless every tag under ``node`` is a registered ``!new:``."""
+    if isinstance(node, _New):
+        if node.target not in allowed:
+            raise UntrustedCodeError(f"{where}: line {node.line}: {path}: !new:{node.target} is "
+                                     "not a registered separator class (allowed: "
+                                     f"{sorted(allowed)}); {TRUST_HINT}")
+        _check(node.args, where, path, allowed)
+    elif isinstance(node, _Tagged):
+        raise UntrustedCodeError(f"{where}: line {node.line}: {path}: {node.tag}:{node.value} "
+                                 f"could run code and is not allowed; {TRUST_HINT}")
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            _check(value, where, f"{path}.{key}" if path else str(key), allowed)
+    elif isinstance(node, list):
+        for k, value in enumerate(node):
+            _check(value, where, f"{path}[{k}]", allowed)
+
+
+def _check_interface_keys(tree: dict, where: str) -> None:
+    """``modules`` and ``pretrainer`` must be what save_model_folder writes; then dropped."""
+    separator = tree.get("separator")
+    if "modules" in tree and tree["modules"] != {"separator": separator}:
+        raise UntrustedCodeError(f"{where}: modules must be {{separator: <the separator key>}} "
+                                 f"as save_model_folder writes it; {TRUST_HINT}")
+    pretrainer = tree.get("pretrainer")
+    if pretrainer is not None:
+        expected = isinstance(pretrainer, _New) and pretrainer.target == _PRETRAINER and (
+            isinstance(pretrainer.args, dict)
+            and set(pretrainer.args) <= {"loadables", "custom_hooks"}
+            and pretrainer.args.get("loadables") == {"separator": separator}
+        )
+        hooks = pretrainer.args.get("custom_hooks") if expected else None
+        if hooks is not None:
+            hook = hooks.get("separator") if isinstance(hooks, dict) else None
+            expected = (isinstance(hooks, dict) and set(hooks) == {"separator"}
+                        and isinstance(hook, _Tagged) and hook.tag == "!name"
+                        and hook.value == _LOAD_HOOK)
+        if not expected:
+            raise UntrustedCodeError(f"{where}: pretrainer is not the one save_model_folder "
+                                     f"writes (a {_PRETRAINER} loading the separator with "
+                                     f"{_LOAD_HOOK}); {TRUST_HINT}")
+    tree.pop("modules", None)
+    tree.pop("pretrainer", None)
+
+
+def _build(node: Any, built: dict) -> Any:
+    """Instantiates the checked ``!new:`` nodes (bottom-up; shared nodes built once)."""
+    if id(node) in built:
+        return built[id(node)]
+    if isinstance(node, _New):
+        args = _build(node.args, built)
+        cls = _separator_class(node.target)
+        try:
+            value = cls(*args) if isinstance(args, list) else cls(**args)
+        except TypeError as err:
+            raise ValueError(f"cannot build {node.target} (line {node.line}): {err}") from err
+    elif isinstance(node, dict):
+        value = {key: _build(item, built) for key, item in node.items()}
+    elif isinstance(node, list):
+        value = [_build(item, built) for item in node]
+    else:
+        return node
+    built[id(node)] = value
+    return value
+
+
+def load_model_description(text: str, overrides: Mapping | str | None = None,
+                           where: str = "hyperparams.yaml") -> dict:
+    """Builds a model folder's ``hyperparams.yaml`` without running code from it.
+
+    The rules are in the module docstring: plain data, ``!ref <key>``, ``!new:`` of registered
+    separator classes, and the ``modules``/``pretrainer`` keys of :func:`save_model_folder`
+    (checked, then left out: the caller loads the checkpoint).
+
+    Arguments
+    ---------
+    text : str
+        The yaml text.
+    overrides : dict or str, optional
+        Values replacing the file's (keys must exist; nested mappings update nested keys, also
+        the arguments of a ``!new:``), as a mapping or as yaml text of plain data.
+    where : str
+        The file's name, for messages.
+
+    Returns
+    -------
+    dict
+        The top-level keys with the separator(s) built.
+
+    Raises
+    ------
+    UntrustedCodeError
+        For anything that could run code; the message names ``trust_code=True`` and
+        ``--trust-model-code``.
+
+    Example
+    -------
+    >>> card = '''
+    ... sample_rate: 8000
+    ... separator: !new:gass_modules.inference.ScaledCopies
+    ...     gains: [0.5, 0.5]
+    ...     sample_rate: !ref <sample_rate>
+    ... '''
+    >>> hparams = load_model_description(card)
+    >>> type(hparams["separator"]).__name__, hparams["separator"].sample_rate
+    ('ScaledCopies', 8000)
+    >>> try:
+    ...     load_model_description("pwned: !apply:os.system [echo hi]")
+    ... except UntrustedCodeError as err:
+    ...     print(str(err)[:66], "--trust-model-code" in str(err))
+    hyperparams.yaml: line 1: the tag !apply:os.system is not allowed True
+    """
+    tree = _parse(text, where)
+    if not isinstance(tree, dict):
+        raise ValueError(f"{where} must be a mapping of keys (sample_rate, num_sources, "
+                         f"separator, ...), got {type(tree).__name__}")
+    if overrides:
+        if isinstance(overrides, str):
+            overrides = _parse(overrides, f"overrides of {where}")
+        if not isinstance(overrides, Mapping):
+            raise ValueError(f"overrides must be a mapping, got {type(overrides).__name__}")
+        _check(dict(overrides), f"overrides of {where}", "", set())  # plain data only
+        _merge(tree, overrides, where)
+    tree = _resolve(tree, tree, where, {})
+    _check_interface_keys(tree, where)
+    _check(tree, where, "", set(registered_separators()))
+    return _build(tree, {})
+
+
+__all__ = ["BUILTIN_SEPARATORS", "UntrustedCodeError", "load_model_description",
+           "register_separator", "registered_separators"]

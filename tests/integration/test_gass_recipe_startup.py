@@ -1,0 +1,61 @@
+"""Issue 17 item 7: the GASS recipe validates its manifests before building anything."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from gass_modules.dataio.manifest import Manifest
+
+ROOT = Path(__file__).resolve().parents[2]
+GASS = ROOT / "recipes" / "GASS" / "separation"
+HPARAMS = str(GASS / "hparams" / "tdanet_wav.yaml")
+
+
+@pytest.fixture(scope="module")
+def train():
+    spec = importlib.util.spec_from_file_location("_gass_train_startup", GASS / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("data_folder", [None, "missing", "empty"])
+def test_missing_or_empty_data_folder_is_a_message_not_a_traceback(tmp_path, data_folder):
+    argv = [sys.executable, str(GASS / "train.py"), HPARAMS, f"--output_folder={tmp_path / 'o'}"]
+    if data_folder == "empty":
+        (tmp_path / "empty").mkdir()
+    if data_folder:
+        argv.append(f"--data_folder={tmp_path / data_folder}")
+    proc = subprocess.run(argv, cwd=GASS, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "--data_folder" in proc.stderr and "make_manifest" in proc.stderr
+    if data_folder == "empty":
+        assert "train: expected the manifest at" in proc.stderr
+
+
+def test_every_bad_row_is_reported_before_training(train, tmp_path):
+    good = tmp_path / "good.wav"
+    sf.write(good, 0.1 * np.ones(8000, np.float32), 8000)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+    rows = [("ok", good, 8000), ("gone", tmp_path / "gone.wav", 8000),
+            ("empty", tmp_path / "empty.wav", 10), ("corrupt", tmp_path / "corrupt.wav", 10),
+            ("long", good, 9000)]
+    manifest = Manifest([r[0] for r in rows], [str(r[1]) for r in rows], [r[2] for r in rows],
+                        [8000] * 5, [1] * 5, ["speech"] * 5, ["g"] * 5)
+    for split in ("train", "valid", "test"):
+        manifest.to_csv(tmp_path / f"{split}.csv")
+    with pytest.raises(train.ManifestError) as caught:
+        train.check_manifests([HPARAMS, f"--data_folder={tmp_path}"], workers=2)
+    message = str(caught.value)
+    assert message.count("row 'gone'") == 3 and "missing: no such file" in message
+    assert "row 'empty'" in message and "row 'corrupt'" in message
+    assert "frames past the end: the manifest says 9000 frames, the file holds 8000" in message
+    assert "row 'ok'" not in message
+    assert message.startswith("12 problem(s)")

@@ -40,9 +40,10 @@ from pathlib import Path
 import torch
 
 from gass_modules.asr_frontend import IntonationScore, rank_streams
+from gass_modules.audio import DEFAULT_THRESHOLD_DB, source_activity
 from gass_modules.dataio.manifest import load_manifest
 from gass_modules.dataio.mixer import GASSMixer, mixture_rng
-from gass_modules.inference import DEFAULT_THRESHOLD_DB, GASSSeparator, source_activity
+from gass_modules.inference import GASSSeparator
 from gass_modules.metrics import si_snr
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -162,7 +162,7 @@ def make_folder(card: str, work: Path) -> tuple[Path, int]:
     import torch
     from hyperpyyaml import load_hyperpyyaml
 
-    from gass_modules.inference import save_model_folder
+    from gass_modules.model_folder import save_model_folder
 
     torch.manual_seed(0)
     text = STANDIN_CARD if card == "standin" else (ROOT / "hparams" / "models" /

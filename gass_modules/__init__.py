@@ -4,6 +4,7 @@ One model family that separates speech, music and sound events (1-4 sources in a
 separators as SpeechBrain lobes (``gass_modules.lobes``), the GASS mixer as a data-io pipeline
 (``gass_modules.dataio``), the PIT thresholded log-MSE loss (``gass_modules.losses``), metrics
 (``gass_modules.metrics``) and one training loop (``gass_modules.brain``).
+The contracts between the parts and the module map are in docs/architecture.md.
 
 Example
 -------

@@ -34,7 +34,7 @@ where it is voiced with a gliding F0:
 4. ``rho = #gliding frames / #active frames`` in [0, 1].
 
 Streams whose energy is under ``activity_db`` relative to the mixture
-(:func:`gass_modules.inference.source_activity`) are never preferred to an active one; among
+(:func:`gass_modules.audio.source_activity`) are never preferred to an active one; among
 the others the highest ``rho`` wins (ties: the louder). ``benchmarks/bench_asr_frontend.py``
 measures how often it picks the speech stream on the demo corpus (clean sources, separated
 mixtures) against the alternatives a user would try first (loudest stream, random stream).
@@ -56,7 +56,7 @@ import torch
 import torchaudio
 from torch import nn
 
-from gass_modules.inference import DEFAULT_THRESHOLD_DB, source_activity
+from gass_modules.audio import DEFAULT_THRESHOLD_DB, source_activity
 from gass_modules.lobes.base import check_mixture
 
 __all__ = ["IntonationScore", "GASSFrontEnd", "StreamSelection", "StreamTranscript",
@@ -331,14 +331,15 @@ class StreamSelection:
 
 
 def _check_separator_module(separator: object) -> None:
-    """Raises unless ``separator`` follows the separator contract (DESIGN.md §2)."""
+    """Raises unless ``separator`` follows the separator contract (docs/architecture.md)."""
     if not isinstance(separator, nn.Module):
         raise TypeError(f"expected a separator nn.Module (a gass lobe or a GASSSeparator), got "
                         f"{type(separator).__name__}")
     for name in ("num_sources", "sample_rate"):
         value = getattr(separator, name, None)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"a separator needs a positive int attribute {name} (DESIGN.md §2); "
+            raise ValueError(f"a separator needs a positive int attribute {name} "
+                             f"(docs/architecture.md, 'Separator contract'); "
                              f"{type(separator).__name__} has {value!r}")
 
 
@@ -352,7 +353,7 @@ def separate_at(separator: nn.Module, mix: torch.Tensor, sample_rate: int) -> to
     Arguments
     ---------
     separator : torch.nn.Module
-        A separator (DESIGN.md §2) or a ``GASSSeparator``.
+        A separator (docs/architecture.md) or a ``GASSSeparator``.
     mix : torch.Tensor
         ``[B, T]`` mixtures.
     sample_rate : int
@@ -398,7 +399,7 @@ class GASSFrontEnd(nn.Module):
     Arguments
     ---------
     separator : torch.nn.Module
-        A separator lobe (DESIGN.md §2) or a ``GASSSeparator`` (model folder).
+        A separator lobe (docs/architecture.md) or a ``GASSSeparator`` (model folder).
     sample_rate : int
         Rate of the ASR input (Hz); the separator's own rate is handled (resampling).
     num_streams : int

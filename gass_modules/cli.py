@@ -24,7 +24,7 @@ one fails for that input). Stems of earlier runs (the files their ``.json`` repo
 taken as inputs when a directory is searched. SIGTERM, like Ctrl-C, removes the partial files.
 
 The model folder is loaded safely (no code from ``hyperparams.yaml`` runs, see
-:func:`gass_modules.inference.load_model_description`); ``--trust-model-code`` loads it with
+:func:`gass_modules.safe_hparams.load_model_description`); ``--trust-model-code`` loads it with
 full hyperpyyaml instead, for folders from a trusted source only.
 
 Authors
@@ -46,14 +46,8 @@ import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
-from gass_modules.inference import (
-    DEFAULT_THRESHOLD_DB,
-    GASSSeparator,
-    Separation,
-    _make_folder,
-    _OutputLock,
-    write_text_atomic,
-)
+from gass_modules.audio import DEFAULT_THRESHOLD_DB, _make_folder, _OutputLock, write_text_atomic
+from gass_modules.inference import GASSSeparator, Separation
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 PLOT_COLUMNS = 800  # time columns of the spectrogram image, whatever the input's length

@@ -1,4 +1,4 @@
-"""Permutation-invariant thresholded log-MSE, the GASS training loss (DESIGN.md §2).
+"""Permutation-invariant thresholded log-MSE, the GASS training loss (docs/architecture.md).
 
 GASS (Pons et al., ICASSP 2024) trains separators that always predict ``S = 4`` sources with
 permutation-invariant training (PIT) on a log-MSE thresholded at ``snr_max = 30`` dB, the loss of
@@ -49,6 +49,7 @@ __all__ = [
     "LOG_EPS",
     "best_permutation",
     "check_sources",
+    "fixed_order_log_mse",
     "mixture_consistency",
     "pairwise_log_mse",
     "permute",
@@ -67,7 +68,7 @@ _FLOAT32_ENERGY_MAX = 1e36
 
 def check_sources(targets: torch.Tensor, estimates: torch.Tensor,
                   mixtures: torch.Tensor | None = None) -> None:
-    """Raises an error that says what to do unless the inputs follow DESIGN.md §2.
+    """Raises an error that says what to do unless the inputs follow docs/architecture.md.
 
     Shared by the losses and :mod:`gass_modules.metrics`: ``targets`` and ``estimates`` are
     floating-point ``[B, T, S]`` tensors of the same shape on one device (``B, T, S >= 1``), and
@@ -521,3 +522,42 @@ def mixture_consistency(estimates: torch.Tensor, mixture: torch.Tensor,
                         f"{type(weights).__name__}")
     residual = mixture - estimates.sum(dim=2)  # [B, T]
     return estimates + w * residual.unsqueeze(2)  # [B, T, S]
+
+
+def fixed_order_log_mse(targets: torch.Tensor, estimates: torch.Tensor,
+                        mixtures: torch.Tensor | None = None, snr_max: float = 30.0,
+                        zero_snr_max: float = 20.0) -> torch.Tensor:
+    """The thresholded log-MSE of output ``k`` against target ``k`` (no permutation).
+
+    The diagonal of :func:`pairwise_log_mse`, averaged over sources: the loss for
+    benchmarks whose outputs are labelled stems.
+
+    Arguments
+    ---------
+    targets : torch.Tensor
+        ``[B, T, S]`` references, in stem order.
+    estimates : torch.Tensor
+        ``[B, T, S]`` estimates, output ``k`` for stem ``k``.
+    mixtures : torch.Tensor, optional
+        ``[B, T]`` mixtures (reference level of the all-zero-target term).
+    snr_max : float
+        SNR (dB) above which an active target's loss saturates.
+    zero_snr_max : float
+        Level (dB under the mixture) above which silent outputs are penalised.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B]`` loss per mixture.
+
+    Example
+    -------
+    >>> targets = torch.randn(2, 800, 3)
+    >>> swapped = targets[..., [1, 0, 2]]
+    >>> bool(fixed_order_log_mse(targets, swapped).mean() > fixed_order_log_mse(targets,
+    ...      targets).mean() + 10)
+    True
+    """
+    matrix = pairwise_log_mse(targets, estimates, mixtures, snr_max=snr_max,
+                              zero_snr_max=zero_snr_max)  # [B, S, S]
+    return matrix.diagonal(dim1=1, dim2=2).mean(dim=-1)  # [B]

@@ -57,10 +57,12 @@ import torch
 from gass_modules.losses import best_permutation, check_sources, permute
 
 __all__ = [
+    "ALIGNMENTS",
     "DB_LIMIT",
     "active_mean",
     "active_sources",
     "align_estimates",
+    "align_to_references",
     "fuss_active_estimates",
     "fuss_multi_source_si_snri",
     "fuss_single_source_si_snr",
@@ -75,6 +77,8 @@ __all__ = [
 ]
 
 DB_LIMIT = 100.0
+# How estimates meet references: the best permutation (PIT models) or output k for stem k.
+ALIGNMENTS = ("oracle", "fixed")
 
 
 def _ratio_db(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
@@ -456,6 +460,57 @@ def align_estimates(targets: torch.Tensor, estimates: torch.Tensor) -> torch.Ten
         active = active_sources(s).unsqueeze(2)  # [B, S, 1]
         cost = torch.where(active, -gain, torch.zeros_like(gain))  # silent rows: no preference
         return permute(estimates, best_permutation(cost))
+
+
+def align_to_references(targets: torch.Tensor, estimates: torch.Tensor,
+                        alignment: str = "oracle") -> torch.Tensor:
+    """The estimates matched to the references, as many as there are references.
+
+    ``fixed`` keeps output ``k`` for reference ``k``; ``oracle`` takes the permutation that
+    maximises the summed SI-SNR over the active references (:func:`align_estimates`), one
+    permutation for all channels. With more outputs than references (a 4-output GASS model on
+    Libri2Mix) the references get all-zero slots first, so the surplus outputs are matched to
+    silence; with fewer, all-zero outputs are added.
+
+    Arguments
+    ---------
+    targets : torch.Tensor
+        ``[C, T, S_ref]`` references (channels first; ``C = 1`` for mono).
+    estimates : torch.Tensor
+        ``[C, T, S_est]`` estimates.
+    alignment : str
+        ``oracle`` or ``fixed``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[C, T, S_ref]`` estimates, ``k`` matched to reference ``k``.
+
+    Example
+    -------
+    >>> refs = torch.randn(1, 500, 2)
+    >>> est = torch.cat([torch.zeros(1, 500, 1), refs[..., [1]], torch.zeros(1, 500, 1),
+    ...                  refs[..., [0]]], dim=-1)                     # 4 outputs, shuffled
+    >>> torch.equal(align_to_references(refs, est), refs)
+    True
+    """
+    if alignment not in ALIGNMENTS:
+        raise ValueError(f"alignment must be one of {ALIGNMENTS} (oracle: best permutation, "
+                         f"for PIT-trained models; fixed: stem order), got {alignment!r}")
+    if targets.dim() != 3 or estimates.dim() != 3 or targets.shape[:2] != estimates.shape[:2]:
+        raise ValueError(f"expected targets [C, T, S] and estimates [C, T, S'] with the same C "
+                         f"and T, got {tuple(targets.shape)} and {tuple(estimates.shape)}")
+    num_refs, num_est = targets.shape[-1], estimates.shape[-1]
+    if num_est < num_refs:
+        estimates = torch.nn.functional.pad(estimates, (0, num_refs - num_est))
+    if alignment == "fixed":
+        return estimates[..., :num_refs]
+    slots = max(num_refs, num_est)
+    refs = torch.nn.functional.pad(targets, (0, slots - num_refs))
+    channels, length = targets.shape[:2]
+    flat = align_estimates(refs.reshape(1, channels * length, slots),
+                                   estimates.reshape(1, channels * length, slots))
+    return flat.reshape(channels, length, slots)[..., :num_refs]
 
 
 def fuss_multi_source_si_snri(targets: torch.Tensor, estimates: torch.Tensor,

@@ -12,7 +12,7 @@ recipes' ``no_tuning`` evaluation and the ASR front-end recipe) read it with
   separator class: the gass separators (:data:`BUILTIN_SEPARATORS`) and classes registered with
   :func:`register_separator`;
 * ``!ref <key>`` to another key of the file (``<a.b>`` for a nested one), without arithmetic;
-* ``modules`` and ``pretrainer`` exactly as :func:`gass_modules.inference.save_model_folder`
+* ``modules`` and ``pretrainer`` exactly as :func:`gass_modules.model_folder.save_model_folder`
   writes them (the SpeechBrain interface keys; they are checked, never run: the separator's
   checkpoint is loaded with ``torch.load(weights_only=True)`` by the loader itself).
 
@@ -48,7 +48,9 @@ TRUST_HINT = ("if you trust the folder's source, load it with trust_code=True (P
               "recipes), which runs full hyperpyyaml and any code the file names; for your own "
               "separator class, register it with gass_modules.safe_hparams.register_separator")
 _PRETRAINER = "speechbrain.utils.parameter_transfer.Pretrainer"
-_LOAD_HOOK = "gass_modules.inference.load_separator_checkpoint"
+_LOAD_HOOK = "gass_modules.model_folder.load_separator_checkpoint"
+# Folders exported before the hook moved to model_folder name it here; still the same function.
+_LOAD_HOOKS = (_LOAD_HOOK, "gass_modules.inference.load_separator_checkpoint")
 _REF = re.compile(r"^\s*<([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)>\s*$")
 _registered: dict[str, type] = {}
 
@@ -73,7 +75,7 @@ def register_separator(cls: type) -> type:
     Arguments
     ---------
     cls : type
-        A ``torch.nn.Module`` subclass (a separator of the DESIGN.md §2 contract).
+        A ``torch.nn.Module`` subclass (a separator of the contract in docs/architecture.md).
 
     Returns
     -------
@@ -270,7 +272,7 @@ def _check_interface_keys(tree: dict, where: str) -> None:
             hook = hooks.get("separator") if isinstance(hooks, dict) else None
             expected = (isinstance(hooks, dict) and set(hooks) == {"separator"}
                         and isinstance(hook, _Tagged) and hook.tag == "!name"
-                        and hook.value == _LOAD_HOOK)
+                        and hook.value in _LOAD_HOOKS)
         if not expected:
             raise UntrustedCodeError(f"{where}: pretrainer is not the one save_model_folder "
                                      f"writes (a {_PRETRAINER} loading the separator with "

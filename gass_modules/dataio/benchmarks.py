@@ -15,7 +15,7 @@ the four have in common:
   ``sample_rate`` and ``channels``, and a record of the preparation options so that a second run
   with the same options is skipped, as SpeechBrain recipes do;
 * :func:`load_benchmark_set`: a ``DynamicItemDataset`` over such a manifest whose items follow
-  the mixer-item contract of DESIGN.md §2 (``id``, ``mix [T]``, ``targets [T, S]``,
+  the mixer-item contract of docs/architecture.md (``id``, ``mix [T]``, ``targets [T, S]``,
   ``num_sources``, ``categories``): crops read with ``soundfile.read(start=, frames=)``, downmixed
   to mono and resampled to the model rate with torchaudio (training and validation), or whole
   recordings at their own rate and channel count (``mix [C, T]``, ``targets [C, T, S]``, plus

@@ -15,9 +15,10 @@ foreground or background, how many sources a mixture has, and the gain ranges in
 4. targets rescaled together when the mixture or a target would exceed ``peak_limit``, and the
    mixture computed last as the sum of the final targets.
 
-Items follow DESIGN.md §2: ``id``, ``mix [T]``, ``targets [T, S_max]``, ``num_sources``,
-``categories`` (``""`` for empty slots); ``mix == targets.sum(-1)`` and empty slots are exactly
-zero. Two ways to consume them with SpeechBrain's dataloader and ``PaddedBatch``:
+Items follow the mixer-item contract (docs/architecture.md, "Mixer item"): ``id``,
+``mix [T]``, ``targets [T, S_max]``, ``num_sources``, ``categories`` (``""`` for empty slots);
+``mix == targets.sum(-1)`` and empty slots are exactly zero. Two ways to consume them with
+SpeechBrain's dataloader and ``PaddedBatch``:
 
 * :func:`make_eval_set`: a ``DynamicItemDataset`` whose item ``i`` is a pure function of
   (manifest, scenario, seed, i); :func:`export_eval_set` freezes it to wav + csv and
@@ -362,7 +363,7 @@ class Mixture:
     scale: float
 
     def to_item(self, mix_id: str) -> dict:
-        """The DESIGN.md §2 item (tensors share memory with the arrays).
+        """The mixer item of docs/architecture.md (tensors share memory with the arrays).
 
         Arguments
         ---------

@@ -1,4 +1,4 @@
-"""The separator contract (DESIGN.md §2) as a base class, and export with a dynamic length.
+"""The separator contract (docs/architecture.md) as a base class, and export with a dynamic length.
 
 Every separator, built-in or contributed, maps a mixture ``[B, T]`` to ``[B, T, S]`` for any
 ``T >= 1``. Models have a total stride (encoder hop times the downsampling of their maskers), so

@@ -3,7 +3,7 @@
 As SpeechBrain's ``check_yaml``: a key counts as used when another key of the same file refers to
 it (``!ref <key>``, ``<key[...]>``, ``<key.attr>``), or when the Python that consumes the file reads
 it (``hparams["key"]``, ``hparams.key``, ``self.hparams.key``, ``"key"`` for the mixer's tables).
-Model cards are consumed through the contract keys (DESIGN.md §2), which recipes include.
+Model cards are consumed through the contract keys (docs/architecture.md), which recipes include.
 """
 
 import re
@@ -72,7 +72,7 @@ def test_checker_flags_unused(tmp_path):
 
 
 def test_cards_define_the_contract():
-    """Every model card defines sample_rate, num_sources and separator (DESIGN.md §2)."""
+    """Every model card defines sample_rate, num_sources and separator (docs/architecture.md)."""
     for card in sorted((ROOT / "hparams" / "models").glob("*.yaml")):
         keys = set(top_level_keys(card.read_text()))
         assert CARD_CONTRACT <= keys, f"{card.name} lacks {CARD_CONTRACT - keys}"

@@ -37,7 +37,7 @@ import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
-from gass_modules.brain import AtomicCheckpointer
+from gass_modules.checkpointing import AtomicCheckpointer
 from gass_modules.dataio.benchmarks import LayoutError, load_benchmark_set
 from gass_modules.inference import GASSSeparator
 

@@ -17,7 +17,8 @@ import soundfile as sf
 import torch
 
 from gass_modules.cli import main
-from gass_modules.inference import ScaledCopies, save_model_folder
+from gass_modules.inference import ScaledCopies
+from gass_modules.model_folder import save_model_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 GAINS = [0.6, 0.3, 0.05, 0.0]  # -4.4, -10.5, -26 dB (silent at -20), -inf

@@ -18,7 +18,8 @@ import soundfile as sf
 import torch
 
 from gass_modules.cli import main
-from gass_modules.inference import GASSSeparator, ScaledCopies, save_model_folder
+from gass_modules.inference import GASSSeparator, ScaledCopies
+from gass_modules.model_folder import save_model_folder
 
 CASE_SECONDS = 20  # a case running longer than this is a hang
 CARD = """

@@ -21,7 +21,7 @@ import pytest
 import torch
 import yaml
 
-from gass_modules.brain import AtomicCheckpointer
+from gass_modules.checkpointing import AtomicCheckpointer
 from gass_modules.inference import GASSSeparator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,6 +164,9 @@ def test_resume_after_kill_mid_epoch(demo_corpus_small, tmp_path):
     loader_state = (final[0].path / "dataloader-TRAIN.ckpt").read_text().split()
     assert int(loader_state[1]) == 60  # steps_done before the kill + the rest, not 60 more
     assert (out / "eval" / "summary.md").is_file() and (out / "model" / "separator.ckpt").is_file()
+    # the experiment folder keeps the script that ran, as SpeechBrain recipes do (issue 16)
+    assert (out / "train.py").read_bytes() == (GASS / "train.py").read_bytes()
+    assert not (out / "recipe.py").exists() and not (out / "brain.py").exists()
 
 
 @pytest.mark.slow

@@ -24,7 +24,8 @@ from gass_modules.asr_frontend import (
     rank_streams,
     separate_at,
 )
-from gass_modules.inference import GASSSeparator, ScaledCopies, save_model_folder
+from gass_modules.inference import GASSSeparator, ScaledCopies
+from gass_modules.model_folder import save_model_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 RATE = 16000

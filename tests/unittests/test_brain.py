@@ -22,18 +22,16 @@ from speechbrain.nnet.schedulers import LinearWarmupScheduler, ReduceLROnPlateau
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.epoch_loop import EpochCounter
 
-from gass_modules.brain import (
-    AtomicCheckpointer,
-    IRMOracle,
-    SeparationBrain,
-    SeparationReport,
-    WallClockLinearDecay,
-    included_card,
-    score_separation,
-)
+from gass_modules.brain import SeparationBrain
+from gass_modules.checkpointing import AtomicCheckpointer
+from gass_modules.evaluation.oracle import IRMOracle
+from gass_modules.evaluation.report import SeparationReport
+from gass_modules.evaluation.scoring import score_separation
 from gass_modules.lobes.base import Separator
 from gass_modules.lobes.tdanet import TDANetSTFT
 from gass_modules.losses import pit_log_mse
+from gass_modules.recipe import included_card
+from gass_modules.schedulers import WallClockLinearDecay
 
 
 # ----------------------------------------------------------------------------------------------
@@ -244,7 +242,7 @@ KILL_SCRIPT = textwrap.dedent("""
     import os, sys, torch
     from speechbrain.utils.checkpoints import (Checkpointer, mark_as_loader, mark_as_saver,
                                                register_checkpoint_hooks)
-    from gass_modules.brain import AtomicCheckpointer
+    from gass_modules.checkpointing import AtomicCheckpointer
 
     @register_checkpoint_hooks
     class Bomb:

@@ -16,19 +16,19 @@ import pytest
 import torch
 from fast_bss_eval.numpy import sdr as numpy_sdr
 
-from gass_modules.brain import AtomicCheckpointer
-from gass_modules.finetune import (
-    BenchmarkScorer,
-    align_to_references,
-    find_separator_checkpoint,
-    fixed_order_log_mse,
-    load_matching_parameters,
-    transfer_from_checkpoint,
-)
+from gass_modules.checkpointing import AtomicCheckpointer
+from gass_modules.evaluation.benchmarks import BenchmarkScorer
+from gass_modules.losses import fixed_order_log_mse
 from gass_modules.metrics import (
     _museval_metrics,
+    align_to_references,
     fuss_multi_source_si_snri,
     fuss_single_source_si_snr,
+)
+from gass_modules.transfer import (
+    find_separator_checkpoint,
+    load_matching_parameters,
+    transfer_from_checkpoint,
 )
 
 
@@ -82,7 +82,7 @@ def test_partial_transfer_loads_what_matches_and_keeps_the_rest(tmp_path, caplog
     torch.manual_seed(1)
     target = Net(2)
     head_before = {k: v.clone() for k, v in target.head.state_dict().items()}
-    with caplog.at_level(logging.WARNING, logger="gass_modules.finetune"):
+    with caplog.at_level(logging.WARNING, logger="gass_modules.transfer"):
         report = load_matching_parameters(target, tmp_path / "separator.ckpt")
     for name, value in target.state_dict().items():
         if name.startswith("head."):
@@ -145,7 +145,7 @@ def test_transfer_through_pretrainer_follows_the_source_and_warns_on_rate(tmp_pa
         torch.save(net.state_dict(), folder / "separator.ckpt")
         (folder / "hyperparams.yaml").write_text("sample_rate: 16000\nnum_sources: 4\n")
     target = Net(3, 44100)
-    with caplog.at_level(logging.WARNING, logger="gass_modules.finetune"):
+    with caplog.at_level(logging.WARNING, logger="gass_modules.transfer"):
         report = transfer_from_checkpoint(target, tmp_path / "a", collect_in=tmp_path / "pre")
     assert target.trunk.weight.eq(1.0).all()
     assert (report.source_sample_rate, report.source_num_sources) == (16000, 4)

@@ -16,15 +16,12 @@ import torch
 import torchaudio
 from hyperpyyaml import load_hyperpyyaml
 
+import gass_modules.chunking as chunking
 import gass_modules.inference as inference
-from gass_modules.inference import (
-    GASSSeparator,
-    ScaledCopies,
-    load_separator_checkpoint,
-    save_model_folder,
-    source_activity,
-)
+from gass_modules.audio import source_activity
+from gass_modules.inference import GASSSeparator, ScaledCopies
 from gass_modules.lobes.base import Separator
+from gass_modules.model_folder import load_separator_checkpoint, save_model_folder
 
 MODEL_RATE = 16000
 GAINS = [0.4, 0.3, 0.2, 0.15]  # all over -20 dB: active
@@ -132,7 +129,7 @@ def test_without_alignment_sources_swap(monkeypatch):
     images = crossing_sources(length, rate, 1)[None]  # [1, T, 4]
     model = Oracle(images.sum(-1), images, rate)
     identity = lambda m: torch.arange(m.shape[-1]).expand(m.shape[0], -1)  # noqa: E731
-    monkeypatch.setattr(inference, "best_permutation", identity)
+    monkeypatch.setattr(chunking, "best_permutation", identity)
     est = interface(model).separate_batch(images.sum(-1), chunk_seconds=0.5)
     assert (est[0] - images[0]).abs().max() > 0.5
 

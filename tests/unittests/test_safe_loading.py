@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from gass_modules.cli import main
-from gass_modules.inference import GASSSeparator, ScaledCopies, save_model_folder
+from gass_modules.inference import GASSSeparator, ScaledCopies
 from gass_modules.lobes.base import Separator
+from gass_modules.model_folder import save_model_folder
 from gass_modules.safe_hparams import (
     UntrustedCodeError,
     load_model_description,
@@ -71,10 +72,21 @@ def test_other_code_paths_are_refused(folder, yaml_text, what):
         GASSSeparator.from_hparams(source=folder, run_opts={"device": "cpu"})
 
 
+def test_folders_exported_before_the_module_split_still_load(folder):
+    # the load hook lived in gass_modules.inference before issue 16; such folders stay loadable
+    path = folder / "hyperparams.yaml"
+    text = path.read_text()
+    assert "gass_modules.model_folder.load_separator_checkpoint" in text
+    path.write_text(text.replace("gass_modules.model_folder.load_separator_checkpoint",
+                                 "gass_modules.inference.load_separator_checkpoint"))
+    sep = GASSSeparator.from_hparams(source=folder, run_opts={"device": "cpu"})
+    assert sep.mods.separator.gains.tolist() == [0.25, 0.75]
+
+
 def test_a_changed_pretrainer_hook_or_separator_class_is_refused(folder):
     path = folder / "hyperparams.yaml"
     text = path.read_text()
-    path.write_text(text.replace("gass_modules.inference.load_separator_checkpoint",
+    path.write_text(text.replace("gass_modules.model_folder.load_separator_checkpoint",
                                  "os.system"))
     with pytest.raises(UntrustedCodeError, match="pretrainer.*--trust-model-code"):
         GASSSeparator.from_hparams(source=folder)

@@ -1,11 +1,11 @@
 """Conformance suite: every model card in ``hparams/models/`` honours the separator contract.
 
-DESIGN.md §2: a separator maps ``[B, T]`` to ``[B, T, S]`` for any ``T >= 1``, never mixes items of
-a batch, is deterministic in eval mode, runs under bf16 autocast without NaN, exports with
-``torch.export`` and a dynamic length (the program matching eager), and round-trips through
-SpeechBrain's ``Checkpointer``. The suite is parametrised over the card files, so a contributed
-separator is covered by adding its card (and its row in ``EXPECTED_PARAMS``); nothing here
-names a model class.
+docs/architecture.md ("Separator contract"): a separator maps ``[B, T]`` to ``[B, T, S]`` for any
+``T >= 1``, never mixes items of a batch, is deterministic in eval mode, runs under bf16 autocast
+without NaN, exports with ``torch.export`` and a dynamic length (the program matching eager),
+and round-trips through SpeechBrain's ``Checkpointer``. The suite is parametrised over the card
+files, so a contributed separator is covered by adding its card (and its row in
+``EXPECTED_PARAMS``); nothing here names a model class.
 
 Cost control (the whole suite must stay within a few minutes on 2 CPU cores):
 

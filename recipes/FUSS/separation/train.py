@@ -31,8 +31,8 @@ import sys
 from prepare import prepare_fuss
 from speechbrain.utils.distributed import run_on_main
 
-from gass_modules.brain import load_recipe
 from gass_modules.finetune import BenchmarkBrain, run_benchmark
+from gass_modules.recipe import load_recipe
 
 logger = logging.getLogger(__name__)
 

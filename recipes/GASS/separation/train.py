@@ -29,10 +29,11 @@ import yaml
 from hyperpyyaml import resolve_references
 from speechbrain.utils.distributed import if_main_process
 
-from gass_modules.brain import SeparationBrain, load_recipe
+from gass_modules.brain import SeparationBrain
 from gass_modules.dataio.manifest import check_clips, load_manifest
 from gass_modules.dataio.mixer import MixtureStream, make_eval_set
-from gass_modules.inference import save_model_folder
+from gass_modules.model_folder import save_model_folder
+from gass_modules.recipe import load_recipe
 
 logger = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")

@@ -1,0 +1,156 @@
+"""Recipe utilities: the ``train.py`` preamble and the model card a recipe includes.
+
+Authors
+ * gass developers 2026
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import logging
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+import ruamel.yaml
+import speechbrain as sb
+from hyperpyyaml import load_hyperpyyaml, resolve_references
+from ruamel.yaml.comments import CommentedBase
+
+logger = logging.getLogger(__name__)
+
+
+def load_recipe(argv: list[str], card_key: str = "model") -> tuple[dict, dict, str]:
+    r"""The preamble of every gass recipe's ``train.py``, as SpeechBrain recipes write it.
+
+    Parses the command line (``sb.parse_arguments``), joins the torchrun process group, loads the
+    hparams file with the overrides, creates the experiment folder (saving the hparams, the
+    overrides and, as SpeechBrain recipes do, the calling ``train.py``) and reads back the model
+    card the hparams file includes.
+
+    Arguments
+    ---------
+    argv : list of str
+        Command-line arguments (hparams file, then SpeechBrain run options and overrides).
+    card_key : str
+        The key under which the hparams file ``!include``s its model card.
+
+    Returns
+    -------
+    tuple
+        ``(hparams, run_opts, card)``: the loaded hparams, SpeechBrain's run options and the
+        model card as trained (yaml text, see :func:`included_card`).
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> _ = (tmp / "card.yaml").write_text("sample_rate: 8000\nnum_sources: 2\n")
+    >>> _ = (tmp / "train.yaml").write_text(
+    ...     f"output_folder: {tmp / 'exp'}\nglobal_seed: 0\n"
+    ...     "model: !include:card.yaml\n    num_sources: 3\n")
+    >>> logging.disable(logging.INFO)  # the experiment folder's log lines
+    >>> hparams, run_opts, card = load_recipe([str(tmp / "train.yaml")])
+    >>> logging.disable(logging.NOTSET)
+    >>> hparams["model"]["num_sources"], "num_sources: 3" in card, (tmp / "exp").is_dir()
+    (3, True, True)
+    >>> (tmp / "exp" / "recipe.py").exists()  # the caller's script is saved, not this module
+    False
+    """
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    sb.utils.distributed.ddp_init_group(run_opts)  # torchrun: one process per device
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.create_experiment_directory(experiment_directory=hparams["output_folder"],
+                                   hyperparams_to_save=hparams_file, overrides=overrides)
+    _save_caller_script(Path(hparams["output_folder"]), Path(inspect.stack()[1].filename))
+    logger.info(f"seeded with {hparams.get('global_seed')} before building the model")
+    return hparams, run_opts, included_card(hparams_file, overrides, key=card_key)
+
+
+def _save_caller_script(folder: Path, script: Path) -> None:
+    """Keeps the recipe's script in the experiment folder instead of this module.
+
+    ``sb.create_experiment_directory`` copies the file of its *caller*, which is this module when
+    recipes go through :func:`load_recipe`; the experiment folder should hold the ``train.py``
+    that ran, as SpeechBrain's own recipes leave it.
+    """
+    own = folder / Path(__file__).name
+    if not sb.utils.distributed.if_main_process() or not own.is_file():
+        return
+    own.unlink()
+    if script.is_file() and script.resolve() != Path(__file__).resolve():
+        shutil.copy2(script, folder / script.name)
+
+
+def included_card(hparams_file: str | Path, overrides: Mapping | str | None = None,
+                  key: str = "model") -> str:
+    r"""The yaml text of the model card that a recipe ``!include:`` s under ``key``.
+
+    Recipes include a card (``model: !include:.../hparams/models/x.yaml``) and may shrink or
+    change it with overrides (``--model="{separator: {num_blocks: 2}}"``). To export the trained
+    model (``gass_modules.model_folder.save_model_folder``) the card *as trained* is needed: this
+    resolves the recipe with its overrides (``hyperpyyaml.resolve_references``, which expands the
+    include without building any object) and returns the ``key`` subtree, tags kept and comments
+    dropped (the card's comments describe its own values, which the overrides may have changed).
+
+    Arguments
+    ---------
+    hparams_file : str or pathlib.Path
+        The recipe yaml.
+    overrides : Mapping or str, optional
+        The overrides the recipe was loaded with.
+    key : str
+        Top-level key holding the included card.
+
+    Returns
+    -------
+    str
+        Yaml text defining ``sample_rate``, ``num_sources`` and ``separator``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "card.yaml").write_text(
+    ...     "sample_rate: 8000\nnum_sources: 2\nseparator: !new:torch.nn.Linear\n"
+    ...     "    in_features: 4  # four features\n    out_features: !ref <num_sources>\n")
+    >>> _ = (folder / "recipe.yaml").write_text(
+    ...     "lr: 0.1\nmodel: !include:card.yaml\n    separator: {}\n")
+    >>> print(included_card(folder / "recipe.yaml", {"model": {"separator": {"in_features": 3}}}))
+    sample_rate: 8000
+    num_sources: 2
+    separator: !new:torch.nn.Linear
+      in_features: 3
+      out_features: 2
+    <BLANKLINE>
+    """
+    with open(hparams_file, encoding="utf-8") as fin:
+        resolved = resolve_references(fin, overrides)
+    yaml = ruamel.yaml.YAML()
+    tree = yaml.load(resolved)
+    if key not in tree:
+        raise KeyError(f"{hparams_file} has no top-level key {key!r}; the recipe must include "
+                       f"its model card as `{key}: !include:<path to hparams/models/x.yaml>`")
+    card = tree[key]
+    _drop_comments(card)
+    out = io.StringIO()
+    yaml.dump(card, out)
+    return out.getvalue()
+
+
+def _drop_comments(node: object) -> None:
+    """Removes the comments of a ruamel round-trip tree in place (keys, values and tags kept).
+
+    The card's comments describe its own values (``# complex masks``); once a recipe's overrides
+    change those values the comments would contradict the exported card, so none are kept.
+    """
+    if isinstance(node, CommentedBase):
+        node.ca.comment = None
+        node.ca.items.clear()
+        node.ca.end = []
+        for child in node.values() if isinstance(node, dict) else node:
+            _drop_comments(child)
+
+
+__all__ = ["included_card", "load_recipe"]

@@ -27,6 +27,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["gass_modules", "gass_modules.*"]),
+    # the bundled GASS-mini model folder (gass_modules/pretrained/gass_mini, about 2 MB)
+    package_data={"gass_modules.pretrained": ["*/hyperparams.yaml", "*/separator.ckpt",
+                                              "*/PROVENANCE.md"]},
     install_requires=read_requirements(),
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6"],

@@ -13,7 +13,8 @@ Two settings:
 
 1. **oracle sources**: the mixer's own targets stand for a perfect separator (all splits of the
    corpus: the criterion is not trained on anything); a pick is right when it is the speech slot;
-2. **separated** (with a model folder, default ``results/demo/latest/model`` when it exists):
+2. **separated** (with a model folder or a bundled model's name; default ``gass-mini``, the
+   separator bundled with gass):
    mixtures of the *test* split (never seen by the separator) through ``GASSSeparator``; a pick
    is right when it is the output with the best SI-SNR against the speech.
 
@@ -45,6 +46,7 @@ from gass_modules.dataio.manifest import load_manifest
 from gass_modules.dataio.mixer import GASSMixer, mixture_rng
 from gass_modules.inference import GASSSeparator
 from gass_modules.metrics import si_snr
+from gass_modules.pretrained import resolve_model_source
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("GASS_CACHE", Path.home() / ".cache" / "gass"))
@@ -203,8 +205,8 @@ def main(argv: list[str] | None = None) -> None:
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=CACHE / "demo_corpus" / "full-16000")
-    parser.add_argument("--separator_folder", type=Path,
-                        default=ROOT / "results" / "demo" / "latest" / "model")
+    parser.add_argument("--separator_folder", default="gass-mini",
+                        help="model folder or bundled model name (default: gass-mini)")
     parser.add_argument("--mixtures", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -236,8 +238,9 @@ def main(argv: list[str] | None = None) -> None:
     score(x)
     score_cost = (time.process_time() - t0) / 40.0
 
-    if args.separator_folder.is_dir():
-        folder = args.separator_folder.resolve()
+    folder = resolve_model_source(args.separator_folder)
+    if folder.is_dir():
+        folder = folder.resolve()
         right, snr_sum, sep_cost, separator = separated_setting(args.corpus, folder,
                                                                 args.mixtures, args.seed, score)
         print(f"2. Separated by {folder} ({type(separator.mods.separator).__name__}, "

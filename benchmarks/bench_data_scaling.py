@@ -29,18 +29,18 @@ import argparse
 import json
 import math
 import os
-import resource
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import build_demo_corpus  # noqa: E402
+from recipe_runs import fmt as _fmt  # noqa: E402
+from recipe_runs import run_recipe  # noqa: E402
 
 from gass_modules.dataio.manifest import Manifest  # noqa: E402
 
@@ -101,29 +101,13 @@ def _describe(manifest: Manifest) -> dict:
 def _run(data: Path, out: Path, seed: int, updates: int, test_mixtures: int,
          extra: list[str]) -> dict:
     """One recipe run (skipped when its evaluation exists); its headline and costs."""
-    headline = out / "eval" / "headline.json"
-    costs = out / "costs.json"
-    if headline.is_file() and costs.is_file():
-        return {**json.loads(headline.read_text()), **json.loads(costs.read_text())}
-    load = os.getloadavg()[0]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.time()
     cmd = [sys.executable, str(ROOT / "recipes/GASS/separation/train.py"),
            str(ROOT / "recipes/GASS/separation/hparams/demo.yaml"), f"--data_folder={data}",
            f"--output_folder={out}", f"--seed={seed}", f"--number_of_updates={updates}",
            f"--num_test_mixtures={test_mixtures}", "--noprogressbar", *extra]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / f"{out.name}.log", "a") as log:
-        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    record = {"cpu_minutes": cpu / 60, "wall_minutes": (time.time() - t0) / 60, "load": load}
-    costs.write_text(json.dumps(record))
-    return {**json.loads(headline.read_text()), **record}
-
-
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+    headline = out / "eval" / "headline.json"
+    costs = run_recipe(cmd, out, headline, ROOT)
+    return {**json.loads(headline.read_text()), **costs}
 
 
 def main(argv: list[str] | None = None) -> int:

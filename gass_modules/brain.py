@@ -141,6 +141,12 @@ class SeparationBrain(sb.Brain):
         if checkpointer is not None and not isinstance(checkpointer, AtomicCheckpointer):
             logger.warning("the checkpointer is not an AtomicCheckpointer: a run killed while "
                            "saving may leave a corrupted checkpoint")
+        limit = self.optimizer_step_limit
+        if isinstance(limit, str):  # SpeechBrain 1.1.2 leaves --optimizer_step_limit=N as text
+            if not limit.strip().isdigit():
+                raise ValueError(f"optimizer_step_limit must be a whole number of updates, got "
+                                 f"{limit!r}")
+            self.optimizer_step_limit = int(limit)
         threads = hparams.get("num_threads")
         if threads is not None:  # the recipe's intra-op threads (see the GASS recipe README)
             if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:

@@ -2,15 +2,18 @@
 
 ::
 
-    gass-separate IN... --model DIR --out DIR [--chunk-seconds S] [--overlap F] [--device D]
-                  [--keep-silent] [--channels mix|each] [--threshold-db DB] [--plot] [--overwrite]
-                  [--trust-model-code]
+    gass-separate IN... [--model DIR|NAME] [--out DIR] [--chunk-seconds S] [--overlap F]
+                  [--device D] [--keep-silent] [--channels mix|each] [--threshold-db DB] [--plot]
+                  [--overwrite] [--trust-model-code]
 
 Every input (a file, or a directory searched recursively for ``.wav``, ``.flac`` and ``.ogg``)
 gives ``<name>_s1.wav``, ``<name>_s2.wav``, ... (active sources, loudest first, at the input's rate
 and in its sample format when WAV has it), ``<name>.json`` (activity report: energies and active
 seconds per output, durations, settings) and, with ``--plot``, ``<name>.png`` (spectrograms of the
 mixture and the stems). Files found in a directory keep their sub-folder under ``--out``.
+
+Without ``--model`` the separator bundled with gass, GASS-mini (:mod:`gass_modules.pretrained`),
+is used; without ``--out`` the outputs go to ``./separated``.
 
 Inputs are streamed (memory does not grow with their length; see
 :mod:`gass_modules.inference`). A bad input (missing, not audio, 0 samples, NaN/Inf samples,
@@ -48,6 +51,7 @@ from tqdm.auto import tqdm
 
 from gass_modules.audio import DEFAULT_THRESHOLD_DB, _make_folder, _OutputLock, write_text_atomic
 from gass_modules.inference import GASSSeparator, Separation
+from gass_modules.pretrained import DEFAULT_MODEL, resolve_model_source
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 PLOT_COLUMNS = 800  # time columns of the spectrogram image, whatever the input's length
@@ -74,9 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("inputs", nargs="+", metavar="IN",
                         help="audio files or directories (searched recursively for "
                              f"{', '.join(AUDIO_SUFFIXES)})")
-    parser.add_argument("--model", required=True, metavar="DIR",
-                        help="model folder (hyperparams.yaml + separator.ckpt)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="DIR",
+                        help="model folder (hyperparams.yaml + separator.ckpt) or the name of a "
+                             f"bundled model (default: {DEFAULT_MODEL}, the general separator "
+                             "shipped with gass)")
+    parser.add_argument("--out", default="separated", metavar="DIR",
+                        help="output folder (default: ./separated, as demucs does)")
     parser.add_argument("--chunk-seconds", type=float, default=None, metavar="S",
                         help="chunk length for long inputs (default: the model folder's)")
     parser.add_argument("--overlap", type=float, default=None, metavar="F",
@@ -287,7 +294,7 @@ def _summary(path: Path, result: Separation, info: dict, args: argparse.Namespac
     chunk_seconds, overlap = model.chunking(args.chunk_seconds, args.overlap)
     return {
         "input": str(path.resolve()),
-        "model": str(Path(args.model).resolve()),
+        "model": str(resolve_model_source(args.model).resolve()),
         "model_sample_rate": model.sample_rate,
         **info,
         "duration_s": round(result.duration, 6),

@@ -57,6 +57,7 @@ from gass_modules.model_folder import (
     load_separator_checkpoint,
     unwrap_module,
 )
+from gass_modules.pretrained import BUNDLED_MODELS, resolve_model_source
 from gass_modules.safe_hparams import load_model_description
 
 logger = logging.getLogger(__name__)
@@ -238,7 +239,8 @@ class GASSSeparator(Pretrained):
         Arguments
         ---------
         source : str or os.PathLike
-            The model folder (``hyperparams.yaml`` + ``separator.ckpt``).
+            The model folder (``hyperparams.yaml`` + ``separator.ckpt``), or the name of a model
+            bundled with gass (``"gass-mini"``, see :mod:`gass_modules.pretrained`).
         hparams_file : str
             Name of the hyperparameter file inside ``source``.
         savedir : str or os.PathLike, optional
@@ -263,11 +265,12 @@ class GASSSeparator(Pretrained):
         ...
         FileNotFoundError: model folder not found: no/such/folder; ...
         """
-        folder = Path(source)
+        folder = resolve_model_source(source)
         if not folder.is_dir():
             raise FileNotFoundError(f"model folder not found: {source}; expected a local folder "
                                     f"with {HPARAMS_FILE} and {CHECKPOINT_FILE} (written by "
-                                    "gass_modules.model_folder.save_model_folder)")
+                                    "gass_modules.model_folder.save_model_folder) or a bundled "
+                                    f"model's name ({', '.join(sorted(BUNDLED_MODELS))})")
         if not (folder / hparams_file).is_file():
             raise FileNotFoundError(f"{folder / hparams_file} not found; a model folder holds "
                                     f"{HPARAMS_FILE} and {CHECKPOINT_FILE}")
@@ -299,6 +302,44 @@ class GASSSeparator(Pretrained):
         load_separator_checkpoint(separator, folder / CHECKPOINT_FILE)
         return cls(modules={"separator": separator}, hparams=hparams, run_opts=run_opts,
                    freeze_params=freeze_params)
+
+    @property
+    def device(self) -> str:
+        """Where the separator's parameters are (follows ``.to(device)``), as a string.
+
+        SpeechBrain's ``Pretrained`` keeps the ``run_opts`` device in an attribute that goes stale
+        when the interface is moved; here it is read off the parameters (the ``run_opts`` value
+        only until the modules exist, or for a separator without parameters).
+
+        Example
+        -------
+        >>> sep = GASSSeparator(modules={"separator": ScaledCopies([1.0, 0.5], 8000)},
+        ...                     hparams={"sample_rate": 8000, "num_sources": 2},
+        ...                     run_opts={"device": "cpu"})
+        >>> sep.device, sep.to("meta").device
+        ('cpu', 'meta')
+        """
+        mods = self.__dict__.get("_modules", {}).get("mods")
+        for tensor in (mods.parameters() if mods is not None else ()):
+            return str(tensor.device)
+        for tensor in (mods.buffers() if mods is not None else ()):
+            return str(tensor.device)
+        return self.__dict__.get("_run_opts_device")
+
+    @device.setter
+    def device(self, value: str | torch.device | None) -> None:
+        """Keeps the ``run_opts`` device (SpeechBrain's ``Pretrained`` sets it at start).
+
+        Example
+        -------
+        >>> sep = GASSSeparator(modules={"separator": ScaledCopies([1.0], 8000)},
+        ...                     hparams={"sample_rate": 8000, "num_sources": 1},
+        ...                     run_opts={"device": "cpu"})
+        >>> sep.device = "cuda:0"  # recorded, but the parameters decide
+        >>> sep.device
+        'cpu'
+        """
+        self.__dict__["_run_opts_device"] = None if value is None else str(value)
 
     @property
     def sample_rate(self) -> int:
@@ -367,10 +408,10 @@ class GASSSeparator(Pretrained):
             raise ValueError(_nonfinite_message(f"mix[{b}]", t, 0, sample_rate or
                                                 self.sample_rate).replace(", channel 0", ""))
         rate = self._check_rate(sample_rate)
-        reader = _ArrayReader(mix.detach().float().cpu())
+        reader = _ArrayReader(mix.detach().float().to(self.device))  # no round trip via CPU
         blocks = [est for _, est in self._stream(reader, mix.shape[-1], rate, False, False,
                                                  chunk_seconds, overlap, progress, "batch",
-                                                 align)]
+                                                 align, keep_device=True)]
         return torch.cat(blocks, dim=1).to(mix.device)  # [B, T, S]
 
     def separate_file(
@@ -589,8 +630,10 @@ class GASSSeparator(Pretrained):
         count = math.ceil((length - ov) / hop)
         return _ChunkPlan(chunk, ov, margin, count, up(length - (count - 1) * hop))
 
-    def _separate_chunk(self, x: torch.Tensor, rate: int) -> torch.Tensor:
-        """Resample ``[C, n]`` in, separate, resample out: ``[C, n, S]`` on the CPU."""
+    def _separate_chunk(self, x: torch.Tensor, rate: int, keep_device: bool = False
+                        ) -> torch.Tensor:
+        """Resample ``[C, n]`` in, separate, resample out: ``[C, n, S]`` on the CPU (on the
+        model's device with ``keep_device``)."""
         x = x.to(self.device)
         with torch.no_grad():
             if rate != self.sample_rate:
@@ -604,14 +647,15 @@ class GASSSeparator(Pretrained):
             if rate != self.sample_rate:
                 est = self._resampler(self.sample_rate, rate)(est.transpose(1, 2).contiguous())
                 est = est.transpose(1, 2)  # [C, n, S]
-        return est.cpu()
+        return est if keep_device else est.cpu()
 
     def _stream(self, reader: _ArrayReader | _FileReader, length: int, rate: int,
                 downmix: bool, joint: bool, chunk_seconds: float | None, overlap: float | None,
-                progress: bool, name: str, align: bool | None = None
-                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                progress: bool, name: str, align: bool | None = None,
+                keep_device: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yields finished ``(mix [C, n], sources [C, n, S])`` blocks in time order (chunks and
-        channels permuted to match unless ``align`` is false; None: unless ``fixed_order``)."""
+        channels permuted to match unless ``align`` is false; None: unless ``fixed_order``);
+        sources on the CPU, or on the model's device with ``keep_device``."""
         align = not self.fixed_order if align is None else bool(align)
         plan = self._plan(length, rate, chunk_seconds, overlap)
         ov, margin = plan.overlap, plan.margin
@@ -626,7 +670,8 @@ class GASSSeparator(Pretrained):
             x = seg.mean(0, keepdim=True) if downmix else seg  # [C', n]
             mix = x[:, margin: margin + core]  # [C', core]
             try:
-                est = self._separate_chunk(x, rate)[:, margin: margin + core]  # [C', core, S]
+                est = self._separate_chunk(x, rate, keep_device)[:, margin: margin + core]
+                w_up, w_down = w_up.to(est.device), w_down.to(est.device)  # [C', core, S]
             except RuntimeError as err:
                 raise RuntimeError(f"{name}, chunk {k + 1}/{plan.count} at "
                                    f"{start / rate:.2f} s: {err}") from err

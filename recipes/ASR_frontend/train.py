@@ -25,9 +25,9 @@
 Usage::
 
     python train.py hparams/crdnn_ctc.yaml --data_folder=<demo corpus folder> \\
-        --separator_folder=<GASS model folder>
+        [--separator_folder=<GASS model folder, or gass-mini (the default)>]
 
-Without ``--separator_folder`` an untrained separator is used (for smoke tests; its rows are
+With ``--separator_folder=null`` an untrained separator is used (for smoke tests; its rows are
 marked "untrained").
 
 Authors
@@ -255,7 +255,7 @@ def load_separator(hparams: dict, device: str) -> tuple[GASSSeparator, bool]:
         with open(card, encoding="utf-8") as f:
             built = load_hyperpyyaml(f, hparams["fallback_overrides"])
         folder = Path(hparams["save_folder"]) / "untrained_separator"
-        logger.warning(f"no --separator_folder: using an UNTRAINED {card.stem} separator "
+        logger.warning(f"--separator_folder=null: using an UNTRAINED {card.stem} separator "
                        "(smoke test; its WER rows mean nothing)")
         run_on_main(save_model_folder, args=[built["separator"], card, folder],
                     kwargs={"overrides": hparams["fallback_overrides"], "overwrite": True})

@@ -91,7 +91,7 @@ def test_recipe_debug_run(demo_corpus_small, tmp_path):
     for line in rows:
         wer = float(line.split("|")[2])
         assert 0.0 <= wer and math.isfinite(wer)
-    assert table.count("[untrained separator]") == 3  # no --separator_folder in debug
+    assert table.count("[untrained separator]") == 3  # --separator_folder=null in debug
     assert re.search(r"Intonation pick = oracle pick in \d+/2 mixtures .* in \d+/2 ", table)
     # the data the table was computed on: mixtures sum exactly, transcripts match
     mixes = list(csv.DictReader(open(out / "asr_corpus" / "test_mix.csv")))

@@ -516,6 +516,17 @@ def test_num_threads_must_be_a_positive_int(tmp_path, threads):
         make_brain(tmp_path, num_threads=threads)
 
 
+def test_optimizer_step_limit_from_the_command_line_is_a_number(tmp_path):
+    """``--optimizer_step_limit=N`` arrives as text from SpeechBrain 1.1.2's parser: it stops
+    training after N updates instead of failing with a TypeError mid-run."""
+    brain, counter = make_brain(tmp_path, epochs=5, run_opts={"optimizer_step_limit": "3"})
+    assert brain.optimizer_step_limit == 3
+    brain.fit(counter, loader(make_items(16)))
+    assert brain.optimizer_step == 3
+    with pytest.raises(ValueError, match="optimizer_step_limit must be a whole number"):
+        make_brain(tmp_path, run_opts={"optimizer_step_limit": "many"})
+
+
 def test_num_threads_sets_torch_threads(tmp_path):
     before = torch.get_num_threads()
     try:

@@ -123,6 +123,28 @@ def test_stitched_chunks_equal_the_true_sources():
             assert corr.argmax(1).tolist() == [0, 1, 2, 3]
 
 
+def test_device_follows_the_parameters_and_batches_stay_on_it(monkeypatch):
+    """Issue 16: ``device`` is read off the parameters (``.to()`` moves it, nothing is left
+    behind), and ``separate_batch`` keeps chunks on the model's device (no CPU round trip)."""
+    sep = interface(FlipGains(GAINS, MODEL_RATE, per_item=False))
+    assert sep.device == "cpu"
+    seen = []
+    separate_chunk = GASSSeparator._separate_chunk
+
+    def spy(self, x, rate, keep_device=False):
+        seen.append(keep_device)
+        return separate_chunk(self, x, rate, keep_device)
+
+    monkeypatch.setattr(GASSSeparator, "_separate_chunk", spy)
+    mix = torch.randn(2, 4000)
+    est = sep.separate_batch(mix, chunk_seconds=0.1)
+    assert len(seen) > 1 and all(seen)
+    torch.testing.assert_close(est, mix[..., None] * torch.tensor(GAINS))  # first chunk's order
+    moved = sep.to("meta")
+    assert moved.device == "meta"
+    assert all(t.device.type == "meta" for t in [*moved.parameters(), *moved.buffers()])
+
+
 def test_without_alignment_sources_swap(monkeypatch):
     """The same run with the alignment disabled is wrong: the test above can fail."""
     rate, length = 8000, 8000 * 3

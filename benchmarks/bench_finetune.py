@@ -1,0 +1,349 @@
+"""Benchmark: GASS pre-training against training from scratch, on tasks GASS-mini never saw.
+
+GASS (Pons et al., ICASSP 2024) reports that its general separators, fine-tuned, beat the same
+model trained from scratch on each downstream benchmark. This tests it at small scale with the
+bundled GASS-mini model (``gass_modules/pretrained``, trained on the GASS-mini corpus' *train*
+split) on three tasks built from the corpus' valid and test splits, i.e. from speakers, songs
+and sound files GASS-mini never heard:
+
+* **speech**: two-speaker separation (Libri2Mix-like: 3-s mixtures of two different voices at
+  -2.5..2.5 dB), the Libri2Mix recipe (PIT, SI-SNRi);
+* **music**: fixed-order stems drums / bass / other of a song (4-s excerpts, stems aligned in
+  time, mixture = their sum), the DnR recipe with those stems (fixed-order loss, SDR per stem);
+* **events**: universal separation of 1-4 sound events (FUSS-like 4-s mixtures, a background
+  and foregrounds), the FUSS recipe (PIT, MSi and 1S).
+
+The held-out groups of each kind are split once (seeded) into downstream train and test groups,
+so a task's test mixtures come from speakers, songs and files its training did not use either.
+For each task and seed: **scratch** (the recipe's model, GASS-mini's card with the task's outputs,
+randomly initialised), **GASS-mini without tuning** (the model folder evaluated as it is) and
+**GASS-mini fine-tuned** (``--pretrained_path``, weights transferred by
+``gass_modules.transfer.transfer_from_checkpoint``), all through the benchmark recipes
+(``gass_modules.finetune.run_benchmark``), each trained for the same number of updates with the
+recipe's optimiser and learning rate. Runs go two at a time (one thread each) and are resumable.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_finetune.py [--tasks speech music events]
+        [--seeds 1234 2024] [--updates 2000] [--jobs 2] [--out results/finetune]
+
+Authors
+ * gass developers 2026
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import build_demo_corpus  # noqa: E402
+from recipe_runs import fmt, run_recipe  # noqa: E402
+
+from gass_modules.dataio.benchmarks import BenchmarkExample, write_manifests  # noqa: E402
+from gass_modules.dataio.manifest import Manifest  # noqa: E402
+from gass_modules.dataio.mixer import GASSMixer, export_eval_set  # noqa: E402
+from gass_modules.pretrained import bundled_model_folder  # noqa: E402
+
+RATE = 8000
+# GASS-mini's card (recipes/GASS/separation/hparams/gass_mini.yaml), so every tensor but the
+# output layer transfers; the recipes size the output layer for the task.
+CARD = ("{separator: {n_fft: 256, hop_length: 64, features: mag, mask_type: magnitude, "
+        "mask_activation: sigmoid, bottleneck_channels: 96, hidden_channels: 192, depth: 3, "
+        "num_blocks: 2, num_heads: 4}}")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A downstream task: which recipe runs it, its slots, and its headline metric."""
+
+    recipe: str
+    stems: tuple[str, ...]
+    headline: str  # the summary.md metric of the table
+    others: tuple[str, ...]  # further summary.md metrics shown
+    overrides: tuple[str, ...]
+
+
+TASKS = {
+    "speech": Task("LibriMix", ("s1", "s2"), "SI-SNRi", ("SDRi",),
+                   (f"--data_sample_rate={RATE}",)),
+    "music": Task("DnR", ("drums", "bass", "other"), "SDR avg",
+                  ("SDR drums", "SDR bass", "SDR other"),
+                  (f"--sample_rate={RATE}", "--stems=[drums, bass, other]")),
+    "events": Task("FUSS", ("s1", "s2", "s3", "s4"), "MSi", ("1S SI-SNR",),
+                   (f"--sample_rate={RATE}",)),
+}
+SIZES = {"train": 400, "valid": 20, "test": 60}
+
+
+def split_groups(manifest: Manifest, share: float = 0.6, seed: int = 0) -> tuple[set, set]:
+    """Splits each kind's groups (``speech/...``, ``music/...``, ``sfx/...``) into two sets.
+
+    Arguments
+    ---------
+    manifest : Manifest
+        The held-out clips.
+    share : float
+        Share of each kind's groups in the first set (at least one group in each set).
+    seed : int
+        Seed of the split.
+
+    Returns
+    -------
+    tuple of set
+        Group names for downstream training and for downstream testing.
+
+    Example
+    -------
+    >>> m = Manifest([f"c{i}" for i in range(6)], [f"{i}.wav" for i in range(6)], [1] * 6,
+    ...              [8000] * 6, [1] * 6, ["speech"] * 3 + ["sfx"] * 3,
+    ...              ["speech/a", "speech/b", "speech/c", "sfx/d", "sfx/e", "sfx/f"])
+    >>> train, test = split_groups(m)
+    >>> len(train), len(test), train & test
+    (4, 2, set())
+    """
+    names = sorted(set(manifest.group_names.tolist()))
+    train, test = set(), set()
+    for kind in sorted({n.split("/")[0] for n in names}):
+        groups = [n for n in names if n.split("/")[0] == kind]
+        order = build_demo_corpus.rng_for(seed, f"downstream-{kind}").permutation(len(groups))
+        cut = min(len(groups) - 1, max(1, round(share * len(groups)))) if len(groups) > 1 else 1
+        train.update(groups[i] for i in order[:cut])
+        test.update(groups[i] for i in order[cut:])
+    return train, test
+
+
+def _select(manifest: Manifest, groups: set, categories: Sequence[str]) -> Manifest:
+    """The clips of ``groups`` whose category is in ``categories``."""
+    names = manifest.group_names
+    cats = manifest.categories
+    rows = [i for i in range(len(manifest))
+            if names[manifest.group_codes[i]] in groups
+            and cats[manifest.category_codes[i]] in categories]
+    return manifest.select(np.asarray(rows, dtype=np.int64))
+
+
+def _mixed_examples(manifest: Manifest, scenario: dict, count: int, folder: Path, seed: int,
+                    categories: Sequence[str]) -> list[BenchmarkExample]:
+    """Mixtures drawn by the GASS mixer, frozen to files, as benchmark examples."""
+    csv_path = export_eval_set(GASSMixer(manifest, scenario), count, folder, seed=seed,
+                               id_prefix=folder.name)
+    lines = csv_path.read_text().splitlines()
+    header = lines[0].split(",")
+    examples = []
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(",")))
+        cats = row["source_categories"].split(";")
+        cats += [""] * (len(categories) - len(cats))
+        sources = tuple(folder / row["ID"] / f"s{k + 1}.wav" if cats[k] else None
+                        for k in range(len(categories)))
+        examples.append(BenchmarkExample(row["ID"], folder / row["ID"] / "mix.wav", sources,
+                                         tuple(cats[: len(categories)])))
+    return examples
+
+
+def _stem_examples(manifest: Manifest, count: int, folder: Path, seed: int,
+                   seconds: float = 4.0) -> list[BenchmarkExample]:
+    """Time-aligned excerpts of the drums, bass and other stems of the songs, and their sum."""
+    names, cats = manifest.group_names, manifest.categories
+    songs: dict[str, dict[str, int]] = {}
+    for i in range(len(manifest)):
+        cat = cats[manifest.category_codes[i]]
+        if cat in ("music_drums", "music_bass", "music_other"):
+            songs.setdefault(names[manifest.group_codes[i]], {})[cat] = i
+    songs = {g: s for g, s in sorted(songs.items()) if len(s) == 3}
+    if not songs:
+        raise ValueError(f"no song with drums, bass and other stems for {folder}")
+    rng = np.random.default_rng(seed)
+    n = int(seconds * RATE)
+    examples: list[BenchmarkExample] = []
+    for k in range(count * 20):  # songs in turn; excerpts with a silent stem are skipped
+        if len(examples) == count:
+            break
+        song = list(songs)[k % len(songs)]
+        rows = [songs[song][c] for c in ("music_drums", "music_bass", "music_other")]
+        frames = min(int(manifest.frames[r]) for r in rows)
+        start = int(rng.integers(0, max(1, frames - n)))
+        stems = [sf.read(manifest.paths[r], start=start, frames=n, dtype="float32",
+                         always_2d=True)[0].mean(1) for r in rows]
+        stems = [np.pad(s, (0, n - len(s))) for s in stems]
+        if min(float(np.sqrt(np.mean(s ** 2))) for s in stems) < 10 ** (-50 / 20):
+            continue  # as MUSDB18's evaluation needs: every stem present (RMS > -50 dBFS)
+        k = len(examples)
+        mix = np.sum(stems, axis=0)
+        peak = max(1e-9, float(np.abs(mix).max()))
+        scale = min(1.0, 0.9 / peak)
+        item = folder / f"{folder.name}-{k:05d}"
+        item.mkdir(parents=True, exist_ok=True)
+        sf.write(item / "mix.wav", mix * scale, RATE, subtype="FLOAT")
+        for name, s in zip(("drums", "bass", "other"), stems):
+            sf.write(item / f"{name}.wav", s * scale, RATE, subtype="FLOAT")
+        examples.append(BenchmarkExample(
+            item.name, item / "mix.wav", tuple(item / f"{s}.wav" for s in ("drums", "bass",
+                                                                            "other")),
+            ("music_drums", "music_bass", "music_other")))
+    if len(examples) < count:
+        raise ValueError(f"only {len(examples)} of {count} excerpts of {folder.name} have all "
+                         "three stems active")
+    return examples
+
+
+def build_task(name: str, held: Manifest, groups: dict[str, set], folder: Path) -> Path:
+    """Renders a task's train / valid / test mixtures and writes its manifests.
+
+    Arguments
+    ---------
+    name : str
+        ``speech``, ``music`` or ``events``.
+    held : Manifest
+        The held-out clips (GASS-mini's valid and test splits).
+    groups : dict
+        ``train`` / ``test`` group names (valid mixtures come from the train groups).
+    folder : pathlib.Path
+        Where the task's audio and manifests go.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder holding ``train.csv``, ``valid.csv`` and ``test.csv``.
+    """
+    manifests = folder / "manifests"
+    if all((manifests / f"{s}.csv").is_file() for s in SIZES):
+        return manifests
+    examples = {}
+    for split, count in SIZES.items():
+        src = groups["test" if split == "test" else "train"]
+        seed = {"train": 1, "valid": 2, "test": 3}[split]
+        out = folder / "audio" / split
+        if name == "speech":
+            pool = _select(held, src, ["speech"])
+            scenario = {"sample_rate": RATE, "duration": 3.0, "max_sources": 2,
+                        "num_sources_probs": [0, 1], "background_prob": 0.0,
+                        "foreground_categories": {"speech": 1.0},
+                        "foreground_gain_db": [-2.5, 2.5]}
+            examples[split] = _mixed_examples(pool, scenario, count, out, seed, ("s1", "s2"))
+        elif name == "music":
+            examples[split] = _stem_examples(_select(held, src, ["music_drums", "music_bass",
+                                                                 "music_other"]),
+                                             count, out, seed)
+        else:
+            pool = _select(held, src, ["sfx"])
+            scenario = {"sample_rate": RATE, "duration": 4.0, "max_sources": 4,
+                        "num_sources_probs": [0.25, 0.25, 0.25, 0.25],
+                        "foreground_categories": {"sfx": 1.0},
+                        "background_categories": {"sfx": 1.0}}
+            examples[split] = _mixed_examples(pool, scenario, count, out, seed,
+                                              ("s1", "s2", "s3", "s4"))
+    write_manifests(f"downstream-{name}", examples, manifests, folder / "audio",
+                    len(TASKS[name].stems), {"task": name, "sizes": SIZES},
+                    ["audio/<split>/<id>/mix.wav"])
+    return manifests
+
+
+def _summary(path: Path) -> dict[str, float]:
+    """The ``| metric | value |`` rows of a benchmark's ``summary.md``."""
+    values = {}
+    for line in path.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[0] not in ("metric", "---"):
+            try:
+                values[cells[0]] = float(cells[1])
+            except ValueError:
+                values[cells[0]] = float("nan")
+    return values
+
+
+def run(task: str, mode: str, seed: int, manifests: Path, out: Path, updates: int) -> dict:
+    """One cell: ``scratch``, ``no_tuning`` or ``finetuned`` on ``task`` with ``seed``."""
+    t = TASKS[task]
+    recipe = ROOT / "recipes" / t.recipe / "separation"
+    run_dir = out / "runs" / f"{task}-{mode}-seed{seed}"
+    (run_dir / "save").mkdir(parents=True, exist_ok=True)
+    for split in SIZES:  # the recipe's own manifest location, preparation skipped
+        (run_dir / "save" / f"{split}.csv").write_text((manifests / f"{split}.csv").read_text())
+    cmd = [sys.executable, str(recipe / "train.py"), str(recipe / "hparams" / "tdanet_stft.yaml"),
+           f"--data_folder={manifests.parent / 'audio'}", f"--output_folder={run_dir}",
+           "--skip_prep=True", f"--seed={seed}", f"--model={CARD}", "--segment_seconds=2.0",
+           "--valid_segment_seconds=null", "--batch_size=4", "--num_workers=1",
+           "--number_of_epochs=10000", f"--optimizer_step_limit={updates}", "--noprogressbar",
+           *t.overrides]
+    model = bundled_model_folder("gass-mini")
+    if mode != "scratch":
+        cmd.append(f"--pretrained_path={model}")
+    if mode == "no_tuning":
+        cmd.append("--no_tuning=True")
+    done = run_dir / ("eval_no_tuning" if mode == "no_tuning" else "eval") / "summary.md"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    costs = run_recipe(cmd, run_dir, done, recipe, env)
+    return {**_summary(done), **costs}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Builds the tasks, runs every cell, prints the table.
+
+    Arguments
+    ---------
+    argv : list of str, optional
+        Command-line arguments.
+
+    Returns
+    -------
+    int
+        Exit status.
+    """
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1234, 2024])
+    parser.add_argument("--updates", type=int, default=2000)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "finetune")
+    args = parser.parse_args(argv)
+    corpus = build_demo_corpus.build("full", sample_rate=RATE)
+    held = Manifest.concat([Manifest.from_csv(corpus.manifests[s]) for s in ("valid", "test")])
+    train_groups, test_groups = split_groups(held)
+    groups = {"train": train_groups, "test": test_groups}
+    manifests = {t: build_task(t, held, groups, args.out / "data" / t) for t in args.tasks}
+    cells = [(t, m, s) for t in args.tasks for m in ("scratch", "no_tuning", "finetuned")
+             for s in (args.seeds if m != "no_tuning" else args.seeds[:1])]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {c: pool.submit(run, c[0], c[1], c[2], manifests[c[0]], args.out,
+                                  args.updates) for c in cells}
+        results = {c: f.result() for c, f in futures.items()}
+    kinds = {k: sum(1 for g in groups[s] if g.startswith(k + "/"))
+             for s in groups for k in ("speech", "music", "sfx")}
+    print(f"\nDownstream tasks from the GASS-mini corpus' held-out groups ({RATE} Hz); "
+          f"{SIZES['train']} training / {SIZES['test']} test mixtures per task, train and test "
+          "groups disjoint. Same card (GASS-mini's), recipe optimiser and learning rate, "
+          f"{args.updates} updates per trained cell; no_tuning evaluates GASS-mini as it is "
+          f"(4 outputs matched to the references). {os.cpu_count()} cores, {args.jobs} runs "
+          f"at a time. Held-out groups: {kinds}.\n")
+    for task in args.tasks:
+        t = TASKS[task]
+        head = ["mode", "seed", t.headline, *t.others, "CPU min", "wall min", "load"]
+        print(f"#### {task} ({t.recipe} recipe)\n")
+        print("| " + " | ".join(head) + " |")
+        print("|" + "---|" * len(head))
+        for (tk, mode, seed), r in results.items():
+            if tk != task:
+                continue
+            cells = [mode, str(seed), fmt(r.get(t.headline)),
+                     *[fmt(r.get(o)) for o in t.others],
+                     fmt(r["cpu_minutes"], 1), fmt(r["wall_minutes"], 1), fmt(r["load"], 1)]
+            print("| " + " | ".join(cells) + " |")
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -34,6 +34,7 @@ Authors
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import sys
 from collections.abc import Sequence
@@ -126,30 +127,26 @@ def split_groups(manifest: Manifest, share: float = 0.6, seed: int = 0) -> tuple
 
 def _select(manifest: Manifest, groups: set, categories: Sequence[str]) -> Manifest:
     """The clips of ``groups`` whose category is in ``categories``."""
-    names = manifest.group_names
-    cats = manifest.categories
-    rows = [i for i in range(len(manifest))
-            if names[manifest.group_codes[i]] in groups
-            and cats[manifest.category_codes[i]] in categories]
-    return manifest.select(np.asarray(rows, dtype=np.int64))
+    group_ok = np.array([n in groups for n in manifest.group_names.tolist()], dtype=bool)
+    cat_ok = np.array([c in categories for c in manifest.categories], dtype=bool)
+    rows = np.flatnonzero(group_ok[manifest.group_codes] & cat_ok[manifest.category_codes])
+    return manifest.select(rows)
 
 
 def _mixed_examples(manifest: Manifest, scenario: dict, count: int, folder: Path, seed: int,
-                    categories: Sequence[str]) -> list[BenchmarkExample]:
+                    num_slots: int) -> list[BenchmarkExample]:
     """Mixtures drawn by the GASS mixer, frozen to files, as benchmark examples."""
     csv_path = export_eval_set(GASSMixer(manifest, scenario), count, folder, seed=seed,
                                id_prefix=folder.name)
-    lines = csv_path.read_text().splitlines()
-    header = lines[0].split(",")
     examples = []
-    for line in lines[1:]:
-        row = dict(zip(header, line.split(",")))
-        cats = row["source_categories"].split(";")
-        cats += [""] * (len(categories) - len(cats))
-        sources = tuple(folder / row["ID"] / f"s{k + 1}.wav" if cats[k] else None
-                        for k in range(len(categories)))
-        examples.append(BenchmarkExample(row["ID"], folder / row["ID"] / "mix.wav", sources,
-                                         tuple(cats[: len(categories)])))
+    with open(csv_path, newline="") as f:
+        for row in csv.DictReader(f):
+            cats = row["source_categories"].split(";")
+            cats += [""] * (num_slots - len(cats))
+            sources = tuple(folder / row["ID"] / f"s{k + 1}.wav" if cats[k] else None
+                            for k in range(num_slots))
+            examples.append(BenchmarkExample(row["ID"], folder / row["ID"] / "mix.wav", sources,
+                                             tuple(cats[:num_slots])))
     return examples
 
 
@@ -232,7 +229,7 @@ def build_task(name: str, held: Manifest, groups: dict[str, set], folder: Path) 
                         "num_sources_probs": [0, 1], "background_prob": 0.0,
                         "foreground_categories": {"speech": 1.0},
                         "foreground_gain_db": [-2.5, 2.5]}
-            examples[split] = _mixed_examples(pool, scenario, count, out, seed, ("s1", "s2"))
+            examples[split] = _mixed_examples(pool, scenario, count, out, seed, 2)
         elif name == "music":
             examples[split] = _stem_examples(_select(held, src, ["music_drums", "music_bass",
                                                                  "music_other"]),
@@ -243,8 +240,7 @@ def build_task(name: str, held: Manifest, groups: dict[str, set], folder: Path) 
                         "num_sources_probs": [0.25, 0.25, 0.25, 0.25],
                         "foreground_categories": {"sfx": 1.0},
                         "background_categories": {"sfx": 1.0}}
-            examples[split] = _mixed_examples(pool, scenario, count, out, seed,
-                                              ("s1", "s2", "s3", "s4"))
+            examples[split] = _mixed_examples(pool, scenario, count, out, seed, 4)
     write_manifests(f"downstream-{name}", examples, manifests, folder / "audio",
                     len(TASKS[name].stems), {"task": name, "sizes": SIZES},
                     ["audio/<split>/<id>/mix.wav"])

@@ -98,7 +98,7 @@ def register_benchmark(name: str, entry: BenchmarkMetrics) -> BenchmarkMetrics:
     >>> _ = register_benchmark("toy", BenchmarkMetrics(score, summarize, "mean SI-SNR"))
     >>> scorer = BenchmarkScorer("toy", ["a", "b"])
     >>> refs = torch.randn(1, 800, 2)
-    >>> _ = scorer.add("m", refs.sum(-1), refs, refs.flip(-1))
+    >>> _ = scorer.add("m", refs.sum(-1), refs, refs.flip(-1), 8000)
     >>> scorer.summary()["SI-SNR"] > 90
     True
     >>> del BENCHMARK_METRICS["toy"]
@@ -186,7 +186,7 @@ class BenchmarkScorer:
         return BENCHMARK_METRICS[self.benchmark]
 
     def add(self, mix_id: str, mix: torch.Tensor, targets: torch.Tensor, estimates: torch.Tensor,
-            sample_rate: int = 0) -> dict:
+            sample_rate: int) -> dict:
         """Scores one recording and keeps its row.
 
         Arguments
@@ -359,9 +359,6 @@ def _score_dnr(scorer, mix, targets, aligned, rate):
 
 
 def _score_musdb(scorer, mix, targets, aligned, rate):
-    if rate <= 0:
-        raise ValueError("MUSDB18 scoring needs the recording's sample_rate (cSDR frames of "
-                         "csdr_window_seconds)")
     refs, est = targets.unsqueeze(0), aligned.unsqueeze(0)  # [1, C, T, S]
     window = max(1, round(scorer.csdr_window_seconds * rate))
     csdr = metrics.musdb_csdr(refs, est, window=window, hop=window)[0]

@@ -60,6 +60,48 @@ from gass_modules.lobes.base import check_positive_int
 from gass_modules.lobes.bsrnn import BAND_NORM_EPS, BandSplitSeparator, across_time_then_bands
 
 
+class RMSNorm(nn.RMSNorm):
+    """``torch.nn.RMSNorm`` (gain, no bias, ``eps`` 1e-5) computed in float32 for any input dtype.
+
+    Under bf16 autocast the transformer's activations are bf16 while the gain is float32, which
+    ``nn.RMSNorm`` computes in bf16 on a slower unfused path (and warns); this normalises in
+    float32, as autocast does for ``layer_norm``, and returns the input's dtype.
+
+    Arguments
+    ---------
+    dim : int
+        Features of the last axis.
+
+    Example
+    -------
+    >>> norm = RMSNorm(4)
+    >>> norm(torch.tensor([[3.0, -3.0, 3.0, -3.0]])).tolist()
+    [[1.0, -1.0, 1.0, -1.0]]
+    >>> norm(torch.ones(2, 4, dtype=torch.bfloat16)).dtype
+    torch.bfloat16
+    """
+
+    def __init__(self, dim: int) -> None:
+        check_positive_int(dim=dim)
+        super().__init__(dim, eps=BAND_NORM_EPS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalises ``x`` by its root mean square over the last axis, times the gain.
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            ``[..., dim]``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[..., dim]`` in ``x``'s dtype.
+        """
+        return nn.functional.rms_norm(x.float(), self.normalized_shape, self.weight,
+                                      self.eps).to(x.dtype)
+
+
 class RotaryEmbedding(nn.Module):
     """Rotary position embedding (RoPE) of the last axis, by position along ``seq_dim``.
 
@@ -189,7 +231,7 @@ class RoPEAttention(nn.Module):
         self.dim = dim
         self.num_heads = num_heads
         self.dropout = _check_dropout(dropout)
-        self.norm = nn.RMSNorm(dim, eps=BAND_NORM_EPS)
+        self.norm = RMSNorm(dim)
         self.qkv = nn.Linear(dim, 3 * attention_dim, bias=False)  # W_q, W_k, W_v
         self.rope = RotaryEmbedding(attention_dim // num_heads, rope_base)
         self.out = nn.Linear(attention_dim, dim)
@@ -257,7 +299,7 @@ class RoPETransformerLayer(nn.Module):
         check_positive_int(ffn_dim=ffn_dim)
         self.attention = RoPEAttention(dim, num_heads, attention_dim, dropout, rope_base)
         self.feedforward = nn.Sequential(
-            nn.RMSNorm(dim, eps=BAND_NORM_EPS),
+            RMSNorm(dim),
             nn.Linear(dim, ffn_dim),
             nn.GELU(),
             nn.Dropout(dropout),

@@ -539,7 +539,8 @@ class _GroupedBandLayers(nn.Module):
             y = nn.functional.layer_norm(x, (self.in_features,), eps=BAND_NORM_EPS)
             y = y * self.norm_weight + self.norm_bias  # per row and band
         else:
-            y = nn.functional.rms_norm(x, (self.in_features,), eps=BAND_NORM_EPS)
+            # float32, as autocast runs layer_norm (bf16 inputs come from the blocks)
+            y = nn.functional.rms_norm(x.float(), (self.in_features,), eps=BAND_NORM_EPS)
             y = y * self.norm_weight
         y = y.transpose(0, 1)  # [n, M, in]
         for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):

@@ -20,6 +20,10 @@ Departures from the paper, all deliberate:
   frames rather than reflecting, so lengths down to one hop work and ``torch.export`` adds no
   minimum-length guard.
 
+The skeleton (STFT, band split, blocks, mask MLPs, iSTFT) is :class:`BandSplitSeparator`; BSRNN
+passes BLSTM blocks, and other band-split models their own (BS-RoFormer,
+:mod:`gass_modules.lobes.bs_roformer`, transformer blocks, with ``norm="rms"``).
+
 Band plans are data: a sequence of ``(low_hz, high_hz)`` bands that starts at 0 Hz, leaves no gap
 or overlap and reaches the Nyquist frequency (the last band may end at ``inf``, "the rest").
 :func:`band_bins` maps a plan to STFT bin ranges for a sample rate and ``n_fft`` (a bin at

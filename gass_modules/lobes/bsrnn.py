@@ -20,6 +20,10 @@ Departures from the paper, all deliberate:
   frames rather than reflecting, so lengths down to one hop work and ``torch.export`` adds no
   minimum-length guard.
 
+The skeleton (STFT, band split, blocks, mask MLPs, iSTFT) is :class:`BandSplitSeparator`; BSRNN
+passes BLSTM blocks, and other band-split models their own (BS-RoFormer,
+:mod:`gass_modules.lobes.bs_roformer`, transformer blocks, with ``norm="rms"``).
+
 Band plans are data: a sequence of ``(low_hz, high_hz)`` bands that starts at 0 Hz, leaves no gap
 or overlap and reaches the Nyquist frequency (the last band may end at ``inf``, "the rest").
 :func:`band_bins` maps a plan to STFT bin ranges for a sample rate and ``n_fft`` (a bin at
@@ -35,6 +39,9 @@ Nyquist bin to the last band), truncating the bands above Nyquist. Presets (:dat
   2 kHz, 250 Hz up to 4 kHz, 500 Hz up to 8 kHz, then the music plan's 1 and 2 kHz bands and the
   rest. Every width is a multiple of the 31.25 Hz bin spacing of the GASS STFT (16 kHz,
   ``n_fft=512``), so the bands of a segment hold equal numbers of bins (4, 8, 16; 32 bands).
+* ``"roformer"``: BS-RoFormer's plan (Lu et al., ICASSP 2024), given in the paper in bins at
+  44.1 kHz and ``n_fft=2048`` (:func:`bin_width_bands`): bands of 2 bins up to 1 kHz, 4 to 2 kHz,
+  12 to 4 kHz, 24 to 8 kHz, 48 to 16 kHz and the rest in two (62 bands at 44.1 kHz).
 
 ``torch.export`` cannot trace ``nn.LSTM`` with a symbolic sequence length (its decomposition
 unrolls time and pins the length, pytorch/pytorch#115092), so :class:`ExportableBLSTM` runs the
@@ -49,7 +56,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
 
 import torch
@@ -130,8 +137,66 @@ MUSIC_PLAN = _preset([(100, 1000), (250, 4000), (500, 8000), (1000, 16000), (200
 SPEECH_PLAN = _preset([(100, 2000), (200, 4000), (500, 8000)])
 #: Our plan for GASS at 16 kHz: widths are multiples of the 31.25 Hz bin spacing of n_fft=512.
 GASS_PLAN = _preset([(125, 2000), (250, 4000), (500, 8000), (1000, 16000), (2000, 20000)])
+
+
+def bin_width_bands(widths: Sequence[tuple[int, int]], sample_rate: int,
+                    n_fft: int) -> tuple[Band, ...]:
+    """A band plan in Hz from band widths in STFT bins, plus one band for the rest.
+
+    Some papers give their plan in bins of one STFT (BS-RoFormer: "2 bins per band below 1 kHz,
+    ..." at 44.1 kHz, ``n_fft = 2048``). This writes such a plan in Hz: bin ``j`` lies at
+    ``j * sample_rate / n_fft``, so :func:`band_bins` at that rate and ``n_fft`` gives back
+    exactly these widths, and other rates get the same bands in Hz.
+
+    Arguments
+    ---------
+    widths : sequence of (int, int)
+        ``(bins_per_band, num_bands)`` segments from bin 0.
+    sample_rate : int
+        Sample rate in Hz of the STFT the widths refer to.
+    n_fft : int
+        Its FFT size.
+
+    Returns
+    -------
+    tuple of (float, float)
+        The bands in Hz; the last one, ``(edge, inf)``, holds the bins above the segments.
+
+    Example
+    -------
+    >>> plan = bin_width_bands([(2, 2), (4, 1)], sample_rate=8000, n_fft=64)
+    >>> plan
+    ((0.0, 250.0), (250.0, 500.0), (500.0, 1000.0), (1000.0, inf))
+    >>> [end - start for start, end in band_bins(plan, 8000, 64)]
+    [2, 2, 4, 25]
+    """
+    check_positive_int(sample_rate=sample_rate, n_fft=n_fft)
+    bands, start = [], 0
+    for segment in widths:
+        if isinstance(segment, (str, bytes)) or not isinstance(segment, Sequence) or len(
+                segment) != 2:
+            raise ValueError(f"expected (bins_per_band, num_bands) pairs, got {segment!r}")
+        check_positive_int(bins_per_band=segment[0], num_bands=segment[1])
+        for _ in range(segment[1]):
+            edges = (Fraction(start * sample_rate, n_fft),
+                     Fraction((start + segment[0]) * sample_rate, n_fft))
+            bands.append((float(edges[0]), float(edges[1])))
+            start += segment[0]
+    if start > n_fft // 2:
+        raise ValueError(f"the segments cover {start} bins, more than the {n_fft // 2 + 1} of "
+                         f"n_fft={n_fft} can leave for a last band")
+    return (*bands, (float(Fraction(start * sample_rate, n_fft)), math.inf))
+
+
+#: BS-RoFormer's plan (Lu et al. 2023, section 4.4), in bins at 44.1 kHz and n_fft = 2048
+#: (21.5 Hz apart): 2 bins per band below 1 kHz, 4 to 2 kHz, 12 to 4 kHz, 24 to 8 kHz, 48 to
+#: 16 kHz, each segment rounded up to whole bands (24, 12, 8, 8, 8 bands ending at bins 48, 96,
+#: 192, 384, 768), and the 257 bins above in two bands (128 and 129): 62 bands.
+ROFORMER_PLAN = bin_width_bands([(2, 24), (4, 12), (12, 8), (24, 8), (48, 8), (128, 1)],
+                                sample_rate=44100, n_fft=2048)
 #: Preset band plans by name (a model card may name one: ``band_plan: gass``).
-BAND_PLANS = {"music": MUSIC_PLAN, "speech": SPEECH_PLAN, "gass": GASS_PLAN}
+BAND_PLANS = {"music": MUSIC_PLAN, "speech": SPEECH_PLAN, "gass": GASS_PLAN,
+              "roformer": ROFORMER_PLAN}
 
 
 def check_band_plan(bands: Sequence[Sequence[float]], nyquist_hz: float) -> list[Band]:
@@ -435,20 +500,33 @@ def _inverse(order: Sequence[int]) -> torch.Tensor:
     return inverse
 
 
-class _GroupedBandLayers(nn.Module):
-    """Per-band LayerNorm + MLP for ``n`` bands of one width group, as batched matmuls.
+#: Per-band normalisations of :class:`BandSplit` and :class:`MaskEstimator`: ``"layer"``
+#: (LayerNorm, BSRNN) or ``"rms"`` (RMSNorm, a gain and no bias: BS-RoFormer).
+BAND_NORMS = ("layer", "rms")
+#: Epsilon of both (added to the variance, or to the mean square).
+BAND_NORM_EPS = 1e-5
 
-    Band ``i`` of the group has its own LayerNorm affine and its own ``nn.Linear``-shaped weights
-    (``weight[i]`` is ``[in, out]``, initialised as ``nn.Linear`` does), applied to all bands at
-    once with ``torch.baddbmm`` (torch has no per-group linear module; a grouped 1x1 ``Conv1d``
-    computes the same but measured 3-4x slower on CPU). Linear layers are joined by tanh.
+
+class _GroupedBandLayers(nn.Module):
+    """Per-band norm + MLP for ``n`` bands of one width group, as batched matmuls.
+
+    Band ``i`` of the group has its own norm affine (LayerNorm: gain and bias; RMSNorm: gain) and
+    its own ``nn.Linear``-shaped weights (``weight[i]`` is ``[in, out]``, initialised as
+    ``nn.Linear`` does), applied to all bands at once with ``torch.baddbmm`` (torch has no
+    per-group linear module; a grouped 1x1 ``Conv1d`` computes the same but measured 3-4x slower
+    on CPU). Linear layers are joined by tanh.
     """
 
-    def __init__(self, num_bands: int, in_features: int, widths: Sequence[int]) -> None:
+    def __init__(self, num_bands: int, in_features: int, widths: Sequence[int],
+                 norm: str = "layer") -> None:
         super().__init__()
+        if norm not in BAND_NORMS:
+            raise ValueError(f"unknown band norm {norm!r}; use one of {BAND_NORMS}")
         self.in_features = in_features
+        self.norm = norm
         self.norm_weight = nn.Parameter(torch.ones(num_bands, in_features))
-        self.norm_bias = nn.Parameter(torch.zeros(num_bands, in_features))
+        if norm == "layer":
+            self.norm_bias = nn.Parameter(torch.zeros(num_bands, in_features))
         self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
         features = in_features
         for width in widths:
@@ -461,27 +539,37 @@ class _GroupedBandLayers(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[M, n, in_features]`` -> ``[M, n, out_features]``, each band with its own layers."""
-        y = nn.functional.layer_norm(x, (self.in_features,))  # per row and band
-        y = (y * self.norm_weight + self.norm_bias).transpose(0, 1)  # [n, M, in]
+        if self.norm == "layer":  # a constant of the module, not a branch on shapes
+            y = nn.functional.layer_norm(x, (self.in_features,), eps=BAND_NORM_EPS)
+            y = y * self.norm_weight + self.norm_bias  # per row and band
+        else:
+            # float32, as autocast runs layer_norm (bf16 inputs come from the blocks)
+            y = nn.functional.rms_norm(x.float(), (self.in_features,), eps=BAND_NORM_EPS)
+            y = y * self.norm_weight
+        y = y.transpose(0, 1)  # [n, M, in]
         for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             y = torch.baddbmm(bias, torch.tanh(y) if i else y, weight)  # [n, M, width]
         return y.transpose(0, 1)  # [M, n, out]
 
     def band_parameters(self, position: int) -> list[torch.Tensor]:
-        """Norm weight, norm bias, then (weight [out, in], bias [out]) of each linear layer."""
-        params = [self.norm_weight[position], self.norm_bias[position]]
+        """Norm weight, norm bias (LayerNorm only), then (weight [out, in], bias [out]) of each
+        linear layer."""
+        params = [self.norm_weight[position]]
+        if self.norm == "layer":
+            params.append(self.norm_bias[position])
         for weight, bias in zip(self.weights, self.biases):
             params += [weight[position].t(), bias[position, 0]]
         return params
 
 
 class BandSplit(nn.Module):
-    """Band split: per-band LayerNorm and linear map of ``[Re, Im]`` bins to ``N`` features.
+    """Band split: per-band norm and linear map of ``[Re, Im]`` bins to ``N`` features.
 
     Band ``k`` holds ``G_k`` bins; the ``2 G_k`` real and imaginary parts of each frame
-    (interleaved: bin ``j`` gives features ``2j`` and ``2j + 1``) are normalised by a LayerNorm
-    over those features, per frame, and projected to ``feature_dim`` by the band's own linear
-    layer. Bands of equal width run together (:class:`BandGroups`).
+    (interleaved: bin ``j`` gives features ``2j`` and ``2j + 1``) are normalised over those
+    features, per frame (a LayerNorm for BSRNN, an RMSNorm for BS-RoFormer), and projected to
+    ``feature_dim`` by the band's own linear layer. Bands of equal width run together
+    (:class:`BandGroups`).
 
     Arguments
     ---------
@@ -489,6 +577,8 @@ class BandSplit(nn.Module):
         Contiguous bin ranges ``[start, end)`` from bin 0 (see :func:`band_bins`).
     feature_dim : int
         ``N``, the feature size of every band.
+    norm : str
+        ``"layer"`` (LayerNorm) or ``"rms"`` (RMSNorm), see :data:`BAND_NORMS`.
 
     Example
     -------
@@ -497,14 +587,15 @@ class BandSplit(nn.Module):
     torch.Size([3, 7, 2, 8])
     """
 
-    def __init__(self, bins: Sequence[tuple[int, int]], feature_dim: int) -> None:
+    def __init__(self, bins: Sequence[tuple[int, int]], feature_dim: int,
+                 norm: str = "layer") -> None:
         super().__init__()
         check_positive_int(feature_dim=feature_dim)
         self.groups = BandGroups(bins)
         self.bins = self.groups.bins
         self.num_bins = self.groups.num_bins
         self.layers = nn.ModuleList(
-            _GroupedBandLayers(len(members), 2 * width, [feature_dim])
+            _GroupedBandLayers(len(members), 2 * width, [feature_dim], norm)
             for width, members in zip(self.groups.widths, self.groups.members)
         )
 
@@ -534,7 +625,8 @@ class BandSplit(nn.Module):
         return self.groups.bands_in_order(features)  # [B, T, K, N]
 
     def band_parameters(self, band: int) -> list[torch.Tensor]:
-        """One band's parameters: norm weight and bias ``[2 G_k]``, weight ``[N, 2 G_k]``, bias.
+        """One band's parameters: norm weight and bias ``[2 G_k]`` (no bias for RMSNorm), weight
+        ``[N, 2 G_k]``, bias.
 
         Arguments
         ---------
@@ -702,20 +794,58 @@ class BandSequenceBlock(nn.Module):
         torch.Tensor
             ``[B, T, K, N]``.
         """
-        batch, frames, bands, _ = z.shape
-        z = z.transpose(1, 2).flatten(0, 1)  # [B*K, T, N]
-        z = self.time_rnn(z).unflatten(0, (batch, bands)).transpose(1, 2)  # [B, T, K, N]
-        z = self.band_rnn(z.flatten(0, 1))  # [B*T, K, N]
-        return z.unflatten(0, (batch, frames))  # [B, T, K, N]
+        return across_time_then_bands(z, self.time_rnn, self.band_rnn)  # [B, T, K, N]
+
+
+def across_time_then_bands(
+    z: torch.Tensor,
+    time_model: Callable[[torch.Tensor], torch.Tensor],
+    band_model: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """Applies a sequence model across time within each band, then one across bands per frame.
+
+    The interleaving of the band-split separators (BSRNN's BLSTMs, BS-RoFormer's transformers):
+    the bands of every item become sequences over time ``[B*K, T, N]``, then the frames become
+    sequences over bands ``[B*T, K, N]``.
+
+    Arguments
+    ---------
+    z : torch.Tensor
+        ``[B, T, K, N]`` band features.
+    time_model : callable
+        ``[M, T, N] -> [M, T, N]``, applied with ``M = B * K``.
+    band_model : callable
+        ``[M, K, N] -> [M, K, N]``, applied with ``M = B * T``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, T, K, N]``.
+
+    Example
+    -------
+    >>> z = torch.arange(24.).view(1, 3, 2, 4)  # [B, T, K, N]
+    >>> cumsum = lambda x: x.cumsum(1)  # along the sequence axis
+    >>> out = across_time_then_bands(z, cumsum, lambda x: x)
+    >>> torch.equal(out, z.cumsum(1)), torch.equal(across_time_then_bands(z, lambda x: x, cumsum),
+    ...                                             z.cumsum(2))
+    (True, True)
+    """
+    batch, frames, bands, _ = z.shape
+    z = z.transpose(1, 2).flatten(0, 1)  # [B*K, T, N]
+    z = time_model(z).unflatten(0, (batch, bands)).transpose(1, 2)  # [B, T, K, N]
+    z = band_model(z.flatten(0, 1))  # [B*T, K, N]
+    return z.unflatten(0, (batch, frames))  # [B, T, K, N]
 
 
 class MaskEstimator(nn.Module):
     """Per-band MLPs with a GLU that estimate complex masks for ``S`` sources, merged over bands.
 
-    Band ``k``: LayerNorm(N) -> Linear(N, hidden) -> tanh -> Linear(hidden, 2 * S * G_k * 2) ->
-    GLU (first half times the sigmoid of the second), giving the real and imaginary mask of each
-    of its ``G_k`` bins for each source (output feature ``(s * G_k + j) * 2 + c`` is source ``s``,
-    bin ``j``, real ``c = 0`` or imaginary ``c = 1``). Bands of equal width run together.
+    Band ``k``: Norm(N) -> Linear(N, hidden) -> tanh -> Linear(hidden, 2 * S * G_k * 2) -> GLU
+    (first half times the sigmoid of the second), giving the real and imaginary mask of each of
+    its ``G_k`` bins for each source (output feature ``(s * G_k + j) * 2 + c`` is source ``s``,
+    bin ``j``, real ``c = 0`` or imaginary ``c = 1``). The norm is a LayerNorm (BSRNN) or an
+    RMSNorm (BS-RoFormer). Bands of equal width run together.
 
     Arguments
     ---------
@@ -726,7 +856,9 @@ class MaskEstimator(nn.Module):
     num_sources : int
         ``S``.
     hidden_dim : int
-        Hidden units of each MLP (the paper uses ``4 N``).
+        Hidden units of each MLP (both papers use ``4 N``).
+    norm : str
+        ``"layer"`` (LayerNorm) or ``"rms"`` (RMSNorm), see :data:`BAND_NORMS`.
 
     Example
     -------
@@ -736,7 +868,7 @@ class MaskEstimator(nn.Module):
     """
 
     def __init__(self, bins: Sequence[tuple[int, int]], feature_dim: int, num_sources: int,
-                 hidden_dim: int) -> None:
+                 hidden_dim: int, norm: str = "layer") -> None:
         super().__init__()
         check_positive_int(feature_dim=feature_dim, num_sources=num_sources, hidden_dim=hidden_dim)
         self.groups = BandGroups(bins)
@@ -745,7 +877,7 @@ class MaskEstimator(nn.Module):
         self.feature_dim = feature_dim
         self.layers = nn.ModuleList(
             _GroupedBandLayers(len(members), feature_dim,
-                               [hidden_dim, 2 * num_sources * width * 2])
+                               [hidden_dim, 2 * num_sources * width * 2], norm)
             for width, members in zip(self.groups.widths, self.groups.members)
         )
 
@@ -776,7 +908,8 @@ class MaskEstimator(nn.Module):
         return merged.unflatten(0, (batch, -1)).permute(0, 2, 3, 1, 4)  # [B, S, F, T, 2]
 
     def band_parameters(self, band: int) -> list[torch.Tensor]:
-        """Parameters of one band's MLP: norm weight, norm bias, W1 ``[hidden, N]``, b1, W2, b2.
+        """Parameters of one band's MLP: norm weight, norm bias (LayerNorm only), W1
+        ``[hidden, N]``, b1, W2, b2.
 
         Arguments
         ---------
@@ -798,19 +931,21 @@ class MaskEstimator(nn.Module):
         return self.layers[group].band_parameters(position)
 
 
-class BSRNN(Separator):
-    """Band-split RNN separator: mixture ``[B, T]`` -> ``num_sources`` sources ``[B, T, S]``.
+class BandSplitSeparator(Separator):
+    """The band-split separators' skeleton: STFT, band split, band-sequence blocks, masks, iSTFT.
 
     STFT (periodic Hann window of ``n_fft`` samples, hop ``hop_length``, zero-padded centred
-    frames) -> :class:`BandSplit` -> ``num_blocks`` x :class:`BandSequenceBlock` ->
-    :class:`MaskEstimator` -> complex masks times the mixture spectrum -> iSTFT. The padded
-    length is a multiple of ``hop_length`` (the model's stride), so the iSTFT returns exactly that
-    length.
+    frames) -> :class:`BandSplit` -> ``blocks`` (each ``[B, T', K, N] -> [B, T', K, N]``) ->
+    :class:`MaskEstimator` -> complex masks times the mixture spectrum -> iSTFT. BSRNN and
+    BS-RoFormer differ only in their blocks (and in the norm of the band split and the masks),
+    so a new band-split model subclasses this and passes its blocks. The padded length is a
+    multiple of ``hop_length`` (the stride), so the iSTFT returns exactly that length, and a
+    stride gives two frames (the contract's minimum).
 
     Arguments
     ---------
     num_sources : int
-        ``S``, the number of outputs (4 for GASS).
+        ``S``, the number of outputs.
     sample_rate : int
         Sample rate in Hz; with ``n_fft`` it turns the band plan into bins.
     n_fft : int
@@ -818,20 +953,24 @@ class BSRNN(Separator):
     hop_length : int
         Hop in samples (the stride), at most ``n_fft // 2`` so the window overlap-adds safely.
     band_plan : str or sequence of (float, float)
-        A preset name (``"music"``, ``"speech"``, ``"gass"``) or bands in Hz.
+        A preset name from :data:`BAND_PLANS` or bands in Hz.
     feature_dim : int
         ``N``, features per band.
-    hidden_dim : int
-        BLSTM hidden units per direction (the paper uses ``2 N``).
-    num_blocks : int
-        Band-and-sequence blocks (each a time and a band BLSTM).
-    mask_hidden_dim : int or None
-        Hidden units of the per-band mask MLPs; ``None`` means ``4 * feature_dim`` (the paper).
+    mask_hidden_dim : int
+        Hidden units of the per-band mask MLPs.
+    blocks : callable
+        Called once, with no argument, after the band split is built: returns the blocks (an
+        iterable of modules), applied in turn to the band features. A callable rather than the
+        modules keeps the order in which parameters are created (and initialised from the seed)
+        the order of the model: band split, blocks, masks.
+    norm : str
+        Norm of the band split and the mask MLPs: ``"layer"`` or ``"rms"``.
 
     Example
     -------
-    >>> model = BSRNN(num_sources=2, sample_rate=8000, n_fft=128, hop_length=32,
-    ...               band_plan="speech", feature_dim=8, hidden_dim=8, num_blocks=1)
+    >>> model = BandSplitSeparator(num_sources=2, sample_rate=8000, n_fft=128, hop_length=32,
+    ...                            band_plan="speech", feature_dim=8, mask_hidden_dim=16,
+    ...                            blocks=lambda: [torch.nn.Identity()])
     >>> model(torch.randn(3, 1001)).shape
     torch.Size([3, 1001, 2])
     >>> model.num_bands
@@ -840,30 +979,30 @@ class BSRNN(Separator):
 
     def __init__(
         self,
-        num_sources: int = 4,
-        sample_rate: int = 16000,
-        n_fft: int = 512,
-        hop_length: int = 128,
-        band_plan: str | Sequence[Sequence[float]] = "gass",
-        feature_dim: int = 128,
-        hidden_dim: int = 256,
-        num_blocks: int = 10,
-        mask_hidden_dim: int | None = None,
+        num_sources: int,
+        sample_rate: int,
+        n_fft: int,
+        hop_length: int,
+        band_plan: str | Sequence[Sequence[float]],
+        feature_dim: int,
+        mask_hidden_dim: int,
+        blocks: Callable[[], Iterable[nn.Module]],
+        norm: str = "layer",
     ) -> None:
         super().__init__(num_sources=num_sources, sample_rate=sample_rate, stride=hop_length)
-        check_positive_int(feature_dim=feature_dim, hidden_dim=hidden_dim, num_blocks=num_blocks)
-        if mask_hidden_dim is None:
-            mask_hidden_dim = 4 * feature_dim
+        check_positive_int(feature_dim=feature_dim, mask_hidden_dim=mask_hidden_dim)
+        if norm not in BAND_NORMS:
+            raise ValueError(f"unknown band norm {norm!r}; use one of {BAND_NORMS}")
         self.n_fft = n_fft
         self.hop_length = hop_length
         self.bins = band_bins(band_plan, sample_rate, n_fft)
         self.num_bands = len(self.bins)
         self.encoder = STFTEncoder(n_fft, hop_length)  # Hann, centred, zero-padded frames
         self.decoder = ISTFTDecoder(n_fft, hop_length)
-        self.band_split = BandSplit(self.bins, feature_dim)
-        self.blocks = nn.ModuleList(BandSequenceBlock(feature_dim, hidden_dim)
-                                    for _ in range(num_blocks))
-        self.mask_estimator = MaskEstimator(self.bins, feature_dim, num_sources, mask_hidden_dim)
+        self.band_split = BandSplit(self.bins, feature_dim, norm)
+        self.blocks = nn.ModuleList(blocks())
+        self.mask_estimator = MaskEstimator(self.bins, feature_dim, num_sources, mask_hidden_dim,
+                                            norm)
 
     def separate_padded(self, mix: torch.Tensor) -> torch.Tensor:
         """Separates a mixture whose length is a multiple of ``hop_length``.
@@ -902,8 +1041,9 @@ class BSRNN(Separator):
 
         Example
         -------
-        >>> model = BSRNN(num_sources=1, sample_rate=8000, n_fft=64, hop_length=16,
-        ...               band_plan=[(0, 4000)], feature_dim=4, hidden_dim=4, num_blocks=1)
+        >>> model = BandSplitSeparator(num_sources=1, sample_rate=8000, n_fft=64,
+        ...                            hop_length=16, band_plan=[(0, 4000)], feature_dim=4,
+        ...                            mask_hidden_dim=4, blocks=lambda: [])
         >>> mix = torch.randn(2, 160)
         >>> spec = model.encoder(mix)
         >>> ones = torch.stack([torch.ones(spec.shape), torch.zeros(spec.shape)], -1)
@@ -912,6 +1052,66 @@ class BSRNN(Separator):
         """
         estimates = torch.view_as_complex(masks.contiguous()) * spec.unsqueeze(1)  # [B,S,F,T']
         return self.decoder(estimates).transpose(1, 2)  # [B, S, L] -> [B, L, S]
+
+
+class BSRNN(BandSplitSeparator):
+    """Band-split RNN separator: mixture ``[B, T]`` -> ``num_sources`` sources ``[B, T, S]``.
+
+    A :class:`BandSplitSeparator` (STFT, LayerNorm band split, blocks, LayerNorm mask MLPs,
+    iSTFT) whose blocks are ``num_blocks`` x :class:`BandSequenceBlock` (a residual BLSTM across
+    time, then one across bands).
+
+    Arguments
+    ---------
+    num_sources : int
+        ``S``, the number of outputs (4 for GASS).
+    sample_rate : int
+        Sample rate in Hz; with ``n_fft`` it turns the band plan into bins.
+    n_fft : int
+        FFT size and window length.
+    hop_length : int
+        Hop in samples (the stride), at most ``n_fft // 2`` so the window overlap-adds safely.
+    band_plan : str or sequence of (float, float)
+        A preset name (``"music"``, ``"speech"``, ``"gass"``, ``"roformer"``) or bands in Hz.
+    feature_dim : int
+        ``N``, features per band.
+    hidden_dim : int
+        BLSTM hidden units per direction (the paper uses ``2 N``).
+    num_blocks : int
+        Band-and-sequence blocks (each a time and a band BLSTM).
+    mask_hidden_dim : int or None
+        Hidden units of the per-band mask MLPs; ``None`` means ``4 * feature_dim`` (the paper).
+
+    Example
+    -------
+    >>> model = BSRNN(num_sources=2, sample_rate=8000, n_fft=128, hop_length=32,
+    ...               band_plan="speech", feature_dim=8, hidden_dim=8, num_blocks=1)
+    >>> model(torch.randn(3, 1001)).shape
+    torch.Size([3, 1001, 2])
+    >>> model.num_bands
+    30
+    """
+
+    def __init__(
+        self,
+        num_sources: int = 4,
+        sample_rate: int = 16000,
+        n_fft: int = 512,
+        hop_length: int = 128,
+        band_plan: str | Sequence[Sequence[float]] = "gass",
+        feature_dim: int = 128,
+        hidden_dim: int = 256,
+        num_blocks: int = 10,
+        mask_hidden_dim: int | None = None,
+    ) -> None:
+        check_positive_int(feature_dim=feature_dim, hidden_dim=hidden_dim, num_blocks=num_blocks)
+        super().__init__(
+            num_sources=num_sources, sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length,
+            band_plan=band_plan, feature_dim=feature_dim,
+            mask_hidden_dim=4 * feature_dim if mask_hidden_dim is None else mask_hidden_dim,
+            blocks=lambda: (BandSequenceBlock(feature_dim, hidden_dim) for _ in range(num_blocks)),
+            norm="layer",
+        )
 
 
 def _check_bins(bins: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:

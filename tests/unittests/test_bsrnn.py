@@ -62,6 +62,8 @@ EXPECTED_BINS = {
     ("gass", 48000, 1536): [4] * 16 + [8] * 8 + [16] * 8 + [32] * 8 + [64] * 2 + [129],
     # The music plan at 16 kHz is truncated at Nyquist: 30 bands, the last 7.5..8 kHz.
     ("music", 16000, 512): [4, 3, 3, 3, 3] * 2 + [8] * 12 + [16] * 7 + [17],
+    # BS-RoFormer's plan (Lu et al. 2024, section 4.4) is given in bins at 44.1 kHz / 2048.
+    ("roformer", 44100, 2048): [2] * 24 + [4] * 12 + [12] * 8 + [24] * 8 + [48] * 8 + [128, 129],
 }
 
 
@@ -164,37 +166,53 @@ def _layer_norm(x: np.ndarray, weight, bias, eps=1e-5) -> np.ndarray:
     return (x - x.mean()) / np.sqrt(x.var() + eps) * weight + bias
 
 
-def test_band_split_matches_numpy_per_band_reference():
-    """Each band: LayerNorm over its interleaved [Re, Im] bins, then its own linear map."""
-    split = BandSplit(MIXED_BINS, feature_dim=6)
+def _rms_norm(x: np.ndarray, weight, eps=1e-5) -> np.ndarray:
+    return x / np.sqrt(np.mean(x**2) + eps) * weight
+
+
+def _norm_and_rest(params: list[np.ndarray], norm: str):
+    """The numpy reference of a band's norm, and the band's other parameters."""
+    if norm == "layer":
+        return (lambda x: _layer_norm(x, params[0], params[1])), params[2:]
+    return (lambda x: _rms_norm(x, params[0])), params[1:]
+
+
+@pytest.mark.parametrize("norm", ["layer", "rms"])
+def test_band_split_matches_numpy_per_band_reference(norm):
+    """Each band: LayerNorm (BSRNN) or RMSNorm (BS-RoFormer) over its interleaved [Re, Im] bins,
+    then its own linear map."""
+    split = BandSplit(MIXED_BINS, feature_dim=6, norm=norm)
     _randomise(split)
     spec = torch.randn(2, 11, 5, dtype=torch.complex64)
     out = split(spec).detach().double().numpy()  # [B, T, K, N]
     spec64 = spec.numpy().astype(np.complex128)
     for k, (start, end) in enumerate(MIXED_BINS):
-        g_w, g_b, weight, bias = (p.detach().double().numpy() for p in split.band_parameters(k))
+        band_norm, (weight, bias) = _norm_and_rest(
+            [p.detach().double().numpy() for p in split.band_parameters(k)], norm)
         for b in range(2):
             for t in range(5):
                 band = spec64[b, start:end, t]
                 feats = np.stack([band.real, band.imag], axis=-1).reshape(-1)  # re0, im0, ...
-                ref = weight @ _layer_norm(feats, g_w, g_b) + bias
+                ref = weight @ band_norm(feats) + bias
                 np.testing.assert_allclose(out[b, t, k], ref, rtol=1e-5, atol=1e-5)
 
 
-def test_mask_estimator_matches_numpy_per_band_reference():
+@pytest.mark.parametrize("norm", ["layer", "rms"])
+def test_mask_estimator_matches_numpy_per_band_reference(norm):
     """Each band's MLP + GLU writes the masks of its own bins, for every source."""
     num_sources, feature_dim = 3, 4
-    masks = MaskEstimator(MIXED_BINS, feature_dim, num_sources, hidden_dim=7)
+    masks = MaskEstimator(MIXED_BINS, feature_dim, num_sources, hidden_dim=7, norm=norm)
     _randomise(masks)
     z = torch.randn(2, 3, len(MIXED_BINS), feature_dim)
     out = masks(z).detach().double().numpy()  # [B, S, F, T, 2]
     assert out.shape == (2, num_sources, 11, 3, 2)
     z64 = z.double().numpy()
     for k, (start, end) in enumerate(MIXED_BINS):
-        g_w, g_b, w1, b1, w2, b2 = (p.detach().double().numpy() for p in masks.band_parameters(k))
+        band_norm, (w1, b1, w2, b2) = _norm_and_rest(
+            [p.detach().double().numpy() for p in masks.band_parameters(k)], norm)
         for b in range(2):
             for t in range(3):
-                hidden = np.tanh(w1 @ _layer_norm(z64[b, t, k], g_w, g_b) + b1)
+                hidden = np.tanh(w1 @ band_norm(z64[b, t, k]) + b1)
                 o = w2 @ hidden + b2
                 value, gate = np.split(o, 2)
                 ref = (value / (1 + np.exp(-gate))).reshape(num_sources, end - start, 2)

@@ -66,6 +66,8 @@ ARCHS: dict[str, tuple[str, dict]] = {
         "hidden_channels": 192, "depth": 3, "num_blocks": 2, "num_heads": 4}),
     # bsrnn_small's width, the demo's STFT
     "bsrnn": ("bsrnn_small", {"n_fft": 256, "hop_length": 64}),
+    # the GASS-size card (D 32, L 4, 2 heads) with the demo's STFT
+    "bs_roformer": ("bs_roformer", {"n_fft": 256, "hop_length": 64}),
 }
 
 

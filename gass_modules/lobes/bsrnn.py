@@ -35,6 +35,12 @@ Nyquist bin to the last band), truncating the bands above Nyquist. Presets (:dat
   2 kHz, 250 Hz up to 4 kHz, 500 Hz up to 8 kHz, then the music plan's 1 and 2 kHz bands and the
   rest. Every width is a multiple of the 31.25 Hz bin spacing of the GASS STFT (16 kHz,
   ``n_fft=512``), so the bands of a segment hold equal numbers of bins (4, 8, 16; 32 bands).
+* ``"tiger"``: TIGER's speech plan (Xu et al., ICLR 2025, :mod:`gass_modules.lobes.tiger`). 25 Hz
+  bands up to 1 kHz, 100 Hz up to 2 kHz, 250 Hz up to 4 kHz, 500 Hz up to 8 kHz, the rest one
+  band (66 bands at 16 kHz with ``n_fft=640``: one bin each below 1 kHz).
+* ``"tiger_dnr"``: TIGER's plan for 44.1 kHz cinematic audio (DnR). 50 Hz bands up to 1 kHz,
+  100 Hz up to 2 kHz, 250 Hz up to 4 kHz, 500 Hz up to 8 kHz, 1 kHz up to 16 kHz, 2 kHz up to
+  20 kHz, the rest one band (57 bands at 44.1 kHz).
 
 ``torch.export`` cannot trace ``nn.LSTM`` with a symbolic sequence length (its decomposition
 unrolls time and pins the length, pytorch/pytorch#115092), so :class:`ExportableBLSTM` runs the
@@ -57,7 +63,7 @@ from torch import nn
 from torch._higher_order_ops.scan import scan
 
 from gass_modules.lobes.base import Separator, check_positive_int
-from gass_modules.lobes.blocks import ISTFTDecoder, STFTEncoder
+from gass_modules.lobes.blocks import ISTFTDecoder, STFTEncoder, apply_complex_masks
 
 Band = tuple[float, float]
 
@@ -130,8 +136,14 @@ MUSIC_PLAN = _preset([(100, 1000), (250, 4000), (500, 8000), (1000, 16000), (200
 SPEECH_PLAN = _preset([(100, 2000), (200, 4000), (500, 8000)])
 #: Our plan for GASS at 16 kHz: widths are multiples of the 31.25 Hz bin spacing of n_fft=512.
 GASS_PLAN = _preset([(125, 2000), (250, 4000), (500, 8000), (1000, 16000), (2000, 20000)])
+#: TIGER's speech plan (Xu et al. 2025): 66 bands at 16 kHz, 25 Hz wide below 1 kHz.
+TIGER_PLAN = _preset([(25, 1000), (100, 2000), (250, 4000), (500, 8000)])
+#: TIGER's plan for DnR (44.1 kHz): 57 bands.
+TIGER_DNR_PLAN = _preset([(50, 1000), (100, 2000), (250, 4000), (500, 8000), (1000, 16000),
+                          (2000, 20000)])
 #: Preset band plans by name (a model card may name one: ``band_plan: gass``).
-BAND_PLANS = {"music": MUSIC_PLAN, "speech": SPEECH_PLAN, "gass": GASS_PLAN}
+BAND_PLANS = {"music": MUSIC_PLAN, "speech": SPEECH_PLAN, "gass": GASS_PLAN, "tiger": TIGER_PLAN,
+              "tiger_dnr": TIGER_DNR_PLAN}
 
 
 def check_band_plan(bands: Sequence[Sequence[float]], nyquist_hz: float) -> list[Band]:
@@ -441,12 +453,16 @@ class _GroupedBandLayers(nn.Module):
     Band ``i`` of the group has its own LayerNorm affine and its own ``nn.Linear``-shaped weights
     (``weight[i]`` is ``[in, out]``, initialised as ``nn.Linear`` does), applied to all bands at
     once with ``torch.baddbmm`` (torch has no per-group linear module; a grouped 1x1 ``Conv1d``
-    computes the same but measured 3-4x slower on CPU). Linear layers are joined by tanh.
+    computes the same but measured 3-4x slower on CPU). Linear layers are joined by tanh. With
+    ``normalize=False`` the input arrives normalised (statistics taken by the caller) and only
+    the per-band affine of the norm is applied.
     """
 
-    def __init__(self, num_bands: int, in_features: int, widths: Sequence[int]) -> None:
+    def __init__(self, num_bands: int, in_features: int, widths: Sequence[int],
+                 normalize: bool = True) -> None:
         super().__init__()
         self.in_features = in_features
+        self.normalize = normalize
         self.norm_weight = nn.Parameter(torch.ones(num_bands, in_features))
         self.norm_bias = nn.Parameter(torch.zeros(num_bands, in_features))
         self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
@@ -461,8 +477,9 @@ class _GroupedBandLayers(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[M, n, in_features]`` -> ``[M, n, out_features]``, each band with its own layers."""
-        y = nn.functional.layer_norm(x, (self.in_features,))  # per row and band
-        y = (y * self.norm_weight + self.norm_bias).transpose(0, 1)  # [n, M, in]
+        if self.normalize:  # a constant of the module, not a branch on shapes
+            x = nn.functional.layer_norm(x, (self.in_features,))  # per row and band
+        y = (x * self.norm_weight + self.norm_bias).transpose(0, 1)  # [n, M, in]
         for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             y = torch.baddbmm(bias, torch.tanh(y) if i else y, weight)  # [n, M, width]
         return y.transpose(0, 1)  # [M, n, out]
@@ -476,12 +493,18 @@ class _GroupedBandLayers(nn.Module):
 
 
 class BandSplit(nn.Module):
-    """Band split: per-band LayerNorm and linear map of ``[Re, Im]`` bins to ``N`` features.
+    """Band split: per-band normalisation and linear map of ``[Re, Im]`` bins to ``N`` features.
 
     Band ``k`` holds ``G_k`` bins; the ``2 G_k`` real and imaginary parts of each frame
-    (interleaved: bin ``j`` gives features ``2j`` and ``2j + 1``) are normalised by a LayerNorm
-    over those features, per frame, and projected to ``feature_dim`` by the band's own linear
-    layer. Bands of equal width run together (:class:`BandGroups`).
+    (interleaved: bin ``j`` gives features ``2j`` and ``2j + 1``) are normalised, given the
+    band's own gain and bias, and projected to ``feature_dim`` by the band's own linear layer.
+    Bands of equal width run together (:class:`BandGroups`). Normalisation (``norm``):
+
+    * ``"frame"``: a LayerNorm over the ``2 G_k`` features of each frame (BSRNN here). Nothing
+      spans time, but a band of one bin (two features) keeps only the sign of ``Re - Im``;
+    * ``"band"``: one mean and variance per item and band over its ``2 G_k`` features and all
+      frames (``GroupNorm(1, 2 G_k)`` over ``[2 G_k, T]``, as TIGER's band split): the band's
+      level relative to its other frames survives, so one-bin bands work.
 
     Arguments
     ---------
@@ -489,22 +512,36 @@ class BandSplit(nn.Module):
         Contiguous bin ranges ``[start, end)`` from bin 0 (see :func:`band_bins`).
     feature_dim : int
         ``N``, the feature size of every band.
+    norm : str
+        ``"frame"`` or ``"band"`` (see above).
+    eps : float
+        Added to the variance.
 
     Example
     -------
     >>> split = BandSplit([(0, 2), (2, 5)], feature_dim=8)
     >>> split(torch.randn(3, 5, 7, dtype=torch.complex64)).shape
     torch.Size([3, 7, 2, 8])
+    >>> one_bin = BandSplit([(0, 1), (1, 3)], feature_dim=4, norm="band")
+    >>> one_bin(torch.randn(2, 3, 6, dtype=torch.complex64)).shape
+    torch.Size([2, 6, 2, 4])
     """
 
-    def __init__(self, bins: Sequence[tuple[int, int]], feature_dim: int) -> None:
+    NORMS = ("frame", "band")
+
+    def __init__(self, bins: Sequence[tuple[int, int]], feature_dim: int, norm: str = "frame",
+                 eps: float = 1e-5) -> None:
         super().__init__()
         check_positive_int(feature_dim=feature_dim)
+        if norm not in self.NORMS:
+            raise ValueError(f"norm must be one of {self.NORMS}, got {norm!r}")
+        self.norm = norm
+        self.eps = eps
         self.groups = BandGroups(bins)
         self.bins = self.groups.bins
         self.num_bins = self.groups.num_bins
         self.layers = nn.ModuleList(
-            _GroupedBandLayers(len(members), 2 * width, [feature_dim])
+            _GroupedBandLayers(len(members), 2 * width, [feature_dim], normalize=norm == "frame")
             for width, members in zip(self.groups.widths, self.groups.members)
         )
 
@@ -529,6 +566,9 @@ class BandSplit(nn.Module):
         features = []
         for g, layers in enumerate(self.layers):
             band_parts = self.groups.gather_bins(parts, g).flatten(3)  # [B, T, n_g, 2G]
+            if self.norm == "band":  # statistics per item and band, over frames and features
+                var, mean = torch.var_mean(band_parts, dim=(1, 3), keepdim=True, correction=0)
+                band_parts = (band_parts - mean) * torch.rsqrt(var + self.eps)
             out = layers(band_parts.flatten(0, 1))  # [B*T, n_g, N]
             features.append(out.unflatten(0, (batch, -1)))  # [B, T, n_g, N]
         return self.groups.bands_in_order(features)  # [B, T, K, N]
@@ -910,8 +950,7 @@ class BSRNN(Separator):
         >>> torch.allclose(model.apply_masks(spec, ones.unsqueeze(1))[..., 0], mix, atol=1e-5)
         True
         """
-        estimates = torch.view_as_complex(masks.contiguous()) * spec.unsqueeze(1)  # [B,S,F,T']
-        return self.decoder(estimates).transpose(1, 2)  # [B, S, L] -> [B, L, S]
+        return apply_complex_masks(self.decoder, spec, masks)  # [B, L, S]
 
 
 def _check_bins(bins: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -39,6 +39,8 @@ EXPECTED_PARAMS = {
     "tdanet_paper": 2.3e6,  # TDANet (Li et al. 2023), 2.33 M
     "bsrnn": 21.8e6,  # GASS BSRNN-large
     "bsrnn_small": 0.9e6,  # the card's own small size (tests, CPU demos)
+    "tiger_small": 0.82e6,  # TIGER small (Xu et al. 2025), 0.82 M at 16 kHz with 2 sources
+    "tiger": 0.82e6,  # TIGER at GASS's 4 outputs: the paper's size, 2 more mask outputs
 }
 PARAM_TOLERANCE = 0.15
 
@@ -49,6 +51,9 @@ SMALL_OVERRIDES = {
     "tdanet_stft": {"separator": {"num_blocks": 2}},
     "tdanet_paper": {"separator": {"num_blocks": 2}},
     "bsrnn": {"separator": {"num_blocks": 2}},
+    # TIGER: two applications of the shared block (re-injection traced), MSA with 3 scales
+    "tiger": {"separator": {"num_blocks": 2, "depth": 2}},
+    "tiger_small": {"separator": {"num_blocks": 2, "depth": 2}},
 }
 
 AWKWARD_LENGTHS = (1, 7, 1001, 16003)

@@ -12,6 +12,13 @@ SpeechBrain user would pick, SpeechBrain's own lobes at their recipe sizes:
   Conv-TasNet recipe, so these are the sizes of ``recipes/WSJ0Mix/separation/hparams/
   convtasnet.yaml`` (also 2-speaker, 8 kHz).
 
+The cards bring their own rows, among them TIGER (Xu et al., ICLR 2025): ``tiger_small`` (the
+paper's 2-speaker model at 16 kHz, 0.82 M parameters) and ``tiger`` (the same network with
+GASS's 4 outputs). TIGER's parameters are few because one block is shared by its repeats; its
+compute is not: MSA runs over every band of every frame, so read its MACs and CPU time, not its
+size, against the others (its CPU time is dominated by memory-bound element-wise ops and
+normalisations, which the MACs column does not count).
+
 Each model separates a 4 s mixture at its own sample rate (batch 1, eval, no grad). Columns:
 
 * parameters;
@@ -444,8 +451,8 @@ def main() -> None:
           f"thread ({psutil.cpu_count()} CPUs, {platform.machine()}), torch {torch.__version__}; "
           f"CPU time = min thread time over {args.rounds} interleaved rounds; ratios vs "
           f"SepFormer (8 kHz)\n")
-    print("| model | rate | S | params | GMACs / s of input | CPU s (4 s mix) | RTF (1 core) | "
-          "peak MiB | params / SepFormer | MACs / SepFormer | CPU / SepFormer | "
+    print(f"| model | rate | S | params | GMACs / s of input | CPU s ({args.seconds:g} s mix) | "
+          "RTF (1 core) | peak MiB | params / SepFormer | MACs / SepFormer | CPU / SepFormer | "
           "memory / SepFormer |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, row in rows.items():

@@ -42,6 +42,7 @@ BUILTIN_SEPARATORS = (
     "gass_modules.lobes.tdanet.TDANetSTFT",
     "gass_modules.lobes.bsrnn.BSRNN",
     "gass_modules.lobes.bs_roformer.BSRoFormer",
+    "gass_modules.lobes.tiger.TIGER",
     "gass_modules.inference.ScaledCopies",
 )
 TRUST_HINT = ("if you trust the folder's source, load it with trust_code=True (Python) or "

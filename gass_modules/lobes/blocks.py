@@ -566,3 +566,41 @@ def channels_to_complex(feats: torch.Tensor) -> torch.Tensor:
     if real.dtype not in (torch.float32, torch.float64):
         real, imag = real.float(), imag.float()  # e.g. bf16 under autocast: no complex bf16
     return torch.complex(real, imag)
+
+
+def apply_complex_masks(decoder: ISTFTDecoder, spec: torch.Tensor,
+                        masks: torch.Tensor) -> torch.Tensor:
+    """Multiplies a mixture spectrum by one complex mask per source and inverts each source.
+
+    The back end the band-split separators (BSRNN, TIGER) share: ``ŝ_s = iSTFT(M_s * X)``.
+
+    Arguments
+    ---------
+    decoder : ISTFTDecoder
+        The inverse of the encoder that gave ``spec``.
+    spec : torch.Tensor
+        ``[B, F, N]`` complex mixture spectrogram.
+    masks : torch.Tensor
+        ``[B, S, F, N, 2]`` real and imaginary parts of the masks (float32 or float64).
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, L, S]`` waveforms, ``L = hop_length * (N - 1)``.
+
+    Example
+    -------
+    >>> stft, istft = STFTEncoder(64, 16), ISTFTDecoder(64, 16)
+    >>> mix = torch.randn(2, 160)
+    >>> spec = stft(mix)
+    >>> half = torch.stack([torch.full(spec.shape, 0.5), torch.zeros(spec.shape)], -1)
+    >>> out = apply_complex_masks(istft, spec, torch.stack([half, half], 1))
+    >>> out.shape, torch.allclose(out.sum(-1), mix, atol=1e-5)
+    (torch.Size([2, 160, 2]), True)
+    """
+    if masks.dim() != 5 or masks.shape[-1] != 2 or masks.shape[0] != spec.shape[0] or (
+            masks.shape[2:4] != spec.shape[1:]):
+        raise ValueError(f"expected masks [B, S, F, N, 2] for a spectrogram [B, F, N] = "
+                         f"{tuple(spec.shape)}, got {tuple(masks.shape)}")
+    estimates = torch.view_as_complex(masks.contiguous()) * spec.unsqueeze(1)  # [B, S, F, N]
+    return decoder(estimates).transpose(1, 2)  # [B, S, L] -> [B, L, S]

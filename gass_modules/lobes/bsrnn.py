@@ -42,6 +42,12 @@ Nyquist bin to the last band), truncating the bands above Nyquist. Presets (:dat
 * ``"roformer"``: BS-RoFormer's plan (Lu et al., ICASSP 2024), given in the paper in bins at
   44.1 kHz and ``n_fft=2048`` (:func:`bin_width_bands`): bands of 2 bins up to 1 kHz, 4 to 2 kHz,
   12 to 4 kHz, 24 to 8 kHz, 48 to 16 kHz and the rest in two (62 bands at 44.1 kHz).
+* ``"tiger"``: TIGER's speech plan (Xu et al., ICLR 2025, :mod:`gass_modules.lobes.tiger`). 25 Hz
+  bands up to 1 kHz, 100 Hz up to 2 kHz, 250 Hz up to 4 kHz, 500 Hz up to 8 kHz, the rest one
+  band (66 bands at 16 kHz with ``n_fft=640``: one bin each below 1 kHz).
+* ``"tiger_dnr"``: TIGER's plan for 44.1 kHz cinematic audio (DnR). 50 Hz bands up to 1 kHz,
+  100 Hz up to 2 kHz, 250 Hz up to 4 kHz, 500 Hz up to 8 kHz, 1 kHz up to 16 kHz, 2 kHz up to
+  20 kHz, the rest one band (57 bands at 44.1 kHz).
 
 ``torch.export`` cannot trace ``nn.LSTM`` with a symbolic sequence length (its decomposition
 unrolls time and pins the length, pytorch/pytorch#115092), so :class:`ExportableBLSTM` runs the
@@ -64,7 +70,7 @@ from torch import nn
 from torch._higher_order_ops.scan import scan
 
 from gass_modules.lobes.base import Separator, check_positive_int
-from gass_modules.lobes.blocks import ISTFTDecoder, STFTEncoder
+from gass_modules.lobes.blocks import ISTFTDecoder, STFTEncoder, apply_complex_masks
 
 Band = tuple[float, float]
 
@@ -194,9 +200,14 @@ def bin_width_bands(widths: Sequence[tuple[int, int]], sample_rate: int,
 #: 192, 384, 768), and the 257 bins above in two bands (128 and 129): 62 bands.
 ROFORMER_PLAN = bin_width_bands([(2, 24), (4, 12), (12, 8), (24, 8), (48, 8), (128, 1)],
                                 sample_rate=44100, n_fft=2048)
+#: TIGER's speech plan (Xu et al. 2025): 66 bands at 16 kHz, 25 Hz wide below 1 kHz.
+TIGER_PLAN = _preset([(25, 1000), (100, 2000), (250, 4000), (500, 8000)])
+#: TIGER's plan for DnR (44.1 kHz): 57 bands.
+TIGER_DNR_PLAN = _preset([(50, 1000), (100, 2000), (250, 4000), (500, 8000), (1000, 16000),
+                          (2000, 20000)])
 #: Preset band plans by name (a model card may name one: ``band_plan: gass``).
 BAND_PLANS = {"music": MUSIC_PLAN, "speech": SPEECH_PLAN, "gass": GASS_PLAN,
-              "roformer": ROFORMER_PLAN}
+              "roformer": ROFORMER_PLAN, "tiger": TIGER_PLAN, "tiger_dnr": TIGER_DNR_PLAN}
 
 
 def check_band_plan(bands: Sequence[Sequence[float]], nyquist_hz: float) -> list[Band]:
@@ -501,8 +512,12 @@ def _inverse(order: Sequence[int]) -> torch.Tensor:
 
 
 #: Per-band normalisations of :class:`BandSplit` and :class:`MaskEstimator`: ``"layer"``
-#: (LayerNorm, BSRNN) or ``"rms"`` (RMSNorm, a gain and no bias: BS-RoFormer).
+#: (LayerNorm per frame, BSRNN) or ``"rms"`` (RMSNorm per frame, a gain and no bias:
+#: BS-RoFormer); :class:`BandSplit` also takes ``"band"`` (statistics over the band's features
+#: and all frames, TIGER).
 BAND_NORMS = ("layer", "rms")
+#: What :class:`BandSplit` accepts.
+BAND_SPLIT_NORMS = (*BAND_NORMS, "band")
 #: Epsilon of both (added to the variance, or to the mean square).
 BAND_NORM_EPS = 1e-5
 
@@ -514,18 +529,20 @@ class _GroupedBandLayers(nn.Module):
     its own ``nn.Linear``-shaped weights (``weight[i]`` is ``[in, out]``, initialised as
     ``nn.Linear`` does), applied to all bands at once with ``torch.baddbmm`` (torch has no
     per-group linear module; a grouped 1x1 ``Conv1d`` computes the same but measured 3-4x slower
-    on CPU). Linear layers are joined by tanh.
+    on CPU). Linear layers are joined by tanh. With ``norm="affine"`` the input arrives
+    normalised (statistics taken by the caller, :class:`BandSplit` with ``norm="band"``) and only
+    the per-band gain and bias are applied.
     """
 
     def __init__(self, num_bands: int, in_features: int, widths: Sequence[int],
                  norm: str = "layer") -> None:
         super().__init__()
-        if norm not in BAND_NORMS:
+        if norm not in (*BAND_NORMS, "affine"):
             raise ValueError(f"unknown band norm {norm!r}; use one of {BAND_NORMS}")
         self.in_features = in_features
         self.norm = norm
         self.norm_weight = nn.Parameter(torch.ones(num_bands, in_features))
-        if norm == "layer":
+        if norm != "rms":
             self.norm_bias = nn.Parameter(torch.zeros(num_bands, in_features))
         self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
         features = in_features
@@ -542,6 +559,8 @@ class _GroupedBandLayers(nn.Module):
         if self.norm == "layer":  # a constant of the module, not a branch on shapes
             y = nn.functional.layer_norm(x, (self.in_features,), eps=BAND_NORM_EPS)
             y = y * self.norm_weight + self.norm_bias  # per row and band
+        elif self.norm == "affine":  # normalised by the caller
+            y = x * self.norm_weight + self.norm_bias
         else:
             # float32, as autocast runs layer_norm (bf16 inputs come from the blocks)
             y = nn.functional.rms_norm(x.float(), (self.in_features,), eps=BAND_NORM_EPS)
@@ -552,10 +571,10 @@ class _GroupedBandLayers(nn.Module):
         return y.transpose(0, 1)  # [M, n, out]
 
     def band_parameters(self, position: int) -> list[torch.Tensor]:
-        """Norm weight, norm bias (LayerNorm only), then (weight [out, in], bias [out]) of each
+        """Norm weight, norm bias (not for RMSNorm), then (weight [out, in], bias [out]) of each
         linear layer."""
         params = [self.norm_weight[position]]
-        if self.norm == "layer":
+        if self.norm != "rms":
             params.append(self.norm_bias[position])
         for weight, bias in zip(self.weights, self.biases):
             params += [weight[position].t(), bias[position, 0]]
@@ -566,10 +585,16 @@ class BandSplit(nn.Module):
     """Band split: per-band norm and linear map of ``[Re, Im]`` bins to ``N`` features.
 
     Band ``k`` holds ``G_k`` bins; the ``2 G_k`` real and imaginary parts of each frame
-    (interleaved: bin ``j`` gives features ``2j`` and ``2j + 1``) are normalised over those
-    features, per frame (a LayerNorm for BSRNN, an RMSNorm for BS-RoFormer), and projected to
-    ``feature_dim`` by the band's own linear layer. Bands of equal width run together
-    (:class:`BandGroups`).
+    (interleaved: bin ``j`` gives features ``2j`` and ``2j + 1``) are normalised, given the
+    band's own gain (and bias), and projected to ``feature_dim`` by the band's own linear layer.
+    Bands of equal width run together (:class:`BandGroups`). Normalisation (``norm``):
+
+    * ``"layer"``: a LayerNorm over the ``2 G_k`` features of each frame (BSRNN). Nothing spans
+      time, but a band of one bin (two features) keeps only the sign of ``Re - Im``;
+    * ``"rms"``: an RMSNorm over them, a gain and no bias (BS-RoFormer);
+    * ``"band"``: one mean and variance per item and band over its ``2 G_k`` features and all
+      frames (``GroupNorm(1, 2 G_k)`` over ``[2 G_k, T]``, as TIGER's band split): the band's
+      level relative to its other frames survives, so one-bin bands work.
 
     Arguments
     ---------
@@ -578,24 +603,31 @@ class BandSplit(nn.Module):
     feature_dim : int
         ``N``, the feature size of every band.
     norm : str
-        ``"layer"`` (LayerNorm) or ``"rms"`` (RMSNorm), see :data:`BAND_NORMS`.
+        ``"layer"``, ``"rms"`` or ``"band"`` (see above, :data:`BAND_SPLIT_NORMS`).
 
     Example
     -------
     >>> split = BandSplit([(0, 2), (2, 5)], feature_dim=8)
     >>> split(torch.randn(3, 5, 7, dtype=torch.complex64)).shape
     torch.Size([3, 7, 2, 8])
+    >>> one_bin = BandSplit([(0, 1), (1, 3)], feature_dim=4, norm="band")
+    >>> one_bin(torch.randn(2, 3, 6, dtype=torch.complex64)).shape
+    torch.Size([2, 6, 2, 4])
     """
 
     def __init__(self, bins: Sequence[tuple[int, int]], feature_dim: int,
                  norm: str = "layer") -> None:
         super().__init__()
         check_positive_int(feature_dim=feature_dim)
+        if norm not in BAND_SPLIT_NORMS:
+            raise ValueError(f"norm must be one of {BAND_SPLIT_NORMS}, got {norm!r}")
+        self.norm = norm
         self.groups = BandGroups(bins)
         self.bins = self.groups.bins
         self.num_bins = self.groups.num_bins
         self.layers = nn.ModuleList(
-            _GroupedBandLayers(len(members), 2 * width, [feature_dim], norm)
+            _GroupedBandLayers(len(members), 2 * width, [feature_dim],
+                               "affine" if norm == "band" else norm)
             for width, members in zip(self.groups.widths, self.groups.members)
         )
 
@@ -620,6 +652,9 @@ class BandSplit(nn.Module):
         features = []
         for g, layers in enumerate(self.layers):
             band_parts = self.groups.gather_bins(parts, g).flatten(3)  # [B, T, n_g, 2G]
+            if self.norm == "band":  # statistics per item and band, over frames and features
+                var, mean = torch.var_mean(band_parts, dim=(1, 3), keepdim=True, correction=0)
+                band_parts = (band_parts - mean) * torch.rsqrt(var + BAND_NORM_EPS)
             out = layers(band_parts.flatten(0, 1))  # [B*T, n_g, N]
             features.append(out.unflatten(0, (batch, -1)))  # [B, T, n_g, N]
         return self.groups.bands_in_order(features)  # [B, T, K, N]
@@ -1050,8 +1085,7 @@ class BandSplitSeparator(Separator):
         >>> torch.allclose(model.apply_masks(spec, ones.unsqueeze(1))[..., 0], mix, atol=1e-5)
         True
         """
-        estimates = torch.view_as_complex(masks.contiguous()) * spec.unsqueeze(1)  # [B,S,F,T']
-        return self.decoder(estimates).transpose(1, 2)  # [B, S, L] -> [B, L, S]
+        return apply_complex_masks(self.decoder, spec, masks)  # [B, L, S]
 
 
 class BSRNN(BandSplitSeparator):

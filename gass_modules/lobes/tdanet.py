@@ -181,14 +181,16 @@ class GlobalAttention(nn.Module):
 
     ``y = x + Dropout(MHSA(LN(x) + PE))`` over the frames of each item (items never attend to
     each other), then ``y + FFN(y)`` with ``FFN = ConvNorm(1x1) -> depthwise conv -> ReLU ->
-    Dropout -> ConvNorm(1x1) -> Dropout``. Features are frames-last, ``[B, T, C]``.
+    Dropout -> ConvNorm(1x1) -> Dropout``. Features are frames-last, ``[B, T, C]``. With
+    ``num_heads=0`` there is no self-attention, only ``x + FFN(x)``: the global stage of TIGER's
+    multi-scale selective attention (:mod:`gass_modules.lobes.tiger`).
 
     Arguments
     ---------
     channels : int
         Feature channels ``C`` (divisible by ``num_heads``, even).
     num_heads : int
-        Attention heads.
+        Attention heads; 0 for none (the FFN alone).
     ffn_factor : int
         Hidden width of the FFN is ``ffn_factor * C``.
     kernel_size : int
@@ -201,20 +203,28 @@ class GlobalAttention(nn.Module):
     >>> ga = GlobalAttention(channels=16, num_heads=4)
     >>> ga(torch.randn(2, 10, 16)).shape
     torch.Size([2, 10, 16])
+    >>> ffn_only = GlobalAttention(channels=16, num_heads=0)
+    >>> hasattr(ffn_only, "attention"), ffn_only(torch.randn(2, 10, 16)).shape
+    (False, torch.Size([2, 10, 16]))
     """
 
     def __init__(self, channels: int, num_heads: int = 8, ffn_factor: int = 2,
                  kernel_size: int = 5, dropout: float = 0.1) -> None:
         super().__init__()
-        check_positive_int(channels=channels, num_heads=num_heads, ffn_factor=ffn_factor)
-        if channels % num_heads:
+        check_positive_int(channels=channels, ffn_factor=ffn_factor)
+        if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads < 0:
+            raise ValueError(f"num_heads must be an int >= 0 (0: no self-attention), got "
+                             f"{num_heads!r}")
+        if num_heads and channels % num_heads:
             raise ValueError(f"channels ({channels}) must be divisible by num_heads "
                              f"({num_heads})")
         hidden = ffn_factor * channels
-        self.norm = nn.LayerNorm(channels)
-        self.positions = SinusoidalPositions(channels)
-        self.attention = MultiHeadSelfAttention(channels, num_heads, dropout)
-        self.attention_dropout = nn.Dropout(dropout)
+        self.num_heads = num_heads
+        if num_heads:
+            self.norm = nn.LayerNorm(channels)
+            self.positions = SinusoidalPositions(channels)
+            self.attention = MultiHeadSelfAttention(channels, num_heads, dropout)
+            self.attention_dropout = nn.Dropout(dropout)
         self.ffn = nn.Sequential(
             ConvNorm(channels, hidden, 1, bias=False, frames_last=True),
             Conv1d(hidden, hidden, kernel_size, padding=(kernel_size - 1) // 2, groups=hidden,
@@ -238,9 +248,10 @@ class GlobalAttention(nn.Module):
         torch.Tensor
             ``[B, T, C]`` global features ``G``.
         """
-        query = self.norm(x)
-        query = query + self.positions(query).to(query.dtype)
-        x = x + self.attention_dropout(self.attention(query))
+        if self.num_heads:  # a constant of the module, not a branch on shapes
+            query = self.norm(x)
+            query = query + self.positions(query).to(query.dtype)
+            x = x + self.attention_dropout(self.attention(query))
         return x + self.ffn(x)
 
 
@@ -316,7 +327,7 @@ class UConvBlock(nn.Module):
     kernel_size : int
         Odd kernel of the depthwise convs and of the cascaded LA layers.
     num_heads : int
-        Attention heads of the GA module.
+        Attention heads of the GA module (0: no self-attention, the FFN alone).
     ffn_factor : int
         FFN width factor of the GA module.
     dropout : float

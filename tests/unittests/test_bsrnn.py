@@ -80,7 +80,9 @@ def test_bins_per_band_hand_computed(key):
 @pytest.mark.parametrize("sample_rate,n_fft", [(8000, 256), (16000, 512), (16000, 1024),
                                                (22050, 1024), (44100, 2048), (48000, 2048)])
 def test_bins_match_brute_force_assignment(plan, sample_rate, n_fft):
-    """Every bin lands in the band whose [low, high) holds its frequency (float64 brute force)."""
+    """Every bin lands in the band whose [low, high) holds its frequency (float64 brute force);
+    a plan with a band below Nyquist that holds no bin (TIGER's 25 Hz bands on 31.25 Hz bins)
+    is refused, naming that band."""
     bands = BAND_PLANS[plan]
     nyquist = sample_rate / 2
     freqs = np.arange(n_fft // 2 + 1, dtype=np.float64) * sample_rate / n_fft
@@ -91,6 +93,12 @@ def test_bins_match_brute_force_assignment(plan, sample_rate, n_fft):
                    if (lo <= f < hi if f < nyquist else lo < f <= hi)]
         assert len(matches) == 1
         owner.append(matches[0])
+    empty = [k for k, (lo, _) in enumerate(bands) if lo < nyquist and k not in owner]
+    if empty:
+        lo, hi = bands[empty[0]]
+        with pytest.raises(ValueError, match=rf"band \[{lo:g}, {hi:g}\) Hz holds no STFT bin"):
+            band_bins(plan, sample_rate, n_fft)
+        return
     expected = [(owner.index(k), len(owner) - owner[::-1].index(k)) for k in sorted(set(owner))]
     assert band_bins(plan, sample_rate, n_fft) == expected
 

@@ -43,6 +43,8 @@ EXPECTED_PARAMS = {
     # BS-RoFormer (Lu et al. 2024) reports 93.4 M for D 384, L 12, 8 heads (one stereo stem);
     # the card's 4 mono stems give 105.25 M (see the card)
     "bs_roformer_music": 93.4e6,
+    "tiger_small": 0.82e6,  # TIGER small (Xu et al. 2025), 0.82 M at 16 kHz with 2 sources
+    "tiger": 0.82e6,  # TIGER at GASS's 4 outputs: the paper's size, 2 more mask outputs
 }
 PARAM_TOLERANCE = 0.15
 
@@ -54,6 +56,9 @@ SMALL_OVERRIDES = {
     "tdanet_paper": {"separator": {"num_blocks": 2}},
     "bsrnn": {"separator": {"num_blocks": 2}},
     "bs_roformer_music": {"separator": {"num_blocks": 2}},
+    # TIGER: two applications of the shared block (re-injection traced), MSA with 3 scales
+    "tiger": {"separator": {"num_blocks": 2, "depth": 2}},
+    "tiger_small": {"separator": {"num_blocks": 2, "depth": 2}},
 }
 
 AWKWARD_LENGTHS = (1, 7, 1001, 16003)

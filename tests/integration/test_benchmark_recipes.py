@@ -158,8 +158,8 @@ def separate_test_file(model_folder: Path, path: str) -> np.ndarray:
     """``[C, T, S]`` estimates of one test file by a model folder, in model output order."""
     sep = GASSSeparator.from_hparams(source=model_folder, run_opts={"device": "cpu"})
     channels = sf.info(path).channels
-    result = sep.separate_file(path, channels="each" if channels > 1 else "mix",
-                               keep_silent=True)
+    result = sep.separate_to_files(path, channels="each" if channels > 1 else "mix",
+                                   keep_silent=True)
     est = torch.empty_like(result.sources)
     est[..., torch.as_tensor(result.kept)] = result.sources
     return est.double().numpy()

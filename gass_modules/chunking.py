@@ -43,7 +43,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import torch
 from tqdm.auto import tqdm
@@ -64,9 +64,11 @@ _LEGACY_ORDER = {
     "fixed_order": "fixed_order: true|false",
     "align": "align=True|False",
     "eval_alignment": "eval_alignment: oracle|fixed",
+    "alignment": "BenchmarkScorer(alignment='oracle'|'fixed')",
 }
 
 
+@runtime_checkable
 class Reader(Protocol):
     """What :func:`stream_separation` reads from: ``length`` samples of ``C`` rows.
 
@@ -74,6 +76,16 @@ class Reader(Protocol):
     outside ``[0, length)``. Calls come in increasing ``start`` order, so a file reader can keep
     only one chunk in memory (``gass_modules.audio._FileReader``); a tensor is wrapped in an
     in-memory reader.
+
+    Example
+    -------
+    >>> class Ramp:  # a signal computed on demand, never held in memory
+    ...     length = 10**9
+    ...     def read(self, start, stop):
+    ...         t = torch.arange(start, stop, dtype=torch.float32)
+    ...         return (torch.sin(t / 100) * ((t >= 0) & (t < self.length)))[None]  # [1, n]
+    >>> isinstance(Ramp(), Reader), Ramp().read(-2, 2).shape
+    (True, torch.Size([1, 4]))
     """
 
     length: int
@@ -88,7 +100,8 @@ def resolve_order(order: str | None = None, default: str = "aligned", **legacy: 
 
     The deprecated names, each mapped with a ``DeprecationWarning``: ``fixed_order`` (true:
     ``"fixed"``), ``align`` (true: ``"aligned"``, false: ``"fixed"``) and ``eval_alignment``
-    (``"oracle"``: ``"aligned"``, ``"fixed"``: ``"fixed"``). ``None`` values are ignored.
+    or ``alignment`` (``BenchmarkScorer``'s; ``"oracle"``: ``"aligned"``, ``"fixed"``:
+    ``"fixed"``). ``None`` values are ignored.
 
     Arguments
     ---------
@@ -97,7 +110,7 @@ def resolve_order(order: str | None = None, default: str = "aligned", **legacy: 
     default : str
         The order when nothing is given.
     **legacy
-        ``fixed_order``, ``align`` or ``eval_alignment``.
+        ``fixed_order``, ``align``, ``eval_alignment`` or ``alignment``.
 
     Returns
     -------
@@ -124,7 +137,7 @@ def resolve_order(order: str | None = None, default: str = "aligned", **legacy: 
     for name, value in legacy.items():
         if value is None:
             continue
-        if name == "eval_alignment":
+        if name in ("eval_alignment", "alignment"):
             if value not in ("oracle", "fixed"):
                 raise ValueError(f"alignment must be one of ('oracle', 'fixed'), got {value!r}; "
                                  "write order: aligned (PIT models) or order: fixed (labelled "

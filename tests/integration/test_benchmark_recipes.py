@@ -76,7 +76,7 @@ def load_recipe_module(folder: str, name: str) -> types.ModuleType:
 
 
 def run_row(row: dict, data: Path, out: Path, *extra: str):
-    """Runs a csv row's recipe in debug mode (its own flags), returns the BenchmarkBrain."""
+    """Runs a csv row's recipe in debug mode (its own flags), returns the SeparationBrain."""
     train = load_recipe_module(FOLDERS[row["Dataset"]], "train")
     argv = [str(ROOT / row["Hparam_file"]), f"--data_folder={data}", f"--output_folder={out}",
             "--device=cpu", *shlex.split(row["test_debug_flags"]), *extra]
@@ -313,7 +313,7 @@ def test_recipe_debug_run(row, benchmark_data, tmp_path):
     sep = GASSSeparator.from_hparams(source=out / "model", run_opts={"device": "cpu"})
     assert (sep.num_sources, sep.sample_rate) == NATIVE[dataset]
     # labelled stems (DnR, MUSDB18) are stitched in output order, PIT outputs re-aligned
-    assert sep.fixed_order is (dataset in ("DnR", "MUSDB18"))
+    assert (sep.order == "fixed") is (dataset in ("DnR", "MUSDB18"))
     if dataset == "Libri2Mix":  # recompute a result from the exported model, independently
         test = load_benchmark_set(out / "save" / "test.csv", 2,
                                   replacements={"data_root": str(benchmark_data[dataset])})

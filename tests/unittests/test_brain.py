@@ -162,7 +162,7 @@ def test_score_flags_nonfinite_estimates_without_nan_in_summary():
     scores = score_separation(refs.sum(-1), refs, ests)
     assert scores["finite"].tolist() == [True, False]
     report = SeparationReport(num_slots=2)
-    report.add("model", ["a", "b"], [2, 2], [["speech", "sfx"]] * 2, scores)
+    report.add_scores("model", ["a", "b"], [2, 2], [["speech", "sfx"]] * 2, scores)
     means = report.means("model", num_sources=2)
     assert means["nonfinite"] == 1 and np.isfinite(means["si_snri"])
     assert means["si_snri"] == pytest.approx(float(scores["si_snri"][0].mean()), abs=1e-4)
@@ -182,7 +182,7 @@ def test_report_means_csv_and_summary_by_sources_and_category(tmp_path):
         "finite": torch.tensor([True, True, True]),
     }
     cats = [["speech", "music"], ["speech", "sfx"], ["music", ""]]
-    report.add("model", ["a", "b", "c"], [2, 2, 1], cats, fake)
+    report.add_scores("model", ["a", "b", "c"], [2, 2, 1], cats, fake)
     two = report.means("model", num_sources=2)
     assert two["si_snri"] == pytest.approx(5.5) and two["si_snr"] == pytest.approx(6.0)
     assert (two["over"], two["under"], two["mixtures"]) == (0, 1, 2)
@@ -217,9 +217,9 @@ def test_report_pair_types_and_percent_of_irm():
     }
     cats = [["speech", "speech", ""], ["speech", "speech", ""], ["sfx", "music_drums", ""],
             ["speech", "speech", "sfx"]]
-    report.add("model", list("abcd"), [2, 2, 2, 3], cats, fake)
+    report.add_scores("model", list("abcd"), [2, 2, 2, 3], cats, fake)
     irm = dict(fake, si_snri=fake["si_snri"] + 10.0)
-    report.add("irm", list("abcd"), [2, 2, 2, 3], cats, irm)
+    report.add_scores("irm", list("abcd"), [2, 2, 2, 3], cats, irm)
     pairs = report.pair_means("model")
     assert pairs == {"music+sfx": {"si_snri": 7.0, "mixtures": 1},
                      "speech+speech": {"si_snri": 0.5, "mixtures": 2}}
@@ -232,7 +232,7 @@ def test_report_rejects_mismatched_rows():
     report = SeparationReport(num_slots=2)
     scores = score_separation(torch.randn(2, 100), torch.randn(2, 100, 2), torch.randn(2, 100, 2))
     with pytest.raises(ValueError, match="expected 3 ids"):
-        report.add("model", ["a", "b", "c"], [2, 2], [["x", "y"]] * 2, scores)
+        report.add_scores("model", ["a", "b", "c"], [2, 2], [["x", "y"]] * 2, scores)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -491,9 +491,9 @@ def test_eval_crops_padding_of_shorter_items(tmp_path):
     items = make_items(3)
     items[1]["mix"], items[1]["targets"] = items[1]["mix"][:300], items[1]["targets"][:300]
     brain.evaluate(loader(items, batch_size=3), progressbar=False)
-    batched = [r for r in brain.report.rows if r["id"] == "mix1"][0]
+    batched = [r for r in brain.scorer.rows if r["id"] == "mix1"][0]
     brain.evaluate(loader(items[1:2], batch_size=1), progressbar=False)
-    alone = brain.report.rows[0]
+    alone = brain.scorer.rows[0]
     assert batched["si_snr"] == pytest.approx(alone["si_snr"], abs=1e-4)
     assert batched["energy_db"] == pytest.approx(alone["energy_db"], abs=1e-4)
 

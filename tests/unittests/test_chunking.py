@@ -17,6 +17,7 @@ from gass_modules.chunking import (
     separate_chunked,
     stream_separation,
 )
+from gass_modules.evaluation.benchmarks import BenchmarkScorer
 from gass_modules.inference import GASSSeparator, ScaledCopies
 from gass_modules.model_folder import save_model_folder
 
@@ -157,7 +158,8 @@ def test_resolve_order_maps_every_deprecated_name_with_a_warning():
     for legacy, expected in [({"fixed_order": True}, "fixed"), ({"fixed_order": False}, "aligned"),
                              ({"align": True}, "aligned"), ({"align": False}, "fixed"),
                              ({"eval_alignment": "oracle"}, "aligned"),
-                             ({"eval_alignment": "fixed"}, "fixed")]:
+                             ({"eval_alignment": "fixed"}, "fixed"),
+                             ({"alignment": "oracle"}, "aligned")]:
         with pytest.warns(DeprecationWarning, match=f"{next(iter(legacy))}.*deprecated"):
             assert resolve_order(**legacy) == expected
     assert resolve_order(default="fixed") == "fixed"
@@ -207,3 +209,15 @@ def test_model_folders_with_fixed_order_still_load(tmp_path):
     with pytest.raises(ValueError, match="order must be one of"):
         GASSSeparator(modules={"separator": model},
                       hparams={"sample_rate": 8000, "num_sources": 2, "order": "pit"})
+
+
+def test_benchmark_scorer_alignment_keyword_still_works():
+    """``BenchmarkScorer(alignment="fixed")`` is ``order="fixed"``; ``alignment`` still reads
+    the scoring's name (``oracle`` / ``fixed``)."""
+    with pytest.warns(DeprecationWarning, match="BenchmarkScorer\\(alignment="):
+        scorer = BenchmarkScorer("dnr", ["speech", "music"], alignment="fixed")
+    assert (scorer.order, scorer.alignment) == ("fixed", "fixed")
+    assert BenchmarkScorer("dnr", ["speech", "music"]).alignment == "oracle"
+    refs = torch.randn(1, 800, 2)
+    swapped = scorer.add("m", refs.sum(-1), refs, refs.flip(-1), 8000)["model"]
+    torch.testing.assert_close(swapped, refs.flip(-1).double())  # fixed: no re-matching

@@ -2,7 +2,7 @@
 
 Compared with what a SpeechBrain user does today (``SepformerSeparation.separate_file``): read the
 whole file, resample it, run the separator on all of it, resample the outputs back and write them
-("whole file" below). gass streams the file in chunks (``GASSSeparator.separate_file`` with an
+("whole file" below). gass streams the file in chunks (``GASSSeparator.separate_to_files`` with an
 output folder: 10 s chunks, 25 % overlap, aligned and overlap-added).
 
 1. Peak RSS of a 1-minute and a 10-minute file (44.1 kHz stereo PCM_16, downmixed): target
@@ -98,7 +98,7 @@ def child(spec: dict) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     if spec["method"] == "gass":
-        sep.separate_file(spec["input"], out_dir=out, keep_silent=True, overwrite=True)
+        sep.separate_to_files(spec["input"], out_dir=out, keep_silent=True, overwrite=True)
     else:  # what SepformerSeparation.separate_file does: everything in memory
         audio, rate = sf.read(spec["input"], dtype="float32")  # [T, C]
         mix = torch.from_numpy(audio).mean(1)[None]  # [1, T]

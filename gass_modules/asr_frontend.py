@@ -347,8 +347,10 @@ def separate_at(separator: nn.Module, mix: torch.Tensor, sample_rate: int) -> to
     """Separates ``[B, T]`` mixtures given at ``sample_rate`` and returns streams at that rate.
 
     A :class:`~gass_modules.inference.GASSSeparator` does it with its own chunked, resampling
-    ``separate_batch``; a bare separator lobe is run on the whole input, resampled in and out
-    with torchaudio when its ``sample_rate`` differs.
+    ``separate_batch`` (:func:`gass_modules.chunking.stream_separation`: bounded memory for long
+    inputs); a bare separator lobe (e.g. one trained through the front end, ``freeze=False``)
+    is run on the whole input, with gradients when they are enabled, resampled in and out with
+    torchaudio when its ``sample_rate`` differs.
 
     Arguments
     ---------
@@ -681,7 +683,8 @@ class SeparateThenTranscribe:
                  scorer: nn.Module | None = None, activity_db: float = DEFAULT_THRESHOLD_DB,
                  speech_threshold: float = 0.15, speech_only: bool = False,
                  batch_size: int = 8) -> None:
-        if not hasattr(separator, "separate_batch") or not hasattr(separator, "separate_file"):
+        if not hasattr(separator, "separate_batch") or not hasattr(separator,
+                                                                    "separate_to_files"):
             raise TypeError(f"expected a GASSSeparator (GASSSeparator.from_hparams(source=...)), "
                             f"got {type(separator).__name__}; wrap a bare lobe as "
                             "GASSSeparator(modules={'separator': lobe}, hparams={...})")
@@ -742,15 +745,16 @@ class SeparateThenTranscribe:
         path : str or pathlib.Path
             The file (channels are downmixed).
         **separate_kwargs
-            Forwarded to ``GASSSeparator.separate_file`` (``chunk_seconds``, ``overlap``).
+            Forwarded to ``GASSSeparator.separate_to_files`` (``chunk_seconds``, ``overlap``).
 
         Returns
         -------
         list of StreamTranscript
             The active streams, most speech-like first.
         """
-        result = self.separator.separate_file(path, channels="mix", keep_silent=False,
-                                              threshold_db=self.activity_db, **separate_kwargs)
+        result = self.separator.separate_to_files(path, channels="mix", keep_silent=False,
+                                                  threshold_db=self.activity_db,
+                                                  **separate_kwargs)
         streams = [(result.sources[0, :, k], result.energy_db[s], s)
                    for k, s in enumerate(result.kept)]
         return self._transcribe([streams], result.sample_rate)[0]

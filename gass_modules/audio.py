@@ -31,7 +31,7 @@ from gass_modules.lobes.base import check_mixture
 
 try:
     import fcntl
-except ImportError:  # Windows: _OutputLock falls back to an exclusively created file
+except ImportError:  # Windows: OutputLock falls back to an exclusively created file
     fcntl = None
 
 logger = logging.getLogger(__name__)
@@ -130,6 +130,11 @@ class _ArrayReader:
 
     def __init__(self, signal: torch.Tensor) -> None:
         self.signal = signal  # [C, N]
+
+    @property
+    def length(self) -> int:
+        """``N``, the number of samples."""
+        return self.signal.shape[-1]
 
     def read(self, start: int, stop: int) -> torch.Tensor:
         """Samples ``[start, stop)`` as ``[C, stop - start]``, zeros outside ``[0, N)``."""
@@ -253,21 +258,39 @@ def _truncation_warning(handle: sf.SoundFile, name: str) -> str | None:
             "frames that were read (re-encode or repair the file for the rest)")
 
 
-class _OutputLock:
+class OutputLock:
     """An exclusive, per-process-reentrant lock on the outputs ``<out_dir>/<stem>*``.
 
     Two runs writing the same stem name into one folder would otherwise interleave their files
     (a finished run could hold the other's stems). The lock is ``fcntl.flock`` on
     ``.<stem>.gass-lock`` (released by the OS if the process dies; removed on release), or an
-    exclusively created file where ``fcntl`` does not exist.
+    exclusively created file where ``fcntl`` does not exist. ``GASSSeparator.separate_to_files``
+    and ``gass-separate`` hold it while they write; hold it around anything else you write beside
+    the stems.
+
+    Arguments
+    ---------
+    out_dir : str or os.PathLike
+        The output folder (must exist).
+    stem : str
+        The outputs' common name (the input file's stem).
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> with OutputLock(tmp, "song"):
+    ...     (tmp / ".song.gass-lock").exists()
+    True
+    >>> (tmp / ".song.gass-lock").exists()  # removed on release
+    False
     """
 
     _held: dict[Path, list] = {}  # path -> [fd, count], this process's locks
 
-    def __init__(self, out_dir: Path, stem: str) -> None:
+    def __init__(self, out_dir: str | os.PathLike, stem: str) -> None:
         self.path = Path(os.path.abspath(out_dir)) / f".{stem}.gass-lock"
 
-    def __enter__(self) -> _OutputLock:
+    def __enter__(self) -> OutputLock:
         held = self._held.get(self.path)
         if held is not None:
             held[1] += 1
@@ -320,8 +343,29 @@ def _permission_error(folder: Path, err: OSError) -> PermissionError:
                            "it writable or choose another output folder")
 
 
-def _make_folder(folder: Path) -> None:
-    """``mkdir -p`` with a clear error when the folder cannot be created."""
+def make_folder(folder: str | os.PathLike) -> None:
+    """``mkdir -p`` with a clear error when the folder cannot be created.
+
+    Arguments
+    ---------
+    folder : str or os.PathLike
+        The folder to create (with its parents); an existing folder is fine.
+
+    Raises
+    ------
+    PermissionError
+        When the folder cannot be written (the message says to choose another one).
+    NotADirectoryError
+        When a file of that name exists.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> make_folder(tmp / "a" / "b")
+    >>> (tmp / "a" / "b").is_dir()
+    True
+    """
+    folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except PermissionError as err:
@@ -393,7 +437,7 @@ class _StemWriter:
         if existing and not overwrite:
             raise FileExistsError(f"outputs already exist: {existing}; pass --overwrite "
                                   "(overwrite=True) to replace them")
-        _make_folder(out_dir)
+        make_folder(out_dir)
         self.subtype = _wav_subtype(subtype)
         self.clip = self.subtype not in ("FLOAT", "DOUBLE")
         size = num_frames * channels * 8  # at most 8 bytes a sample

@@ -14,10 +14,16 @@ Training follows SpeechBrain's ``sb.Brain`` with the changes separation needs:
   folder and renames it into place, so a run killed while saving never leaves a half-written
   checkpoint behind (SpeechBrain writes ``CKPT.yaml`` first and the parameter files after it).
 
-Evaluation (``brain.evaluate(test_set)``) aligns the estimates to the references as the FUSS
-evaluation does (``gass_modules.metrics.align_estimates``: best summed SI-SNR over the present
-references; the leftover outputs go to the silent slots) and writes, under
-``<output_folder>/eval/``:
+Evaluation (``brain.evaluate(test_set)``) separates each test item and hands it to a scorer
+(:mod:`gass_modules.evaluation.scorer`: ``add`` / ``summary`` / ``write``), then writes the
+scorer's files, ``headline.json`` (updates, parameters, test loss and the scorer's summary) and
+logs the summary, under ``<output_folder>/eval/``. Mixer items (``mix [T]`` at the model's rate)
+are separated as a batch; recordings (benchmark test items: ``mix [C, T]`` with their own
+``sample_rate``) one by one, chunk by chunk at their own rate, in bounded memory
+(:func:`gass_modules.chunking.separate_chunked`, with the recipe's ``chunk_seconds``,
+``chunk_overlap`` and ``order``). The scorer is the recipe's ``scorer`` (e.g.
+``gass_modules.evaluation.benchmarks.BenchmarkScorer``, each benchmark's metrics) or, by default,
+``gass_modules.evaluation.report.SeparationReport``, the GASS evaluation:
 
 * ``per_mixture.csv``: one row per mixture and system (``model`` and the ``irm`` oracle) with
   per-source SI-SNR and SI-SNRi, output energies, and over/under-separation flags;
@@ -25,6 +31,9 @@ references; the leftover outputs go to the silent slots) and writes, under
   ``gass_modules.evaluation.oracle.IRMOracle`` (STFT ideal ratio mask), as GASS reports it;
 * ``audio/<id>/*.wav`` (estimates, references, mixture) and ``figures/<id>.png`` (spectrograms)
   for the first few mixtures.
+
+:meth:`SeparationBrain.export_model_folder` writes the model folder at the end of a recipe (the
+GASS recipe and the benchmark recipes call it).
 
 Authors
  * gass developers 2026
@@ -35,12 +44,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-import soundfile as sf
 import speechbrain as sb
 import torch
 from speechbrain.dataio.batch import PaddedBatch
@@ -52,19 +60,19 @@ from torch import nn
 
 from gass_modules import metrics
 from gass_modules.checkpointing import AtomicCheckpointer
-from gass_modules.evaluation.plots import plot_separation
+from gass_modules.chunking import resolve_order, separate_chunked
 from gass_modules.evaluation.report import SeparationReport
-from gass_modules.evaluation.scoring import score_separation
-from gass_modules.model_folder import unwrap_module
+from gass_modules.evaluation.scorer import Scorer
+from gass_modules.model_folder import (
+    DEFAULT_CHUNK_SECONDS,
+    DEFAULT_OVERLAP,
+    save_model_folder,
+    unwrap_module,
+)
 
 logger = logging.getLogger(__name__)
 
 EPOCH_SCHEDULERS = (ReduceLROnPlateau, NewBobScheduler)
-
-
-def _safe_name(text: str) -> str:
-    """A file-system-safe version of a mixture id."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._") or "mixture"
 
 
 class SeparationBrain(sb.Brain):
@@ -82,7 +90,14 @@ class SeparationBrain(sb.Brain):
     ``<output_folder>/eval`` unless ``eval_folder`` is given), ``sample_rate``, ``oracle``
     (e.g. ``gass_modules.evaluation.oracle.IRMOracle``; evaluated beside the model),
     ``activity_db`` (-20),
-    ``eval_save_audio`` (3 mixtures), ``eval_figures`` (2 mixtures), ``num_threads`` (torch
+    ``eval_save_audio`` (3 mixtures), ``eval_figures`` (2 mixtures) (these three for the
+    default scorer), ``scorer`` (a factory of the evaluation's scorer, e.g.
+    ``!name:gass_modules.evaluation.benchmarks.BenchmarkScorer``; default ``SeparationReport``),
+    ``eval_title`` (the summary's heading), ``order`` (``aligned`` / ``fixed``: the model's
+    output order, for chunked evaluation and the model folder; the deprecated
+    ``eval_alignment: oracle|fixed`` means the same), ``chunk_seconds`` (10) and
+    ``chunk_overlap`` (0.25) (recordings are separated in such chunks), ``model_folder``
+    (:meth:`export_model_folder`), ``num_threads`` (torch
     intra-op threads of this process, set when the brain is built) and ``max_train_minutes``
     (a wall-clock budget: once spent, the current epoch stops, is validated and checkpointed, and
     ``fit`` returns; through SpeechBrain's ``optimizer_step_limit``). Run options
@@ -155,9 +170,10 @@ class SeparationBrain(sb.Brain):
         self.skipped_nonfinite = 0  # batches skipped over the whole run (this process)
         self.train_stats: dict = {}
         self.valid_stats: dict = {}  # loss and mean SI-SNRi (2+ sources) of the last validation
-        self.report: SeparationReport | None = None
+        self.scorer: Scorer | None = None  # the last evaluation's (see on_stage_start)
+        self.order = resolve_order(hparams.get("order"),
+                                   eval_alignment=hparams.get("eval_alignment"))
         self._has_valid = False
-        self._eval_examples = 0
         self._valid_si_snri = [0.0, 0]
 
     @property
@@ -177,47 +193,96 @@ class SeparationBrain(sb.Brain):
         return unwrap_module(self.modules.separator)
 
     # -- training -------------------------------------------------------------------------------
-    def compute_forward(self, batch: PaddedBatch, stage: sb.Stage) -> torch.Tensor:
+    def compute_forward(self, batch: PaddedBatch, stage: sb.Stage
+                        ) -> torch.Tensor | list[torch.Tensor]:
         """Separates the batch's mixtures with ``self.modules.separator``.
+
+        At TEST, a batch of recordings (items with their own ``sample_rate``, ``mix [C, T]``)
+        is separated item by item with :meth:`separate_recording`.
 
         Arguments
         ---------
         batch : speechbrain.dataio.batch.PaddedBatch
-            With ``mix`` (``[B, T]``).
+            With ``mix`` (``[B, T]``; recordings: ``[B, C, T]`` and ``sample_rate``).
         stage : speechbrain.Stage
-            Unused (the separator is the same in every stage).
+            TEST separates recordings chunk by chunk; otherwise unused.
 
         Returns
         -------
-        torch.Tensor
-            ``[B, T, S]`` estimates.
+        torch.Tensor or list of torch.Tensor
+            ``[B, T, S]`` estimates; for recordings, ``[C, T, S]`` per item.
         """
         mix = batch.mix.data.to(self.device)  # [B, T]
+        if stage == sb.Stage.TEST and _holds_recordings(batch):
+            return [self.separate_recording(mix[b], int(batch.sample_rate[b]))
+                    for b in range(mix.shape[0])]
         if mix.dim() != 2:
             raise ValueError(f"expected batch.mix.data [B, T], got {tuple(mix.shape)}; the "
                              "mixer must yield mono mixtures of shape [T]")
         return self.modules.separator(mix)  # [B, T, S]
 
-    def compute_objectives(self, predictions: torch.Tensor, batch: PaddedBatch,
-                           stage: sb.Stage) -> torch.Tensor:
-        """PIT thresholded log-MSE averaged over the batch (and test-set scoring at TEST).
+    def separate_recording(self, mix: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """Separates one whole recording at its own rate, chunk by chunk, in bounded memory.
 
-        The loss is computed in float32 with autocast disabled, whatever the training precision.
+        :func:`gass_modules.chunking.separate_chunked` with the model (resampled to and from its
+        rate when they differ), the recipe's ``chunk_seconds`` and ``chunk_overlap``, and
+        ``order``; the channels are separated one by one, their sources matched to channel 0's.
 
         Arguments
         ---------
-        predictions : torch.Tensor
-            ``[B, T, S]`` estimates from :meth:`compute_forward`.
+        mix : torch.Tensor
+            ``[C, T]`` recording.
+        sample_rate : int
+            Its rate (Hz).
+
+        Returns
+        -------
+        torch.Tensor
+            ``[C, T, S]`` estimates in the model's output order, float32 on the brain's device.
+
+        Example
+        -------
+        >>> from gass_modules.inference import ScaledCopies
+        >>> from gass_modules.losses import pit_log_mse
+        >>> brain = SeparationBrain({"separator": ScaledCopies([0.5, 0.25], 8000)},
+        ...                         hparams={"loss": pit_log_mse, "chunk_seconds": 0.5},
+        ...                         run_opts={"device": "cpu"})
+        >>> brain.separate_recording(torch.ones(2, 44100), 44100).shape  # 1 s, stereo, 44.1 kHz
+        torch.Size([2, 44100, 2])
+        """
+        return separate_chunked(
+            self.modules.separator, mix.float(), sample_rate=int(sample_rate),
+            model_rate=int(self.separator.sample_rate),
+            chunk_seconds=float(getattr(self.hparams, "chunk_seconds", DEFAULT_CHUNK_SECONDS)),
+            overlap=float(getattr(self.hparams, "chunk_overlap", DEFAULT_OVERLAP)),
+            order=self.order, rows="channels", device=self.device)
+
+    def compute_objectives(self, predictions: torch.Tensor | list[torch.Tensor],
+                           batch: PaddedBatch, stage: sb.Stage) -> torch.Tensor:
+        """PIT thresholded log-MSE averaged over the batch (and test-set scoring at TEST).
+
+        The loss is computed in float32 with autocast disabled, whatever the training precision.
+        At TEST each item is scored by the scorer (which aligns the estimates to the
+        references) and the loss is the mean over items of the recipe's loss on the aligned
+        estimates, each item cropped to its own length.
+
+        Arguments
+        ---------
+        predictions : torch.Tensor or list of torch.Tensor
+            ``[B, T, S]`` estimates from :meth:`compute_forward` (recordings: ``[C, T, S]`` per
+            item).
         batch : speechbrain.dataio.batch.PaddedBatch
             With ``mix`` ``[B, T]`` and ``targets`` ``[B, T, S]``.
         stage : speechbrain.Stage
-            At ``TEST`` the batch is also scored for the report.
+            At ``TEST`` the batch is also scored.
 
         Returns
         -------
         torch.Tensor
             Scalar loss.
         """
+        if stage == sb.Stage.TEST:
+            return self._score_test_batch(predictions, batch)
         mix = batch.mix.data.to(self.device)  # [B, T]
         targets = batch.targets.data.to(self.device)  # [B, T, S]
         if targets.dim() != 3 or targets.shape[:2] != mix.shape:
@@ -227,8 +292,6 @@ class SeparationBrain(sb.Brain):
             raise ValueError(f"the separator returned {tuple(predictions.shape)} but the targets "
                              f"are {tuple(targets.shape)}; set the model card's num_sources to the "
                              "mixer's number of target slots (GASS: 4)")
-        if stage == sb.Stage.TEST:
-            self._score_batch(batch, predictions.detach().float())
         finite = torch.stack([torch.isfinite(t).all() for t in (predictions, targets, mix)]).all()
         if not finite:  # the loss refuses NaN/Inf inputs; a NaN loss makes fit_batch skip it
             return torch.full((), math.nan, device=mix.device)
@@ -412,7 +475,7 @@ class SeparationBrain(sb.Brain):
 
     def on_stage_start(self, stage: sb.Stage, epoch: int | None = None) -> None:
         """Seeds the training stream (TRAIN), resets the validation SI-SNRi (VALID) or the
-        evaluation report (TEST).
+        evaluation's scorer (TEST: a new one from ``hparams.scorer``, or a ``SeparationReport``).
 
         Arguments
         ---------
@@ -426,12 +489,10 @@ class SeparationBrain(sb.Brain):
         if stage == sb.Stage.VALID:
             self._valid_si_snri = [0.0, 0]  # sum, count
         if stage == sb.Stage.TEST:
-            num = self.separator.num_sources
-            self.report = SeparationReport(num_slots=int(num))
-            self._eval_examples = 0
+            self.scorer = self._new_scorer()
 
     def on_stage_end(self, stage: sb.Stage, stage_loss: float, epoch: int | None = None) -> None:
-        """Logs, schedules, checkpoints (TRAIN/VALID) or writes the evaluation report (TEST).
+        """Logs, schedules, checkpoints (TRAIN/VALID) or writes the evaluation (TEST).
 
         Validation statistics (``self.valid_stats``, and the train log) are the loss and the mean
         SI-SNRi of the present sources of mixtures with 2+ sources.
@@ -455,7 +516,7 @@ class SeparationBrain(sb.Brain):
             self.valid_stats = {"loss": stage_loss, "si_snri": total / count if count else math.nan}
             self._end_of_epoch(epoch, stage_loss, self.valid_stats)
         else:
-            self._write_report(stage_loss)
+            self._write_evaluation(stage_loss)
 
     def _log_progress(self) -> None:
         """Logs updates done, seconds per update and, under an update budget
@@ -501,111 +562,143 @@ class SeparationBrain(sb.Brain):
             folder = Path(getattr(self.hparams, "output_folder", ".")) / "eval"
         return Path(folder)
 
-    def _score_batch(self, batch: PaddedBatch, estimates: torch.Tensor) -> None:
-        """Scores one test batch (model and oracle) and writes the first examples' audio/figures."""
-        mix = batch.mix.data.to(estimates.device).float()  # [B, T]
-        targets = batch.targets.data.to(estimates.device).float()  # [B, T, S]
-        lengths = batch.mix.lengths
-        oracle = getattr(self.hparams, "oracle", None)
-        activity = float(getattr(self.hparams, "activity_db", -20.0))
-        num_sources = [int(n) for n in torch.as_tensor(batch.num_sources).tolist()]
-        for b in range(mix.shape[0]):  # per item: crop the padding PaddedBatch added
-            length = max(1, int(round(float(lengths[b]) * mix.shape[1])))
-            x, ref = mix[b : b + 1, :length], targets[b : b + 1, :length]
-            systems = {"model": metrics.align_estimates(ref, estimates[b : b + 1, :length])}
-            if oracle is not None:
-                systems["irm"] = oracle(x, ref)
-            for name, est in systems.items():
-                self.report.add(name, [batch.id[b]], [num_sources[b]], [batch.categories[b]],
-                                score_separation(x, ref, est, activity_db=activity))
-            if if_main_process():
-                self._save_example(batch.id[b], x[0], ref[0], systems)
+    def _new_scorer(self) -> Scorer:
+        """The evaluation's scorer: ``hparams.scorer()`` (a factory, e.g. ``!name:``) or the GASS
+        report with the ``oracle``, ``activity_db``, ``eval_save_audio`` and ``eval_figures``
+        hyperparameters."""
+        factory = getattr(self.hparams, "scorer", None)
+        if factory is None:
+            hp = self.hparams
+            return SeparationReport(num_slots=int(self.separator.num_sources),
+                                    oracle=getattr(hp, "oracle", None),
+                                    activity_db=float(getattr(hp, "activity_db", -20.0)),
+                                    save_audio=int(getattr(hp, "eval_save_audio", 3)),
+                                    figures=int(getattr(hp, "eval_figures", 2)))
+        scorer = factory() if callable(factory) else factory
+        if not isinstance(scorer, Scorer):
+            raise TypeError(f"hparams['scorer'] must make a scorer (add, summary, write: "
+                            f"gass_modules.evaluation.scorer), e.g. `scorer: !name:gass_modules."
+                            f"evaluation.benchmarks.BenchmarkScorer`; got {type(scorer).__name__}")
+        return scorer
 
-    def _save_example(self, snt_id: str, mix: torch.Tensor, targets: torch.Tensor,
-                      systems: Mapping[str, torch.Tensor]) -> None:
-        """Writes audio and a figure for the first ``eval_save_audio`` / ``eval_figures`` items."""
-        index = self._eval_examples
-        self._eval_examples += 1
-        rate = int(getattr(self.hparams, "sample_rate", self.separator.sample_rate))
-        if index < int(getattr(self.hparams, "eval_save_audio", 3)):
-            self.save_audio(snt_id, mix, targets, systems["model"][0])
-        if index < int(getattr(self.hparams, "eval_figures", 2)):
-            names = {"model": "model", "irm": "IRM"}
-            plot_separation(self.eval_folder / "figures" / f"{_safe_name(snt_id)}.png", mix,
-                            targets, {names[k]: v[0] for k, v in systems.items()}, rate,
-                            title=str(snt_id))
+    def _score_test_batch(self, predictions: torch.Tensor | list[torch.Tensor],
+                          batch: PaddedBatch) -> torch.Tensor:
+        """Hands each test item to the scorer and returns the mean recipe loss on the aligned
+        estimates (NaN when an item's estimates are not finite)."""
+        if isinstance(predictions, list):  # recordings: [C, T, S] each, at their own rate
+            items = [(batch.mix.data[b], batch.targets.data[b], est,
+                      int(batch.sample_rate[b])) for b, est in enumerate(predictions)]
+        else:  # mixer items: [B, T] at the model's rate, cropped to their own lengths
+            mix, targets = batch.mix.data, batch.targets.data
+            if targets.dim() != 3 or targets.shape[:2] != mix.shape:
+                raise ValueError(f"expected batch.targets.data [B, T, S] matching mix "
+                                 f"{tuple(mix.shape)}, got {tuple(targets.shape)}")
+            rate = int(getattr(self.hparams, "sample_rate", self.separator.sample_rate))
+            items = []
+            for b in range(mix.shape[0]):
+                length = max(1, int(round(float(batch.mix.lengths[b]) * mix.shape[1])))
+                items.append((mix[b : b + 1, :length], targets[b : b + 1, :length],
+                              predictions[b : b + 1, :length], rate))
+        num_sources = torch.as_tensor(batch.num_sources).reshape(-1).tolist()
+        losses = []
+        for b, (mix, targets, est, rate) in enumerate(items):
+            est = est.detach().float()
+            device = est.device
+            mix, targets = mix.to(device).float(), targets.to(device).float()  # [C, T(, S)]
+            systems = self.scorer.add(str(batch.id[b]), mix, targets, est, rate,
+                                      num_sources=int(num_sources[b]),
+                                      categories=list(batch.categories[b]))
+            aligned = systems["model"].to(device).float()
+            if not torch.isfinite(aligned).all():
+                losses.append(torch.full((), math.nan, device=device))
+                continue
+            with torch.autocast(device_type=device.type, enabled=False):
+                losses.append(self.hparams.loss(targets, aligned, mix).mean())
+        return torch.stack(losses).mean()
 
-    def save_audio(self, snt_id: str, mix: torch.Tensor, targets: torch.Tensor,
-                   estimates: torch.Tensor) -> Path:
-        """Writes ``mix.wav``, ``ref_<k>.wav`` and ``est_<k>.wav`` under ``eval/audio/<id>/``.
+    def _write_evaluation(self, test_loss: float) -> None:
+        """Writes the scorer's files and ``headline.json`` (updates, parameters, test loss and the
+        scorer's summary) from the main process and logs the summary."""
+        model = self.separator
+        size = sum(p.numel() for p in model.parameters()) / 1e6
+        loss = self.hparams.loss
+        name = getattr(getattr(loss, "func", loss), "__name__", "loss")
+        title = str(getattr(self.hparams, "eval_title", "") or
+                    f"Model: {type(model).__name__}, {size:.2f} M parameters, "
+                    f"{model.sample_rate} Hz, {model.num_sources} outputs. Test loss "
+                    f"({name}): {test_loss:.3f} dB")
+        stats = {"loss": test_loss, **self.scorer.summary()}
+        if if_main_process():
+            written = self.scorer.write(self.eval_folder, title)
+            if not written:
+                return
+            headline = {"updates": int(self.optimizer_step), "parameters": int(size * 1e6),
+                        **stats}
+            (self.eval_folder / "headline.json").write_text(json.dumps(headline, indent=1))
+            summary = next((p for p in written if p.name == "summary.md"), None)
+            logger.info(f"evaluation in {self.eval_folder}\n"
+                        f"{summary.read_text() if summary else stats}")
+        train_logger = getattr(self.hparams, "train_logger", None)
+        if train_logger is not None:  # log_stats is main-process-only and syncs ranks
+            train_logger.log_stats(stats_meta={"test": getattr(self.hparams, "eval_title", "") or
+                                               "final"}, test_stats=stats)
 
-        Files are 32-bit float WAV (no clipping, levels as estimated), written with soundfile.
+    def export_model_folder(self, card: str | os.PathLike, folder: str | os.PathLike | None = None
+                            ) -> Path | None:
+        """Writes the separator's model folder (``save_model_folder``) from the main process.
+
+        The one export of every recipe (the GASS recipe and ``run_benchmark``): the separator as
+        it is now (after ``evaluate(min_key="loss")``, the best checkpoint), its model card, the
+        recipe's ``chunk_seconds`` / ``chunk_overlap`` (defaults 10 s, 0.25) and ``order``.
+        An existing folder is replaced.
 
         Arguments
         ---------
-        snt_id : str
-            Mixture id (made file-system safe).
-        mix : torch.Tensor
-            ``[T]`` mixture.
-        targets : torch.Tensor
-            ``[T, S]`` references.
-        estimates : torch.Tensor
-            ``[T, S]`` estimates aligned with the references.
+        card : str or os.PathLike
+            The model card as trained (``gass_modules.recipe.included_card``), path or yaml text.
+        folder : str or os.PathLike, optional
+            Where to write (default: ``hparams.model_folder``).
 
         Returns
         -------
-        pathlib.Path
-            The folder written.
+        pathlib.Path or None
+            The folder (None on other processes than the main one).
+
+        Example
+        -------
+        >>> from gass_modules.inference import GASSSeparator, ScaledCopies
+        >>> from gass_modules.losses import fixed_order_log_mse
+        >>> tmp = getfixture("tmp_path")
+        >>> card = ("sample_rate: 8000\\nnum_sources: 2\\nseparator: !new:gass_modules.inference."
+        ...         "ScaledCopies\\n    gains: [1.0, 1.0]\\n    sample_rate: !ref <sample_rate>\\n")
+        >>> brain = SeparationBrain({"separator": ScaledCopies([0.5, 0.25], 8000)},
+        ...                         hparams={"loss": fixed_order_log_mse, "order": "fixed",
+        ...                                  "model_folder": tmp / "model"},
+        ...                         run_opts={"device": "cpu"})
+        >>> folder = brain.export_model_folder(card)
+        >>> GASSSeparator.from_hparams(source=folder, run_opts={"device": "cpu"}).order
+        'fixed'
         """
-        if mix.dim() != 1 or targets.dim() != 2 or estimates.shape != targets.shape:
-            raise ValueError(f"expected mix [T], targets and estimates [T, S], got "
-                             f"{tuple(mix.shape)}, {tuple(targets.shape)}, "
-                             f"{tuple(estimates.shape)}")
-        rate = int(getattr(self.hparams, "sample_rate", self.separator.sample_rate))
-        folder = self.eval_folder / "audio" / _safe_name(snt_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        sf.write(folder / "mix.wav", mix.cpu().numpy(), rate, subtype="FLOAT")
-        for s in range(targets.shape[1]):
-            sf.write(folder / f"ref_{s + 1}.wav", targets[:, s].cpu().numpy(), rate,
-                     subtype="FLOAT")
-            sf.write(folder / f"est_{s + 1}.wav", estimates[:, s].cpu().numpy(), rate,
-                     subtype="FLOAT")
-        return folder
+        if folder is None:
+            folder = getattr(self.hparams, "model_folder", None)
+        if folder is None:
+            raise ValueError("export_model_folder needs a folder: pass one or set model_folder "
+                             "in the recipe")
+        if not if_main_process():
+            return None
+        path = save_model_folder(
+            self.separator, card, folder, overwrite=True,
+            chunk_seconds=float(getattr(self.hparams, "chunk_seconds", DEFAULT_CHUNK_SECONDS)),
+            overlap=float(getattr(self.hparams, "chunk_overlap", DEFAULT_OVERLAP)),
+            order=self.order)
+        logger.info(f"model folder for GASSSeparator.from_hparams(source=...): {path}")
+        return path
 
-    def _write_report(self, test_loss: float) -> None:
-        """Writes ``per_mixture.csv``, ``summary.md`` and ``headline.json`` (updates, parameters
-        and the :meth:`_headline` means) from the main process and logs the summary."""
-        if self.report is None or not self.report.rows:
-            logger.warning("evaluation saw no mixtures: no report written")
-            return
-        summary = self.report.summary_markdown()
-        if if_main_process():
-            self.report.write_csv(self.eval_folder / "per_mixture.csv")
-            model = self.separator
-            size = sum(p.numel() for p in model.parameters()) / 1e6
-            text = (f"Model: {type(model).__name__}, {size:.2f} M parameters, "
-                    f"{model.sample_rate} Hz, {model.num_sources} outputs. "
-                    f"Test loss (PIT log-MSE): {test_loss:.3f} dB\n\n{summary}")
-            (self.eval_folder / "summary.md").write_text(text)
-            headline = {"updates": int(self.optimizer_step), "parameters": int(size * 1e6),
-                        **self._headline(test_loss)}
-            (self.eval_folder / "headline.json").write_text(json.dumps(headline, indent=1))
-            logger.info(f"evaluation report in {self.eval_folder}\n{summary}")
-        train_logger = getattr(self.hparams, "train_logger", None)
-        if train_logger is not None:  # log_stats is main-process-only and syncs ranks
-            train_logger.log_stats(stats_meta={"test": "final"},
-                                   test_stats=self._headline(test_loss))
 
-    def _headline(self, test_loss: float) -> dict:
-        """Test loss and the mean SI-SNRi per number of sources and per pair type."""
-        stats = {"loss": test_loss}
-        for system in self.report.systems:
-            for n in sorted({r["num_sources"] for r in self.report.rows}):
-                if n >= 2:
-                    stats[f"{system}_si_snri_{n}src"] = self.report.means(system, n)["si_snri"]
-            for pair, v in self.report.pair_means(system).items():
-                stats[f"{system}_si_snri_{pair}"] = v["si_snri"]
-        return stats
+def _holds_recordings(batch: PaddedBatch) -> bool:
+    """Whether a test batch holds whole recordings at their own rate (benchmark evaluation
+    items carry ``sample_rate``; mixer items are at the model's rate)."""
+    return hasattr(batch, "sample_rate")
 
 
 __all__ = ["SeparationBrain"]

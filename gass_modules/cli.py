@@ -24,7 +24,8 @@ status is 1 at the end. Status 2: the command line or the model folder is wrong.
 Outputs are written to uniquely named hidden files and renamed when complete, under a lock per
 output name: two runs writing the same names into one folder never mix their files (the second
 one fails for that input). Stems of earlier runs (the files their ``.json`` reports list) are not
-taken as inputs when a directory is searched. SIGTERM, like Ctrl-C, removes the partial files.
+taken as inputs when a directory is searched. SIGTERM, like Ctrl-C, removes the partial files;
+the exit status is then 143 (SIGTERM) or 130 (Ctrl-C), 128 plus the signal's number.
 
 The model folder is loaded safely (no code from ``hyperparams.yaml`` runs, see
 :func:`gass_modules.safe_hparams.load_model_description`); ``--trust-model-code`` loads it with
@@ -49,7 +50,7 @@ import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
-from gass_modules.audio import DEFAULT_THRESHOLD_DB, _make_folder, _OutputLock, write_text_atomic
+from gass_modules.audio import DEFAULT_THRESHOLD_DB, OutputLock, make_folder, write_text_atomic
 from gass_modules.inference import GASSSeparator, Separation
 from gass_modules.pretrained import DEFAULT_MODEL, resolve_model_source
 
@@ -302,7 +303,8 @@ def _summary(path: Path, result: Separation, info: dict, args: argparse.Namespac
         "output_channels": result.channels,
         "chunk_seconds": chunk_seconds,
         "overlap": overlap,
-        "fixed_order": model.fixed_order,  # labelled stems: output k is stem k, no re-alignment
+        "order": model.order,  # fixed: labelled stems, output k is stem k, no re-alignment
+        "fixed_order": model.order == "fixed",  # the same, as reports before 'order' said it
         "threshold_db": args.threshold_db,
         "num_active": result.num_active,
         "sources": sources,
@@ -316,8 +318,8 @@ def _separate_one(model: GASSSeparator, path: Path, out_dir: Path,
     each file through a temporary file and a rename; ``inputs`` are never written over)."""
     report = out_dir / f"{path.stem}.json"
     image = out_dir / f"{path.stem}.png"
-    _make_folder(out_dir)
-    with _OutputLock(out_dir, path.stem):
+    make_folder(out_dir)
+    with OutputLock(out_dir, path.stem):
         if not args.overwrite:
             existing = [str(p) for p in (report, image) if p.exists()]
             if existing:
@@ -325,12 +327,12 @@ def _separate_one(model: GASSSeparator, path: Path, out_dir: Path,
                                       "replace them")
         try:
             info = sf.info(str(path))
-        except Exception:  # separate_file says what is wrong with the file
+        except Exception:  # separate_to_files says what is wrong with the file
             info = None
         spectrogram = None
         if args.plot and info is not None and info.frames > 0:
             spectrogram = _Spectrogram(info.frames, info.samplerate, model.num_sources)
-        result = model.separate_file(
+        result = model.separate_to_files(
             path, out_dir=out_dir, channels=args.channels, keep_silent=args.keep_silent,
             chunk_seconds=args.chunk_seconds, overlap=args.overlap,
             threshold_db=args.threshold_db, overwrite=args.overwrite,
@@ -353,9 +355,18 @@ def _separate_one(model: GASSSeparator, path: Path, out_dir: Path,
     return result
 
 
+class _Terminated(KeyboardInterrupt):
+    """Raised by the SIGTERM handler: unwinds like Ctrl-C (the partial files are removed) and
+    makes ``main`` return ``128 + signum``, the shell's status for a process ended by a signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"terminated by signal {signum}")
+        self.signum = int(signum)
+
+
 def _terminate(signum: int, frame: object) -> None:
     """SIGTERM handler: unwinds like Ctrl-C, so the partial files are removed."""
-    raise KeyboardInterrupt(f"terminated by signal {signum}")
+    raise _Terminated(signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -370,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     -------
     int
         0 when every input was separated, 1 when some failed (reported on stderr), 2 when the
-        model folder cannot be loaded, 130 when interrupted (Ctrl-C or SIGTERM).
+        model folder cannot be loaded, 130 when interrupted by Ctrl-C (SIGINT) and 143 when
+        terminated by SIGTERM (128 + the signal number, as a shell reports it).
 
     Example
     -------
@@ -426,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as err:
         print(f"gass-separate: interrupted ({err or 'Ctrl-C'}); partial files removed, "
               f"{done} file(s) separated", file=sys.stderr)
-        return 130
+        return 128 + int(getattr(err, "signum", signal.SIGINT))
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -1,16 +1,18 @@
-"""Fine-tuning GASS models on benchmarks: the Brain and the recipe driver the four recipes share.
+"""Fine-tuning GASS models on benchmarks: the recipe driver the four benchmark recipes share.
 
 GASS (Pons et al., ICASSP 2024) evaluates its pre-trained separators out of distribution ("no
 tuning") and fine-tunes them on FUSS, Libri2Mix, Divide and Remaster (DnR) and MUSDB18. The four
-recipes under ``recipes/`` share what is here:
+recipes under ``recipes/`` train and evaluate with ``gass_modules.brain.SeparationBrain`` and the
+benchmark's scorer (``scorer: !name:gass_modules.evaluation.benchmarks.BenchmarkScorer`` in their
+yaml: each community's metrics); at TEST the brain separates whole recordings chunk by chunk at
+their own rate (``gass_modules.chunking``). What is here:
 
-* :class:`BenchmarkBrain`: ``SeparationBrain`` whose TEST stage separates whole recordings chunk
-  by chunk with ``gass_modules.inference.GASSSeparator`` (overlap-add, bounded memory, resampling
-  when the model runs at another rate) and scores them with a
-  ``gass_modules.evaluation.benchmarks.BenchmarkScorer`` (each community's metrics);
 * :func:`run_benchmark`: what a recipe's ``train.py`` does after data preparation: train from
   scratch, fine-tune from ``pretrained_path`` (``gass_modules.transfer.transfer_from_checkpoint``),
-  or evaluate a GASS model folder as is (``no_tuning``).
+  or evaluate a GASS model folder as is (``no_tuning``);
+* :func:`benchmark_scorer`: the recipe's scorer factory (also for recipes written before
+  ``scorer:``, with their ``benchmark`` and ``stems`` keys);
+* :class:`BenchmarkBrain`: deprecated, ``SeparationBrain`` with the benchmark's scorer.
 
 The loss of labelled-stem benchmarks is ``gass_modules.losses.fixed_order_log_mse``; estimates
 meet references through ``gass_modules.metrics.align_to_references``.
@@ -21,40 +23,81 @@ Authors
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import soundfile as sf
-import speechbrain as sb
 import torch
 from speechbrain.utils.distributed import if_main_process
 
 from gass_modules.brain import SeparationBrain
+from gass_modules.chunking import resolve_order
 from gass_modules.dataio.benchmarks import load_benchmark_set
-from gass_modules.evaluation.benchmarks import BENCHMARK_METRICS, BenchmarkScorer
+from gass_modules.evaluation.benchmarks import BenchmarkScorer
 from gass_modules.inference import GASSSeparator
-from gass_modules.model_folder import CHECKPOINT_FILE, HPARAMS_FILE, save_model_folder
+from gass_modules.model_folder import CHECKPOINT_FILE, HPARAMS_FILE
 from gass_modules.transfer import transfer_from_checkpoint
 
 logger = logging.getLogger(__name__)
 
 
+def benchmark_scorer(hparams: Mapping, order: str | None = None
+                     ) -> Callable[[], BenchmarkScorer]:
+    """The recipe's scorer factory, for ``SeparationBrain``'s ``scorer`` hyperparameter.
+
+    ``hparams["scorer"]`` (``!name:gass_modules.evaluation.benchmarks.BenchmarkScorer`` with the
+    benchmark's arguments), with ``order`` replaced when given (``no_tuning`` evaluates a PIT
+    model: ``"aligned"``). A recipe written before ``scorer:`` existed (``benchmark``, ``stems``,
+    ``eval_alignment``, ``csdr_window_seconds`` keys) gets the same scorer, with a
+    ``DeprecationWarning``.
+
+    Arguments
+    ---------
+    hparams : Mapping
+        The loaded recipe.
+    order : str, optional
+        ``"aligned"`` or ``"fixed"``, replacing the recipe's.
+
+    Returns
+    -------
+    callable
+        A new ``BenchmarkScorer`` at every call.
+
+    Example
+    -------
+    >>> factory = benchmark_scorer({"scorer": functools.partial(BenchmarkScorer, "dnr",
+    ...                                                           ["speech"], order="fixed")},
+    ...                            order="aligned")
+    >>> factory().order
+    'aligned'
+    """
+    factory = hparams.get("scorer")
+    if factory is None:
+        if "benchmark" not in hparams or "stems" not in hparams:
+            raise KeyError("the recipe needs `scorer: !name:gass_modules.evaluation.benchmarks."
+                           "BenchmarkScorer` with its benchmark and stems")
+        warnings.warn("benchmark: and stems: without scorer: are deprecated; add `scorer: "
+                      "!name:gass_modules.evaluation.benchmarks.BenchmarkScorer` with benchmark, "
+                      "stems and order to the recipe", DeprecationWarning, stacklevel=2)
+        factory = functools.partial(
+            BenchmarkScorer, hparams["benchmark"], list(hparams["stems"]),
+            order=resolve_order(hparams.get("order"),
+                                eval_alignment=hparams.get("eval_alignment")),
+            csdr_window_seconds=float(hparams.get("csdr_window_seconds", 1.0)))
+    if not callable(factory):
+        raise TypeError(f"scorer must be a factory (`!name:` in the yaml), got "
+                        f"{type(factory).__name__}")
+    return factory if order is None else functools.partial(factory, order=order)
+
+
 class BenchmarkBrain(SeparationBrain):
-    """``SeparationBrain`` that evaluates whole recordings, scored as the benchmark reports them.
+    """Deprecated: a ``SeparationBrain`` whose scorer is the benchmark's.
 
-    Training and validation are ``SeparationBrain``'s (mono crops at the model rate, the recipe's
-    loss). At TEST, each recording (``batch.mix_wav``, at its own rate and channel count) is
-    separated by ``GASSSeparator.separate_file`` in overlapping chunks (``chunk_seconds``,
-    ``chunk_overlap``), resampled to and from the model rate when they differ, stereo separated
-    channel by channel with the sources matched to channel 0's and each chunk's order matched to
-    the previous chunk's (with ``eval_alignment: fixed``, labelled stems, output ``k`` stays stem
-    ``k``: no re-alignment, which could swap stems at chunk boundaries); the result is scored by
-    a :class:`BenchmarkScorer` and written to ``<eval_folder>/results.csv`` and ``summary.md``.
-
-    Hyperparameters read besides ``SeparationBrain``'s: ``benchmark``, ``stems``,
-    ``eval_alignment`` (``oracle`` or ``fixed``), ``chunk_seconds`` (10), ``chunk_overlap``
-    (0.25), ``csdr_window_seconds`` (1.0), ``eval_title``.
+    Use ``SeparationBrain`` with ``scorer: !name:gass_modules.evaluation.benchmarks.
+    BenchmarkScorer`` in the recipe (as the benchmark recipes do); this class only adds that
+    scorer from the recipe's ``benchmark`` and ``stems`` keys (:func:`benchmark_scorer`).
 
     Arguments
     ---------
@@ -63,159 +106,27 @@ class BenchmarkBrain(SeparationBrain):
 
     Example
     -------
-    >>> import soundfile, numpy
-    >>> from speechbrain.dataio.batch import PaddedBatch
+    >>> import warnings
     >>> from gass_modules.inference import ScaledCopies
     >>> from gass_modules.losses import fixed_order_log_mse
-    >>> tmp = getfixture("tmp_path")
-    >>> refs = torch.randn(1, 8000, 2)
-    >>> soundfile.write(tmp / "mix.wav", refs.sum(-1)[0].numpy(), 8000, subtype="FLOAT")
-    >>> item = {"id": "m", "mix": refs.sum(-1), "targets": refs, "num_sources": 2,
-    ...         "categories": ["speech", "music"], "mix_wav": str(tmp / "mix.wav"),
-    ...         "sample_rate": 8000}
-    >>> brain = BenchmarkBrain({"separator": ScaledCopies([0.5, 0.5], 8000)}, None,
-    ...                        {"loss": fixed_order_log_mse, "benchmark": "dnr",
-    ...                         "stems": ["speech", "music"], "output_folder": str(tmp)},
-    ...                        run_opts={"device": "cpu"})
-    >>> _ = brain.evaluate([item], progressbar=False,
-    ...                    test_loader_kwargs={"batch_size": 1, "collate_fn": PaddedBatch})
-    >>> sorted(p.name for p in (tmp / "eval").iterdir())
-    ['results.csv', 'summary.md']
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     brain = BenchmarkBrain({"separator": ScaledCopies([0.5, 0.5], 8000)}, None,
+    ...                            {"loss": fixed_order_log_mse, "benchmark": "dnr",
+    ...                             "stems": ["speech", "music"], "eval_alignment": "fixed"},
+    ...                            run_opts={"device": "cpu"})
+    >>> brain.order, brain.hparams.scorer().benchmark, caught[0].category.__name__
+    ('fixed', 'dnr', 'DeprecationWarning')
     """
 
     def __init__(self, modules=None, opt_class=None, hparams=None, run_opts=None,
                  checkpointer=None) -> None:
+        warnings.warn("BenchmarkBrain is deprecated: use SeparationBrain with `scorer: "
+                      "!name:gass_modules.evaluation.benchmarks.BenchmarkScorer` in the recipe",
+                      DeprecationWarning, stacklevel=2)
+        hparams = {**(hparams or {}), "scorer": benchmark_scorer(hparams or {})}
         super().__init__(modules=modules, opt_class=opt_class, hparams=hparams,
                          run_opts=run_opts, checkpointer=checkpointer)
-        if getattr(self.hparams, "benchmark", None) not in BENCHMARK_METRICS:
-            raise ValueError(f"BenchmarkBrain needs hparams['benchmark'] in "
-                             f"{sorted(BENCHMARK_METRICS)}, got "
-                             f"{getattr(self.hparams, 'benchmark', None)!r}")
-        self.scorer: BenchmarkScorer | None = None
-        self.interface: GASSSeparator | None = None
-
-    @property
-    def fixed_order(self) -> bool:
-        """Labelled stems (``eval_alignment: fixed``, trained with a fixed-order loss): long
-        recordings are stitched in the model's output order, and the model folder says so."""
-        return getattr(self.hparams, "eval_alignment", "oracle") == "fixed"
-
-    def on_stage_start(self, stage, epoch=None) -> None:
-        """At TEST, sets up the scorer and the chunked separator; otherwise as SeparationBrain.
-
-        Arguments
-        ---------
-        stage : speechbrain.Stage
-            The stage starting.
-        epoch : int, optional
-            The epoch.
-        """
-        if stage != sb.Stage.TEST:
-            super().on_stage_start(stage, epoch)
-            return
-        hp = self.hparams
-        self.scorer = BenchmarkScorer(hp.benchmark, list(hp.stems),
-                                      alignment=getattr(hp, "eval_alignment", "oracle"),
-                                      csdr_window_seconds=float(getattr(
-                                          hp, "csdr_window_seconds", 1.0)))
-        separator = self.separator
-        self.interface = GASSSeparator(
-            modules={"separator": separator},
-            hparams={"sample_rate": int(separator.sample_rate),
-                     "num_sources": int(separator.num_sources),
-                     "chunk_seconds": float(getattr(hp, "chunk_seconds", 10.0)),
-                     "chunk_overlap": float(getattr(hp, "chunk_overlap", 0.25)),
-                     "fixed_order": self.fixed_order},
-            run_opts={"device": str(self.device), "precision": self.eval_precision},
-            freeze_params=False)
-
-    def compute_forward(self, batch, stage):
-        """At TEST, separates each recording file chunk by chunk; otherwise as SeparationBrain.
-
-        Arguments
-        ---------
-        batch : speechbrain.dataio.batch.PaddedBatch
-            At TEST with ``mix_wav`` (file paths).
-        stage : speechbrain.Stage
-            The stage.
-
-        Returns
-        -------
-        torch.Tensor or list
-            ``[B, T, S]`` (TRAIN/VALID), or at TEST a list of ``([C, T, S], rate)`` per item.
-        """
-        if stage != sb.Stage.TEST:
-            return super().compute_forward(batch, stage)
-        if not hasattr(batch, "mix_wav"):
-            raise ValueError("BenchmarkBrain evaluates recordings from files: the test set must "
-                             "provide mix_wav (gass_modules.dataio.benchmarks.load_benchmark_set "
-                             "with sample_rate=None)")
-        out = []
-        for path in batch.mix_wav:
-            channels = sf.info(str(path)).channels  # stereo: separate each channel
-            result = self.interface.separate_file(path, channels="each" if channels > 1 else "mix",
-                                                  keep_silent=True)
-            order = torch.as_tensor(result.kept)
-            estimates = torch.empty_like(result.sources)
-            estimates[..., order] = result.sources  # back to model output order: [C, T, S]
-            out.append((estimates, result.sample_rate))
-        return out
-
-    def compute_objectives(self, predictions, batch, stage) -> torch.Tensor:
-        """At TEST, scores each recording and returns the recipe loss on the aligned estimates.
-
-        Arguments
-        ---------
-        predictions : torch.Tensor or list
-            From :meth:`compute_forward`.
-        batch : speechbrain.dataio.batch.PaddedBatch
-            The batch.
-        stage : speechbrain.Stage
-            The stage.
-
-        Returns
-        -------
-        torch.Tensor
-            Scalar loss.
-        """
-        if stage != sb.Stage.TEST:
-            return super().compute_objectives(predictions, batch, stage)
-        losses = []
-        for b, (estimates, rate) in enumerate(predictions):
-            length = estimates.shape[1]
-            mix = batch.mix.data[b, :, :length].cpu()  # [C, T] (crop PaddedBatch's padding)
-            targets = batch.targets.data[b, :, :length].cpu()  # [C, T, S]
-            row = self.scorer.add(str(batch.id[b]), mix, targets, estimates, int(rate))
-            aligned = row["aligned"].float()
-            with torch.autocast(device_type="cpu", enabled=False):
-                losses.append(self.hparams.loss(targets.float(), aligned, mix.float()).mean())
-        return torch.stack(losses).mean()
-
-    def on_stage_end(self, stage, stage_loss, epoch=None) -> None:
-        """At TEST, writes ``results.csv`` and ``summary.md``; otherwise as SeparationBrain.
-
-        Arguments
-        ---------
-        stage : speechbrain.Stage
-            The stage ending.
-        stage_loss : float
-            Its average loss.
-        epoch : int, optional
-            The epoch.
-        """
-        if stage != sb.Stage.TEST:
-            super().on_stage_end(stage, stage_loss, epoch)
-            return
-        title = str(getattr(self.hparams, "eval_title", "") or self.hparams.benchmark)
-        summary = self.scorer.summary()
-        if if_main_process():
-            csv_path, md_path = self.scorer.write(self.eval_folder, title)
-            logger.info(f"benchmark results in {csv_path}\n{md_path.read_text()}")
-            train_logger = getattr(self.hparams, "train_logger", None)
-            if train_logger is not None:
-                train_logger.log_stats(stats_meta={"test": title},
-                                       test_stats={"loss": stage_loss, **summary})
-
 
 
 # ------------------------------------------------------------------------------ recipe driver
@@ -268,24 +179,27 @@ def build_benchmark_sets(hparams: Mapping) -> dict:
     }
 
 
-def run_benchmark(hparams: dict, run_opts: Mapping, card: str) -> BenchmarkBrain:
+def run_benchmark(hparams: dict, run_opts: Mapping, card: str) -> SeparationBrain:
     """Trains or fine-tunes on the benchmark, evaluates, exports; or evaluates GASS as is.
 
     * ``no_tuning: True``: ``pretrained_path`` must be a model folder (``save_model_folder``),
       loaded safely unless ``trust_model_code: True`` (``--trust_model_code=True``: full
       hyperpyyaml, which runs code from the folder); its model is evaluated as it is (its own
-      rate and number of outputs; recordings are resampled and outputs matched to the
-      references with the oracle alignment) into ``<output_folder>/eval_no_tuning``.
+      rate and number of outputs; recordings are resampled, chunks aligned and outputs matched
+      to the references by the best permutation: ``order: aligned``) into
+      ``<output_folder>/eval_no_tuning``.
     * otherwise: the recipe's separator (its model card with the benchmark's ``num_sources`` and
       ``sample_rate``) starts from ``pretrained_path`` when given
       (:func:`transfer_from_checkpoint`, report in ``<output_folder>/transfer.txt``) or from
-      scratch, is trained with ``BenchmarkBrain.fit``, evaluated with its best checkpoint into
-      ``<output_folder>/eval``, and exported to ``model_folder``.
+      scratch, is trained with ``SeparationBrain.fit``, evaluated with its best checkpoint into
+      ``<output_folder>/eval`` by the recipe's scorer, and exported to ``model_folder``
+      (``SeparationBrain.export_model_folder``, as the GASS recipe does).
 
     Arguments
     ---------
     hparams : dict
-        The loaded recipe (keys of :func:`build_benchmark_sets`, ``BenchmarkBrain``'s, and
+        The loaded recipe (keys of :func:`build_benchmark_sets`, ``SeparationBrain``'s with
+        ``scorer`` (:func:`benchmark_scorer`), and
         ``pretrained_path``, ``no_tuning``, ``modules``, ``opt_class``, ``checkpointer``,
         ``epoch_counter``, ``*_dataloader_opts``, ``save_folder``, ``output_folder``,
         ``model_folder``).
@@ -296,7 +210,7 @@ def run_benchmark(hparams: dict, run_opts: Mapping, card: str) -> BenchmarkBrain
 
     Returns
     -------
-    BenchmarkBrain
+    SeparationBrain
         The brain (its ``scorer`` holds the test results).
 
     Example
@@ -318,10 +232,12 @@ def run_benchmark(hparams: dict, run_opts: Mapping, card: str) -> BenchmarkBrain
         gass = GASSSeparator.from_hparams(source=source,
                                           run_opts={"device": run_opts.get("device") or "cpu"},
                                           trust_code=bool(hparams.get("trust_model_code")))
-        settings = {**hparams, "eval_folder": output / "eval_no_tuning", "eval_alignment": "oracle",
-                    "eval_title": f"{hparams['benchmark']}: GASS model {source}, no tuning"}
-        brain = BenchmarkBrain(modules={"separator": gass.mods.separator}, hparams=settings,
-                               run_opts=run_opts)
+        settings = {**hparams, "eval_folder": output / "eval_no_tuning", "order": "aligned",
+                    "eval_alignment": None, "scorer": benchmark_scorer(hparams, "aligned"),
+                    "eval_title": f"{hparams.get('benchmark', 'benchmark')}: GASS model "
+                                  f"{source}, no tuning"}
+        brain = SeparationBrain(modules={"separator": gass.mods.separator}, hparams=settings,
+                                run_opts=run_opts)
         brain.evaluate(datasets["test"], test_loader_kwargs=hparams["test_dataloader_opts"])
         return brain
     datasets = build_benchmark_sets(hparams)
@@ -330,19 +246,16 @@ def run_benchmark(hparams: dict, run_opts: Mapping, card: str) -> BenchmarkBrain
                                           collect_in=Path(hparams["save_folder"]) / "pretrained")
         if if_main_process():
             (output / "transfer.txt").write_text(report.format() + "\n")
-    brain = BenchmarkBrain(modules=hparams["modules"], opt_class=hparams["opt_class"],
-                           hparams=hparams, run_opts=run_opts,
-                           checkpointer=hparams["checkpointer"])
+    brain = SeparationBrain(modules=hparams["modules"], opt_class=hparams["opt_class"],
+                            hparams={**hparams, "scorer": benchmark_scorer(hparams)},
+                            run_opts=run_opts, checkpointer=hparams["checkpointer"])
     brain.fit(hparams["epoch_counter"], datasets["train"], datasets["valid"],
               train_loader_kwargs=hparams["train_dataloader_opts"],
               valid_loader_kwargs=hparams["valid_dataloader_opts"])
     brain.evaluate(datasets["test"], min_key="loss",
                    test_loader_kwargs=hparams["test_dataloader_opts"])
-    if if_main_process():  # the best checkpoint, loaded by evaluate()
-        folder = save_model_folder(brain.separator, card, hparams["model_folder"],
-                                   overwrite=True, fixed_order=brain.fixed_order)
-        logger.info(f"model folder for GASSSeparator.from_hparams(source=...): {folder}")
+    brain.export_model_folder(card)  # the best checkpoint, loaded by evaluate()
     return brain
 
 
-__all__ = ["BenchmarkBrain", "build_benchmark_sets", "run_benchmark"]
+__all__ = ["BenchmarkBrain", "benchmark_scorer", "build_benchmark_sets", "run_benchmark"]

@@ -3,10 +3,22 @@
 ``GASSSeparator.from_hparams(source=folder)`` loads a model folder
 (:mod:`gass_modules.model_folder`) from the local disk, never from the network, and without
 running code from it (:mod:`gass_modules.safe_hparams`; ``trust_code=True`` opts into full
-hyperpyyaml). Files of any length, rate and channel count are separated chunk by chunk
-(:mod:`gass_modules.chunking`: geometry, resampling margins and source matching) with bounded
-memory; files are read and stems written by :mod:`gass_modules.audio`, which also defines
-source activity.
+hyperpyyaml). Tensors and files of any length, rate and channel count are separated chunk by
+chunk with bounded memory (:func:`gass_modules.chunking.stream_separation`: geometry, resampling
+margins and source order); files are read and stems written by :mod:`gass_modules.audio`, which
+also defines source activity.
+
+Two ways to separate a file:
+
+* ``separate_file(path)`` as SpeechBrain's ``SepformerSeparation.separate_file``: ``[1, T, S]``
+  at the model's rate, every output in model order (the file is downmixed and resampled);
+* ``separate_to_files(path, out_dir)``: stems at the file's rate and channel count, streamed to
+  disk, silent ones dropped and the others sorted loudest first, with an activity report
+  (:class:`Separation`), as ``gass-separate`` writes them.
+
+Besides gass separators (``modules={"separator": ...}``), ``GASSSeparator`` runs SpeechBrain's
+encoder / masknet / decoder models (``modules={"encoder": ..., "masknet": ..., "decoder": ...}``,
+e.g. a SepFormer) through :class:`gass_modules.lobes.masking.EncoderMaskerDecoder`.
 
 Authors
  * gass developers 2026
@@ -18,35 +30,32 @@ import contextlib
 import logging
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torchaudio
 from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.fetching import FetchConfig
 from torch import nn
-from tqdm.auto import tqdm
 
 from gass_modules.audio import (
-    _MAX_RATE_PRODUCT,
     DEFAULT_THRESHOLD_DB,
+    OutputLock,
     _ActivityMeter,
-    _ArrayReader,
     _cached_resampler,
     _FileReader,
-    _make_folder,
     _nonfinite_message,
     _open_audio,
-    _OutputLock,
     _scan_finite,
     _StemWriter,
     _truncation_warning,
+    make_folder,
 )
-from gass_modules.chunking import _ChunkPlan, match_channels, match_chunk
+from gass_modules.chunking import Reader, check_rate, resolve_order, stream_separation
 from gass_modules.lobes.base import Separator, check_mixture
-from gass_modules.losses import permute
+from gass_modules.lobes.masking import EncoderMaskerDecoder
 from gass_modules.model_folder import (
     CHECKPOINT_FILE,
     DEFAULT_CHUNK_SECONDS,
@@ -61,6 +70,10 @@ from gass_modules.pretrained import BUNDLED_MODELS, resolve_model_source
 from gass_modules.safe_hparams import load_model_description
 
 logger = logging.getLogger(__name__)
+MASKING_MODULES = ("encoder", "masknet", "decoder")  # SpeechBrain's separation layout
+# what separate_file took before it followed SepformerSeparation.separate_file
+_TO_FILES_OPTIONS = ("out_dir", "channels", "keep_silent", "threshold_db", "overwrite",
+                     "on_block", "align", "protected")
 
 
 class ScaledCopies(Separator):
@@ -108,7 +121,7 @@ class ScaledCopies(Separator):
 
 @dataclass
 class Separation:
-    """What ``GASSSeparator.separate_file`` returns: the kept stems and the activity report.
+    """What ``GASSSeparator.separate_to_files`` returns: the kept stems and the activity report.
 
     Arguments
     ---------
@@ -173,18 +186,24 @@ class GASSSeparator(Pretrained):
 
     Load a model folder with ``GASSSeparator.from_hparams(source=DIR)`` (written by
     ``gass_modules.model_folder.save_model_folder``; local folders only, no network).
-    ``separate_batch`` separates tensors, ``separate_file`` files (streamed: memory independent of
-    the length). Long inputs are separated in overlapping chunks whose source order is aligned
-    before overlap-add (``gass_modules.chunking``).
+    ``separate_batch`` separates tensors, ``separate_file`` a file as SpeechBrain's
+    ``SepformerSeparation`` does, ``separate_to_files`` a file into stem files (streamed: memory
+    independent of the length). Long inputs are separated in overlapping chunks
+    (``gass_modules.chunking``) whose source order is aligned before overlap-add, unless the
+    model's outputs are labelled stems (``order: fixed``).
 
     Arguments
     ---------
     modules : dict
-        ``{"separator": module}``, a separator of the contract in docs/architecture.md.
+        ``{"separator": module}``, a separator of the contract in docs/architecture.md; or
+        SpeechBrain's ``{"encoder": ..., "masknet": ..., "decoder": ...}`` (e.g. a SepFormer),
+        composed by ``gass_modules.lobes.masking.EncoderMaskerDecoder`` into ``separator``.
     hparams : dict
-        At least ``sample_rate`` and ``num_sources`` (matching the separator); optionally
-        ``chunk_seconds`` and ``chunk_overlap`` (defaults for long inputs) and ``fixed_order``
-        (labelled stems: no chunk re-alignment, stems keep their index; default false).
+        ``sample_rate`` and ``num_sources`` (matching the separator; SpeechBrain's ``num_spks``
+        stands for ``num_sources``); optionally ``chunk_seconds`` and ``chunk_overlap`` (defaults
+        for long inputs) and ``order``: ``"aligned"`` (default, PIT-trained outputs: chunks are
+        permuted to match) or ``"fixed"`` (labelled stems: output ``k`` is stem ``k``; the
+        deprecated ``fixed_order: true`` means the same).
     run_opts : dict, optional
         SpeechBrain run options, e.g. ``{"device": "cuda:0", "precision": "bf16"}``.
     freeze_params : bool
@@ -198,8 +217,8 @@ class GASSSeparator(Pretrained):
     ...                     run_opts={"device": "cpu"})
     >>> mix = torch.randn(2, 30000)
     >>> est = sep.separate_batch(mix, chunk_seconds=1.0)  # 4 overlapping chunks
-    >>> est.shape
-    torch.Size([2, 30000, 2])
+    >>> est.shape, sep.order
+    (torch.Size([2, 30000, 2]), 'aligned')
     >>> torch.allclose(est, model(mix), atol=1e-6)
     True
     """
@@ -209,9 +228,20 @@ class GASSSeparator(Pretrained):
 
     def __init__(self, modules: Mapping | None = None, hparams: Mapping | None = None,
                  run_opts: Mapping | None = None, freeze_params: bool = True) -> None:
-        if not modules or "separator" not in modules:
-            raise ValueError(f"GASSSeparator needs modules={{'separator': ...}}, got "
-                             f"{sorted(modules or {})}")
+        modules, hparams = dict(modules or {}), dict(hparams or {})
+        if "num_sources" not in hparams and "num_spks" in hparams:  # SpeechBrain's name
+            hparams["num_sources"] = hparams["num_spks"]
+        if "separator" not in modules and all(k in modules for k in MASKING_MODULES):
+            for name in ("sample_rate", "num_sources"):
+                if name not in hparams:
+                    raise ValueError(f"GASSSeparator with SpeechBrain's encoder/masknet/decoder "
+                                     f"needs hparams['{name}'] (num_spks for num_sources)")
+            modules["separator"] = EncoderMaskerDecoder(
+                *(modules[k] for k in MASKING_MODULES), num_sources=int(hparams["num_sources"]),
+                sample_rate=int(hparams["sample_rate"]))
+        if "separator" not in modules:
+            raise ValueError(f"GASSSeparator needs modules={{'separator': ...}} (or SpeechBrain's "
+                             f"{{'encoder', 'masknet', 'decoder'}}), got {sorted(modules)}")
         super().__init__(modules=modules, hparams=hparams, run_opts=run_opts,
                          freeze_params=freeze_params)
         model = unwrap_module(self.mods.separator)
@@ -221,6 +251,7 @@ class GASSSeparator(Pretrained):
                 raise ValueError(f"hparams {name}={getattr(self.hparams, name)!r} but the "
                                  f"separator has {name}={getattr(model, name)!r}; fix "
                                  f"{HPARAMS_FILE}")
+        self._order = resolve_order(hparams.get("order"), fixed_order=hparams.get("fixed_order"))
 
     @classmethod
     def from_hparams(cls, source: str | os.PathLike, hparams_file: str = HPARAMS_FILE,
@@ -351,10 +382,39 @@ class GASSSeparator(Pretrained):
         """Number of outputs ``S``."""
         return int(self.hparams.num_sources)
 
+
+    @property
+    def order(self) -> str:
+        """``"aligned"`` (outputs permuted to match from chunk to chunk) or ``"fixed"`` (output
+        ``k`` is stem ``k``), the model folder's ``order``.
+
+        Example
+        -------
+        >>> GASSSeparator(modules={"separator": ScaledCopies([1.0], 8000)},
+        ...               hparams={"sample_rate": 8000, "num_sources": 1, "order": "fixed"},
+        ...               run_opts={"device": "cpu"}).order
+        'fixed'
+        """
+        return self._order
+
     @property
     def fixed_order(self) -> bool:
-        """Whether output ``k`` is always stem ``k`` (the model folder's ``fixed_order``)."""
-        return bool(getattr(self.hparams, "fixed_order", False))
+        """Deprecated: ``order == "fixed"``.
+
+        Example
+        -------
+        >>> import warnings
+        >>> sep = GASSSeparator(modules={"separator": ScaledCopies([1.0], 8000)},
+        ...                     hparams={"sample_rate": 8000, "num_sources": 1},
+        ...                     run_opts={"device": "cpu"})
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     sep.fixed_order, caught[0].category.__name__
+        (False, 'DeprecationWarning')
+        """
+        warnings.warn("GASSSeparator.fixed_order is deprecated: use GASSSeparator.order "
+                      "('aligned' or 'fixed')", DeprecationWarning, stacklevel=2)
+        return self._order == "fixed"
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """Same as :meth:`separate_batch` at the model's rate.
@@ -373,11 +433,12 @@ class GASSSeparator(Pretrained):
 
     def separate_batch(self, mix: torch.Tensor, sample_rate: int | None = None,
                        chunk_seconds: float | None = None, overlap: float | None = None,
-                       progress: bool = False, align: bool | None = None) -> torch.Tensor:
+                       progress: bool = False, order: str | None = None,
+                       align: bool | None = None) -> torch.Tensor:
         """Separates a batch of mixtures of any length and rate.
 
         Items are independent (each has its own chunk alignment). All ``S`` outputs are returned,
-        in the order of the first chunk (in the model's order without alignment); use
+        in the order of the first chunk (in the model's order with ``order="fixed"``); use
         ``gass_modules.audio.source_activity`` to find the silent ones.
 
         Arguments
@@ -392,10 +453,12 @@ class GASSSeparator(Pretrained):
             Fraction of a chunk shared with the next, in (0, 0.5] (default 0.25).
         progress : bool
             Show a tqdm bar over chunks.
+        order : str, optional
+            ``"aligned"``: permute each chunk's outputs to match the previous chunk's before
+            overlap-add; ``"fixed"``: output ``k`` is stem ``k`` in every chunk (default: the
+            model folder's ``order``).
         align : bool, optional
-            Permute each chunk's outputs to match the previous chunk's before overlap-add
-            (default: true, false for ``fixed_order`` model folders, whose output ``k`` is stem
-            ``k`` in every chunk).
+            Deprecated name of ``order`` (true: ``"aligned"``, false: ``"fixed"``).
 
         Returns
         -------
@@ -407,14 +470,92 @@ class GASSSeparator(Pretrained):
             b, t = (~torch.isfinite(mix)).nonzero()[0].tolist()
             raise ValueError(_nonfinite_message(f"mix[{b}]", t, 0, sample_rate or
                                                 self.sample_rate).replace(", channel 0", ""))
-        rate = self._check_rate(sample_rate)
-        reader = _ArrayReader(mix.detach().float().to(self.device))  # no round trip via CPU
-        blocks = [est for _, est in self._stream(reader, mix.shape[-1], rate, False, False,
-                                                 chunk_seconds, overlap, progress, "batch",
-                                                 align, keep_device=True)]
+        rate = check_rate(self.sample_rate if sample_rate is None else sample_rate,
+                          self.sample_rate)
+        signal = mix.detach().float().to(self.device)  # chunks stay on the model's device
+        blocks = [est for _, est in self._stream(
+            signal, sample_rate=rate, chunk_seconds=chunk_seconds, overlap=overlap,
+            order=resolve_order(order, default=self.order, align=align), progress=progress,
+            name="batch")]
         return torch.cat(blocks, dim=1).to(mix.device)  # [B, T, S]
 
-    def separate_file(
+    def separate_file(self, path: str | os.PathLike, savedir: str | os.PathLike | None = None,
+                      *, chunk_seconds: float | None = None, overlap: float | None = None,
+                      order: str | None = None, progress: bool = False,
+                      **removed: object) -> torch.Tensor:
+        """Separates an audio file as SpeechBrain's ``SepformerSeparation.separate_file`` does.
+
+        The file (wav, flac, ogg, ...; local, never downloaded) is read, its channels averaged,
+        resampled to the model's rate (torchaudio, as SpeechBrain) and separated chunk by chunk
+        (:meth:`separate_batch`: the model never sees more than one chunk, where SpeechBrain runs
+        the whole file at once). Like SpeechBrain it returns every output in model order; unlike
+        it the sources keep their level (SpeechBrain divides each by its peak:
+        ``est / est.abs().amax(1, keepdim=True)`` gives its result). The whole file is held in
+        memory; :meth:`separate_to_files` streams it instead and writes stems at the file's own
+        rate and channel count.
+
+        Arguments
+        ---------
+        path : str or os.PathLike
+            The input file.
+        savedir : str or os.PathLike, optional
+            SpeechBrain's folder for downloaded inputs; gass reads local files only, so it is
+            accepted for compatibility and not used.
+        chunk_seconds : float, optional
+            Chunk length (default: the model folder's, else 10 s).
+        overlap : float, optional
+            Fraction of a chunk shared with the next, in (0, 0.5].
+        order : str, optional
+            ``"aligned"`` or ``"fixed"`` (default: the model folder's ``order``).
+        progress : bool
+            Show a tqdm bar over chunks.
+        **removed
+            The options ``separate_file`` took before it followed SpeechBrain (``out_dir``,
+            ``channels``, ``keep_silent``, ...): a ``TypeError`` pointing to
+            :meth:`separate_to_files`.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[1, T', S]`` sources at the model's rate (``T'`` the resampled length), on the
+            model's device.
+
+        Example
+        -------
+        >>> import soundfile
+        >>> tmp = getfixture("tmp_path")
+        >>> soundfile.write(tmp / "mix.wav", 0.5 * torch.randn(16000, 2).numpy(), 16000)
+        >>> sep = GASSSeparator(modules={"separator": ScaledCopies([1.0, 0.0], 8000)},
+        ...                     hparams={"sample_rate": 8000, "num_sources": 2},
+        ...                     run_opts={"device": "cpu"})
+        >>> sep.separate_file(tmp / "mix.wav").shape  # 2 s at the model's 8 kHz, 2 outputs
+        torch.Size([1, 8000, 2])
+        """
+        if removed:
+            options = sorted(removed)
+            if set(options) <= set(_TO_FILES_OPTIONS):
+                raise TypeError(f"separate_file(path, savedir) returns the sources [1, T, S] at "
+                                f"the model's rate, like SpeechBrain's SepformerSeparation; the "
+                                f"options {options} (stem files, activity, loudness order) "
+                                "belong to separate_to_files(path, out_dir=..., ...)")
+            raise TypeError(f"separate_file got unexpected keyword arguments {options}")
+        path = Path(path)
+        with _open_audio(path) as handle:
+            length, rate = handle.frames, handle.samplerate
+            if length <= 0:
+                raise ValueError(f"expected audio, got 0 samples in {path}")
+            check_rate(rate, self.sample_rate)
+            note = _truncation_warning(handle, str(path))
+            if note:
+                logger.warning(note)
+            audio = _FileReader(handle, str(path)).read(0, length)  # [C, N], finite
+        mono = audio.mean(0, keepdim=True).to(self.device)  # [1, N]
+        if rate != self.sample_rate:
+            mono = _cached_resampler(rate, self.sample_rate, str(mono.device))(mono)  # [1, N']
+        return self.separate_batch(mono, chunk_seconds=chunk_seconds, overlap=overlap,
+                                   order=order, progress=progress)
+
+    def separate_to_files(
         self,
         path: str | os.PathLike,
         out_dir: str | os.PathLike | None = None,
@@ -426,16 +567,18 @@ class GASSSeparator(Pretrained):
         overwrite: bool = False,
         on_block: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
         progress: bool = False,
-        align: bool | None = None,
+        order: str | None = None,
         protected: Iterable[str | os.PathLike] = (),
+        align: bool | None = None,
     ) -> Separation:
-        """Separates an audio file (wav, flac, ogg, ...) of any length, rate and channel count.
+        """Separates an audio file (wav, flac, ogg, ...) of any length, rate and channel count
+        into stems at the file's rate, with an activity report.
 
         The file is streamed through soundfile in chunks; with ``out_dir`` the stems are written
         as they are computed (``<name>_s1.wav``, ... at the file's rate, in its sample format
         when WAV has it, FLOAT for lossy codecs), so memory does not grow with the length.
         Silent outputs (``energy_db < threshold_db``) are dropped unless ``keep_silent``; stems
-        are ordered loudest first, except for ``fixed_order`` model folders, where output ``k``
+        are ordered loudest first, except for ``order: fixed`` model folders, where output ``k``
         is always written as ``<name>_s{k+1}.wav`` (labelled stems keep their index).
 
         Arguments
@@ -459,15 +602,18 @@ class GASSSeparator(Pretrained):
             Replace existing ``<name>_s*.wav`` in ``out_dir``; otherwise ``FileExistsError``.
         on_block : callable, optional
             Called with every finished block ``(mix [C, n], sources [C, n, S])`` in model
-            output order (e.g. to draw spectrograms without keeping the audio).
+            output order, on the CPU (e.g. to draw spectrograms without keeping the audio).
         progress : bool
             Show a tqdm bar over chunks.
-        align : bool, optional
-            Permute each chunk's outputs (and each channel's, with ``channels="each"``) to match
-            before overlap-add (default: true, false for ``fixed_order`` model folders).
+        order : str, optional
+            ``"aligned"``: permute each chunk's outputs (and each channel's, with
+            ``channels="each"``) to match before overlap-add; ``"fixed"``: no permutation
+            (default: the model folder's ``order``).
         protected : iterable of paths
             Files never written over, e.g. the other inputs of a batch (``gass-separate`` passes
             all its inputs); a stem named like one is an error. ``path`` itself always is.
+        align : bool, optional
+            Deprecated name of ``order`` (true: ``"aligned"``, false: ``"fixed"``).
 
         Returns
         -------
@@ -477,8 +623,9 @@ class GASSSeparator(Pretrained):
         Notes
         -----
         Stems are written to uniquely named hidden files and renamed when complete, under a
-        lock on ``<out_dir>/<name>*`` (a second process writing the same names fails with a
-        ``FileExistsError`` instead of mixing its stems with these).
+        lock on ``<out_dir>/<name>*`` (``gass_modules.audio.OutputLock``: a second process
+        writing the same names fails with a ``FileExistsError`` instead of mixing its stems with
+        these).
 
         Example
         -------
@@ -488,7 +635,7 @@ class GASSSeparator(Pretrained):
         >>> sep = GASSSeparator(modules={"separator": ScaledCopies([1.0, 0.0], 8000)},
         ...                     hparams={"sample_rate": 8000, "num_sources": 2},
         ...                     run_opts={"device": "cpu"})
-        >>> result = sep.separate_file(tmp / "mix.wav", out_dir=tmp / "out", channels="each")
+        >>> result = sep.separate_to_files(tmp / "mix.wav", out_dir=tmp / "out", channels="each")
         >>> result.num_active, [p.name for p in result.files]
         (1, ['mix_s1.wav'])
         >>> soundfile.info(result.files[0]).samplerate, soundfile.info(result.files[0]).channels
@@ -499,13 +646,15 @@ class GASSSeparator(Pretrained):
                              f"{channels!r}")
         if not isinstance(threshold_db, (int, float)) or math.isnan(threshold_db):
             raise ValueError(f"threshold_db must be a number of dB, got {threshold_db!r}")
+        order = resolve_order(order, default=self.order, align=align)
         path = Path(path)
         protected = frozenset(Path(p).resolve() for p in (path, *protected))
+        fixed = self.order == "fixed"  # labelled stems keep their index
         with _open_audio(path) as handle, contextlib.ExitStack() as stack:
             length, rate, subtype = handle.frames, handle.samplerate, handle.subtype
             if length <= 0:
                 raise ValueError(f"expected audio, got 0 samples in {path}")
-            rate = self._check_rate(rate)
+            rate = check_rate(rate, self.sample_rate)
             notes = [w for w in [_truncation_warning(handle, str(path))] if w]
             for note in notes:
                 logger.warning(note)
@@ -514,17 +663,19 @@ class GASSSeparator(Pretrained):
             out_channels = 1 if channels == "mix" else handle.channels
             writer = None
             if out_dir is not None:
-                _make_folder(Path(out_dir))
-                stack.enter_context(_OutputLock(Path(out_dir), path.stem))
+                make_folder(out_dir)
+                stack.enter_context(OutputLock(out_dir, path.stem))
                 writer = _StemWriter(Path(out_dir), path.stem, self.num_sources, rate,
                                      out_channels, subtype, length, overwrite, protected)
             meter = _ActivityMeter(self.num_sources, rate)
             blocks = []
             try:
-                stream = self._stream(_FileReader(handle, str(path)), length, rate,
-                                      channels == "mix", True, chunk_seconds, overlap, progress,
-                                      path.name, align)
+                stream = self._stream(_FileReader(handle, str(path)), sample_rate=rate,
+                                      chunk_seconds=chunk_seconds, overlap=overlap, order=order,
+                                      rows="channels", downmix=channels == "mix",
+                                      progress=progress, name=path.name)
                 for mix_block, est in stream:
+                    mix_block, est = mix_block.cpu(), est.cpu()
                     meter.update(mix_block, est)
                     if on_block is not None:
                         on_block(mix_block, est)
@@ -533,22 +684,21 @@ class GASSSeparator(Pretrained):
                     else:
                         blocks.append(est)
                 energy_db, active, seconds = meter.result(threshold_db)
-                if self.fixed_order:  # labelled stems keep their index
-                    order = list(range(self.num_sources))
+                if fixed:
+                    kept = list(range(self.num_sources))
                 else:
-                    order = sorted(range(self.num_sources), key=lambda s: (not active[s],
-                                                                           -energy_db[s]))
+                    kept = sorted(range(self.num_sources), key=lambda s: (not active[s],
+                                                                          -energy_db[s]))
                 if not keep_silent:
-                    order = [s for s in order if active[s]]
-                files = (writer.finish(order, by_index=self.fixed_order) if writer is not None
-                         else [])
+                    kept = [s for s in kept if active[s]]
+                files = writer.finish(kept, by_index=fixed) if writer is not None else []
             except BaseException:
                 if writer is not None:
                     writer.abort()
                 raise
-        sources = None if writer is not None else torch.cat(blocks, dim=1)[..., order]
+        sources = None if writer is not None else torch.cat(blocks, dim=1)[..., kept]
         return Separation(sample_rate=rate, num_frames=length, channels=out_channels,
-                          energy_db=energy_db, active=active, active_seconds=seconds, kept=order,
+                          energy_db=energy_db, active=active, active_seconds=seconds, kept=kept,
                           sources=sources, files=files,
                           clipped=writer.clipped if writer else [0] * self.num_sources,
                           warnings=notes)
@@ -588,103 +738,21 @@ class GASSSeparator(Pretrained):
         _check_chunking(chunk_seconds, overlap)
         return float(chunk_seconds), float(overlap)
 
-    def _check_rate(self, sample_rate: int | None) -> int:
-        """Validates an input rate; rates whose resampling kernel would be huge are refused."""
-        rate = self.sample_rate if sample_rate is None else sample_rate
-        if not isinstance(rate, int) or isinstance(rate, bool) or rate < 1:
-            raise ValueError(f"sample_rate must be a positive int (Hz), got {rate!r}")
-        g = math.gcd(rate, self.sample_rate)
-        if (rate // g) * (self.sample_rate // g) > _MAX_RATE_PRODUCT:
-            raise ValueError(f"cannot resample {rate} Hz to the model's {self.sample_rate} Hz "
-                             f"exactly (gcd {g} Hz: the sinc kernel would have billions of taps); "
-                             "convert the file to a standard rate (e.g. 44100 or 48000 Hz) first")
-        return rate
 
-    def _resampler(self, orig: int, new: int) -> torchaudio.transforms.Resample:
-        """A torchaudio resampler on the interface's device (kernels cached per process)."""
-        return _cached_resampler(orig, new, str(self.device))
+    def _model(self, x: torch.Tensor) -> torch.Tensor:
+        """The separator under the interface's precision, without gradients (inference):
+        ``[B, T] -> [B, T, S]``."""
+        with torch.no_grad(), self.inference_ctx:
+            return self.mods.separator(x)
 
-    def _plan(self, length: int, rate: int, chunk_seconds: float | None,
-              overlap: float | None) -> _ChunkPlan:
-        """Chunk geometry for ``length`` samples at ``rate`` (``gass_modules.chunking``)."""
+    def _stream(self, signal: torch.Tensor | Reader, *, sample_rate: int,
+                chunk_seconds: float | None, overlap: float | None, order: str,
+                rows: str = "items", downmix: bool = False, progress: bool = False,
+                name: str = "signal") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """:func:`gass_modules.chunking.stream_separation` with this model, on its device, with
+        the folder's chunking defaults."""
         chunk_seconds, overlap = self.chunking(chunk_seconds, overlap)
-        g = math.gcd(rate, self.sample_rate)
-        unit, unit_model = rate // g, self.sample_rate // g  # one "common" tick, both rates
-
-        def up(n: float) -> int:
-            return max(unit, math.ceil(n / unit) * unit)
-
-        chunk = up(min(chunk_seconds * rate, length))  # never longer than the input
-        chunk = max(chunk, 2 * unit)
-        ov = min(up(overlap * chunk), (chunk // 2) // unit * unit)
-        margin = 0
-        if rate != self.sample_rate:
-            forward = self._resampler(rate, self.sample_rate)
-            back = self._resampler(self.sample_rate, rate)
-            # output at p depends on input within width + unit of p, in the kernel's own rate
-            need = forward.width + unit + math.ceil((back.width + unit_model) * unit / unit_model)
-            margin = up(need + 1)
-        if length <= chunk:
-            return _ChunkPlan(chunk, ov, margin, 1, up(length))
-        hop = chunk - ov
-        count = math.ceil((length - ov) / hop)
-        return _ChunkPlan(chunk, ov, margin, count, up(length - (count - 1) * hop))
-
-    def _separate_chunk(self, x: torch.Tensor, rate: int, keep_device: bool = False
-                        ) -> torch.Tensor:
-        """Resample ``[C, n]`` in, separate, resample out: ``[C, n, S]`` on the CPU (on the
-        model's device with ``keep_device``)."""
-        x = x.to(self.device)
-        with torch.no_grad():
-            if rate != self.sample_rate:
-                x = self._resampler(rate, self.sample_rate)(x)  # [C, n_m]
-            with self.inference_ctx:
-                est = self.mods.separator(x)  # [C, n_m, S]
-            est = est.float()
-            if not torch.isfinite(est).all():
-                raise RuntimeError("the separator returned NaN or Inf (input was finite); try "
-                                   "precision fp32 or check the checkpoint")
-            if rate != self.sample_rate:
-                est = self._resampler(self.sample_rate, rate)(est.transpose(1, 2).contiguous())
-                est = est.transpose(1, 2)  # [C, n, S]
-        return est if keep_device else est.cpu()
-
-    def _stream(self, reader: _ArrayReader | _FileReader, length: int, rate: int,
-                downmix: bool, joint: bool, chunk_seconds: float | None, overlap: float | None,
-                progress: bool, name: str, align: bool | None = None,
-                keep_device: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yields finished ``(mix [C, n], sources [C, n, S])`` blocks in time order (chunks and
-        channels permuted to match unless ``align`` is false; None: unless ``fixed_order``);
-        sources on the CPU, or on the model's device with ``keep_device``."""
-        align = not self.fixed_order if align is None else bool(align)
-        plan = self._plan(length, rate, chunk_seconds, overlap)
-        ov, margin = plan.overlap, plan.margin
-        ramp = torch.hann_window(2 * ov, periodic=True, dtype=torch.float64).float()
-        w_up, w_down = ramp[:ov, None], ramp[ov:, None]  # [O, 1]: w_up + w_down = 1
-        tail = reference = None
-        for k in tqdm(range(plan.count), desc=name, unit="chunk", leave=False,
-                      disable=not progress or plan.count == 1):
-            start = k * plan.hop
-            core = plan.chunk if k < plan.count - 1 else plan.last
-            seg = reader.read(start - margin, start + core + margin)  # [C, n]
-            x = seg.mean(0, keepdim=True) if downmix else seg  # [C', n]
-            mix = x[:, margin: margin + core]  # [C', core]
-            try:
-                est = self._separate_chunk(x, rate, keep_device)[:, margin: margin + core]
-                w_up, w_down = w_up.to(est.device), w_down.to(est.device)  # [C', core, S]
-            except RuntimeError as err:
-                raise RuntimeError(f"{name}, chunk {k + 1}/{plan.count} at "
-                                   f"{start / rate:.2f} s: {err}") from err
-            if align and joint and est.shape[0] > 1:  # channels of one recording: match ch. 0
-                est = permute(est, match_channels(est))
-            if k > 0:  # keep each source on its output: match the previous chunk's tail
-                if align:
-                    est = permute(est, match_chunk(reference, est[:, :ov], mix[:, :ov], joint))
-                est[:, :ov] = est[:, :ov] * w_up + tail
-            if k < plan.count - 1:
-                reference = est[:, core - ov:].clone()
-                tail = reference * w_down
-                emit = core - ov
-            else:
-                emit = length - start
-            yield mix[:, :emit], est[:, :emit]
+        return stream_separation(self._model, signal, sample_rate=sample_rate,
+                                 model_rate=self.sample_rate, chunk_seconds=chunk_seconds,
+                                 overlap=overlap, order=order, rows=rows, downmix=downmix,
+                                 device=self.device, progress=progress, name=name)

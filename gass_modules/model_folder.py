@@ -27,13 +27,14 @@ HPARAMS_FILE = "hyperparams.yaml"
 CHECKPOINT_FILE = "separator.ckpt"
 DEFAULT_CHUNK_SECONDS = 10.0
 DEFAULT_OVERLAP = 0.25
-_RESERVED_KEYS = ("modules", "pretrainer", "chunk_seconds", "chunk_overlap", "fixed_order")
+_RESERVED_KEYS = ("modules", "pretrainer", "chunk_seconds", "chunk_overlap", "order",
+                  "fixed_order")
 _TOP_KEY = re.compile(r"^([A-Za-z_]\w*)\s*:", re.MULTILINE)
 _INFERENCE_YAML = """
 # ---- model folder keys, written by gass_modules.model_folder.save_model_folder ----
 chunk_seconds: {chunk_seconds}
 chunk_overlap: {overlap}
-fixed_order: {fixed_order}
+order: {order}
 modules:
     separator: !ref <separator>
 pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
@@ -177,7 +178,8 @@ def save_model_folder(
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
     overlap: float = DEFAULT_OVERLAP,
     overwrite: bool = False,
-    fixed_order: bool = False,
+    order: str | None = None,
+    fixed_order: bool | None = None,
 ) -> Path:
     """Writes a model folder that ``GASSSeparator.from_hparams`` loads.
 
@@ -187,7 +189,7 @@ def save_model_folder(
 
     - ``hyperparams.yaml``: the card with the overrides and references resolved
       (``hyperpyyaml.resolve_references``), plus ``chunk_seconds``, ``chunk_overlap``,
-      ``fixed_order``, ``modules`` and ``pretrainer`` (whose load hook is
+      ``order``, ``modules`` and ``pretrainer`` (whose load hook is
       :func:`load_separator_checkpoint`);
     - ``separator.ckpt``: ``separator.state_dict()`` on the CPU, loadable with
       ``torch.load(weights_only=True)``.
@@ -212,10 +214,13 @@ def save_model_folder(
         Default fraction of a chunk shared with the next one, in (0, 0.5] (``chunk_overlap``).
     overwrite : bool
         Replace an existing model folder's files; otherwise a ``FileExistsError`` is raised.
-    fixed_order : bool
-        The outputs are labelled stems (output ``k`` is always stem ``k``, e.g. DnR or MUSDB18
-        trained without permutation): long inputs are then stitched without re-aligning the
-        chunks' source order and stems keep their index (``fixed_order``).
+    order : str, optional
+        ``"aligned"`` (the default; outputs of a PIT-trained model: long inputs are stitched
+        with the chunks' source order aligned) or ``"fixed"`` (labelled stems, output ``k`` is
+        always stem ``k``, e.g. DnR or MUSDB18 trained without permutation: no re-alignment,
+        stems keep their index); see ``gass_modules.chunking``.
+    fixed_order : bool, optional
+        Deprecated name of ``order`` (true: ``"fixed"``).
 
     Returns
     -------
@@ -241,6 +246,9 @@ def save_model_folder(
     >>> sep.mods.separator.gains.tolist()  # the trained values, not the card's initial ones
     [0.5, 0.5]
     """
+    from gass_modules.chunking import resolve_order  # chunking imports this module
+
+    order = resolve_order(order, fixed_order=fixed_order)
     module = unwrap_module(separator)
     _check_separator(module, "save_model_folder")
     _check_chunking(chunk_seconds, overlap)
@@ -250,8 +258,7 @@ def save_model_folder(
         raise ValueError(f"model card {where} defines {reserved}, which save_model_folder writes "
                          "itself; pass the bare model card (sample_rate, num_sources, separator)")
     full = text.rstrip("\n") + "\n" + _INFERENCE_YAML.format(
-        chunk_seconds=float(chunk_seconds), overlap=float(overlap),
-        fixed_order=str(bool(fixed_order)).lower())
+        chunk_seconds=float(chunk_seconds), overlap=float(overlap), order=order)
     try:
         resolved = resolve_references(full, overrides, overrides_must_match=True).getvalue()
         hparams = load_hyperpyyaml(resolved)

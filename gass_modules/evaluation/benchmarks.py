@@ -3,8 +3,9 @@
 GASS (Pons et al., ICASSP 2024) evaluates on FUSS, Libri2Mix, Divide and Remaster (DnR) and
 MUSDB18. Each benchmark is one :class:`BenchmarkMetrics` entry in a registry: how one recording
 is scored (a row of numbers), how the rows are summarised, and a note on the protocol. Adding a
-benchmark is one :func:`register_benchmark` call; :class:`BenchmarkScorer` (used by
-``gass_modules.finetune.BenchmarkBrain``) looks it up by name.
+benchmark is one :func:`register_benchmark` call; :class:`BenchmarkScorer` (the scorer the
+benchmark recipes give ``SeparationBrain``, :mod:`gass_modules.evaluation.scorer`) looks it up by
+name.
 
 Metrics (all from ``gass_modules.metrics``):
 
@@ -33,12 +34,13 @@ import csv
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from gass_modules import metrics
+from gass_modules.chunking import resolve_order
 
 __all__ = ["BENCHMARK_METRICS", "BenchmarkMetrics", "BenchmarkScorer", "register_benchmark"]
 
@@ -129,13 +131,14 @@ def _finite_median(values: Sequence[float]) -> float:
     return float(statistics.median(vals)) if vals else math.nan
 
 
-@dataclass
 class BenchmarkScorer:
     """Scores separated recordings as the benchmark's community reports them.
 
-    See the module docstring for each benchmark's metrics. ``add`` scores one recording and
-    keeps a row; ``summary`` aggregates; ``write`` saves ``results.csv`` (one row per recording)
-    and ``summary.md``.
+    A scorer of :mod:`gass_modules.evaluation.scorer` (``SeparationBrain`` uses it when a
+    recipe says ``scorer: !name:gass_modules.evaluation.benchmarks.BenchmarkScorer``). See the
+    module docstring for each benchmark's metrics. ``add`` scores one recording and keeps a row;
+    ``summary`` aggregates; ``write`` saves ``results.csv`` (one row per recording) and
+    ``summary.md``.
 
     Arguments
     ---------
@@ -144,41 +147,49 @@ class BenchmarkScorer:
         :func:`register_benchmark`.
     stems : sequence of str
         Reference slot names (``s1, s2``; ``speech, music, sfx``; ...), for column names.
-    alignment : str
-        ``oracle`` (PIT-trained models, no-tuning evaluation) or ``fixed`` (stem-ordered models).
+    order : str
+        The model's output order (``gass_modules.chunking``): ``"aligned"`` (PIT-trained models,
+        no-tuning evaluation: estimates matched to the references by the best permutation,
+        ``metrics.align_to_references(..., "oracle")``) or ``"fixed"`` (stem-ordered models:
+        output ``k`` is reference ``k``).
     csdr_window_seconds : float
         MUSDB cSDR frame length and hop (1 s in SiSEC 2018).
     sdr_filter_length : int
         Libri2Mix SDR distortion-filter taps (512 in BSS Eval).
+    alignment : str, optional
+        Deprecated name of ``order``: ``"oracle"`` (``"aligned"``) or ``"fixed"``.
 
     Example
     -------
     >>> scorer = BenchmarkScorer("librimix", ["s1", "s2"])
     >>> refs = torch.randn(1, 4000, 2)
-    >>> row = scorer.add("m1", refs.sum(-1), refs, refs[..., [1, 0]] + 0.01 * torch.randn(1, 4000,
-    ...                  2), 8000)
-    >>> 35 < scorer.summary()["SI-SNR"] < 45
-    True
+    >>> aligned = scorer.add("m1", refs.sum(-1), refs, refs[..., [1, 0]] + 0.01 * torch.randn(
+    ...                      1, 4000, 2), 8000)
+    >>> 35 < scorer.summary()["SI-SNR"] < 45, scorer.alignment
+    (True, 'oracle')
     """
 
-    benchmark: str
-    stems: Sequence[str]
-    alignment: str = "oracle"
-    csdr_window_seconds: float = 1.0
-    sdr_filter_length: int = 512
-    rows: list[dict] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if self.benchmark not in BENCHMARK_METRICS:
+    def __init__(self, benchmark: str, stems: Sequence[str], order: str | None = None,
+                 csdr_window_seconds: float = 1.0, sdr_filter_length: int = 512, *,
+                 alignment: str | None = None) -> None:
+        if benchmark not in BENCHMARK_METRICS:
             raise ValueError(f"benchmark must be one of {sorted(BENCHMARK_METRICS)} (or one "
-                             f"added with register_benchmark), got {self.benchmark!r}")
-        if self.alignment not in metrics.ALIGNMENTS:
-            raise ValueError(f"alignment must be one of {metrics.ALIGNMENTS}, got "
-                             f"{self.alignment!r}")
-        self.stems = list(self.stems)
+                             f"added with register_benchmark), got {benchmark!r}")
+        self.benchmark = benchmark
+        self.order = resolve_order(order, alignment=alignment)
+        self.stems = list(stems)
         if not self.stems:
             raise ValueError("stems must name at least one reference slot")
+        self.csdr_window_seconds = float(csdr_window_seconds)
+        self.sdr_filter_length = int(sdr_filter_length)
+        self.rows: list[dict] = []
+        self.skipped: list[str] = []
+
+    @property
+    def alignment(self) -> str:
+        """How estimates meet references (``metrics.ALIGNMENTS``): ``"oracle"`` for
+        ``order="aligned"``, ``"fixed"`` for ``order="fixed"``."""
+        return "oracle" if self.order == "aligned" else "fixed"
 
     @property
     def metrics(self) -> BenchmarkMetrics:
@@ -186,8 +197,9 @@ class BenchmarkScorer:
         return BENCHMARK_METRICS[self.benchmark]
 
     def add(self, mix_id: str, mix: torch.Tensor, targets: torch.Tensor, estimates: torch.Tensor,
-            sample_rate: int) -> dict:
-        """Scores one recording and keeps its row.
+            sample_rate: int, *, num_sources: int | None = None,
+            categories: Sequence[str] = ()) -> dict[str, torch.Tensor]:
+        """Scores one recording and keeps its row (the scorer protocol's ``add``).
 
         Arguments
         ---------
@@ -201,12 +213,15 @@ class BenchmarkScorer:
             ``[C, T, S_est]`` estimates in model order.
         sample_rate : int
             Rate of the signals (MUSDB cSDR frames).
+        num_sources, categories
+            Unused (the benchmark's references say it).
 
         Returns
         -------
-        dict
-            The row (also kept in ``rows``); it holds the aligned estimates under ``"aligned"``
-            only transiently (removed from the kept row).
+        dict of str to torch.Tensor
+            ``{"model": aligned}``, the ``[C, T, S_ref]`` estimates matched to the references
+            (float64, CPU); the row of numbers is kept in ``rows`` (a recording without an
+            active reference, which FUSS skips, in ``skipped``).
         """
         if mix.dim() != 2 or targets.dim() != 3 or targets.shape[:2] != mix.shape:
             raise ValueError(f"expected mix [C, T] and targets [C, T, S], got {tuple(mix.shape)} "
@@ -219,10 +234,9 @@ class BenchmarkScorer:
         row = self.metrics.score(self, mix, targets, aligned, sample_rate)
         if row is None:
             self.skipped.append(mix_id)
-            return {"id": mix_id, "aligned": aligned}
-        row = {"id": mix_id, **row}
-        self.rows.append(row)
-        return {**row, "aligned": aligned}
+        else:
+            self.rows.append({"id": mix_id, **row})
+        return {"model": aligned}
 
     def summary(self) -> dict[str, float]:
         """The headline numbers (see the module docstring), NaN where nothing was scored.
@@ -259,8 +273,9 @@ class BenchmarkScorer:
             lines += ["", f"Skipped (all-zero references): {len(self.skipped)}"]
         return "\n".join(lines) + "\n"
 
-    def write(self, folder: str | Path, title: str = "") -> tuple[Path, Path]:
-        """Writes ``results.csv`` and ``summary.md`` into ``folder``.
+    def write(self, folder: str | Path, title: str = "") -> list[Path]:
+        """Writes ``results.csv`` and ``summary.md`` into ``folder`` (the scorer protocol's
+        ``write``).
 
         Arguments
         ---------
@@ -271,7 +286,7 @@ class BenchmarkScorer:
 
         Returns
         -------
-        tuple of pathlib.Path
+        list of pathlib.Path
             The csv and the markdown file.
         """
         folder = Path(folder)
@@ -286,7 +301,7 @@ class BenchmarkScorer:
                                  for k, v in row.items()})
         md_path = folder / "summary.md"
         md_path.write_text(self.summary_markdown(title))
-        return csv_path, md_path
+        return [csv_path, md_path]
 
 
 # ---------------------------------------------------------------------------------- FUSS

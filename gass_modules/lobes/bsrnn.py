@@ -604,6 +604,8 @@ class BandSplit(nn.Module):
         ``N``, the feature size of every band.
     norm : str
         ``"layer"``, ``"rms"`` or ``"band"`` (see above, :data:`BAND_SPLIT_NORMS`).
+    eps : float
+        Added to the variance of ``"band"`` (the other norms use :data:`BAND_NORM_EPS`).
 
     Example
     -------
@@ -616,12 +618,13 @@ class BandSplit(nn.Module):
     """
 
     def __init__(self, bins: Sequence[tuple[int, int]], feature_dim: int,
-                 norm: str = "layer") -> None:
+                 norm: str = "layer", eps: float = BAND_NORM_EPS) -> None:
         super().__init__()
         check_positive_int(feature_dim=feature_dim)
         if norm not in BAND_SPLIT_NORMS:
             raise ValueError(f"norm must be one of {BAND_SPLIT_NORMS}, got {norm!r}")
         self.norm = norm
+        self.eps = eps
         self.groups = BandGroups(bins)
         self.bins = self.groups.bins
         self.num_bins = self.groups.num_bins
@@ -654,7 +657,7 @@ class BandSplit(nn.Module):
             band_parts = self.groups.gather_bins(parts, g).flatten(3)  # [B, T, n_g, 2G]
             if self.norm == "band":  # statistics per item and band, over frames and features
                 var, mean = torch.var_mean(band_parts, dim=(1, 3), keepdim=True, correction=0)
-                band_parts = (band_parts - mean) * torch.rsqrt(var + BAND_NORM_EPS)
+                band_parts = (band_parts - mean) * torch.rsqrt(var + self.eps)
             out = layers(band_parts.flatten(0, 1))  # [B*T, n_g, N]
             features.append(out.unflatten(0, (batch, -1)))  # [B, T, n_g, N]
         return self.groups.bands_in_order(features)  # [B, T, K, N]

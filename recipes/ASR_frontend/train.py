@@ -18,8 +18,9 @@
    * ``irm_pick``: the two IRM streams (speech, interference) ranked by the front end's own
      criterion: the intonation pick on a near-perfect separation;
 
-   and ``SeparateThenTranscribe`` (the separator's ``separate_file`` + the trained ASR wrapped as
-   a SpeechBrain ``EncoderASR``) transcribes the mixture files, every active stream of each;
+   and ``SeparateThenTranscribe`` (the separator's ``separate_to_files`` + the trained ASR
+   wrapped as a SpeechBrain ``EncoderASR``) transcribes the mixture files, every active stream
+   of each;
 5. the WER table (SpeechBrain's ``ErrorRateStats``) is printed and written to ``wer_file``.
 
 Usage::

@@ -76,7 +76,7 @@ def load_recipe_module(folder: str, name: str) -> types.ModuleType:
 
 
 def run_row(row: dict, data: Path, out: Path, *extra: str):
-    """Runs a csv row's recipe in debug mode (its own flags), returns the BenchmarkBrain."""
+    """Runs a csv row's recipe in debug mode (its own flags), returns the SeparationBrain."""
     train = load_recipe_module(FOLDERS[row["Dataset"]], "train")
     argv = [str(ROOT / row["Hparam_file"]), f"--data_folder={data}", f"--output_folder={out}",
             "--device=cpu", *shlex.split(row["test_debug_flags"]), *extra]
@@ -158,8 +158,8 @@ def separate_test_file(model_folder: Path, path: str) -> np.ndarray:
     """``[C, T, S]`` estimates of one test file by a model folder, in model output order."""
     sep = GASSSeparator.from_hparams(source=model_folder, run_opts={"device": "cpu"})
     channels = sf.info(path).channels
-    result = sep.separate_file(path, channels="each" if channels > 1 else "mix",
-                               keep_silent=True)
+    result = sep.separate_to_files(path, channels="each" if channels > 1 else "mix",
+                                   keep_silent=True)
     est = torch.empty_like(result.sources)
     est[..., torch.as_tensor(result.kept)] = result.sources
     return est.double().numpy()
@@ -313,7 +313,7 @@ def test_recipe_debug_run(row, benchmark_data, tmp_path):
     sep = GASSSeparator.from_hparams(source=out / "model", run_opts={"device": "cpu"})
     assert (sep.num_sources, sep.sample_rate) == NATIVE[dataset]
     # labelled stems (DnR, MUSDB18) are stitched in output order, PIT outputs re-aligned
-    assert sep.fixed_order is (dataset in ("DnR", "MUSDB18"))
+    assert (sep.order == "fixed") is (dataset in ("DnR", "MUSDB18"))
     if dataset == "Libri2Mix":  # recompute a result from the exported model, independently
         test = load_benchmark_set(out / "save" / "test.csv", 2,
                                   replacements={"data_root": str(benchmark_data[dataset])})

@@ -101,6 +101,7 @@ def test_cli_separates_good_files_and_reports_bad_ones(tmp_path, model_dir, caps
         report = json.loads((folder / f"{stem}.json").read_text())
         assert report["num_active"] == 2 and report["sample_rate"] == rate
         assert report["fixed_order"] is False  # a PIT model folder: chunks are re-aligned
+        assert report["order"] == "aligned"
         assert [s["output"] for s in report["sources"]] == [1, 2, 3, 4]
         assert [s["file"] for s in report["sources"]] == [f"{stem}_s1.wav", f"{stem}_s2.wav",
                                                           None, None]
@@ -194,12 +195,12 @@ def test_export_matches_eager(tmp_path, model_dir, capsys):
 SLOW_CHILD = """
 import sys, time
 import gass_modules.inference as inference
-original = inference.GASSSeparator._separate_chunk
+original = inference.GASSSeparator._model
 def slow(self, *args):
     time.sleep({delay})
     {action}
     return original(self, *args)
-inference.GASSSeparator._separate_chunk = slow
+inference.GASSSeparator._model = slow
 from gass_modules.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -263,17 +264,19 @@ def test_overwrite_in_the_input_folder_never_destroys_inputs(model_dir, tmp_path
     assert not (folder / "a_s1_s1.wav").exists()
 
 
-def test_sigterm_removes_partial_files(model_dir, tmp_path):
-    """Item 8: SIGTERM mid-file leaves no .partial files (as Ctrl-C), and says so."""
+@pytest.mark.parametrize("signame,status", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_sigterm_removes_partial_files(model_dir, tmp_path, signame, status):
+    """Item 8: SIGTERM mid-file leaves no .partial files (as Ctrl-C), and says so. Issue 16: the
+    exit status is 128 + the signal's number, 143 for SIGTERM (it was 130, Ctrl-C's)."""
     import subprocess
 
     sf.write(tmp_path / "long.wav", tones(16000, 2.0, 1), 16000, subtype="PCM_16")
     out = tmp_path / "out"
     action = ("import os, signal\n    slow.calls = getattr(slow, 'calls', 0) + 1\n"
-              "    if slow.calls == 3: os.kill(os.getpid(), signal.SIGTERM)")
+              f"    if slow.calls == 3: os.kill(os.getpid(), signal.{signame})")
     proc = subprocess.run(child([str(tmp_path / "long.wav"), "--model", str(model_dir), "--out",
                                  str(out), "--chunk-seconds", "0.2"], action=action),
                           capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 130, proc.stderr
+    assert proc.returncode == status, proc.stderr
     assert "interrupted" in proc.stderr and "Traceback" not in proc.stderr
     assert list(out.iterdir()) == []

@@ -130,7 +130,7 @@ def test_readers_end_in_a_clear_error_or_a_correct_result(fuzz_setup):
     for k, path in enumerate(cases):
         with time_limit(CASE_SECONDS, path.name):
             try:
-                result = sep.separate_file(path, out_dir=folder / "out" / str(k),
+                result = sep.separate_to_files(path, out_dir=folder / "out" / str(k),
                                            keep_silent=True)
             except CLEAR_ERRORS as err:
                 message = str(err)

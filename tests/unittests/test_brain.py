@@ -162,7 +162,7 @@ def test_score_flags_nonfinite_estimates_without_nan_in_summary():
     scores = score_separation(refs.sum(-1), refs, ests)
     assert scores["finite"].tolist() == [True, False]
     report = SeparationReport(num_slots=2)
-    report.add("model", ["a", "b"], [2, 2], [["speech", "sfx"]] * 2, scores)
+    report.add_scores("model", ["a", "b"], [2, 2], [["speech", "sfx"]] * 2, scores)
     means = report.means("model", num_sources=2)
     assert means["nonfinite"] == 1 and np.isfinite(means["si_snri"])
     assert means["si_snri"] == pytest.approx(float(scores["si_snri"][0].mean()), abs=1e-4)
@@ -182,7 +182,7 @@ def test_report_means_csv_and_summary_by_sources_and_category(tmp_path):
         "finite": torch.tensor([True, True, True]),
     }
     cats = [["speech", "music"], ["speech", "sfx"], ["music", ""]]
-    report.add("model", ["a", "b", "c"], [2, 2, 1], cats, fake)
+    report.add_scores("model", ["a", "b", "c"], [2, 2, 1], cats, fake)
     two = report.means("model", num_sources=2)
     assert two["si_snri"] == pytest.approx(5.5) and two["si_snr"] == pytest.approx(6.0)
     assert (two["over"], two["under"], two["mixtures"]) == (0, 1, 2)
@@ -217,9 +217,9 @@ def test_report_pair_types_and_percent_of_irm():
     }
     cats = [["speech", "speech", ""], ["speech", "speech", ""], ["sfx", "music_drums", ""],
             ["speech", "speech", "sfx"]]
-    report.add("model", list("abcd"), [2, 2, 2, 3], cats, fake)
+    report.add_scores("model", list("abcd"), [2, 2, 2, 3], cats, fake)
     irm = dict(fake, si_snri=fake["si_snri"] + 10.0)
-    report.add("irm", list("abcd"), [2, 2, 2, 3], cats, irm)
+    report.add_scores("irm", list("abcd"), [2, 2, 2, 3], cats, irm)
     pairs = report.pair_means("model")
     assert pairs == {"music+sfx": {"si_snri": 7.0, "mixtures": 1},
                      "speech+speech": {"si_snri": 0.5, "mixtures": 2}}
@@ -232,7 +232,7 @@ def test_report_rejects_mismatched_rows():
     report = SeparationReport(num_slots=2)
     scores = score_separation(torch.randn(2, 100), torch.randn(2, 100, 2), torch.randn(2, 100, 2))
     with pytest.raises(ValueError, match="expected 3 ids"):
-        report.add("model", ["a", "b", "c"], [2, 2], [["x", "y"]] * 2, scores)
+        report.add_scores("model", ["a", "b", "c"], [2, 2], [["x", "y"]] * 2, scores)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -491,11 +491,135 @@ def test_eval_crops_padding_of_shorter_items(tmp_path):
     items = make_items(3)
     items[1]["mix"], items[1]["targets"] = items[1]["mix"][:300], items[1]["targets"][:300]
     brain.evaluate(loader(items, batch_size=3), progressbar=False)
-    batched = [r for r in brain.report.rows if r["id"] == "mix1"][0]
+    batched = [r for r in brain.scorer.rows if r["id"] == "mix1"][0]
     brain.evaluate(loader(items[1:2], batch_size=1), progressbar=False)
-    alone = brain.report.rows[0]
+    alone = brain.scorer.rows[0]
     assert batched["si_snr"] == pytest.approx(alone["si_snr"], abs=1e-4)
     assert batched["energy_db"] == pytest.approx(alone["energy_db"], abs=1e-4)
+
+
+def recordings(count=2, rate=16000, channels=2, seconds=1.3, seed=0):
+    """Benchmark evaluation items: whole stereo recordings at their own rate (16 kHz, the model
+    runs at 8 kHz), with no file behind them (``mix_wav`` is never read)."""
+    gen = torch.Generator().manual_seed(seed)
+    items = []
+    for i in range(count):
+        refs = torch.randn(channels, int(seconds * rate), 2, generator=gen) * torch.tensor(
+            [0.8, 0.3])
+        items.append({"id": f"rec{i}", "mix": refs.sum(-1), "targets": refs, "num_sources": 2,
+                      "categories": ["speech", "music"], "mix_wav": "/nonexistent.wav",
+                      "sample_rate": rate})
+    return items
+
+
+def test_benchmark_scorer_in_separation_brain_scores_recordings_in_memory(tmp_path):
+    """Issue 16: SeparationBrain with a BenchmarkScorer factory separates the recordings its
+    dataset loaded (chunked, resampled, channels matched; no file is read) and writes what the
+    scorer writes plus headline.json; the rows equal the scorer run on the chunked separation
+    of each recording, and the test loss is the recipe loss on the aligned estimates."""
+    import functools
+    import json
+
+    from gass_modules.chunking import separate_chunked
+    from gass_modules.evaluation.benchmarks import BenchmarkScorer
+    from gass_modules.losses import fixed_order_log_mse
+
+    sep = GainSeparator()
+    factory = functools.partial(BenchmarkScorer, "dnr", ["speech", "music"], order="fixed")
+    brain, _ = make_brain(tmp_path, separator=sep, scorer=factory, order="fixed",
+                          loss=fixed_order_log_mse, chunk_seconds=0.5, chunk_overlap=0.25,
+                          eval_title="dnr: toy")
+    items = recordings()
+    loss = brain.evaluate(loader(items, batch_size=1), progressbar=False)
+    reference = BenchmarkScorer("dnr", ["speech", "music"], order="fixed")
+    losses = []
+    for item in items:
+        est = separate_chunked(sep, item["mix"], sample_rate=16000, chunk_seconds=0.5,
+                               rows="channels", order="fixed").detach()
+        aligned = reference.add(item["id"], item["mix"], item["targets"], est, 16000)["model"]
+        losses.append(fixed_order_log_mse(item["targets"], aligned.float(), item["mix"]).mean())
+    assert [r["id"] for r in brain.scorer.rows] == ["rec0", "rec1"]
+    for got, want in zip(brain.scorer.rows, reference.rows):
+        assert {k: v for k, v in got.items() if k != "id"} == pytest.approx(
+            {k: v for k, v in want.items() if k != "id"}, abs=1e-5)
+    assert loss == pytest.approx(float(torch.stack(losses).mean()), abs=1e-4)
+    folder = tmp_path / "eval"
+    assert sorted(p.name for p in folder.iterdir()) == ["headline.json", "results.csv",
+                                                         "summary.md"]
+    assert (folder / "summary.md").read_text().startswith("### dnr: toy")
+    headline = json.loads((folder / "headline.json").read_text())
+    assert headline["SDR avg"] == pytest.approx(reference.summary()["SDR avg"])
+    assert headline["loss"] == pytest.approx(loss)
+
+
+def test_any_scorer_plugs_in_and_bad_ones_say_what_is_expected(tmp_path):
+    """A scorer is anything with add / summary / write: it gets every item with its mixture,
+    references, estimates (model order) and rate; something else is refused."""
+
+    class Recorder:
+        def __init__(self):
+            self.seen = []
+
+        def add(self, item_id, mix, targets, estimates, sample_rate, *, num_sources=None,
+                categories=()):
+            self.seen.append((item_id, tuple(mix.shape), tuple(estimates.shape), sample_rate,
+                              num_sources, list(categories)))
+            return {"model": estimates}
+
+        def summary(self):
+            return {"items": float(len(self.seen))}
+
+        def write(self, folder, title=""):
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            (Path(folder) / "seen.txt").write_text(title)
+            return [Path(folder) / "seen.txt"]
+
+    brain, _ = make_brain(tmp_path, scorer=Recorder)
+    brain.evaluate(loader(make_items(3), batch_size=2), progressbar=False)
+    assert brain.scorer.seen == [(f"mix{i}", (1, 800), (1, 800, 2), 8000, 2,
+                                  ["speech", "music"]) for i in range(3)]
+    assert (tmp_path / "eval" / "seen.txt").read_text().startswith("Model: GainSeparator")
+    brain, _ = make_brain(tmp_path / "bad", scorer=lambda: "not a scorer")
+    with pytest.raises(TypeError, match="must make a scorer \\(add, summary, write"):
+        brain.evaluate(loader(make_items(1)), progressbar=False)
+
+
+def test_eval_alignment_key_and_benchmark_brain_still_work(tmp_path):
+    """Recipes written before ``order`` (``eval_alignment: fixed``) and before ``scorer``
+    (``benchmark`` + ``stems``, ``BenchmarkBrain``) still evaluate, with warnings."""
+    from gass_modules.finetune import BenchmarkBrain
+
+    with pytest.warns(DeprecationWarning, match="eval_alignment"):
+        brain, _ = make_brain(tmp_path, eval_alignment="fixed")
+    assert brain.order == "fixed"
+    with pytest.warns(DeprecationWarning) as caught:
+        old = BenchmarkBrain({"separator": GainSeparator()}, None,
+                             {"loss": pit_log_mse, "benchmark": "librimix", "stems": ["s1", "s2"],
+                              "output_folder": str(tmp_path / "old"), "eval_alignment": "oracle"},
+                             run_opts={"device": "cpu"})
+    messages = " ".join(str(w.message) for w in caught)
+    assert "BenchmarkBrain is deprecated" in messages and "without scorer" in messages
+    old.evaluate(loader(recordings(1, channels=1), batch_size=1), progressbar=False)
+    assert old.scorer.alignment == "oracle" and len(old.scorer.rows) == 1
+    assert (tmp_path / "old" / "eval" / "results.csv").is_file()
+
+
+def test_export_model_folder_is_the_one_export(tmp_path):
+    """export_model_folder writes the recipe's chunking and order into a loadable folder."""
+    from gass_modules.inference import GASSSeparator, ScaledCopies
+
+    card = tmp_path / "card.yaml"
+    card.write_text("sample_rate: 8000\nnum_sources: 2\nseparator: !new:gass_modules.inference."
+                    "ScaledCopies\n    gains: [1.0, 1.0]\n    sample_rate: 8000\n")
+    brain, _ = make_brain(tmp_path, separator=ScaledCopies([0.1, 0.9], 8000), order="fixed",
+                          chunk_seconds=4.0, chunk_overlap=0.5, model_folder=tmp_path / "model")
+    folder = brain.export_model_folder(card)
+    sep = GASSSeparator.from_hparams(source=folder, run_opts={"device": "cpu"})
+    assert (sep.order, sep.chunking()) == ("fixed", (4.0, 0.5))
+    assert sep.mods.separator.gains.tolist() == pytest.approx([0.1, 0.9])
+    brain, _ = make_brain(tmp_path / "none")
+    with pytest.raises(ValueError, match="set model_folder"):
+        brain.export_model_folder(card)
 
 
 def test_brain_rejects_bad_configuration_and_batches(tmp_path):

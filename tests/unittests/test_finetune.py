@@ -308,7 +308,7 @@ def test_librimix_scoring_matches_closed_forms_and_fast_bss_eval():
 def test_dnr_scoring_matches_closed_forms_in_stem_order():
     """SDR and SI-SDR per stem, means over tracks; fixed alignment keeps the stem order."""
     gen = np.random.default_rng(6)
-    scorer = BenchmarkScorer("dnr", ["speech", "music", "sfx"], alignment="fixed")
+    scorer = BenchmarkScorer("dnr", ["speech", "music", "sfx"], order="fixed")
     per = {k: [] for k in range(3)}
     for m in range(2):
         refs = gen.standard_normal((3000, 3))
@@ -334,7 +334,7 @@ def test_musdb_scoring_matches_museval_and_the_mdx_usdr():
     """
     gen = np.random.default_rng(7)
     stems = ["bass", "vocals"]
-    scorer = BenchmarkScorer("musdb", stems, alignment="fixed", csdr_window_seconds=0.25)
+    scorer = BenchmarkScorer("musdb", stems, order="fixed", csdr_window_seconds=0.25)
     museval = _museval_metrics()
     track_csdr, track_usdr = [], []
     for m in range(3):

@@ -129,13 +129,14 @@ def test_device_follows_the_parameters_and_batches_stay_on_it(monkeypatch):
     sep = interface(FlipGains(GAINS, MODEL_RATE, per_item=False))
     assert sep.device == "cpu"
     seen = []
-    separate_chunk = GASSSeparator._separate_chunk
+    separate_chunk = chunking._separate_chunk
 
-    def spy(self, x, rate, keep_device=False):
-        seen.append(keep_device)
-        return separate_chunk(self, x, rate, keep_device)
+    def spy(separator, x, rate, model_rate):
+        out = separate_chunk(separator, x, rate, model_rate)
+        seen.append(str(x.device) == sep.device and str(out.device) == sep.device)
+        return out
 
-    monkeypatch.setattr(GASSSeparator, "_separate_chunk", spy)
+    monkeypatch.setattr(chunking, "_separate_chunk", spy)
     mix = torch.randn(2, 4000)
     est = sep.separate_batch(mix, chunk_seconds=0.1)
     assert len(seen) > 1 and all(seen)
@@ -218,7 +219,7 @@ def test_separate_file_formats(tmp_path, fmt, subtype, out_subtype, rate, channe
     decoded = torch.from_numpy(sf.read(path, dtype="float32", always_2d=True)[0]).T  # [C, T]
     # channels are scaled copies here, so they all match each other: one order per call
     model = FlipGains(GAINS, MODEL_RATE, per_item=False)
-    result = interface(model).separate_file(path, out_dir=tmp_path / "out", channels=mode,
+    result = interface(model).separate_to_files(path, out_dir=tmp_path / "out", channels=mode,
                                             chunk_seconds=0.3)
     assert result.kept == [0, 1, 2, 3] and result.num_active == 4
     source = decoded.mean(0, keepdim=True) if mode == "mix" else decoded
@@ -240,11 +241,11 @@ def test_one_sample_file(tmp_path):
     """A 1-sample file gives 1-sample stems, with the exact value at the model rate."""
     sf.write(tmp_path / "one.wav", np.array([0.5], dtype=np.float32), MODEL_RATE,
              subtype="FLOAT")
-    result = interface(ScaledCopies(GAINS, MODEL_RATE)).separate_file(tmp_path / "one.wav")
+    result = interface(ScaledCopies(GAINS, MODEL_RATE)).separate_to_files(tmp_path / "one.wav")
     assert result.sources.shape == (1, 1, 4)
     torch.testing.assert_close(result.sources[0, 0], 0.5 * torch.tensor(GAINS))
     sf.write(tmp_path / "one44.wav", np.array([0.5], dtype=np.float32), 44100, subtype="FLOAT")
-    result = interface(ScaledCopies(GAINS, MODEL_RATE)).separate_file(tmp_path / "one44.wav",
+    result = interface(ScaledCopies(GAINS, MODEL_RATE)).separate_to_files(tmp_path / "one44.wav",
                                                                       keep_silent=True)
     assert result.sources.shape == (1, 1, 4)
     # reference: the round trip of the zero-extended file (a band-limited impulse), at sample 0
@@ -277,7 +278,7 @@ def test_bad_files_fail_clearly(tmp_path, content, message):
         path.write_bytes(path.read_bytes()[:30])
     sep = interface(ScaledCopies(GAINS, MODEL_RATE))
     with pytest.raises((ValueError, FileNotFoundError), match=message):
-        sep.separate_file(path, out_dir=tmp_path / "out")
+        sep.separate_to_files(path, out_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
@@ -292,14 +293,14 @@ def test_nan_found_while_streaming_removes_partial_outputs(tmp_path, monkeypatch
     monkeypatch.setattr(inference, "_scan_finite", lambda handle, name: None)
     sep = interface(ScaledCopies(GAINS, MODEL_RATE))
     with pytest.raises(ValueError, match="sample 15000"):
-        sep.separate_file(tmp_path / "late.wav", out_dir=tmp_path / "out", chunk_seconds=0.2)
+        sep.separate_to_files(tmp_path / "late.wav", out_dir=tmp_path / "out", chunk_seconds=0.2)
     assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_silent_file_has_no_active_source(tmp_path):
     """All-zero input: 0 active sources, no stems, energies -inf, nothing NaN."""
     sf.write(tmp_path / "silence.wav", np.zeros((8000, 2), dtype=np.int16), 8000)
-    result = interface(ScaledCopies(GAINS, MODEL_RATE)).separate_file(
+    result = interface(ScaledCopies(GAINS, MODEL_RATE)).separate_to_files(
         tmp_path / "silence.wav", out_dir=tmp_path / "out")
     assert result.num_active == 0 and result.files == [] and result.kept == []
     assert result.energy_db == [-math.inf] * 4 and result.active_seconds == [0.0] * 4
@@ -313,7 +314,7 @@ def test_clipped_input_is_clipped_and_counted(tmp_path):
     sf.write(tmp_path / "clip.wav", x, 8000, subtype="PCM_16")
     decoded = sf.read(tmp_path / "clip.wav", dtype="float32")[0]
     model = ScaledCopies([1.5, 0.5], 8000)
-    result = interface(model).separate_file(tmp_path / "clip.wav", out_dir=tmp_path / "out",
+    result = interface(model).separate_to_files(tmp_path / "clip.wav", out_dir=tmp_path / "out",
                                             chunk_seconds=0.3)
     assert result.kept == [0, 1]
     assert result.clipped == [int((np.abs(1.5 * decoded) > 1).sum()), 0]
@@ -329,7 +330,7 @@ def test_activity_values_and_keep_silent(tmp_path):
     x[:MODEL_RATE] = 0.3 * torch.randn(MODEL_RATE, generator=g)  # 1 s of sound, 1 s of silence
     sf.write(tmp_path / "half.wav", x.numpy(), MODEL_RATE, subtype="FLOAT")
     sep = interface(ScaledCopies([1.0, 0.5, 0.01, 0.0], MODEL_RATE))
-    result = sep.separate_file(tmp_path / "half.wav", chunk_seconds=0.7)
+    result = sep.separate_to_files(tmp_path / "half.wav", chunk_seconds=0.7)
     np.testing.assert_allclose(result.energy_db[:3], [0.0, 20 * math.log10(0.5), -40.0],
                                atol=1e-4)
     assert result.energy_db[3] == -math.inf
@@ -337,7 +338,8 @@ def test_activity_values_and_keep_silent(tmp_path):
     assert result.active_seconds == pytest.approx([1.0, 1.0, 0.0, 0.0])
     assert result.sources.shape == (1, 2 * MODEL_RATE, 2)
     torch.testing.assert_close(result.sources[0, :, 1], 0.5 * x)
-    kept_all = sep.separate_file(tmp_path / "half.wav", out_dir=tmp_path / "o", keep_silent=True)
+    kept_all = sep.separate_to_files(tmp_path / "half.wav", out_dir=tmp_path / "o",
+                                     keep_silent=True)
     assert kept_all.kept == [0, 1, 2, 3] and len(kept_all.files) == 4
     energy, active = source_activity(x[None], result.sources)
     np.testing.assert_allclose(energy[0].tolist(), [0.0, 20 * math.log10(0.5)], atol=1e-4)
@@ -349,12 +351,12 @@ def test_outputs_are_not_overwritten(tmp_path):
     sf.write(tmp_path / "a.wav", 0.1 * np.ones(800, dtype=np.float32), 8000)
     sep = interface(ScaledCopies([1.0, 0.5, 0.01, 0.0], 8000))
     out = tmp_path / "out"
-    assert len(sep.separate_file(tmp_path / "a.wav", out_dir=out, keep_silent=True).files) == 4
+    assert len(sep.separate_to_files(tmp_path / "a.wav", out_dir=out, keep_silent=True).files) == 4
     before = (out / "a_s1.wav").read_bytes()
     with pytest.raises(FileExistsError, match="overwrite"):
-        sep.separate_file(tmp_path / "a.wav", out_dir=out)
+        sep.separate_to_files(tmp_path / "a.wav", out_dir=out)
     assert (out / "a_s1.wav").read_bytes() == before
-    result = sep.separate_file(tmp_path / "a.wav", out_dir=out, overwrite=True)
+    result = sep.separate_to_files(tmp_path / "a.wav", out_dir=out, overwrite=True)
     assert [p.name for p in result.files] == ["a_s1.wav", "a_s2.wav"]
     assert sorted(p.name for p in out.iterdir()) == ["a_s1.wav", "a_s2.wav"]
 
@@ -369,7 +371,7 @@ def test_channels_each_matches_channels_to_channel_zero(tmp_path):
     path = tmp_path / "three.wav"
     sf.write(path, mixes.T.numpy(), rate, subtype="FLOAT")
     model = Oracle(mixes, images, rate)  # item b of the first call is rolled by b
-    result = interface(model).separate_file(path, channels="each", keep_silent=True,
+    result = interface(model).separate_to_files(path, channels="each", keep_silent=True,
                                             chunk_seconds=0.5)
     est = result.sources[..., np.argsort(result.kept)]  # back to model output order
     torch.testing.assert_close(est, images, atol=2e-6, rtol=0)
@@ -507,7 +509,7 @@ def test_real_card_separates_in_chunks(tmp_path, built_cards):
         torch.testing.assert_close(sep.separate_batch(x), model(x), atol=1e-5, rtol=1e-4)
     audio = 0.1 * np.random.default_rng(0).standard_normal((int(0.6 * 44100), 2))
     sf.write(tmp_path / "in.wav", audio.astype(np.float32), 44100)
-    result = sep.separate_file(tmp_path / "in.wav", keep_silent=True, chunk_seconds=0.25)
+    result = sep.separate_to_files(tmp_path / "in.wav", keep_silent=True, chunk_seconds=0.25)
     assert result.sources.shape == (1, audio.shape[0], model.num_sources)
     assert torch.isfinite(result.sources).all()
 
@@ -535,8 +537,8 @@ def test_fixed_order_keeps_stems_across_chunks(tmp_path, fixed_order):
     rate = 8000
     x = torch.randn(1, 2 * rate, generator=torch.Generator().manual_seed(0))
     x[:, :rate] *= 0.05  # quiet first second, loud second one
-    sep = interface(LoudFirst(rate), fixed_order=fixed_order)
-    assert sep.fixed_order is fixed_order
+    sep = interface(LoudFirst(rate), order="fixed" if fixed_order else "aligned")
+    assert (sep.order == "fixed") is fixed_order
     # chunks [0, 1), [0.75, 1.75), [1.5, 2) s: the first is quiet, the others loud
     est = sep.separate_batch(x, chunk_seconds=1.0, overlap=0.25)[0]  # [T, 2]
     torch.testing.assert_close(est.sum(-1), x[0], atol=1e-6, rtol=0)
@@ -554,7 +556,8 @@ def test_fixed_order_keeps_stems_across_chunks(tmp_path, fixed_order):
     # files: fixed-order stems keep their index, the others are sorted loudest first
     path = tmp_path / "mix.wav"
     sf.write(path, x[0].numpy(), rate, subtype="FLOAT")
-    result = sep.separate_file(path, out_dir=tmp_path / "out", chunk_seconds=1.0, keep_silent=True)
+    result = sep.separate_to_files(path, out_dir=tmp_path / "out", chunk_seconds=1.0,
+                                   keep_silent=True)
     names = [p.name for p in result.files]
     assert names == ["mix_s1.wav", "mix_s2.wav"]
     stems = torch.stack([torch.from_numpy(sf.read(p, dtype="float32")[0]) for p in result.files])
@@ -565,14 +568,15 @@ def test_fixed_order_keeps_stems_across_chunks(tmp_path, fixed_order):
 
 
 def test_fixed_order_model_folder(tmp_path):
-    """save_model_folder(fixed_order=True) makes GASSSeparator skip the re-alignment."""
+    """save_model_folder(order="fixed") makes GASSSeparator skip the re-alignment."""
     card = ("sample_rate: 8000\nnum_sources: 2\nseparator: !new:gass_modules.inference."
             "ScaledCopies\n    gains: [0.5, 0.5]\n    sample_rate: !ref <sample_rate>\n")
     model = ScaledCopies([0.5, 0.5], 8000)
     for flag in (False, True):
-        folder = save_model_folder(model, card, tmp_path / str(flag), fixed_order=flag)
+        folder = save_model_folder(model, card, tmp_path / str(flag),
+                                   order="fixed" if flag else "aligned")
         sep = GASSSeparator.from_hparams(source=folder, run_opts={"device": "cpu"})
-        assert sep.fixed_order is flag
+        assert (sep.order == "fixed") is flag
     with pytest.raises(ValueError, match="fixed_order"):
         save_model_folder(model, card + "fixed_order: true\n", tmp_path / "bad")
 
@@ -589,7 +593,7 @@ def test_integer_codecs_are_clipped_and_counted(tmp_path, subtype, stem_subtype)
     sf.write(tmp_path / "in.wav", (0.9 * np.sin(2 * np.pi * 100 * t)).astype(np.float32), 8000,
              subtype=subtype)
     decoded = sf.read(tmp_path / "in.wav", dtype="float32")[0]
-    result = interface(ScaledCopies([1.5, 0.5], 8000)).separate_file(
+    result = interface(ScaledCopies([1.5, 0.5], 8000)).separate_to_files(
         tmp_path / "in.wav", out_dir=tmp_path / "out")
     expected_clipped = int((np.abs(1.5 * decoded) > 1).sum())
     assert expected_clipped > 100 and result.clipped == [expected_clipped, 0]
@@ -607,7 +611,7 @@ def test_mp3_input_gives_float_wav_stems(tmp_path):
     x = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
     sf.write(tmp_path / "in.mp3", x, 16000, format="MP3", subtype="MPEG_LAYER_III")
     decoded = sf.read(tmp_path / "in.mp3", dtype="float32")[0]
-    result = interface(ScaledCopies([0.5, 0.0], 16000)).separate_file(
+    result = interface(ScaledCopies([0.5, 0.0], 16000)).separate_to_files(
         tmp_path / "in.mp3", out_dir=tmp_path / "out")
     assert [p.name for p in result.files] == ["in_s1.wav"]
     assert sf.info(result.files[0]).subtype == "FLOAT"
@@ -621,12 +625,12 @@ def test_truncated_wav_is_separated_with_a_warning(tmp_path):
     data = (tmp_path / "full.wav").read_bytes()
     (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])
     frames = sf.info(tmp_path / "cut.wav").frames
-    result = interface(ScaledCopies([1.0, 0.0], 8000)).separate_file(tmp_path / "cut.wav")
+    result = interface(ScaledCopies([1.0, 0.0], 8000)).separate_to_files(tmp_path / "cut.wav")
     assert result.num_frames == frames
     assert len(result.warnings) == 1
     assert "truncated" in result.warnings[0] and f"the {frames} frames" in result.warnings[0]
     assert "about 8000 frames" in result.warnings[0]
-    full = interface(ScaledCopies([1.0, 0.0], 8000)).separate_file(tmp_path / "full.wav")
+    full = interface(ScaledCopies([1.0, 0.0], 8000)).separate_to_files(tmp_path / "full.wav")
     assert full.warnings == []
 
 
@@ -667,7 +671,7 @@ def test_read_only_output_folder_says_permission_denied(tmp_path):
         pytest.skip("cannot make a folder read-only here")
     try:
         with pytest.raises(PermissionError, match=f"cannot write in {out}.*permission denied"):
-            interface(ScaledCopies([1.0, 0.0], 8000)).separate_file(tmp_path / "in.wav",
+            interface(ScaledCopies([1.0, 0.0], 8000)).separate_to_files(tmp_path / "in.wav",
                                                                     out_dir=out)
     finally:
         subprocess.run(["chattr", "-i", str(out)], capture_output=True)
@@ -680,7 +684,7 @@ def test_stems_never_overwrite_a_protected_input(tmp_path):
     sf.write(tmp_path / "a_s1.wav", 0.2 * np.ones(800, np.float32), 8000)
     before = (tmp_path / "a_s1.wav").read_bytes()
     with pytest.raises(ValueError, match="written over the input"):
-        interface(ScaledCopies([1.0, 0.0], 8000)).separate_file(
+        interface(ScaledCopies([1.0, 0.0], 8000)).separate_to_files(
             tmp_path / "a.wav", out_dir=tmp_path, overwrite=True,
             protected=[tmp_path / "a_s1.wav"])
     assert (tmp_path / "a_s1.wav").read_bytes() == before

@@ -3,7 +3,7 @@
 
 Trained from scratch, fine-tuned from GASS, or a GASS model evaluated as is. The separator (a
 model card included by the hparams file, 3 outputs at 44.1 kHz, output ``k`` = stem ``k``) is
-trained by ``gass_modules.finetune.BenchmarkBrain`` (``SeparationBrain``) on the thresholded
+trained by ``gass_modules.brain.SeparationBrain`` (with the benchmark's scorer) on the thresholded
 log-MSE without permutation, and evaluated on the 60-s test mixtures, separated chunk by chunk,
 with SDR and SI-SDR per stem.
 
@@ -30,13 +30,14 @@ import sys
 from prepare import prepare_dnr
 from speechbrain.utils.distributed import run_on_main
 
-from gass_modules.finetune import BenchmarkBrain, run_benchmark
+from gass_modules.brain import SeparationBrain
+from gass_modules.finetune import run_benchmark
 from gass_modules.recipe import load_recipe
 
 logger = logging.getLogger(__name__)
 
 
-def main(argv: list[str]) -> BenchmarkBrain:
+def main(argv: list[str]) -> SeparationBrain:
     """Parses the command line, prepares the manifests, then trains/fine-tunes and evaluates.
 
     Arguments
@@ -46,7 +47,7 @@ def main(argv: list[str]) -> BenchmarkBrain:
 
     Returns
     -------
-    BenchmarkBrain
+    SeparationBrain
         The brain after evaluation (``brain.scorer`` holds the results).
     """
     hparams, run_opts, card = load_recipe(argv)

@@ -2,7 +2,7 @@
 """Recipe: FUSS universal sound separation, from scratch, fine-tuned from GASS, or GASS as is.
 
 The separator (a model card included by the hparams file, 4 outputs at 16 kHz) is trained by
-``gass_modules.finetune.BenchmarkBrain`` (``SeparationBrain``) with PIT on the thresholded
+``gass_modules.brain.SeparationBrain`` (with the benchmark's scorer) with PIT on the thresholded
 log-MSE (the FUSS baseline's loss), and evaluated on the eval set with the FUSS protocol:
 multi-source SI-SNRi (MSi) and single-source SI-SNR (1S) (TDCN++ baseline: 9.8 dB MSi,
 35.5 dB 1S on the reverberant data).
@@ -31,13 +31,14 @@ import sys
 from prepare import prepare_fuss
 from speechbrain.utils.distributed import run_on_main
 
-from gass_modules.finetune import BenchmarkBrain, run_benchmark
+from gass_modules.brain import SeparationBrain
+from gass_modules.finetune import run_benchmark
 from gass_modules.recipe import load_recipe
 
 logger = logging.getLogger(__name__)
 
 
-def main(argv: list[str]) -> BenchmarkBrain:
+def main(argv: list[str]) -> SeparationBrain:
     """Parses the command line, prepares the manifests, then trains/fine-tunes and evaluates.
 
     Arguments
@@ -47,7 +48,7 @@ def main(argv: list[str]) -> BenchmarkBrain:
 
     Returns
     -------
-    BenchmarkBrain
+    SeparationBrain
         The brain after evaluation (``brain.scorer`` holds the results).
     """
     hparams, run_opts, card = load_recipe(argv)

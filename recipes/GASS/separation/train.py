@@ -27,12 +27,10 @@ from pathlib import Path
 import speechbrain as sb
 import yaml
 from hyperpyyaml import resolve_references
-from speechbrain.utils.distributed import if_main_process
 
 from gass_modules.brain import SeparationBrain
 from gass_modules.dataio.manifest import check_clips, load_manifest
 from gass_modules.dataio.mixer import MixtureStream, make_eval_set
-from gass_modules.model_folder import save_model_folder
 from gass_modules.recipe import load_recipe
 
 logger = logging.getLogger(__name__)
@@ -204,10 +202,7 @@ def run(brain: SeparationBrain, hparams: dict, datasets: dict, card: str,
         return
     brain.evaluate(datasets["test"], min_key="loss",
                    test_loader_kwargs=hparams["test_dataloader_opts"])
-    if if_main_process():  # the best checkpoint, loaded by evaluate()
-        folder = save_model_folder(brain.separator, card, hparams["model_folder"],
-                                   overwrite=True)
-        logger.info(f"model folder for GASSSeparator.from_hparams(source=...): {folder}")
+    brain.export_model_folder(card)  # the best checkpoint, loaded by evaluate()
 
 
 if __name__ == "__main__":

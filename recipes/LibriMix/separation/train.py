@@ -2,7 +2,7 @@
 """Recipe: Libri2Mix 2-speaker separation, from scratch, fine-tuned from GASS, or GASS as is.
 
 The separator (a model card included by the hparams file, with 2 outputs at the Libri2Mix rate)
-is trained by ``gass_modules.finetune.BenchmarkBrain`` (``SeparationBrain``) with PIT on the
+is trained by ``gass_modules.brain.SeparationBrain`` (with the benchmark's scorer) with PIT on the
 thresholded log-MSE, and evaluated on the test set with SI-SNRi and SDRi, as the speech
 separation literature reports them (TDANet: 16.9 dB SI-SNRi on Libri2Mix, 8 kHz, min, clean).
 
@@ -30,13 +30,14 @@ import sys
 from prepare import prepare_librimix
 from speechbrain.utils.distributed import run_on_main
 
-from gass_modules.finetune import BenchmarkBrain, run_benchmark
+from gass_modules.brain import SeparationBrain
+from gass_modules.finetune import run_benchmark
 from gass_modules.recipe import load_recipe
 
 logger = logging.getLogger(__name__)
 
 
-def main(argv: list[str]) -> BenchmarkBrain:
+def main(argv: list[str]) -> SeparationBrain:
     """Parses the command line, prepares the manifests, then trains/fine-tunes and evaluates.
 
     Arguments
@@ -46,7 +47,7 @@ def main(argv: list[str]) -> BenchmarkBrain:
 
     Returns
     -------
-    BenchmarkBrain
+    SeparationBrain
         The brain after evaluation (``brain.scorer`` holds the results).
     """
     hparams, run_opts, card = load_recipe(argv)

@@ -3,10 +3,10 @@
 
 Trained from scratch, fine-tuned from GASS, or a GASS model evaluated as is. The separator (a
 model card included by the hparams file, 4 outputs at 44.1 kHz, output ``k`` = stem ``k``) is
-trained by ``gass_modules.finetune.BenchmarkBrain`` (``SeparationBrain``) on mono crops with the
-thresholded log-MSE without permutation, and evaluated on the 50 test tracks, each stereo channel
-separated chunk by chunk, with museval cSDR and uSDR per stem (BSRNN: 8.2 dB cSDR on average
-without extra data).
+trained by ``gass_modules.brain.SeparationBrain`` (with the benchmark's scorer) on mono crops
+with the thresholded log-MSE without permutation, and evaluated on the 50 test tracks, each
+stereo channel separated chunk by chunk, with museval cSDR and uSDR per stem (BSRNN: 8.2 dB cSDR
+on average without extra data).
 
 Usage::
 
@@ -32,13 +32,14 @@ import sys
 from prepare import prepare_musdb
 from speechbrain.utils.distributed import run_on_main
 
-from gass_modules.finetune import BenchmarkBrain, run_benchmark
+from gass_modules.brain import SeparationBrain
+from gass_modules.finetune import run_benchmark
 from gass_modules.recipe import load_recipe
 
 logger = logging.getLogger(__name__)
 
 
-def main(argv: list[str]) -> BenchmarkBrain:
+def main(argv: list[str]) -> SeparationBrain:
     """Parses the command line, prepares the manifests, then trains/fine-tunes and evaluates.
 
     Arguments
@@ -48,7 +49,7 @@ def main(argv: list[str]) -> BenchmarkBrain:
 
     Returns
     -------
-    BenchmarkBrain
+    SeparationBrain
         The brain after evaluation (``brain.scorer`` holds the results).
     """
     hparams, run_opts, card = load_recipe(argv)

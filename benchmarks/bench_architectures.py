@@ -217,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--updates", type=int, default=1000)
     parser.add_argument("--test-mixtures", type=int, default=500)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "architectures")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: tabulate the runs already under --out")
     args = parser.parse_args(argv)
     corpus = build_demo_corpus.build("full", sample_rate=8000)
     data = Path(corpus.manifests["train"]).parent
@@ -237,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
                    f"--number_of_updates={args.updates}",
                    f"--num_test_mixtures={args.test_mixtures}", "--noprogressbar"]
             headline = out / "eval" / "headline.json"
+            if args.report_only and not (out / "costs.json").is_file():
+                continue  # not run (a missing cell of the table)
             costs = run_recipe(cmd, out, headline, ROOT)
             results[name, seed] = {**json.loads(headline.read_text()), **costs}
             print(f"done: {name}, seed {seed}: "
@@ -251,8 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
 
+    def seeds_of(name: str) -> list[int]:
+        return [s for s in args.seeds if (name, s) in results]
+
     def mean(name: str, key: str) -> float | None:
-        values = [results[name, s].get(key) for s in args.seeds if (name, s) in results]
+        values = [results[name, s].get(key) for s in seeds_of(name)]
         values = [v for v in values if v is not None]
         return statistics.fmean(values) if values else None
 
@@ -260,11 +267,14 @@ def main(argv: list[str] | None = None) -> int:
     ref_ms = info[REFERENCE]["step_ms"] if REFERENCE in info else None
     irm = None
     for name in args.archs:
-        per_seed = [fmt(results[name, s].get("model_si_snri_2src")) for s in args.seeds]
+        if not seeds_of(name):
+            continue
+        per_seed = [fmt(results[name, s].get("model_si_snri_2src")) if (name, s) in results
+                    else "not run" for s in args.seeds]
         m = mean(name, "model_si_snri_2src")
-        irm = mean(name, "irm_si_snri_2src")
-        cpu = sum(results[name, s]["cpu_minutes"] for s in args.seeds)
-        load = statistics.fmean(results[name, s]["load"] for s in args.seeds)
+        irm = mean(name, "irm_si_snri_2src") or irm
+        cpu = sum(results[name, s]["cpu_minutes"] for s in seeds_of(name))
+        load = statistics.fmean(results[name, s]["load"] for s in seeds_of(name))
         cells = [name, f"{info[name]['params'] / 1e6:.2f} M", f"{info[name]['step_ms']:.0f}",
                  f"{info[name]['step_ms'] / ref_ms:.2f}x" if ref_ms else "",
                  fmt(cpu, 1), fmt(load, 1), " / ".join(per_seed), fmt(m),
@@ -273,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         cells += [fmt(mean(name, f"model_si_snri_{p}")) for p in PAIRS]
         print("| " + " | ".join(cells) + " |")
     if irm is not None:
-        last = args.archs[-1]
+        last = next(name for name in reversed(args.archs) if seeds_of(name))
         print("| IRM oracle | | | | | | | " + fmt(irm) + " | | 100 | "
               + " | ".join(fmt(mean(last, f"irm_si_snri_{p}")) for p in PAIRS) + " |")
     return 0

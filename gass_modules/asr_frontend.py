@@ -122,8 +122,8 @@ def separate_at(separator: nn.Module, mix: torch.Tensor, sample_rate: int) -> to
 
     Example
     -------
-    >>> from gass_modules.inference import ScaledCopies
-    >>> separate_at(ScaledCopies([0.5, 0.5], sample_rate=8000), torch.ones(2, 160), 16000).shape
+    >>> model = ScaledCopies([0.5, 0.5], sample_rate=8000)  # tests/doubles.py: g_s * mix
+    >>> separate_at(model, torch.ones(2, 160), 16000).shape
     torch.Size([2, 160, 2])
     """
     if hasattr(separator, "separate_batch"):
@@ -170,7 +170,6 @@ class GASSFrontEnd(nn.Module):
 
     Example
     -------
-    >>> from gass_modules.inference import ScaledCopies
     >>> front = GASSFrontEnd(ScaledCopies([0.0, 1.0, 0.5], sample_rate=16000))
     >>> wavs = torch.randn(2, 16000)
     >>> out = front(wavs, torch.tensor([1.0, 0.5]))
@@ -284,7 +283,6 @@ class GASSFrontEnd(nn.Module):
 
         Example
         -------
-        >>> from gass_modules.inference import ScaledCopies
         >>> front = GASSFrontEnd(ScaledCopies([1.0], 8000), sample_rate=8000)
         >>> t = torch.arange(8000) / 8000
         >>> glide = torch.sin(2 * math.pi * (150 * t + 100 * t ** 2))  # F0 rising: speech-like

@@ -65,7 +65,6 @@ class BenchmarkBrain(SeparationBrain):
     -------
     >>> import soundfile, numpy
     >>> from speechbrain.dataio.batch import PaddedBatch
-    >>> from gass_modules.inference import ScaledCopies
     >>> from gass_modules.losses import fixed_order_log_mse
     >>> tmp = getfixture("tmp_path")
     >>> refs = torch.randn(1, 8000, 2)
@@ -73,7 +72,8 @@ class BenchmarkBrain(SeparationBrain):
     >>> item = {"id": "m", "mix": refs.sum(-1), "targets": refs, "num_sources": 2,
     ...         "categories": ["speech", "music"], "mix_wav": str(tmp / "mix.wav"),
     ...         "sample_rate": 8000}
-    >>> brain = BenchmarkBrain({"separator": ScaledCopies([0.5, 0.5], 8000)}, None,
+    >>> model = ScaledCopies([0.5, 0.5], 8000)  # tests/doubles.py: g_s * mix
+    >>> brain = BenchmarkBrain({"separator": model}, None,
     ...                        {"loss": fixed_order_log_mse, "benchmark": "dnr",
     ...                         "stems": ["speech", "music"], "output_folder": str(tmp)},
     ...                        run_opts={"device": "cpu"})
@@ -339,7 +339,7 @@ def run_benchmark(hparams: dict, run_opts: Mapping, card: str) -> BenchmarkBrain
     brain.evaluate(datasets["test"], min_key="loss",
                    test_loader_kwargs=hparams["test_dataloader_opts"])
     if if_main_process():  # the best checkpoint, loaded by evaluate()
-        folder = save_model_folder(brain.separator, card, hparams["model_folder"],
+        folder = save_model_folder(brain.separator, hparams["model_folder"], card=card,
                                    overwrite=True, fixed_order=brain.fixed_order)
         logger.info(f"model folder for GASSSeparator.from_hparams(source=...): {folder}")
     return brain

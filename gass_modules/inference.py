@@ -26,7 +26,6 @@ import torch
 import torchaudio
 from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.fetching import FetchConfig
-from torch import nn
 from tqdm.auto import tqdm
 
 from gass_modules.audio import (
@@ -45,7 +44,7 @@ from gass_modules.audio import (
     _truncation_warning,
 )
 from gass_modules.chunking import _ChunkPlan, match_channels, match_chunk
-from gass_modules.lobes.base import Separator, check_mixture
+from gass_modules.lobes.base import check_mixture
 from gass_modules.losses import permute
 from gass_modules.model_folder import (
     CHECKPOINT_FILE,
@@ -61,49 +60,6 @@ from gass_modules.pretrained import BUNDLED_MODELS, resolve_model_source
 from gass_modules.safe_hparams import load_model_description
 
 logger = logging.getLogger(__name__)
-
-
-class ScaledCopies(Separator):
-    """A minimal separator: output ``s`` is ``g_s * x`` (a fixed gain per source, learnable).
-
-    It satisfies the separator contract (docs/architecture.md: any length, no mixing across the
-    batch, exports with a dynamic length) and exists to make the examples and smoke tests of model
-    folders, export and the CLI runnable without a trained network; it does not separate anything.
-
-    Arguments
-    ---------
-    gains : list of float
-        ``g_s``, one per output source.
-    sample_rate : int
-        The rate the model declares.
-
-    Example
-    -------
-    >>> model = ScaledCopies([0.25, 0.75], sample_rate=8000)
-    >>> model(torch.ones(1, 3))[0].tolist()
-    [[0.25, 0.75], [0.25, 0.75], [0.25, 0.75]]
-    """
-
-    def __init__(self, gains: list[float], sample_rate: int) -> None:
-        if len(gains) < 1:
-            raise ValueError("gains must hold one gain per source, got an empty list")
-        super().__init__(num_sources=len(gains), sample_rate=sample_rate, stride=1)
-        self.gains = nn.Parameter(torch.tensor([float(g) for g in gains]))  # [S]
-
-    def separate_padded(self, mix: torch.Tensor) -> torch.Tensor:
-        """Returns ``g_s * mix`` for every source.
-
-        Arguments
-        ---------
-        mix : torch.Tensor
-            ``[B, L]`` mixture.
-
-        Returns
-        -------
-        torch.Tensor
-            ``[B, L, S]``.
-        """
-        return mix.unsqueeze(-1) * self.gains  # [B, L, S]
 
 
 @dataclass
@@ -192,7 +148,7 @@ class GASSSeparator(Pretrained):
 
     Example
     -------
-    >>> model = ScaledCopies([0.2, 0.8], sample_rate=8000)
+    >>> model = ScaledCopies([0.2, 0.8], sample_rate=8000)  # tests/doubles.py: g_s * mix
     >>> sep = GASSSeparator(modules={"separator": model},
     ...                     hparams={"sample_rate": 8000, "num_sources": 2},
     ...                     run_opts={"device": "cpu"})

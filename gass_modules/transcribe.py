@@ -88,7 +88,7 @@ class SeparateThenTranscribe:
 
     Example
     -------
-    >>> from gass_modules.inference import GASSSeparator, ScaledCopies
+    >>> from gass_modules.inference import GASSSeparator  # ScaledCopies: tests/doubles.py
     >>> class LengthASR:  # a stand-in ASR: "transcribes" the number of non-zero samples
     ...     def transcribe_batch(self, wavs, wav_lens):
     ...         n = (wav_lens * wavs.shape[1]).round().long()

@@ -205,7 +205,7 @@ def run(brain: SeparationBrain, hparams: dict, datasets: dict, card: str,
     brain.evaluate(datasets["test"], min_key="loss",
                    test_loader_kwargs=hparams["test_dataloader_opts"])
     if if_main_process():  # the best checkpoint, loaded by evaluate()
-        folder = save_model_folder(brain.separator, card, hparams["model_folder"],
+        folder = save_model_folder(brain.separator, hparams["model_folder"], card=card,
                                    overwrite=True)
         logger.info(f"model folder for GASSSeparator.from_hparams(source=...): {folder}")
 

@@ -566,3 +566,44 @@ def channels_to_complex(feats: torch.Tensor) -> torch.Tensor:
     if real.dtype not in (torch.float32, torch.float64):
         real, imag = real.float(), imag.float()  # e.g. bf16 under autocast: no complex bf16
     return torch.complex(real, imag)
+
+
+#: Names of the mask non-linearities of the maskers (:func:`make_mask_activation`).
+MASK_ACTIVATIONS = ("linear", "relu", "sigmoid", "softmax", "tanh")
+
+
+def make_mask_activation(name: str, source_dim: int) -> nn.Module:
+    """The non-linearity a masker applies to its masks.
+
+    ``"relu"`` (non-negative masks, as in Conv-TasNet and TDANet), ``"sigmoid"``, ``"tanh"``,
+    ``"linear"`` (unbounded, e.g. complex masks) or ``"softmax"``: a softmax across the sources,
+    so that the masks of every channel and frame are non-negative and sum to 1 (ratio masks, like
+    the IRM: with a linear decoder the estimates add up to the mixture).
+
+    Arguments
+    ---------
+    name : str
+        One of :data:`MASK_ACTIVATIONS`.
+    source_dim : int
+        The sources' axis of the masks (used by ``"softmax"``).
+
+    Returns
+    -------
+    torch.nn.Module
+        The activation.
+
+    Example
+    -------
+    >>> masks = torch.tensor([[0.0, 1.0], [0.0, -1.0]])  # [S, N]
+    >>> make_mask_activation("softmax", source_dim=0)(masks).sum(0)
+    tensor([1., 1.])
+    >>> make_mask_activation("relu", source_dim=0)(masks)
+    tensor([[0., 1.],
+            [0., 0.]])
+    """
+    plain = {"linear": nn.Identity, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+    if name == "softmax":
+        return nn.Softmax(dim=source_dim)
+    if name not in plain:
+        raise ValueError(f"mask_activation must be one of {list(MASK_ACTIVATIONS)}, got {name!r}")
+    return plain[name]()

@@ -24,8 +24,9 @@ The parts live in their own modules and stay importable from here: band plans in
 bin ranges in :mod:`gass_modules.lobes.bands` (presets ``"music"``, ``"speech"``, ``"gass"``),
 :class:`BandSplit` and :class:`MaskEstimator` in :mod:`gass_modules.lobes.band_layers`, and
 :class:`ExportableBLSTM` (a BLSTM that ``torch.export`` traces with a symbolic length) in
-:mod:`gass_modules.lobes.blstm`. This module composes them: :class:`BandSequenceBlock` and
-:class:`BSRNN`.
+:mod:`gass_modules.lobes.blstm`. This module composes them: :class:`BandSequenceBlock`,
+:class:`BSRNN`, and :class:`BSRNNMasker`, the masker form (``[B, N, T'] -> [S, B, N, T']``) for
+SpeechBrain separation recipes, as :class:`~gass_modules.lobes.tdanet.TDANetMasker` is TDANet's.
 
 Authors
  * gass developers 2026
@@ -61,7 +62,7 @@ from gass_modules.lobes.bands import (  # noqa: F401 (private names kept importa
     uniform_bands,
 )
 from gass_modules.lobes.base import Separator, check_positive_int
-from gass_modules.lobes.blocks import ISTFTDecoder, STFTEncoder
+from gass_modules.lobes.blocks import ISTFTDecoder, STFTEncoder, make_mask_activation
 from gass_modules.lobes.blstm import ExportableBLSTM, ResidualBLSTM, _scan_blstm  # noqa: F401
 
 
@@ -188,10 +189,7 @@ class BSRNN(Separator):
             ``[B, L, S]`` estimated sources.
         """
         spec = self.encoder(mix)  # [B, F, T'] complex, T' = L / hop + 1
-        z = self.band_split(spec)  # [B, T', K, N]
-        for block in self.blocks:
-            z = block(z)  # [B, T', K, N]
-        masks = self.mask_estimator(z).float()  # [B, S, F, T', 2]
+        masks = _band_masks(self, spec).float()  # [B, S, F, T', 2]
         return self.apply_masks(spec, masks)  # [B, L, S]
 
     def apply_masks(self, spec: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -223,6 +221,139 @@ class BSRNN(Separator):
         return self.decoder(estimates).transpose(1, 2)  # [B, S, L] -> [B, L, S]
 
 
-__all__ = ["BAND_PLANS", "BSRNN", "Band", "BandGroups", "BandSequenceBlock", "BandSplit",
-           "ExportableBLSTM", "GASS_PLAN", "MUSIC_PLAN", "MaskEstimator", "ResidualBLSTM",
-           "SPEECH_PLAN", "band_bins", "check_band_plan", "uniform_bands"]
+class BSRNNMasker(nn.Module):
+    """BSRNN's band-and-sequence masker on encoder features, in SpeechBrain's masker convention.
+
+    ``[B, N, T'] -> [S, B, N, T']`` masks, the convention of SpeechBrain's ``Dual_Path_Model``
+    (SepFormer) and of :class:`~gass_modules.lobes.tdanet.TDANetMasker`, so it is a ``MaskNet``
+    of a SpeechBrain separation recipe (its ``compute_forward`` multiplies the encoder features
+    by each mask and decodes each product). The ``N`` encoder channels are split into bands of
+    consecutive channels; each band is normalised and projected to ``feature_dim`` features by
+    its own layer (:class:`BandSplit`), residual BLSTMs model the bands across time and across
+    bands (:class:`BandSequenceBlock`), and per-band MLPs with a GLU give each channel's mask for
+    every source (:class:`MaskEstimator`). Those layers read and write pairs of values (the real
+    and imaginary part of a bin in :class:`BSRNN`); here channel ``2j + c`` is part ``c`` of pair
+    ``j``, so a band of ``2 G`` channels is ``G`` pairs and no weight is unused.
+
+    :class:`BSRNN` itself (STFT, complex masks) does not fit that convention: SpeechBrain's
+    recipe multiplies features and masks elementwise, which cannot express a complex product.
+    To train it in a SpeechBrain recipe, its ``compute_forward`` is one line, since every gass
+    separator returns SpeechBrain's ``est_source`` layout ``[B, T, S]``:
+    ``est_source = self.hparams.separator(mix)``.
+
+    Arguments
+    ---------
+    enc_channels : int
+        ``N``, the encoder's channels (even).
+    num_sources : int
+        ``S``, the number of masks.
+    band_channels : int or sequence of int
+        Channels per band: one even width that divides ``N`` (equal bands), or the even widths
+        of the bands from channel 0 on, summing to ``N``.
+    feature_dim : int
+        Features per band.
+    hidden_dim : int
+        BLSTM hidden units per direction.
+    num_blocks : int
+        Band-and-sequence blocks.
+    mask_hidden_dim : int or None
+        Hidden units of the per-band mask MLPs; ``None`` means ``4 * feature_dim``.
+    mask_activation : str
+        ``"relu"`` (non-negative masks on a learned filterbank, as Conv-TasNet's), ``"sigmoid"``,
+        ``"tanh"``, ``"linear"`` or ``"softmax"`` across the sources (masks summing to 1).
+
+    Example
+    -------
+    Composed with SpeechBrain's encoder and decoder, as SepFormer's recipe composes its masker:
+
+    >>> from speechbrain.lobes.models.dual_path import Decoder, Encoder
+    >>> encoder = Encoder(kernel_size=16, out_channels=64)
+    >>> masker = BSRNNMasker(enc_channels=64, num_sources=2, band_channels=8, feature_dim=16,
+    ...                      hidden_dim=16, num_blocks=1)
+    >>> decoder = Decoder(in_channels=64, out_channels=1, kernel_size=16, stride=8, bias=False)
+    >>> mix = torch.randn(3, 1000)
+    >>> feats = encoder(mix)  # [B, N, T'], T' = 124
+    >>> masks = masker(feats)  # [S, B, N, T']
+    >>> masks.shape, masker.num_bands
+    (torch.Size([2, 3, 64, 124]), 8)
+    >>> est = torch.stack([decoder(feats * m) for m in masks], dim=-1)  # [B, T, S]
+    >>> est.shape
+    torch.Size([3, 1000, 2])
+    """
+
+    def __init__(
+        self,
+        enc_channels: int,
+        num_sources: int,
+        band_channels: int | Sequence[int] = 16,
+        feature_dim: int = 64,
+        hidden_dim: int = 128,
+        num_blocks: int = 4,
+        mask_hidden_dim: int | None = None,
+        mask_activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        check_positive_int(enc_channels=enc_channels, num_sources=num_sources,
+                           feature_dim=feature_dim, hidden_dim=hidden_dim, num_blocks=num_blocks)
+        if isinstance(band_channels, int) and not isinstance(band_channels, bool):
+            if band_channels < 2 or band_channels % 2 or enc_channels % band_channels:
+                raise ValueError(f"band_channels={band_channels} must be an even width that "
+                                 f"divides enc_channels={enc_channels}; or give the widths of "
+                                 "the bands as a list")
+            widths = [band_channels] * (enc_channels // band_channels)
+        else:
+            widths = list(band_channels)
+            if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 2 or w % 2
+                                 for w in widths) or sum(widths) != enc_channels:
+                raise ValueError(f"band_channels must be even band widths summing to "
+                                 f"enc_channels={enc_channels}, got {band_channels!r}")
+        starts = [sum(widths[:k]) // 2 for k in range(len(widths))]  # in pairs of channels
+        self.bins = list(zip(starts, starts[1:] + [enc_channels // 2]))
+        self.enc_channels = enc_channels
+        self.num_sources = num_sources
+        self.num_bands = len(widths)
+        self.band_split = BandSplit(self.bins, feature_dim)
+        self.blocks = nn.ModuleList(BandSequenceBlock(feature_dim, hidden_dim)
+                                    for _ in range(num_blocks))
+        self.mask_estimator = MaskEstimator(self.bins, feature_dim, num_sources,
+                                            4 * feature_dim if mask_hidden_dim is None
+                                            else mask_hidden_dim)
+        self.mask_activation = make_mask_activation(mask_activation, source_dim=0)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        """Estimates one mask per source and encoder channel.
+
+        Arguments
+        ---------
+        feats : torch.Tensor
+            ``[B, N, T']`` encoder features, any ``T' >= 1``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[S, B, N, T']`` masks, in the dtype of ``feats``.
+        """
+        if not isinstance(feats, torch.Tensor) or feats.dim() != 3 or (
+                feats.shape[1] != self.enc_channels) or not feats.is_floating_point():
+            raise ValueError(f"expected floating-point encoder features [B, "
+                             f"{self.enc_channels}, T'], got "
+                             f"{tuple(getattr(feats, 'shape', ()))}")
+        pairs = feats.float().transpose(1, 2).unflatten(2, (-1, 2))  # [B, T', N/2, 2]
+        spec = torch.view_as_complex(pairs.contiguous()).transpose(1, 2)  # [B, N/2, T']
+        masks = _band_masks(self, spec)  # [B, S, N/2, T', 2]
+        masks = masks.permute(1, 0, 2, 4, 3).flatten(2, 3)  # [S, B, N, T'], channel 2j + c
+        return self.mask_activation(masks).to(feats.dtype)
+
+
+def _band_masks(model: BSRNN | BSRNNMasker, spec: torch.Tensor) -> torch.Tensor:
+    """Band split, band-and-sequence blocks and mask estimation: ``[B, F, T']`` complex ->
+    ``[B, S, F, T', 2]`` masks (the part BSRNN and its masker form share)."""
+    z = model.band_split(spec)  # [B, T', K, N]
+    for block in model.blocks:
+        z = block(z)  # [B, T', K, N]
+    return model.mask_estimator(z)  # [B, S, F, T', 2]
+
+
+__all__ = ["BAND_PLANS", "BSRNN", "BSRNNMasker", "Band", "BandGroups", "BandSequenceBlock",
+           "BandSplit", "ExportableBLSTM", "GASS_PLAN", "MUSIC_PLAN", "MaskEstimator",
+           "ResidualBLSTM", "SPEECH_PLAN", "band_bins", "check_band_plan", "uniform_bands"]

@@ -39,8 +39,6 @@ Authors
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import nn
 
@@ -53,6 +51,7 @@ from gass_modules.lobes.attention import (
 )
 from gass_modules.lobes.base import Separator, check_positive_int
 from gass_modules.lobes.blocks import (
+    MASK_ACTIVATIONS,
     Conv1d,
     ConvDecoder,
     ConvEncoder,
@@ -62,12 +61,9 @@ from gass_modules.lobes.blocks import (
     channels_to_complex,
     complex_to_channels,
     global_layer_norm,
+    make_mask_activation,
     pad_to_multiple,
 )
-
-# Mask activations of TDANetMasker; "softmax" runs across the S axis of its [B, T', S, N] masks.
-MASK_ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "linear": nn.Identity,
-                    "softmax": functools.partial(nn.Softmax, dim=2)}
 
 
 class UConvBlock(nn.Module):
@@ -214,9 +210,7 @@ class TDANetMasker(nn.Module):
         check_positive_int(enc_channels=enc_channels, num_sources=num_sources,
                            bottleneck_channels=bottleneck_channels, num_blocks=num_blocks,
                            mask_channels=mask_channels)
-        if mask_activation not in MASK_ACTIVATIONS:
-            raise ValueError(f"mask_activation must be one of {sorted(MASK_ACTIVATIONS)}, got "
-                             f"{mask_activation!r}")
+        activation = make_mask_activation(mask_activation, source_dim=2)  # on [B, T', S, N]
         self.enc_channels = enc_channels
         self.mask_channels = mask_channels
         self.num_sources = num_sources
@@ -237,7 +231,7 @@ class TDANetMasker(nn.Module):
             nn.PReLU(),
             Conv1d(bottleneck_channels, num_sources * mask_channels, 1, frames_last=True),
         )
-        self.mask_activation = MASK_ACTIVATIONS[mask_activation]()
+        self.mask_activation = activation
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         """Estimates one mask per source.

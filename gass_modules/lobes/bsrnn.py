@@ -62,8 +62,9 @@ from gass_modules.lobes.bands import (  # noqa: F401 (private names kept importa
     uniform_bands,
 )
 from gass_modules.lobes.base import Separator, check_positive_int
-from gass_modules.lobes.blocks import ISTFTDecoder, STFTEncoder, make_mask_activation
+from gass_modules.lobes.blocks import ISTFTDecoder, STFTEncoder
 from gass_modules.lobes.blstm import ExportableBLSTM, ResidualBLSTM, _scan_blstm  # noqa: F401
+from gass_modules.lobes.masking import check_encoder_features, make_mask_activation
 
 
 class BandSequenceBlock(nn.Module):
@@ -333,11 +334,7 @@ class BSRNNMasker(nn.Module):
         torch.Tensor
             ``[S, B, N, T']`` masks, in the dtype of ``feats``.
         """
-        if not isinstance(feats, torch.Tensor) or feats.dim() != 3 or (
-                feats.shape[1] != self.enc_channels) or not feats.is_floating_point():
-            raise ValueError(f"expected floating-point encoder features [B, "
-                             f"{self.enc_channels}, T'], got "
-                             f"{tuple(getattr(feats, 'shape', ()))}")
+        check_encoder_features(feats, self.enc_channels)
         pairs = feats.float().transpose(1, 2).unflatten(2, (-1, 2))  # [B, T', N/2, 2]
         spec = torch.view_as_complex(pairs.contiguous()).transpose(1, 2)  # [B, N/2, T']
         masks = _band_masks(self, spec)  # [B, S, N/2, T', 2]

@@ -51,7 +51,6 @@ from gass_modules.lobes.attention import (
 )
 from gass_modules.lobes.base import Separator, check_positive_int
 from gass_modules.lobes.blocks import (
-    MASK_ACTIVATIONS,
     Conv1d,
     ConvDecoder,
     ConvEncoder,
@@ -61,8 +60,12 @@ from gass_modules.lobes.blocks import (
     channels_to_complex,
     complex_to_channels,
     global_layer_norm,
-    make_mask_activation,
     pad_to_multiple,
+)
+from gass_modules.lobes.masking import (
+    MASK_ACTIVATIONS,
+    check_encoder_features,
+    make_mask_activation,
 )
 
 
@@ -246,10 +249,7 @@ class TDANetMasker(nn.Module):
         torch.Tensor
             ``[S, B, N, T']`` masks (``mask_channels`` in place of ``N`` when given).
         """
-        if not isinstance(feats, torch.Tensor) or feats.dim() != 3 or (
-                feats.shape[1] != self.enc_channels):
-            raise ValueError(f"expected encoder features [B, {self.enc_channels}, T'], got "
-                             f"{tuple(getattr(feats, 'shape', ()))}")
+        check_encoder_features(feats, self.enc_channels)
         frames = feats.shape[-1]
         x0 = self.bottleneck(self.norm(feats).transpose(1, 2))  # [B, T', B_c]
         x0 = pad_to_multiple(x0, self.multiple, dim=1)  # [B, T'', B_c]

@@ -193,5 +193,6 @@ def test_bsrnn_is_one_line_in_a_speechbrain_compute_forward():
 def test_bad_configurations_say_what_to_do(kwargs, message):
     with pytest.raises(ValueError, match=message):
         BSRNNMasker(16, 2, **kwargs)
-    with pytest.raises(ValueError, match=r"expected floating-point encoder features \[B, 16"):
-        BSRNNMasker(16, 2)(torch.zeros(2, 15, 4))
+    expected = r"expected encoder features \[B, 16, T'\] \(floating point\), got torch.int64"
+    with pytest.raises(ValueError, match=expected):
+        BSRNNMasker(16, 2)(torch.zeros(2, 16, 4, dtype=torch.long))

@@ -73,8 +73,10 @@ class _NotData:
 
 def _plain(value: object) -> object:
     """A plain-data copy of ``value`` (tuples become lists), or ``_NotData`` when it is not."""
-    if value is None or isinstance(value, (bool, str)):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, str):
+        return str(value)  # yaml loaders may give str subclasses (ruamel's quoted scalars)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):

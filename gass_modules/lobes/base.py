@@ -102,7 +102,10 @@ def _recording(init: Callable) -> Callable:
     @functools.wraps(init)
     def __init__(self, *args, **kwargs) -> None:
         if _ARGUMENTS not in self.__dict__:  # the class being built, not a super().__init__
-            bound = signature.bind(self, *args, **kwargs)
+            try:
+                bound = signature.bind(self, *args, **kwargs)
+            except TypeError:  # wrong arguments: let the constructor say so, as usual
+                return init(self, *args, **kwargs)
             bound.apply_defaults()
             arguments: dict[str, object] = {}
             for name, param in list(signature.parameters.items())[1:]:

@@ -67,6 +67,9 @@ def test_description_records_the_constructor_call():
     # a subclass records its own constructor, not the base class's
     assert ScaledCopies([1.0, 2.0], 16000).describe().arguments == {"gains": [1.0, 2.0],
                                                                    "sample_rate": 16000}
+    # recording does not change how a wrong call fails
+    with pytest.raises(TypeError, match="missing 2 required positional arguments"):
+        ScaledCopies()
 
 
 def test_the_written_card_is_data_for_both_loaders(tmp_path):

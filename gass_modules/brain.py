@@ -242,7 +242,6 @@ class SeparationBrain(sb.Brain):
 
         Example
         -------
-        >>> from gass_modules.inference import ScaledCopies
         >>> from gass_modules.losses import pit_log_mse
         >>> brain = SeparationBrain({"separator": ScaledCopies([0.5, 0.25], 8000)},
         ...                         hparams={"loss": pit_log_mse, "chunk_seconds": 0.5},
@@ -643,19 +642,22 @@ class SeparationBrain(sb.Brain):
             train_logger.log_stats(stats_meta={"test": getattr(self.hparams, "eval_title", "") or
                                                "final"}, test_stats=stats)
 
-    def export_model_folder(self, card: str | os.PathLike, folder: str | os.PathLike | None = None
-                            ) -> Path | None:
+    def export_model_folder(self, card: str | os.PathLike | None = None,
+                            folder: str | os.PathLike | None = None) -> Path | None:
         """Writes the separator's model folder (``save_model_folder``) from the main process.
 
         The one export of every recipe (the GASS recipe and ``run_benchmark``): the separator as
-        it is now (after ``evaluate(min_key="loss")``, the best checkpoint), its model card, the
-        recipe's ``chunk_seconds`` / ``chunk_overlap`` (defaults 10 s, 0.25) and ``order``.
-        An existing folder is replaced.
+        it is now (after ``evaluate(min_key="loss")``, the best checkpoint), described by itself
+        (its class and constructor arguments), with the recipe's ``chunk_seconds`` /
+        ``chunk_overlap`` (defaults 10 s, 0.25) and ``order``. The recipe's model card, when
+        given, is built and checked against the separator (the folder is written from the
+        separator either way). An existing folder is replaced.
 
         Arguments
         ---------
-        card : str or os.PathLike
-            The model card as trained (``gass_modules.recipe.included_card``), path or yaml text.
+        card : str or os.PathLike, optional
+            The model card as trained (``gass_modules.recipe.included_card``), path or yaml text,
+            to check the separator against.
         folder : str or os.PathLike, optional
             Where to write (default: ``hparams.model_folder``).
 
@@ -666,10 +668,10 @@ class SeparationBrain(sb.Brain):
 
         Example
         -------
-        >>> from gass_modules.inference import GASSSeparator, ScaledCopies
+        >>> from gass_modules.inference import GASSSeparator
         >>> from gass_modules.losses import fixed_order_log_mse
         >>> tmp = getfixture("tmp_path")
-        >>> card = ("sample_rate: 8000\\nnum_sources: 2\\nseparator: !new:gass_modules.inference."
+        >>> card = ("sample_rate: 8000\\nnum_sources: 2\\nseparator: !new:tests.doubles."
         ...         "ScaledCopies\\n    gains: [1.0, 1.0]\\n    sample_rate: !ref <sample_rate>\\n")
         >>> brain = SeparationBrain({"separator": ScaledCopies([0.5, 0.25], 8000)},
         ...                         hparams={"loss": fixed_order_log_mse, "order": "fixed",
@@ -687,7 +689,7 @@ class SeparationBrain(sb.Brain):
         if not if_main_process():
             return None
         path = save_model_folder(
-            self.separator, card, folder, overwrite=True,
+            self.separator, folder, card=card, overwrite=True,
             chunk_seconds=float(getattr(self.hparams, "chunk_seconds", DEFAULT_CHUNK_SECONDS)),
             overlap=float(getattr(self.hparams, "chunk_overlap", DEFAULT_OVERLAP)),
             order=self.order)

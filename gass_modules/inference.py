@@ -38,7 +38,6 @@ from pathlib import Path
 import torch
 from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.fetching import FetchConfig
-from torch import nn
 
 from gass_modules.audio import (
     DEFAULT_THRESHOLD_DB,
@@ -54,7 +53,7 @@ from gass_modules.audio import (
     make_folder,
 )
 from gass_modules.chunking import Reader, check_rate, resolve_order, stream_separation
-from gass_modules.lobes.base import Separator, check_mixture
+from gass_modules.lobes.base import check_mixture
 from gass_modules.lobes.masking import EncoderMaskerDecoder
 from gass_modules.model_folder import (
     CHECKPOINT_FILE,
@@ -74,49 +73,6 @@ MASKING_MODULES = ("encoder", "masknet", "decoder")  # SpeechBrain's separation 
 # what separate_file took before it followed SepformerSeparation.separate_file
 _TO_FILES_OPTIONS = ("out_dir", "channels", "keep_silent", "threshold_db", "overwrite",
                      "on_block", "align", "protected")
-
-
-class ScaledCopies(Separator):
-    """A minimal separator: output ``s`` is ``g_s * x`` (a fixed gain per source, learnable).
-
-    It satisfies the separator contract (docs/architecture.md: any length, no mixing across the
-    batch, exports with a dynamic length) and exists to make the examples and smoke tests of model
-    folders, export and the CLI runnable without a trained network; it does not separate anything.
-
-    Arguments
-    ---------
-    gains : list of float
-        ``g_s``, one per output source.
-    sample_rate : int
-        The rate the model declares.
-
-    Example
-    -------
-    >>> model = ScaledCopies([0.25, 0.75], sample_rate=8000)
-    >>> model(torch.ones(1, 3))[0].tolist()
-    [[0.25, 0.75], [0.25, 0.75], [0.25, 0.75]]
-    """
-
-    def __init__(self, gains: list[float], sample_rate: int) -> None:
-        if len(gains) < 1:
-            raise ValueError("gains must hold one gain per source, got an empty list")
-        super().__init__(num_sources=len(gains), sample_rate=sample_rate, stride=1)
-        self.gains = nn.Parameter(torch.tensor([float(g) for g in gains]))  # [S]
-
-    def separate_padded(self, mix: torch.Tensor) -> torch.Tensor:
-        """Returns ``g_s * mix`` for every source.
-
-        Arguments
-        ---------
-        mix : torch.Tensor
-            ``[B, L]`` mixture.
-
-        Returns
-        -------
-        torch.Tensor
-            ``[B, L, S]``.
-        """
-        return mix.unsqueeze(-1) * self.gains  # [B, L, S]
 
 
 @dataclass
@@ -211,7 +167,7 @@ class GASSSeparator(Pretrained):
 
     Example
     -------
-    >>> model = ScaledCopies([0.2, 0.8], sample_rate=8000)
+    >>> model = ScaledCopies([0.2, 0.8], sample_rate=8000)  # tests/doubles.py: g_s * mix
     >>> sep = GASSSeparator(modules={"separator": model},
     ...                     hparams={"sample_rate": 8000, "num_sources": 2},
     ...                     run_opts={"device": "cpu"})

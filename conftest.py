@@ -5,6 +5,8 @@ import os
 import pytest
 import torch
 
+from tests.doubles import ScaledCopies
+
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
@@ -26,6 +28,9 @@ def _seed_everything():
 
 
 @pytest.fixture(autouse=True)
-def _doctest_torch(doctest_namespace):
-    """Doctests may use ``torch`` without importing it (as SpeechBrain's do)."""
+def _doctest_namespace(doctest_namespace):
+    """Doctests may use ``torch`` without importing it (as SpeechBrain's do), and the test
+    double ``ScaledCopies`` (``tests/doubles.py``, a registered separator that multiplies the
+    mixture by a gain per output) where an example needs a separator with closed-form outputs."""
     doctest_namespace["torch"] = torch
+    doctest_namespace["ScaledCopies"] = ScaledCopies

@@ -51,8 +51,9 @@ import torch
 from tqdm.auto import tqdm
 
 from gass_modules.audio import DEFAULT_THRESHOLD_DB, OutputLock, make_folder, write_text_atomic
-from gass_modules.inference import GASSSeparator, Separation
+from gass_modules.inference import GASSSeparator
 from gass_modules.pretrained import DEFAULT_MODEL, resolve_model_source
+from gass_modules.stems import Separation
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 PLOT_COLUMNS = 800  # time columns of the spectrogram image, whatever the input's length

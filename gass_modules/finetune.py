@@ -107,11 +107,11 @@ class BenchmarkBrain(SeparationBrain):
     Example
     -------
     >>> import warnings
-    >>> from gass_modules.inference import ScaledCopies
     >>> from gass_modules.losses import fixed_order_log_mse
+    >>> model = ScaledCopies([0.5, 0.5], 8000)  # tests/doubles.py: g_s * mix
     >>> with warnings.catch_warnings(record=True) as caught:
     ...     warnings.simplefilter("always")
-    ...     brain = BenchmarkBrain({"separator": ScaledCopies([0.5, 0.5], 8000)}, None,
+    ...     brain = BenchmarkBrain({"separator": model}, None,
     ...                            {"loss": fixed_order_log_mse, "benchmark": "dnr",
     ...                             "stems": ["speech", "music"], "eval_alignment": "fixed"},
     ...                            run_opts={"device": "cpu"})

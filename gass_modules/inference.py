@@ -14,7 +14,8 @@ Two ways to separate a file:
   at the model's rate, every output in model order (the file is downmixed and resampled);
 * ``separate_to_files(path, out_dir)``: stems at the file's rate and channel count, streamed to
   disk, silent ones dropped and the others sorted loudest first, with an activity report
-  (:class:`Separation`), as ``gass-separate`` writes them.
+  (:class:`~gass_modules.stems.Separation`), as ``gass-separate`` writes them
+  (:func:`gass_modules.stems.separate_to_stems` with this interface's model and chunking).
 
 Besides gass separators (``modules={"separator": ...}``), ``GASSSeparator`` runs SpeechBrain's
 encoder / masknet / decoder models (``modules={"encoder": ..., "masknet": ..., "decoder": ...}``,
@@ -26,35 +27,27 @@ Authors
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
-import math
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.fetching import FetchConfig
-from torch import nn
 
 from gass_modules.audio import (
     DEFAULT_THRESHOLD_DB,
-    OutputLock,
-    _ActivityMeter,
     _cached_resampler,
     _FileReader,
     _nonfinite_message,
     _open_audio,
-    _scan_finite,
-    _StemWriter,
     _truncation_warning,
-    make_folder,
 )
 from gass_modules.chunking import Reader, check_rate, resolve_order, stream_separation
-from gass_modules.lobes.base import Separator, check_mixture
+from gass_modules.lobes.base import check_mixture
 from gass_modules.lobes.masking import EncoderMaskerDecoder
 from gass_modules.model_folder import (
     CHECKPOINT_FILE,
@@ -68,117 +61,13 @@ from gass_modules.model_folder import (
 )
 from gass_modules.pretrained import BUNDLED_MODELS, resolve_model_source
 from gass_modules.safe_hparams import load_model_description
+from gass_modules.stems import Separation, separate_to_stems  # Separation: importable from here
 
 logger = logging.getLogger(__name__)
 MASKING_MODULES = ("encoder", "masknet", "decoder")  # SpeechBrain's separation layout
 # what separate_file took before it followed SepformerSeparation.separate_file
 _TO_FILES_OPTIONS = ("out_dir", "channels", "keep_silent", "threshold_db", "overwrite",
                      "on_block", "align", "protected")
-
-
-class ScaledCopies(Separator):
-    """A minimal separator: output ``s`` is ``g_s * x`` (a fixed gain per source, learnable).
-
-    It satisfies the separator contract (docs/architecture.md: any length, no mixing across the
-    batch, exports with a dynamic length) and exists to make the examples and smoke tests of model
-    folders, export and the CLI runnable without a trained network; it does not separate anything.
-
-    Arguments
-    ---------
-    gains : list of float
-        ``g_s``, one per output source.
-    sample_rate : int
-        The rate the model declares.
-
-    Example
-    -------
-    >>> model = ScaledCopies([0.25, 0.75], sample_rate=8000)
-    >>> model(torch.ones(1, 3))[0].tolist()
-    [[0.25, 0.75], [0.25, 0.75], [0.25, 0.75]]
-    """
-
-    def __init__(self, gains: list[float], sample_rate: int) -> None:
-        if len(gains) < 1:
-            raise ValueError("gains must hold one gain per source, got an empty list")
-        super().__init__(num_sources=len(gains), sample_rate=sample_rate, stride=1)
-        self.gains = nn.Parameter(torch.tensor([float(g) for g in gains]))  # [S]
-
-    def separate_padded(self, mix: torch.Tensor) -> torch.Tensor:
-        """Returns ``g_s * mix`` for every source.
-
-        Arguments
-        ---------
-        mix : torch.Tensor
-            ``[B, L]`` mixture.
-
-        Returns
-        -------
-        torch.Tensor
-            ``[B, L, S]``.
-        """
-        return mix.unsqueeze(-1) * self.gains  # [B, L, S]
-
-
-@dataclass
-class Separation:
-    """What ``GASSSeparator.separate_to_files`` returns: the kept stems and the activity report.
-
-    Arguments
-    ---------
-    sample_rate : int
-        The input file's rate; stems are at this rate.
-    num_frames : int
-        Input length in samples.
-    channels : int
-        Channels of each stem (1 when the input was downmixed).
-    energy_db : list of float
-        Per model output, energy relative to the mixture in dB (``-inf`` when silent).
-    active : list of bool
-        Per model output, ``energy_db >= threshold_db`` (all False for a silent mixture).
-    active_seconds : list of float
-        Per model output, seconds of 0.1 s frames whose power is over ``threshold_db`` relative
-        to the mixture's mean power.
-    kept : list of int
-        Model output indices of the stems, in stem order (loudest first).
-    sources : torch.Tensor, optional
-        ``[C, T, K]`` kept stems, when no ``out_dir`` was given.
-    files : list of pathlib.Path
-        The written stems ``<name>_s1.wav ...`` (``kept[k]`` is in ``files[k]``).
-    clipped : list of int
-        Per model output, samples clipped to [-1, 1] when written in an integer encoding
-        (PCM, u-law, A-law).
-    warnings : list of str
-        What the user should know about the input (e.g. a truncated file: how many frames were
-        read); also logged.
-
-    Example
-    -------
-    >>> r = Separation(8000, 16000, 1, [-3.0, -40.0], [True, False], [2.0, 0.0], [0])
-    >>> r.num_active, r.duration
-    (1, 2.0)
-    """
-
-    sample_rate: int
-    num_frames: int
-    channels: int
-    energy_db: list[float]
-    active: list[bool]
-    active_seconds: list[float]
-    kept: list[int]
-    sources: torch.Tensor | None = None
-    files: list[Path] = field(default_factory=list)
-    clipped: list[int] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def num_active(self) -> int:
-        """Number of outputs over the activity threshold."""
-        return int(sum(self.active))
-
-    @property
-    def duration(self) -> float:
-        """Input duration in seconds."""
-        return self.num_frames / self.sample_rate
 
 
 class GASSSeparator(Pretrained):
@@ -211,7 +100,7 @@ class GASSSeparator(Pretrained):
 
     Example
     -------
-    >>> model = ScaledCopies([0.2, 0.8], sample_rate=8000)
+    >>> model = ScaledCopies([0.2, 0.8], sample_rate=8000)  # tests/doubles.py: g_s * mix
     >>> sep = GASSSeparator(modules={"separator": model},
     ...                     hparams={"sample_rate": 8000, "num_sources": 2},
     ...                     run_opts={"device": "cpu"})
@@ -381,7 +270,6 @@ class GASSSeparator(Pretrained):
     def num_sources(self) -> int:
         """Number of outputs ``S``."""
         return int(self.hparams.num_sources)
-
 
     @property
     def order(self) -> str:
@@ -641,67 +529,14 @@ class GASSSeparator(Pretrained):
         >>> soundfile.info(result.files[0]).samplerate, soundfile.info(result.files[0]).channels
         (44100, 2)
         """
-        if channels not in ("mix", "each"):
-            raise ValueError(f"channels must be 'mix' (downmix) or 'each' (per channel), got "
-                             f"{channels!r}")
-        if not isinstance(threshold_db, (int, float)) or math.isnan(threshold_db):
-            raise ValueError(f"threshold_db must be a number of dB, got {threshold_db!r}")
         order = resolve_order(order, default=self.order, align=align)
-        path = Path(path)
-        protected = frozenset(Path(p).resolve() for p in (path, *protected))
-        fixed = self.order == "fixed"  # labelled stems keep their index
-        with _open_audio(path) as handle, contextlib.ExitStack() as stack:
-            length, rate, subtype = handle.frames, handle.samplerate, handle.subtype
-            if length <= 0:
-                raise ValueError(f"expected audio, got 0 samples in {path}")
-            rate = check_rate(rate, self.sample_rate)
-            notes = [w for w in [_truncation_warning(handle, str(path))] if w]
-            for note in notes:
-                logger.warning(note)
-            if subtype in ("FLOAT", "DOUBLE"):
-                _scan_finite(handle, str(path))
-            out_channels = 1 if channels == "mix" else handle.channels
-            writer = None
-            if out_dir is not None:
-                make_folder(out_dir)
-                stack.enter_context(OutputLock(out_dir, path.stem))
-                writer = _StemWriter(Path(out_dir), path.stem, self.num_sources, rate,
-                                     out_channels, subtype, length, overwrite, protected)
-            meter = _ActivityMeter(self.num_sources, rate)
-            blocks = []
-            try:
-                stream = self._stream(_FileReader(handle, str(path)), sample_rate=rate,
-                                      chunk_seconds=chunk_seconds, overlap=overlap, order=order,
-                                      rows="channels", downmix=channels == "mix",
-                                      progress=progress, name=path.name)
-                for mix_block, est in stream:
-                    mix_block, est = mix_block.cpu(), est.cpu()
-                    meter.update(mix_block, est)
-                    if on_block is not None:
-                        on_block(mix_block, est)
-                    if writer is not None:
-                        writer.write(est)
-                    else:
-                        blocks.append(est)
-                energy_db, active, seconds = meter.result(threshold_db)
-                if fixed:
-                    kept = list(range(self.num_sources))
-                else:
-                    kept = sorted(range(self.num_sources), key=lambda s: (not active[s],
-                                                                          -energy_db[s]))
-                if not keep_silent:
-                    kept = [s for s in kept if active[s]]
-                files = writer.finish(kept, by_index=fixed) if writer is not None else []
-            except BaseException:
-                if writer is not None:
-                    writer.abort()
-                raise
-        sources = None if writer is not None else torch.cat(blocks, dim=1)[..., kept]
-        return Separation(sample_rate=rate, num_frames=length, channels=out_channels,
-                          energy_db=energy_db, active=active, active_seconds=seconds, kept=kept,
-                          sources=sources, files=files,
-                          clipped=writer.clipped if writer else [0] * self.num_sources,
-                          warnings=notes)
+        stream = functools.partial(self._stream, chunk_seconds=chunk_seconds, overlap=overlap,
+                                   order=order, progress=progress)
+        return separate_to_stems(stream, path, model_rate=self.sample_rate,
+                                 num_sources=self.num_sources, by_index=self.order == "fixed",
+                                 out_dir=out_dir, channels=channels, keep_silent=keep_silent,
+                                 threshold_db=threshold_db, overwrite=overwrite,
+                                 on_block=on_block, protected=protected)
 
     def chunking(self, chunk_seconds: float | None = None,
                  overlap: float | None = None) -> tuple[float, float]:
@@ -737,7 +572,6 @@ class GASSSeparator(Pretrained):
             overlap = float(getattr(self.hparams, "chunk_overlap", DEFAULT_OVERLAP))
         _check_chunking(chunk_seconds, overlap)
         return float(chunk_seconds), float(overlap)
-
 
     def _model(self, x: torch.Tensor) -> torch.Tensor:
         """The separator under the interface's precision, without gradients (inference):

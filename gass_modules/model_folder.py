@@ -1,11 +1,22 @@
 """Model folders: what training writes and ``GASSSeparator.from_hparams`` loads.
 
-A *model folder* is what SpeechBrain's ``Pretrained.from_hparams`` loads: ``hyperparams.yaml`` (the
-model card with the recipe's overrides resolved, plus the ``modules`` and ``pretrainer`` keys of a
-SpeechBrain interface) and ``separator.ckpt`` (the separator's ``state_dict``).
-:func:`save_model_folder` writes one at the end of training; ``GASSSeparator.from_hparams(source=
-folder)`` loads it from the local disk, never from the network, and without running code from it
-(:mod:`gass_modules.safe_hparams`; ``trust_code=True`` opts into full hyperpyyaml).
+A *model folder* is what SpeechBrain's ``Pretrained.from_hparams`` loads: ``hyperparams.yaml``
+and ``separator.ckpt`` (the separator's ``state_dict``). :func:`save_model_folder` writes one from
+the trained separator itself: a :class:`~gass_modules.lobes.base.Separator` records the class and
+constructor arguments it was built with (``describe()``), and :class:`ModelCard` adds how to run
+it (output order, chunking) and turns that into ``hyperparams.yaml``: the card keys
+(``sample_rate``, ``num_sources``, ``separator: !new:<class>`` with its arguments,
+``chunk_seconds``, ``chunk_overlap``, ``order``) and the ``modules`` and ``pretrainer`` keys of a
+SpeechBrain interface. No yaml text is edited: the file is dumped from data, and
+checked by building the separator from it before anything is written.
+
+``GASSSeparator.from_hparams(source=folder)`` loads a folder from the local disk, never from the
+network, and without running code from it (:mod:`gass_modules.safe_hparams`: registered
+separator classes and plain data only; ``trust_code=True`` opts into full hyperpyyaml). Folders
+written before model cards were structured (the recipe's card text plus the same keys, e.g. the
+bundled ``gass_modules/pretrained/gass_mini``) have the same keys and load the same way, and so
+do folders that record the output order as the deprecated ``fixed_order: true|false`` instead of
+``order: fixed|aligned``.
 
 Authors
  * gass developers 2026
@@ -13,15 +24,25 @@ Authors
 
 from __future__ import annotations
 
+import importlib
+import logging
 import math
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+import yaml
 from hyperpyyaml import load_hyperpyyaml, resolve_references
 from torch import nn
+
+from gass_modules.lobes.base import SeparatorDescription
+from gass_modules.safe_hparams import LOAD_HOOK, PRETRAINER, registered_separators
+
+logger = logging.getLogger(__name__)
 
 HPARAMS_FILE = "hyperparams.yaml"
 CHECKPOINT_FILE = "separator.ckpt"
@@ -30,19 +51,6 @@ DEFAULT_OVERLAP = 0.25
 _RESERVED_KEYS = ("modules", "pretrainer", "chunk_seconds", "chunk_overlap", "order",
                   "fixed_order")
 _TOP_KEY = re.compile(r"^([A-Za-z_]\w*)\s*:", re.MULTILINE)
-_INFERENCE_YAML = """
-# ---- model folder keys, written by gass_modules.model_folder.save_model_folder ----
-chunk_seconds: {chunk_seconds}
-chunk_overlap: {overlap}
-order: {order}
-modules:
-    separator: !ref <separator>
-pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
-    loadables:
-        separator: !ref <separator>
-    custom_hooks:
-        separator: !name:gass_modules.model_folder.load_separator_checkpoint
-"""
 
 
 def _state_mismatch(expected: Mapping, found: Mapping, limit: int = 5) -> str:
@@ -170,57 +178,287 @@ def _check_chunking(chunk_seconds: float, overlap: float) -> None:
                          f"be in (0, 0.5], got {overlap!r}")
 
 
-def save_model_folder(
-    separator: nn.Module,
-    card: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    overrides: Mapping | str | None = None,
-    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
-    overlap: float = DEFAULT_OVERLAP,
-    overwrite: bool = False,
-    order: str | None = None,
-    fixed_order: bool | None = None,
-) -> Path:
-    """Writes a model folder that ``GASSSeparator.from_hparams`` loads.
-
-    Call it at the end of training with what a recipe has: the trained separator (wrapped by
-    DDP, DataParallel or ``torch.compile`` or not) and its model card, as a path or as yaml text,
-    with the overrides the recipe applied to it. The folder gets
-
-    - ``hyperparams.yaml``: the card with the overrides and references resolved
-      (``hyperpyyaml.resolve_references``), plus ``chunk_seconds``, ``chunk_overlap``,
-      ``order``, ``modules`` and ``pretrainer`` (whose load hook is
-      :func:`load_separator_checkpoint`);
-    - ``separator.ckpt``: ``separator.state_dict()`` on the CPU, loadable with
-      ``torch.load(weights_only=True)``.
-
-    Before writing, the card is built and checked against ``separator`` (class, ``num_sources``,
-    ``sample_rate``, parameter names and shapes), so a wrong card or override fails here and not
-    when a user loads the folder.
+def describe_separator(separator: nn.Module) -> SeparatorDescription:
+    """The description (class path, constructor arguments, rate, sources) of a trained separator.
 
     Arguments
     ---------
     separator : torch.nn.Module
-        The trained separator (separator contract of docs/architecture.md).
-    card : str or os.PathLike
-        Path of the model card (``hparams/models/<name>.yaml``), or its yaml text.
+        A separator, wrapped by DDP, DataParallel or ``torch.compile`` or not, with a
+        ``describe()`` method (every :class:`~gass_modules.lobes.base.Separator` has one).
+
+    Returns
+    -------
+    SeparatorDescription
+        What :func:`save_model_folder` records.
+
+    Example
+    -------
+    >>> model = ScaledCopies([0.5, 2.0], sample_rate=8000)  # tests/doubles.py: g_s * mix
+    >>> describe_separator(torch.nn.DataParallel(model)).arguments
+    {'gains': [0.5, 2.0], 'sample_rate': 8000}
+    """
+    module = unwrap_module(separator)
+    _check_separator(module, "describe_separator")
+    describe = getattr(module, "describe", None)
+    if not callable(describe):
+        raise TypeError(f"{type(module).__qualname__} cannot describe itself (no describe() "
+                        "method), so no model folder can be written from it; subclass "
+                        "gass_modules.lobes.base.Separator, which records its constructor "
+                        "arguments, or add a describe() returning a SeparatorDescription")
+    description = describe()
+    if not isinstance(description, SeparatorDescription):
+        raise TypeError(f"{type(module).__qualname__}.describe() returned "
+                        f"{type(description).__name__}, expected a SeparatorDescription")
+    for name in ("num_sources", "sample_rate"):
+        if getattr(description, name) != getattr(module, name):
+            raise ValueError(f"{type(module).__qualname__}.describe() says {name}="
+                             f"{getattr(description, name)!r} but the separator has "
+                             f"{getattr(module, name)!r}")
+    return description
+
+
+class _Tagged:
+    """A yaml node with a hyperpyyaml tag: ``!new:<class>`` with arguments, ``!ref``, ``!name:``."""
+
+    def __init__(self, tag: str, value: Any) -> None:
+        self.tag, self.value = tag, value
+
+
+class _CardDumper(yaml.SafeDumper):
+    """Plain yaml plus :class:`_Tagged` nodes; lists of scalars on one line."""
+
+
+def _represent_tagged(dumper: yaml.SafeDumper, node: _Tagged) -> yaml.Node:
+    if isinstance(node.value, Mapping):
+        return dumper.represent_mapping(node.tag, node.value)
+    return dumper.represent_scalar(node.tag, node.value)
+
+
+def _represent_list(dumper: yaml.SafeDumper, items: list) -> yaml.Node:
+    flow = all(not isinstance(item, (list, Mapping, _Tagged)) for item in items)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", items, flow_style=flow)
+
+
+_CardDumper.add_representer(_Tagged, _represent_tagged)
+_CardDumper.add_representer(list, _represent_list)
+_CARD_HEADER = """\
+# A gass model folder's card, written by gass_modules.model_folder.save_model_folder from the
+# trained separator: its class and constructor arguments, and how to run it. Loaded by
+# GASSSeparator.from_hparams, which builds only registered separator classes (safe_hparams).
+"""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A model folder's ``hyperparams.yaml`` as data: the separator's description, how to run it.
+
+    Arguments
+    ---------
+    separator : SeparatorDescription
+        Class path, constructor arguments, ``sample_rate`` and ``num_sources``
+        (:func:`describe_separator`).
+    order : str
+        Output order (``gass_modules.chunking``): ``"aligned"`` for unordered outputs (PIT
+        training; chunks of long inputs are re-aligned), ``"fixed"`` for labelled stems (output
+        ``k`` is always stem ``k``).
+    chunk_seconds : float
+        Default chunk length for long inputs.
+    chunk_overlap : float
+        Default fraction of a chunk shared with the next one, in (0, 0.5].
+
+    Example
+    -------
+    >>> card = ModelCard(describe_separator(ScaledCopies([0.5, 2.0], 8000)), order="fixed")
+    >>> print(card.to_yaml())  # ScaledCopies: tests/doubles.py
+    # A gass model folder's card, written by gass_modules.model_folder.save_model_folder from the
+    # trained separator: its class and constructor arguments, and how to run it. Loaded by
+    # GASSSeparator.from_hparams, which builds only registered separator classes (safe_hparams).
+    sample_rate: 8000
+    num_sources: 2
+    separator: !new:tests.doubles.ScaledCopies
+      gains: [0.5, 2.0]
+      sample_rate: 8000
+    chunk_seconds: 10.0
+    chunk_overlap: 0.25
+    order: fixed
+    modules:
+      separator: !ref '<separator>'
+    pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+      loadables:
+        separator: !ref '<separator>'
+      custom_hooks:
+        separator: !name:gass_modules.model_folder.load_separator_checkpoint ''
+    <BLANKLINE>
+    """
+
+    separator: SeparatorDescription
+    order: str = "aligned"
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS
+    chunk_overlap: float = DEFAULT_OVERLAP
+
+    def __post_init__(self) -> None:
+        _check_chunking(self.chunk_seconds, self.chunk_overlap)
+        from gass_modules.chunking import check_order  # chunking imports this module
+
+        check_order(self.order)
+
+    def to_yaml(self) -> str:
+        """The ``hyperparams.yaml`` text, dumped from the card (no text is edited).
+
+        Returns
+        -------
+        str
+            Card keys, the separator as ``!new:<class_path>`` with its arguments, and the
+            SpeechBrain interface keys ``modules`` and ``pretrainer`` (whose load hook is
+            :func:`load_separator_checkpoint`).
+
+        Example
+        -------
+        >>> card = ModelCard(describe_separator(ScaledCopies([1.0], 8000)))
+        >>> "!name:gass_modules.model_folder.load_separator_checkpoint" in card.to_yaml()
+        True
+        """
+        tree = {
+            "sample_rate": self.separator.sample_rate,
+            "num_sources": self.separator.num_sources,
+            "separator": _Tagged(f"!new:{self.separator.class_path}", self.separator.arguments),
+            "chunk_seconds": float(self.chunk_seconds),
+            "chunk_overlap": float(self.chunk_overlap),
+            "order": self.order,
+            "modules": {"separator": _Tagged("!ref", "<separator>")},
+            "pretrainer": _Tagged(f"!new:{PRETRAINER}", {
+                "loadables": {"separator": _Tagged("!ref", "<separator>")},
+                "custom_hooks": {"separator": _Tagged(f"!name:{LOAD_HOOK}", "")},
+            }),
+        }
+        body = yaml.dump(tree, Dumper=_CardDumper, sort_keys=False, default_flow_style=False,
+                         allow_unicode=True, width=100, indent=2)
+        return _CARD_HEADER + body
+
+
+def _differences(built: nn.Module, module: nn.Module, what: str) -> list[str]:
+    """How a separator built from a description or card differs from the trained one."""
+    problems = []
+    if type(built) is not type(module):
+        problems.append(f"{what} builds {type(built).__qualname__}, the separator is "
+                        f"{type(module).__qualname__}")
+    for name in ("num_sources", "sample_rate"):
+        if getattr(built, name, None) != getattr(module, name):
+            problems.append(f"{name}: {what} {getattr(built, name, None)!r}, trained separator "
+                            f"{getattr(module, name)!r}")
+    mismatch = _state_mismatch(built.state_dict(), module.state_dict())
+    if mismatch:
+        problems.append(mismatch)
+    return problems
+
+
+def _rebuild(description: SeparatorDescription, module: nn.Module) -> nn.Module:
+    """``class_path(**arguments)``, with the class imported by its path (the RNG left as is)."""
+    cls = type(module)
+    try:
+        found: Any = importlib.import_module(cls.__module__)
+        for part in cls.__qualname__.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError) as err:
+        raise TypeError(f"the separator class {description.class_path} cannot be imported by "
+                        f"that path ({err}); define it at module level in an importable module "
+                        "so that the model folder can be loaded") from err
+    if found is not cls or f"{cls.__module__}.{cls.__qualname__}" != description.class_path:
+        raise TypeError(f"the description names {description.class_path}, but the separator is "
+                        f"a {cls.__module__}.{cls.__qualname__}")
+    with torch.random.fork_rng(devices=[]):  # building initialises weights: keep the RNG
+        try:
+            return cls(**description.arguments)
+        except Exception as err:
+            raise ValueError(f"cannot build {description.class_path} from its recorded "
+                             f"arguments {description.arguments}: {type(err).__name__}: "
+                             f"{err}") from err
+
+
+def _check_card(card: str | os.PathLike, overrides: Mapping | str | None,
+                module: nn.Module) -> None:
+    """Builds a recipe's model card (with its overrides) and compares it with the separator."""
+    text, where = _read_card(card)
+    reserved = sorted(set(_TOP_KEY.findall(text)) & set(_RESERVED_KEYS))
+    if reserved:
+        raise ValueError(f"model card {where} defines {reserved}, which save_model_folder writes "
+                         "itself; pass the bare model card (sample_rate, num_sources, separator)")
+    try:
+        resolved = resolve_references(text, overrides, overrides_must_match=True).getvalue()
+        with torch.random.fork_rng(devices=[]):
+            hparams = load_hyperpyyaml(resolved)
+    except Exception as err:
+        raise ValueError(f"cannot build model card {where} with overrides {overrides!r}: "
+                         f"{type(err).__name__}: {err}") from err
+    built = hparams.get("separator")
+    _check_separator(built, f"model card {where}")
+    problems = [f"{name}: card key {hparams.get(name)!r}, trained separator "
+                f"{getattr(module, name)!r}"
+                for name in ("num_sources", "sample_rate")
+                if hparams.get(name) != getattr(module, name)]
+    problems += _differences(built, module, "card separator")
+    if problems:
+        raise ValueError(f"model card {where} (overrides {overrides!r}) does not describe the "
+                         f"trained separator: {'; '.join(problems)}")
+
+
+def save_model_folder(
+    separator: nn.Module,
+    out_dir: str | os.PathLike,
+    *,
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+    overlap: float = DEFAULT_OVERLAP,
+    order: str | None = None,
+    fixed_order: bool | None = None,
+    overwrite: bool = False,
+    card: str | os.PathLike | None = None,
+    overrides: Mapping | str | None = None,
+) -> Path:
+    """Writes a model folder that ``GASSSeparator.from_hparams`` loads, from the separator itself.
+
+    Call it at the end of training with the trained separator (wrapped by DDP, DataParallel or
+    ``torch.compile`` or not). The folder gets
+
+    - ``hyperparams.yaml``: the :class:`ModelCard` of the separator (its class and the
+      constructor arguments it recorded, ``sample_rate``, ``num_sources``, ``order`` and the
+      chunking defaults), with the SpeechBrain interface keys ``modules`` and ``pretrainer``
+      (whose load hook is :func:`load_separator_checkpoint`);
+    - ``separator.ckpt``: ``separator.state_dict()`` on the CPU, loadable with
+      ``torch.load(weights_only=True)``.
+
+    Before writing, the separator is built again from its description and compared with the
+    trained one (class, ``num_sources``, ``sample_rate``, parameter names and shapes), so a
+    separator that cannot be rebuilt fails here and not when a user loads the folder. A recipe
+    may also pass the model card it trained (``card``, with its ``overrides``): it is built and
+    compared with the separator in the same way, so an export that does not match the recipe's
+    card fails too.
+
+    Arguments
+    ---------
+    separator : torch.nn.Module
+        The trained separator (separator contract of docs/architecture.md) with a
+        ``describe()`` method, as every ``gass_modules.lobes.base.Separator`` has.
     out_dir : str or os.PathLike
         The model folder to write (created if needed).
-    overrides : dict or str, optional
-        Overrides applied to the card (as for ``load_hyperpyyaml``), e.g. ``{"num_sources": 4}``.
     chunk_seconds : float
         Default chunk length for long inputs, stored in the folder (``chunk_seconds``).
     overlap : float
         Default fraction of a chunk shared with the next one, in (0, 0.5] (``chunk_overlap``).
-    overwrite : bool
-        Replace an existing model folder's files; otherwise a ``FileExistsError`` is raised.
     order : str, optional
         ``"aligned"`` (the default; outputs of a PIT-trained model: long inputs are stitched
         with the chunks' source order aligned) or ``"fixed"`` (labelled stems, output ``k`` is
         always stem ``k``, e.g. DnR or MUSDB18 trained without permutation: no re-alignment,
         stems keep their index); see ``gass_modules.chunking``.
     fixed_order : bool, optional
-        Deprecated name of ``order`` (true: ``"fixed"``).
+        Deprecated name of ``order`` (true: ``"fixed"``), with a ``DeprecationWarning``.
+    overwrite : bool
+        Replace an existing model folder's files; otherwise a ``FileExistsError`` is raised.
+    card : str or os.PathLike, optional
+        The model card the separator was trained from (``hparams/models/<name>.yaml`` or its
+        yaml text), to check the separator against; it is not copied into the folder.
+    overrides : dict or str, optional
+        Overrides the recipe applied to ``card`` (as for ``load_hyperpyyaml``).
 
     Returns
     -------
@@ -229,69 +467,50 @@ def save_model_folder(
 
     Example
     -------
-    >>> from gass_modules.inference import GASSSeparator, ScaledCopies
+    >>> from gass_modules.inference import GASSSeparator
     >>> tmp = getfixture("tmp_path")
-    >>> card = '''
-    ... sample_rate: 8000
-    ... num_sources: 2
-    ... separator: !new:gass_modules.inference.ScaledCopies
-    ...     gains: [0.25, 0.75]
-    ...     sample_rate: !ref <sample_rate>
-    ... '''
-    >>> model = ScaledCopies([0.5, 0.5], sample_rate=8000)
-    >>> folder = save_model_folder(model, card, tmp / "model")
+    >>> model = ScaledCopies([0.25, 0.75], sample_rate=8000)  # tests/doubles.py: g_s * mix
+    >>> with torch.no_grad():
+    ...     _ = model.gains.mul_(2)  # "training" changes the weights, not the architecture
+    >>> folder = save_model_folder(model, tmp / "model")
     >>> sorted(p.name for p in folder.iterdir())
     ['hyperparams.yaml', 'separator.ckpt']
     >>> sep = GASSSeparator.from_hparams(source=folder, run_opts={"device": "cpu"})
-    >>> sep.mods.separator.gains.tolist()  # the trained values, not the card's initial ones
-    [0.5, 0.5]
+    >>> sep.mods.separator.gains.tolist()  # the trained values, not the constructor's
+    [0.5, 1.5]
     """
     from gass_modules.chunking import resolve_order  # chunking imports this module
 
     order = resolve_order(order, fixed_order=fixed_order)
     module = unwrap_module(separator)
     _check_separator(module, "save_model_folder")
-    _check_chunking(chunk_seconds, overlap)
-    text, where = _read_card(card)
-    reserved = sorted(set(_TOP_KEY.findall(text)) & set(_RESERVED_KEYS))
-    if reserved:
-        raise ValueError(f"model card {where} defines {reserved}, which save_model_folder writes "
-                         "itself; pass the bare model card (sample_rate, num_sources, separator)")
-    full = text.rstrip("\n") + "\n" + _INFERENCE_YAML.format(
-        chunk_seconds=float(chunk_seconds), overlap=float(overlap), order=order)
-    try:
-        resolved = resolve_references(full, overrides, overrides_must_match=True).getvalue()
-        hparams = load_hyperpyyaml(resolved)
-    except Exception as err:
-        raise ValueError(f"cannot build model card {where} with overrides {overrides!r}: "
-                         f"{type(err).__name__}: {err}") from err
-    built = hparams.get("separator")
-    _check_separator(built, f"model card {where}")
-    problems = []
-    if type(built) is not type(module):
-        problems.append(f"card builds {type(built).__qualname__}, the separator is "
-                        f"{type(module).__qualname__}")
-    for name in ("num_sources", "sample_rate"):
-        if hparams.get(name) != getattr(module, name) or getattr(built, name) != getattr(
-            module, name
-        ):
-            problems.append(f"{name}: card key {hparams.get(name)!r}, card separator "
-                            f"{getattr(built, name)!r}, trained separator "
-                            f"{getattr(module, name)!r}")
-    state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-    mismatch = _state_mismatch(built.state_dict(), state)
-    if mismatch:
-        problems.append(mismatch)
+    description = describe_separator(module)
+    model_card = ModelCard(description, order=order, chunk_seconds=chunk_seconds,
+                           chunk_overlap=overlap)
+    if card is not None:
+        _check_card(card, overrides, module)
+    elif overrides is not None:
+        raise ValueError("overrides apply to a model card: pass card= too (the folder itself is "
+                         "written from the separator, with its recorded arguments)")
+    problems = _differences(_rebuild(description, module), module, "its description")
     if problems:
-        raise ValueError(f"model card {where} (overrides {overrides!r}) does not describe the "
-                         f"trained separator: {'; '.join(problems)}")
+        raise ValueError(f"{description.class_path} built again from the arguments it recorded "
+                         f"does not match the trained separator: {'; '.join(problems)}; a "
+                         "separator whose architecture changes after construction must override "
+                         "describe()")
+    if description.class_path not in registered_separators():
+        logger.warning(f"{description.class_path} is not a registered separator class: "
+                       f"GASSSeparator.from_hparams will refuse the folder unless "
+                       "gass_modules.safe_hparams.register_separator runs first (or with "
+                       "trust_code=True)")
     out_dir = Path(out_dir)
     targets = (out_dir / HPARAMS_FILE, out_dir / CHECKPOINT_FILE)
     existing = [str(p) for p in targets if p.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{existing} already exist; pass overwrite=True to replace them")
+    state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
     out_dir.mkdir(parents=True, exist_ok=True)
-    targets[0].write_text(resolved, encoding="utf-8")
+    targets[0].write_text(model_card.to_yaml(), encoding="utf-8")
     torch.save(state, targets[1])
     return out_dir
 
@@ -309,3 +528,8 @@ def _read_card(card: str | os.PathLike) -> tuple[str, str]:
     if not isinstance(card, str) or ":" not in card:
         raise ValueError(f"card must be a model card path or yaml text, got {card!r}")
     return card, "<yaml text>"
+
+
+__all__ = ["CHECKPOINT_FILE", "DEFAULT_CHUNK_SECONDS", "DEFAULT_OVERLAP", "HPARAMS_FILE",
+           "ModelCard", "describe_separator", "load_separator_checkpoint", "save_model_folder",
+           "unwrap_module"]

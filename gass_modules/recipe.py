@@ -88,11 +88,12 @@ def included_card(hparams_file: str | Path, overrides: Mapping | str | None = No
     r"""The yaml text of the model card that a recipe ``!include:`` s under ``key``.
 
     Recipes include a card (``model: !include:.../hparams/models/x.yaml``) and may shrink or
-    change it with overrides (``--model="{separator: {num_blocks: 2}}"``). To export the trained
-    model (``gass_modules.model_folder.save_model_folder``) the card *as trained* is needed: this
-    resolves the recipe with its overrides (``hyperpyyaml.resolve_references``, which expands the
-    include without building any object) and returns the ``key`` subtree, tags kept and comments
-    dropped (the card's comments describe its own values, which the overrides may have changed).
+    change it with overrides (``--model="{separator: {num_blocks: 2}}"``). The exported model
+    folder is written from the trained separator itself, and checked against the card *as
+    trained* (``save_model_folder(..., card=...)``): this resolves the recipe with its overrides
+    (``hyperpyyaml.resolve_references``, which expands the include without building any object)
+    and returns the ``key`` subtree, tags kept and comments dropped (the card's comments describe
+    its own values, which the overrides may have changed).
 
     Arguments
     ---------

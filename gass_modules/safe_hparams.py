@@ -43,16 +43,15 @@ BUILTIN_SEPARATORS = (
     "gass_modules.lobes.bsrnn.BSRNN",
     "gass_modules.lobes.bs_roformer.BSRoFormer",
     "gass_modules.lobes.tiger.TIGER",
-    "gass_modules.inference.ScaledCopies",
 )
 TRUST_HINT = ("if you trust the folder's source, load it with trust_code=True (Python) or "
               "--trust-model-code (gass-separate, tools/export.py; trust_model_code: True in the "
               "recipes), which runs full hyperpyyaml and any code the file names; for your own "
               "separator class, register it with gass_modules.safe_hparams.register_separator")
-_PRETRAINER = "speechbrain.utils.parameter_transfer.Pretrainer"
-_LOAD_HOOK = "gass_modules.model_folder.load_separator_checkpoint"
+PRETRAINER = "speechbrain.utils.parameter_transfer.Pretrainer"
+LOAD_HOOK = "gass_modules.model_folder.load_separator_checkpoint"
 # Folders exported before the hook moved to model_folder name it here; still the same function.
-_LOAD_HOOKS = (_LOAD_HOOK, "gass_modules.inference.load_separator_checkpoint")
+_LOAD_HOOKS = (LOAD_HOOK, "gass_modules.inference.load_separator_checkpoint")
 _REF = re.compile(r"^\s*<([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)>\s*$")
 _registered: dict[str, type] = {}
 
@@ -264,7 +263,7 @@ def _check_interface_keys(tree: dict, where: str) -> None:
                                  f"as save_model_folder writes it; {TRUST_HINT}")
     pretrainer = tree.get("pretrainer")
     if pretrainer is not None:
-        expected = isinstance(pretrainer, _New) and pretrainer.target == _PRETRAINER and (
+        expected = isinstance(pretrainer, _New) and pretrainer.target == PRETRAINER and (
             isinstance(pretrainer.args, dict)
             and set(pretrainer.args) <= {"loadables", "custom_hooks"}
             and pretrainer.args.get("loadables") == {"separator": separator}
@@ -277,8 +276,8 @@ def _check_interface_keys(tree: dict, where: str) -> None:
                         and hook.value in _LOAD_HOOKS)
         if not expected:
             raise UntrustedCodeError(f"{where}: pretrainer is not the one save_model_folder "
-                                     f"writes (a {_PRETRAINER} loading the separator with "
-                                     f"{_LOAD_HOOK}); {TRUST_HINT}")
+                                     f"writes (a {PRETRAINER} loading the separator with "
+                                     f"{LOAD_HOOK}); {TRUST_HINT}")
     tree.pop("modules", None)
     tree.pop("pretrainer", None)
 
@@ -337,13 +336,19 @@ def load_model_description(text: str, overrides: Mapping | str | None = None,
     -------
     >>> card = '''
     ... sample_rate: 8000
-    ... separator: !new:gass_modules.inference.ScaledCopies
-    ...     gains: [0.5, 0.5]
+    ... separator: !new:gass_modules.lobes.bsrnn.BSRNN
+    ...     num_sources: 2
     ...     sample_rate: !ref <sample_rate>
+    ...     n_fft: 64
+    ...     hop_length: 16
+    ...     band_plan: [[0, 1000], [1000, .inf]]
+    ...     feature_dim: 4
+    ...     hidden_dim: 4
+    ...     num_blocks: 1
     ... '''
     >>> hparams = load_model_description(card)
     >>> type(hparams["separator"]).__name__, hparams["separator"].sample_rate
-    ('ScaledCopies', 8000)
+    ('BSRNN', 8000)
     >>> try:
     ...     load_model_description("pwned: !apply:os.system [echo hi]")
     ... except UntrustedCodeError as err:

@@ -5,10 +5,11 @@ GASS draws every training mixture from ≈1.9 M recordings. A list of dicts cost
 touches the reference counts. :class:`Manifest` keeps the same information in a handful of numpy
 arrays instead:
 
-* ``ids`` and ``paths``: one ``uint8`` blob each plus ``int64`` offsets (:class:`StringColumn`);
+* ``ids`` and ``paths``: one ``uint8`` blob each plus ``int64`` offsets
+  (:class:`~gass_modules.dataio.columns.StringColumn`);
 * ``frames`` (``int64``), ``sample_rate`` (``int32``), ``channels`` (``int16``);
 * ``category`` and ``group`` as small integer codes with lookup tables (``categories`` is a tuple
-  of names; group names are a :class:`StringColumn`).
+  of names; group names are a ``StringColumn``).
 
 That is ≈100 bytes per clip for typical paths, shared copy-on-write by forked workers, and one
 index array per category (built once) makes drawing a clip of a category O(1) whatever the
@@ -18,6 +19,10 @@ Group ids (speaker, song, recording) drive :meth:`Manifest.split_by_group`, a tr
 split in which no group lands in two splits. CSV files follow SpeechBrain's conventions (an
 ``ID`` column, ``duration`` in seconds, ``$placeholder`` replacements in paths), so the same file
 loads with ``DynamicItemDataset.from_csv``.
+
+Manifests are made from folders of audio files by :func:`~gass_modules.dataio.scan.scan_audio`
+and checked against the files by :func:`~gass_modules.dataio.scan.check_clips`
+(:mod:`gass_modules.dataio.scan`; those names are also importable from here).
 
 Authors
  * gass developers 2026
@@ -29,146 +34,26 @@ import csv
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import soundfile as sf
+
+from gass_modules.compat import moved_names
+from gass_modules.dataio.columns import StringColumn
 
 CSV_COLUMNS = ("ID", "duration", "wav", "frames", "sample_rate", "channels", "category", "group")
 
-# Extensions of the formats libsndfile can read (header-only probes need no decoder).
-AUDIO_EXTENSIONS = frozenset(
-    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".caf", ".w64",
-     ".rf64", ".wv"}
-)
+# Scanning folders and probing files moved to gass_modules.dataio.scan (#16), which builds
+# manifests; those names stay importable from here, resolved when first used.
+__getattr__ = moved_names(__name__, {
+    name: "gass_modules.dataio.scan"
+    for name in ("AUDIO_EXTENSIONS", "AudioHeader", "ScanReport", "check_clips", "probe_audio",
+                 "probe_files", "scan_audio")
+})
 
 _VARIABLE = re.compile(r"\$([\w.]+)")
-
-
-class StringColumn:
-    """An immutable column of strings stored as one UTF-8 blob plus offsets.
-
-    A Python ``str`` costs ≈50 bytes of overhead on top of its characters and a list adds 8 more
-    per entry; this column costs the characters plus 8 bytes, and pickles/forks as two arrays.
-
-    Arguments
-    ---------
-    blob : numpy.ndarray
-        ``uint8`` concatenated UTF-8 bytes of all strings.
-    offsets : numpy.ndarray
-        ``int64`` ``[N + 1]``: string ``i`` is ``blob[offsets[i]:offsets[i + 1]]``.
-
-    Example
-    -------
-    >>> col = StringColumn.from_strings(["a/b.wav", "", "ç.flac"])
-    >>> len(col), col[0], col[1], col[-1]
-    (3, 'a/b.wav', '', 'ç.flac')
-    >>> col.take([2, 0]).tolist()
-    ['ç.flac', 'a/b.wav']
-    """
-
-    def __init__(self, blob: np.ndarray, offsets: np.ndarray) -> None:
-        blob = np.ascontiguousarray(blob, dtype=np.uint8)
-        offsets = np.ascontiguousarray(offsets, dtype=np.int64)
-        if offsets.ndim != 1 or len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != len(blob):
-            raise ValueError(
-                f"expected offsets [N + 1] from 0 to len(blob)={len(blob)}, got shape "
-                f"{offsets.shape} ending at {offsets[-1] if len(offsets) else None}"
-            )
-        if np.any(np.diff(offsets) < 0):
-            raise ValueError("expected non-decreasing offsets, found a decreasing step")
-        self.blob = blob
-        self.offsets = offsets
-
-    @classmethod
-    def from_strings(cls, strings: Iterable[str]) -> StringColumn:
-        """Builds a column from any iterable of strings.
-
-        Arguments
-        ---------
-        strings : iterable of str
-            The values, in order.
-
-        Returns
-        -------
-        StringColumn
-            The encoded column.
-
-        Example
-        -------
-        >>> StringColumn.from_strings(iter(["x", "yz"])).offsets.tolist()
-        [0, 1, 3]
-        """
-        encoded = [s.encode("utf-8") for s in strings]
-        lengths = np.fromiter((len(b) for b in encoded), dtype=np.int64, count=len(encoded))
-        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-        return cls(blob, offsets)
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def __getitem__(self, index: int) -> str:
-        index = int(index)
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"string index {index} out of range for a column of {len(self)}")
-        index %= len(self)
-        start, end = self.offsets[index], self.offsets[index + 1]
-        return self.blob[start:end].tobytes().decode("utf-8")
-
-    def tolist(self) -> list[str]:
-        """Decodes every string (O(N) Python objects: for small columns and exports).
-
-        Returns
-        -------
-        list of str
-            All values in order.
-
-        Example
-        -------
-        >>> StringColumn.from_strings(["a", "b"]).tolist()
-        ['a', 'b']
-        """
-        data = self.blob.tobytes()
-        off = self.offsets.tolist()
-        return [data[off[i]:off[i + 1]].decode("utf-8") for i in range(len(self))]
-
-    def take(self, indices: Sequence[int] | np.ndarray) -> StringColumn:
-        """Gathers a subset of the strings (vectorised, no per-string Python work).
-
-        Arguments
-        ---------
-        indices : sequence of int
-            Positions to keep, in the order wanted.
-
-        Returns
-        -------
-        StringColumn
-            The gathered column.
-
-        Example
-        -------
-        >>> StringColumn.from_strings(["a", "bb", "ccc"]).take([2, 2, 0]).tolist()
-        ['ccc', 'ccc', 'a']
-        """
-        idx = np.asarray(indices, dtype=np.int64)
-        starts = self.offsets[idx]
-        lengths = self.offsets[idx + 1] - starts
-        offsets = np.zeros(len(idx) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        # position j of the new blob reads old position starts[k] + (j - offsets[k])
-        gather = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
-        return StringColumn(self.blob[gather], offsets)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by the column's arrays."""
-        return int(self.blob.nbytes + self.offsets.nbytes)
 
 
 class ClipInfo(NamedTuple):
@@ -212,7 +97,8 @@ def _codes(values: Sequence[str]) -> tuple[np.ndarray, list[str]]:
 class Manifest:
     """A columnar list of audio clips (id, path, frames, rate, channels, category, group).
 
-    Build it from columns (any sequences) or with :meth:`from_csv` / :func:`scan_audio`.
+    Build it from columns (any sequences) or with :meth:`from_csv` /
+    :func:`~gass_modules.dataio.scan.scan_audio`.
     Categories and groups are stored as integer codes; ``categories`` is the lookup table.
 
     Arguments
@@ -707,280 +593,3 @@ def load_manifest(
     if isinstance(paths, (str, Path)):
         return Manifest.from_csv(paths, replacements)
     return Manifest.concat([Manifest.from_csv(p, replacements) for p in paths])
-
-
-# -------------------------------------------------------------------------------- scanning
-@dataclass
-class ScanReport:
-    """What :func:`scan_audio` found: skipped files with reasons, and totals per category.
-
-    Example
-    -------
-    >>> r = ScanReport(skipped=[("x.wav", "unreadable: bad header")])
-    >>> r.reason_counts()
-    {'unreadable': 1}
-    """
-
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    totals: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    def reason_counts(self) -> dict[str, int]:
-        """Number of skipped files per reason kind (the text before the first colon)."""
-        return dict(Counter(reason.split(":")[0] for _, reason in self.skipped))
-
-    def format(self) -> str:
-        """A human-readable report (totals per category, then skip counts and examples).
-
-        Returns
-        -------
-        str
-            The report.
-
-        Example
-        -------
-        >>> print(ScanReport(totals={"sfx": {"clips": 2, "hours": 0.5, "groups": 2}}).format())
-        sfx: 2 clips, 0.50 h, 2 groups
-        skipped: 0 files
-        """
-        lines = [f"{c}: {t['clips']} clips, {t['hours']:.2f} h, {t['groups']} groups"
-                 for c, t in self.totals.items()]
-        lines.append(f"skipped: {len(self.skipped)} files")
-        for reason, count in sorted(self.reason_counts().items()):
-            example = next(p for p, r in self.skipped if r.split(":")[0] == reason)
-            lines.append(f"  {reason}: {count} (e.g. {example})")
-        return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class AudioHeader:
-    """What a header-only read of an audio file tells: length, rate and channels.
-
-    Arguments
-    ---------
-    frames : int
-        Length in samples.
-    sample_rate : int
-        Rate in Hz.
-    channels : int
-        Channel count.
-
-    Example
-    -------
-    >>> AudioHeader(16000, 8000, 1).duration
-    2.0
-    """
-
-    frames: int
-    sample_rate: int
-    channels: int
-
-    @property
-    def duration(self) -> float:
-        """Length in seconds."""
-        return self.frames / self.sample_rate
-
-
-def probe_audio(path: str | os.PathLike) -> AudioHeader | str:
-    """Header-only read of an audio file (``soundfile.info``, no decoding), or why it is unusable.
-
-    The one probe behind :func:`scan_audio` and the benchmark layout checks
-    (``gass_modules.dataio.benchmarks``). libsndfile releases the GIL, so threads overlap it.
-
-    Arguments
-    ---------
-    path : str or os.PathLike
-        The file.
-
-    Returns
-    -------
-    AudioHeader or str
-        The header, or a reason ``"<kind>: <detail>"`` with kind ``missing``, ``unreadable``,
-        ``empty`` or ``invalid header``.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> sf.write(folder / "a.wav", np.zeros(800, dtype=np.float32), 8000)
-    >>> probe_audio(folder / "a.wav")
-    AudioHeader(frames=800, sample_rate=8000, channels=1)
-    >>> _ = (folder / "b.wav").write_bytes(b"not audio")
-    >>> probe_audio(folder / "b.wav").split(":")[0], probe_audio(folder / "c.wav")
-    ('unreadable', 'missing: no such file')
-    """
-    if not Path(path).is_file():
-        return "missing: no such file"
-    try:
-        info = sf.info(str(path))
-    except Exception as err:  # libsndfile raises several types; all mean "cannot read"
-        return f"unreadable: {str(err).splitlines()[0]}"
-    if info.frames < 1:
-        return "empty: 0 frames"
-    if info.channels < 1 or info.samplerate < 1:
-        return f"invalid header: {info.channels} channels at {info.samplerate} Hz"
-    return AudioHeader(int(info.frames), int(info.samplerate), int(info.channels))
-
-
-def probe_files(paths: Sequence[str | os.PathLike], workers: int = 2) -> list[AudioHeader | str]:
-    """:func:`probe_audio` of every path, in parallel threads (order kept).
-
-    Arguments
-    ---------
-    paths : sequence of str or os.PathLike
-        The files.
-    workers : int
-        Number of probing threads.
-
-    Returns
-    -------
-    list
-        One :class:`AudioHeader` or reason per path.
-
-    Example
-    -------
-    >>> probe_files(["no/such.wav"])
-    ['missing: no such file']
-    """
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return list(pool.map(probe_audio, paths, chunksize=64))
-
-
-def check_clips(manifest: Manifest, workers: int = 2) -> list[tuple[str, str, str]]:
-    """Finds the manifest rows a mixer could not read, with header probes in parallel threads.
-
-    A row is bad when :func:`probe_audio` gives a reason (missing, unreadable, empty, invalid
-    header), or when the file holds fewer frames than the row says (frames past the end), or
-    another rate or channel count. Run it before training: a bad row otherwise fails only when
-    the mixer draws it.
-
-    Arguments
-    ---------
-    manifest : Manifest
-        The clips.
-    workers : int
-        Number of probing threads.
-
-    Returns
-    -------
-    list of (str, str, str)
-        ``(id, path, reason)`` of every bad row, in manifest order.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> sf.write(folder / "a.wav", np.zeros(800, dtype=np.float32), 8000)
-    >>> m = Manifest(["a", "b", "c"], [str(folder / "a.wav"), str(folder / "a.wav"), "x.wav"],
-    ...              [800, 900, 1], [8000, 8000, 8000], [1, 1, 1], ["s"] * 3, ["g"] * 3)
-    >>> [(i, r) for i, _, r in check_clips(m)]  # doctest: +NORMALIZE_WHITESPACE
-    [('b', 'frames past the end: the manifest says 900 frames, the file holds 800'),
-     ('c', 'missing: no such file')]
-    """
-    rows = [manifest[i] for i in range(len(manifest))]
-    bad = []
-    for row, probe in zip(rows, probe_files([r.path for r in rows], workers)):
-        if isinstance(probe, str):
-            reason = probe
-        elif probe.frames < row.frames:
-            reason = (f"frames past the end: the manifest says {row.frames} frames, the file "
-                      f"holds {probe.frames}")
-        elif probe.sample_rate != row.sample_rate:
-            reason = (f"sample rate: the manifest says {row.sample_rate} Hz, the file is "
-                      f"{probe.sample_rate} Hz")
-        elif probe.channels != row.channels:
-            reason = (f"channels: the manifest says {row.channels}, the file has "
-                      f"{probe.channels}")
-        else:
-            continue
-        bad.append((row.id, row.path, reason))
-    return bad
-
-
-def _group_of(rel: Path, root_name: str, group_depth: int) -> str:
-    """Group name of a file at relative path ``rel`` under a root (see :func:`scan_audio`)."""
-    parts = rel.parts[:-1]
-    if group_depth == 0 or not parts:
-        return f"{root_name}/{rel.with_suffix('').as_posix()}"
-    return "/".join((root_name, *parts[:group_depth]))
-
-
-def scan_audio(
-    roots: Sequence[str | Path],
-    categories: str | Sequence[str],
-    group_depth: int = 1,
-    workers: int = 2,
-) -> tuple[Manifest, ScanReport]:
-    """Scans folders for audio files with header-only reads, in parallel threads.
-
-    Every file whose extension is in ``AUDIO_EXTENSIONS`` is probed with ``soundfile.info``
-    (no decoding; libsndfile releases the GIL, so threads overlap the I/O). Unreadable and empty
-    files are skipped and reported with a reason.
-
-    Arguments
-    ---------
-    roots : sequence of str or Path
-        Folders to scan recursively.
-    categories : str or sequence of str
-        One category for all roots, or one per root.
-    group_depth : int
-        The group of a file is its root's name plus the first ``group_depth`` folders below the
-        root (1: ``LibriSpeech/train-clean-100/<speaker>``-style layouts give one group per
-        speaker); 0 makes every file its own group. Files directly in a root are their own group.
-    workers : int
-        Number of probing threads.
-
-    Returns
-    -------
-    Manifest
-        The readable clips; ids are ``<root name>/<relative path without extension>``.
-    ScanReport
-        Skipped files with reasons and totals per category.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> root = Path(tempfile.mkdtemp()) / "corpus"
-    >>> (root / "spk1").mkdir(parents=True)
-    >>> sf.write(root / "spk1" / "u1.wav", np.zeros(800, dtype=np.float32), 8000)
-    >>> _ = (root / "spk1" / "broken.wav").write_bytes(b"not audio")
-    >>> m, report = scan_audio([root], "speech")
-    >>> m[0].id, m[0].frames, m[0].group, report.reason_counts()
-    ('corpus/spk1/u1', 800, 'corpus/spk1', {'unreadable': 1})
-    """
-    roots = [Path(r) for r in roots]
-    cats = [categories] * len(roots) if isinstance(categories, str) else list(categories)
-    if len(cats) != len(roots):
-        raise ValueError(f"expected one category or one per root ({len(roots)}), "
-                         f"got {len(cats)}: {cats}")
-    if group_depth < 0:
-        raise ValueError(f"expected group_depth >= 0, got {group_depth}")
-    files: list[tuple[Path, Path, str]] = []
-    for root, cat in zip(roots, cats):
-        if not root.is_dir():
-            raise FileNotFoundError(f"expected a folder to scan, {root} is not one")
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            for name in sorted(filenames):
-                p = Path(dirpath) / name
-                if p.suffix.lower() in AUDIO_EXTENSIONS:
-                    files.append((root, p, cat))
-    probes = probe_files([p for _, p, _ in files], workers)
-    report = ScanReport()
-    cols: dict[str, list] = {k: [] for k in ("ids", "paths", "frames", "rates", "channels",
-                                             "cats", "groups")}
-    for (root, p, cat), probe in zip(files, probes):
-        if isinstance(probe, str):
-            report.skipped.append((str(p), probe))
-            continue
-        rel = p.relative_to(root)
-        cols["ids"].append(f"{root.name}/{rel.with_suffix('').as_posix()}")
-        cols["paths"].append(str(p.resolve()))
-        cols["frames"].append(probe.frames)
-        cols["rates"].append(probe.sample_rate)
-        cols["channels"].append(probe.channels)
-        cols["cats"].append(cat)
-        cols["groups"].append(_group_of(rel, root.name, group_depth))
-    manifest = Manifest(cols["ids"], cols["paths"], cols["frames"], cols["rates"],
-                        cols["channels"], cols["cats"], cols["groups"])
-    report.totals = manifest.summary()
-    return manifest, report

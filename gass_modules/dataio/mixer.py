@@ -2,8 +2,9 @@
 
 GASS (Pons et al., ICASSP 2024) trains on mixtures of 1-4 sources drawn from a large pool of
 recordings: foreground sources at a comfortable level, background sources lower. A
-:class:`Scenario` (a yaml table, ``hparams/mixer/gass.yaml``) says which categories may be
-foreground or background, how many sources a mixture has, and the gain ranges in dB.
+:class:`~gass_modules.dataio.scenario.Scenario` (a yaml table, ``hparams/mixer/gass.yaml``)
+says which categories may be foreground or background, how many sources a mixture has, and the
+gain ranges in dB.
 :class:`GASSMixer` draws one mixture from a :class:`~gass_modules.dataio.manifest.Manifest`:
 
 1. the number of sources ``n`` and, per source, its role, category, clip and gain;
@@ -17,15 +18,10 @@ foreground or background, how many sources a mixture has, and the gain ranges in
 
 Items follow the mixer-item contract (docs/architecture.md, "Mixer item"): ``id``,
 ``mix [T]``, ``targets [T, S_max]``, ``num_sources``, ``categories`` (``""`` for empty slots);
-``mix == targets.sum(-1)`` and empty slots are exactly zero. Two ways to consume them with
-SpeechBrain's dataloader and ``PaddedBatch``:
-
-* :func:`make_eval_set`: a ``DynamicItemDataset`` whose item ``i`` is a pure function of
-  (manifest, scenario, seed, i); :func:`export_eval_set` freezes it to wav + csv and
-  :func:`load_eval_set` reads the frozen copy back as a ``DynamicItemDataset``;
-* :class:`MixtureStream`: a ``torch.utils.data.IterableDataset`` for training, whose items are
-  seeded from (seed, epoch, rank, k) with ``k`` strided over dataloader workers, so DDP ranks and
-  workers never repeat each other's mixtures.
+``mix == targets.sum(-1)`` and empty slots are exactly zero. The datasets that consume them
+with SpeechBrain's dataloader (evaluation sets, live or frozen to wav + csv, and the training
+stream ``MixtureStream``) are in :mod:`gass_modules.dataio.mixture_sets`, and the scenario
+table in :mod:`gass_modules.dataio.scenario`; both stay importable from here.
 
 Run the mixer in dataloader workers (``num_workers >= 1``), where PyTorch uses one intra-op
 thread: its resampling convolutions are small, and with several threads on a busy CPU they can
@@ -37,206 +33,32 @@ Authors
 
 from __future__ import annotations
 
-import csv
 import functools
 import logging
 import math
-import os
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
 import torchaudio
-from speechbrain.dataio.dataio import read_audio
-from speechbrain.dataio.dataset import DynamicItemDataset
 
+from gass_modules.compat import moved_names
 from gass_modules.dataio.manifest import Manifest, load_manifest
+from gass_modules.dataio.scenario import DEFAULT_SCENARIO, Scenario
 
 logger = logging.getLogger(__name__)
 
 ITEM_KEYS = ("id", "mix", "targets", "num_sources", "categories")
-DEFAULT_SCENARIO = Path(__file__).resolve().parents[2] / "hparams" / "mixer" / "gass.yaml"
-_EVAL_STREAM, _TRAIN_STREAM = 0, 1  # first seed key: eval items and training items never meet
 
-
-# ------------------------------------------------------------------------------------ scenario
-def _weights(value: Mapping[str, float] | Sequence[str], name: str) -> dict[str, float]:
-    """Normalises a category table given as ``{name: weight}`` or a list of names."""
-    table = dict(value) if isinstance(value, Mapping) else {str(c): 1.0 for c in value}
-    bad = {k: w for k, w in table.items() if not (isinstance(w, (int, float)) and w >= 0)}
-    if bad:
-        raise ValueError(f"{name}: expected non-negative weights, got {bad}")
-    return {str(k): float(w) for k, w in table.items()}
-
-
-def _gain_range(value: Sequence[float], name: str) -> tuple[float, float]:
-    """Validates a ``[low, high]`` range in dB."""
-    lo_hi = tuple(float(v) for v in value)
-    if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
-        raise ValueError(f"{name}: expected [low_db, high_db] with low <= high, got {value}")
-    return lo_hi  # type: ignore[return-value]
-
-
-@dataclass
-class Scenario:
-    """A GASS mixing scenario (the keys of ``hparams/mixer/gass.yaml``).
-
-    Arguments
-    ---------
-    sample_rate : int
-        Output sample rate in Hz.
-    duration : float
-        Mixture length in seconds.
-    max_sources : int
-        ``S_max``: the number of target slots (GASS models always predict 4).
-    num_sources_probs : sequence of float
-        Probability of 1, 2, ..., ``max_sources`` sources (normalised).
-    background_prob : float
-        Probability that each source after the first is a background source (the first source
-        is always foreground).
-    foreground_categories : mapping of str to float, or list of str
-        Categories allowed as foreground, with draw weights. Categories absent from a manifest
-        are ignored, so one table serves manifests with ``music`` or with stem labels.
-    background_categories : mapping of str to float, or list of str
-        Categories allowed as background, with draw weights (may be empty).
-    foreground_gain_db : sequence of float
-        ``[low, high]`` foreground level range in dB relative to ``reference_db``.
-    background_gain_db : sequence of float
-        ``[low, high]`` background level range; ``high`` must not exceed the foreground ``low``.
-    reference_db : float
-        RMS level in dBFS of a source at 0 dB gain.
-    silence_threshold_db : float
-        Crops whose RMS (dBFS) is below this are rejected as silent.
-    max_retries : int
-        Silent crops redrawn per source before giving up with an error.
-    peak_limit : float
-        Largest absolute sample value allowed in the mixture and targets.
-
-    Example
-    -------
-    >>> s = Scenario(duration=2.0, num_sources_probs=[0, 1, 0, 0])
-    >>> s.num_samples, s.max_sources
-    (32000, 4)
-    >>> Scenario(foreground_gain_db=[-5, 5], background_gain_db=[-3, 0])
-    Traceback (most recent call last):
-      ...
-    ValueError: background_gain_db: the background must be lower than the foreground ...
-    """
-
-    sample_rate: int = 16000
-    duration: float = 6.0
-    max_sources: int = 4
-    num_sources_probs: Sequence[float] = (0.25, 0.25, 0.25, 0.25)
-    background_prob: float = 0.3
-    foreground_categories: Mapping[str, float] = field(
-        default_factory=lambda: {"speech": 1.0, "music": 1.0, "sfx": 1.0})
-    background_categories: Mapping[str, float] = field(
-        default_factory=lambda: {"music": 1.0, "sfx": 1.0})
-    foreground_gain_db: Sequence[float] = (-5.0, 5.0)
-    background_gain_db: Sequence[float] = (-20.0, -8.0)
-    reference_db: float = -25.0
-    silence_threshold_db: float = -60.0
-    max_retries: int = 10
-    peak_limit: float = 0.9
-
-    def __post_init__(self) -> None:
-        for name in ("sample_rate", "max_sources", "max_retries"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or (
-                    value < (0 if name == "max_retries" else 1)):
-                raise ValueError(f"{name}: expected a positive int, got {value!r}")
-        if not self.duration > 0:
-            raise ValueError(f"duration: expected seconds > 0, got {self.duration!r}")
-        probs = np.asarray(self.num_sources_probs, dtype=np.float64)
-        if probs.shape != (self.max_sources,) or np.any(probs < 0) or probs.sum() <= 0:
-            raise ValueError(
-                f"num_sources_probs: expected {self.max_sources} non-negative probabilities "
-                f"(for 1..{self.max_sources} sources), got {list(self.num_sources_probs)}"
-            )
-        self.num_sources_probs = tuple((probs / probs.sum()).tolist())
-        if not 0.0 <= self.background_prob <= 1.0:
-            raise ValueError(f"background_prob: expected [0, 1], got {self.background_prob}")
-        self.foreground_categories = _weights(self.foreground_categories,
-                                              "foreground_categories")
-        self.background_categories = _weights(self.background_categories,
-                                              "background_categories")
-        if sum(self.foreground_categories.values()) <= 0:
-            raise ValueError("foreground_categories: expected at least one positive weight")
-        self.foreground_gain_db = _gain_range(self.foreground_gain_db, "foreground_gain_db")
-        self.background_gain_db = _gain_range(self.background_gain_db, "background_gain_db")
-        if self.background_gain_db[1] > self.foreground_gain_db[0]:
-            raise ValueError(
-                "background_gain_db: the background must be lower than the foreground (its high "
-                f"end <= the foreground's low end), got {list(self.background_gain_db)} vs "
-                f"{list(self.foreground_gain_db)}"
-            )
-        if not 0.0 < self.peak_limit <= 1.0:
-            raise ValueError(f"peak_limit: expected (0, 1], got {self.peak_limit}")
-
-    @property
-    def num_samples(self) -> int:
-        """Mixture length ``T`` in samples."""
-        return int(round(self.duration * self.sample_rate))
-
-    @classmethod
-    def from_yaml(cls, path: str | Path = DEFAULT_SCENARIO,
-                  overrides: Mapping[str, object] | None = None) -> Scenario:
-        """Loads a scenario table with hyperpyyaml, optionally overriding keys.
-
-        Arguments
-        ---------
-        path : str or Path
-            The yaml table (default: ``hparams/mixer/gass.yaml``).
-        overrides : mapping, optional
-            Keys to replace, as hyperpyyaml overrides.
-
-        Returns
-        -------
-        Scenario
-            The validated scenario.
-
-        Example
-        -------
-        >>> Scenario.from_yaml(overrides={"duration": 4.0}).num_samples
-        64000
-        """
-        from hyperpyyaml import load_hyperpyyaml
-
-        with open(path) as f:
-            table = load_hyperpyyaml(f, dict(overrides or {}))
-        return cls.coerce(table)
-
-    @classmethod
-    def coerce(cls, value: Scenario | Mapping[str, object] | str | Path | None) -> Scenario:
-        """A scenario from a Scenario, a dict (e.g. a recipe's ``!include:``) or a yaml path.
-
-        Arguments
-        ---------
-        value : Scenario, mapping, str, Path or None
-            None means the default table ``hparams/mixer/gass.yaml``.
-
-        Returns
-        -------
-        Scenario
-            The validated scenario.
-
-        Example
-        -------
-        >>> Scenario.coerce({"duration": 1.0}).num_samples
-        16000
-        """
-        if isinstance(value, Scenario):
-            return value
-        if value is None or isinstance(value, (str, Path)):
-            return cls.from_yaml(DEFAULT_SCENARIO if value is None else value)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(value) - known)
-        if unknown:
-            raise ValueError(f"unknown scenario keys {unknown}; expected some of {sorted(known)}")
-        return cls(**dict(value))
+# The datasets of mixer draws moved to gass_modules.dataio.mixture_sets (#16), which builds on
+# this module; they stay importable from here, resolved when first used.
+__getattr__ = moved_names(__name__, {
+    name: "gass_modules.dataio.mixture_sets"
+    for name in ("MixtureStream", "export_eval_set", "load_eval_set", "make_eval_set")
+})
 
 
 # ------------------------------------------------------------------------------------ audio
@@ -621,269 +443,5 @@ def mixture_rng(seed: int, *keys: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), *map(int, keys)]))
 
 
-# ------------------------------------------------------------------------------------ datasets
-class _EvalPipeline:
-    """The dynamic item of :func:`make_eval_set` (a class so that the dataset pickles)."""
-
-    def __init__(self, mixer: GASSMixer, seed: int) -> None:
-        self.mixer = mixer
-        self.seed = seed
-
-    def __call__(self, index: int) -> Iterator:
-        m = self.mixer.draw(mixture_rng(self.seed, _EVAL_STREAM, index))
-        item = m.to_item("")
-        yield item["mix"]
-        yield item["targets"]
-        yield item["num_sources"]
-        yield item["categories"]
-
-
-def make_eval_set(mixer: GASSMixer, num_mixtures: int, seed: int = 0,
-                  id_prefix: str = "eval") -> DynamicItemDataset:
-    """A deterministic evaluation set: item ``i`` is a pure function of (mixer, seed, i).
-
-    The mixer fixes manifest and scenario. Item ``i`` does not depend on ``num_mixtures`` (a
-    larger set extends a smaller one) nor on the order or process in which items are read.
-
-    Arguments
-    ---------
-    mixer : GASSMixer
-        Manifest + scenario.
-    num_mixtures : int
-        Number of items.
-    seed : int
-        Seed of the set.
-    id_prefix : str
-        Item ids are ``<id_prefix>-<index:06d>``.
-
-    Returns
-    -------
-    DynamicItemDataset
-        Output keys ``id``, ``mix``, ``targets``, ``num_sources``, ``categories``; use it with
-        ``speechbrain.dataio.dataloader.make_dataloader`` (PaddedBatch is the default collate).
-
-    Example
-    -------
-    >>> import tempfile
-    >>> path = Path(tempfile.mkdtemp()) / "noise.wav"
-    >>> sf.write(path, np.random.default_rng(0).uniform(-.5, .5, 16000), 16000)
-    >>> mixer = GASSMixer(Manifest(["n"], [str(path)], [16000], [16000], [1], ["sfx"], ["g"]),
-    ...                   {"duration": 0.5, "foreground_categories": ["sfx"]})
-    >>> ds = make_eval_set(mixer, 3, seed=7)
-    >>> ds[2]["id"], ds[2]["targets"].shape, torch.equal(ds[2]["mix"], ds[2]["mix"])
-    ('eval-000002', torch.Size([8000, 4]), True)
-    """
-    if num_mixtures < 1:
-        raise ValueError(f"expected num_mixtures >= 1, got {num_mixtures}")
-    data = {f"{id_prefix}-{i:06d}": {"index": i} for i in range(num_mixtures)}
-    dataset = DynamicItemDataset(data)
-    dataset.add_dynamic_item(_EvalPipeline(mixer, seed).__call__, takes=["index"],
-                             provides=list(ITEM_KEYS[1:]))
-    dataset.set_output_keys(list(ITEM_KEYS))
-    return dataset
-
-
-def export_eval_set(mixer: GASSMixer, num_mixtures: int, out_dir: str | Path, seed: int = 0,
-                    id_prefix: str = "eval") -> Path:
-    """Freezes :func:`make_eval_set` to float wav files and a SpeechBrain csv.
-
-    Writes ``<out_dir>/<id>/mix.wav`` and ``s1.wav`` ... ``s<S_max>.wav`` (32-bit float, so the
-    frozen set reproduces the on-the-fly one sample for sample) and ``<out_dir>/<id_prefix>.csv``
-    with columns ``ID, duration, mix_wav, s1_wav, ..., active_sources, source_categories,
-    source_clips, gains_db`` (paths as ``$data_root/...``, lists joined with ``;``).
-
-    Arguments
-    ---------
-    mixer : GASSMixer
-        Manifest + scenario.
-    num_mixtures : int
-        Number of items.
-    out_dir : str or Path
-        Output folder.
-    seed : int
-        Seed of the set (as in :func:`make_eval_set`).
-    id_prefix : str
-        Item id prefix (as in :func:`make_eval_set`).
-
-    Returns
-    -------
-    Path
-        The csv file.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> sf.write(folder / "n.wav", np.random.default_rng(0).uniform(-.5, .5, 16000), 16000)
-    >>> mixer = GASSMixer(Manifest(["n"], [str(folder / "n.wav")], [16000], [16000], [1],
-    ...                            ["sfx"], ["g"]), {"duration": 0.25})
-    >>> csv_path = export_eval_set(mixer, 2, folder / "frozen", seed=3)
-    >>> csv_path.name, len(csv_path.read_text().splitlines())
-    ('eval.csv', 3)
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sc = mixer.scenario
-    slots = [f"s{k + 1}" for k in range(sc.max_sources)]
-    header = ["ID", "duration", "mix_wav", *[f"{s}_wav" for s in slots], "active_sources",
-              "source_categories", "source_clips", "gains_db"]
-    csv_path = out_dir / f"{id_prefix}.csv"
-    with open(csv_path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        for i in range(num_mixtures):
-            mix_id = f"{id_prefix}-{i:06d}"
-            m = mixer.draw(mixture_rng(seed, _EVAL_STREAM, i))
-            folder = out_dir / mix_id
-            folder.mkdir(exist_ok=True)
-            sf.write(folder / "mix.wav", m.mix, sc.sample_rate, subtype="FLOAT")
-            for k, s in enumerate(slots):
-                sf.write(folder / f"{s}.wav", m.targets[:, k], sc.sample_rate, subtype="FLOAT")
-            writer.writerow([
-                mix_id, f"{sc.duration:.6g}", f"$data_root/{mix_id}/mix.wav",
-                *[f"$data_root/{mix_id}/{s}.wav" for s in slots], m.num_sources,
-                ";".join(m.categories), ";".join(mixer.manifest.ids[c] for c in m.clips),
-                ";".join(f"{g:.4f}" for g in m.gains_db),
-            ])
-    return csv_path
-
-
-class _FrozenPipeline:
-    """The dynamic item of :func:`load_eval_set`: wav files back to the item contract."""
-
-    def __call__(self, mix_wav: str, *rest: str) -> Iterator:
-        *source_wavs, active, cats = rest
-        yield read_audio(mix_wav)
-        yield torch.stack([read_audio(p) for p in source_wavs], dim=-1)  # [T, S_max]
-        yield int(active)
-        yield cats.split(";")
-
-
-def load_eval_set(csv_path: str | Path,
-                  replacements: Mapping[str, str] | None = None) -> DynamicItemDataset:
-    """Reads a frozen evaluation set written by :func:`export_eval_set`.
-
-    Arguments
-    ---------
-    csv_path : str or Path
-        The csv file.
-    replacements : mapping, optional
-        ``$name`` replacements; ``data_root`` defaults to the csv's folder.
-
-    Returns
-    -------
-    DynamicItemDataset
-        Same output keys and values as the on-the-fly :func:`make_eval_set`.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> sf.write(folder / "n.wav", np.random.default_rng(0).uniform(-.5, .5, 16000), 16000)
-    >>> mixer = GASSMixer(Manifest(["n"], [str(folder / "n.wav")], [16000], [16000], [1],
-    ...                            ["sfx"], ["g"]), {"duration": 0.25})
-    >>> frozen = load_eval_set(export_eval_set(mixer, 2, folder / "frozen", seed=3))
-    >>> torch.equal(frozen[1]["targets"], make_eval_set(mixer, 2, seed=3)[1]["targets"])
-    True
-    """
-    csv_path = Path(csv_path)
-    repl = {"data_root": str(csv_path.parent.resolve()), **(replacements or {})}
-    dataset = DynamicItemDataset.from_csv(str(csv_path), replacements=repl)
-    with open(csv_path, newline="") as f:
-        header = next(csv.reader(f))
-    slots = sorted((c for c in header if c.startswith("s") and c.endswith("_wav")),
-                   key=lambda c: int(c[1:-4]))
-    if "mix_wav" not in header or not slots:
-        raise ValueError(f"expected mix_wav and s<k>_wav columns in {csv_path}, found {header}")
-    dataset.add_dynamic_item(_FrozenPipeline().__call__,
-                             takes=["mix_wav", *slots, "active_sources", "source_categories"],
-                             provides=list(ITEM_KEYS[1:]))
-    dataset.set_output_keys(list(ITEM_KEYS))
-    return dataset
-
-
-def _distributed_rank() -> int:
-    """This process's DDP rank (torch.distributed when initialised, else ``$RANK``, else 0)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank()
-    return int(os.environ.get("RANK", 0))
-
-
-class MixtureStream(torch.utils.data.IterableDataset):
-    """Training mixtures drawn on the fly, distinct per epoch, DDP rank and dataloader worker.
-
-    Item ``k`` of an epoch on a rank is drawn with a generator seeded from
-    ``(seed, epoch, rank, k)`` and dataloader worker ``w`` of ``W`` takes the items
-    ``k = w, w + W, w + 2W, ...``. The worker id thus enters every seed (as in lhotse's
-    ``make_worker_init_fn``, which seeds from seed, rank and worker id), but with numpy's
-    ``SeedSequence`` instead of a sum, so no two (rank, worker, item) ever share a seed; and the
-    set of mixtures a rank sees in an epoch does not change with ``num_workers``.
-
-    Arguments
-    ---------
-    mixer : GASSMixer
-        Manifest + scenario.
-    seed : int
-        Base seed.
-    epoch_size : int, optional
-        Items per epoch and rank; None streams forever (use SpeechBrain's
-        ``make_dataloader(..., looped_nominal_epoch=N)``).
-    rank : int, optional
-        DDP rank; by default ``torch.distributed``'s rank, else ``$RANK``, else 0.
-    id_prefix : str
-        Item ids are ``<id_prefix>-e<epoch>-r<rank>-<k:09d>``.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> path = Path(tempfile.mkdtemp()) / "noise.wav"
-    >>> sf.write(path, np.random.default_rng(0).uniform(-.5, .5, 16000), 16000)
-    >>> mixer = GASSMixer(Manifest(["n"], [str(path)], [16000], [16000], [1], ["sfx"], ["g"]),
-    ...                   {"duration": 0.25})
-    >>> stream = MixtureStream(mixer, seed=1, epoch_size=3, rank=1)
-    >>> [item["id"] for item in stream]
-    ['train-e0-r1-000000000', 'train-e0-r1-000000001', 'train-e0-r1-000000002']
-    """
-
-    def __init__(self, mixer: GASSMixer, seed: int = 0, epoch_size: int | None = None,
-                 rank: int | None = None, id_prefix: str = "train") -> None:
-        super().__init__()
-        if epoch_size is not None and epoch_size < 1:
-            raise ValueError(f"expected epoch_size >= 1 or None (endless), got {epoch_size}")
-        if rank is not None and rank < 0:
-            raise ValueError(f"expected rank >= 0 or None, got {rank}")
-        self.mixer = mixer
-        self.seed = seed
-        self.epoch_size = epoch_size
-        self.rank = rank
-        self.id_prefix = id_prefix
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Selects the epoch whose stream the next iteration yields.
-
-        Arguments
-        ---------
-        epoch : int
-            Epoch number (>= 0).
-        """
-        if epoch < 0:
-            raise ValueError(f"expected epoch >= 0, got {epoch}")
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        if self.epoch_size is None:
-            raise TypeError("an endless MixtureStream has no length; give epoch_size or use "
-                            "make_dataloader(..., looped_nominal_epoch=N)")
-        return self.epoch_size
-
-    def __iter__(self) -> Iterator[dict]:
-        info = torch.utils.data.get_worker_info()
-        worker, num_workers = (0, 1) if info is None else (info.id, info.num_workers)
-        rank = _distributed_rank() if self.rank is None else self.rank
-        k = worker
-        while self.epoch_size is None or k < self.epoch_size:
-            rng = mixture_rng(self.seed, _TRAIN_STREAM, self.epoch, rank, k)
-            mix_id = f"{self.id_prefix}-e{self.epoch}-r{rank}-{k:09d}"
-            yield self.mixer.draw(rng).to_item(mix_id)
-            k += num_workers
+__all__ = ["DEFAULT_SCENARIO", "ITEM_KEYS", "GASSMixer", "Mixture", "Scenario", "mixture_rng",
+           "resample", "rms_db"]

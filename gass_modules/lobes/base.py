@@ -6,15 +6,122 @@ this base class pads the input to a multiple of ``stride`` *outside* the model c
 ``separate_padded`` on the padded mixture, and crops back. The core never branches on the
 length, which is what lets ``torch.export`` trace it with a symbolic length ``stride * k``.
 
+A separator also describes itself: every subclass of :class:`Separator` records the arguments
+its constructor was called with, and :meth:`Separator.describe` returns them with the class path
+as a :class:`SeparatorDescription` (plain data). A model folder is written from that description
+(``gass_modules.model_folder``), so the folder builds the same architecture again.
+
 Authors
  * gass developers 2026
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 from torch import nn
 from torch.export import Dim, ExportedProgram
+
+_ARGUMENTS = "_gass_constructor_arguments"  # where a separator keeps its recorded arguments
+
+
+@dataclass(frozen=True)
+class SeparatorDescription:
+    """What builds a separator again: its class path and constructor arguments, as plain data.
+
+    :meth:`Separator.describe` returns it; a model folder records it
+    (``gass_modules.model_folder.save_model_folder``) and loading builds
+    ``class_path(**arguments)`` again, for registered classes only
+    (``gass_modules.safe_hparams``).
+
+    Arguments
+    ---------
+    class_path : str
+        ``<module>.<class>``, e.g. ``"gass_modules.lobes.bsrnn.BSRNN"``.
+    arguments : dict
+        Constructor keyword arguments (defaults included), plain yaml data only: ``None``,
+        bools, numbers, strings, and lists and string-keyed mappings of them.
+    sample_rate : int
+        The rate the separator was built for (Hz).
+    num_sources : int
+        Its number of outputs ``S``.
+
+    Example
+    -------
+    >>> d = SeparatorDescription("gass_modules.lobes.bsrnn.BSRNN", {"num_sources": 2}, 8000, 2)
+    >>> d.class_path.rpartition(".")[2], d.arguments
+    ('BSRNN', {'num_sources': 2})
+    """
+
+    class_path: str
+    arguments: dict[str, Any]
+    sample_rate: int
+    num_sources: int
+
+
+class _NotData:
+    """Stands for a recorded argument that is not plain yaml data (its type, for the message)."""
+
+    def __init__(self, value: object) -> None:
+        self.type_name = type(value).__name__
+
+
+def _plain(value: object) -> object:
+    """A plain-data copy of ``value`` (tuples become lists), or ``_NotData`` when it is not."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)  # yaml loaders may give str subclasses (ruamel's quoted scalars)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():  # numpy / torch scalars
+        return _plain(value.item()) if not isinstance(value, torch.Tensor) else _NotData(value)
+    if isinstance(value, (list, tuple)):
+        items = [_plain(v) for v in value]
+        return _NotData(value) if any(isinstance(v, _NotData) for v in items) else items
+    if isinstance(value, Mapping):
+        if not all(isinstance(k, str) for k in value):
+            return _NotData(value)
+        items = {k: _plain(v) for k, v in value.items()}
+        bad = any(isinstance(v, _NotData) for v in items.values())
+        return _NotData(value) if bad else items
+    return _NotData(value)
+
+
+def _recording(init: Callable) -> Callable:
+    """Wraps a subclass's ``__init__`` so the outermost call records its bound arguments."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs) -> None:
+        if _ARGUMENTS not in self.__dict__:  # the class being built, not a super().__init__
+            try:
+                bound = signature.bind(self, *args, **kwargs)
+            except TypeError:  # wrong arguments: let the constructor say so, as usual
+                return init(self, *args, **kwargs)
+            bound.apply_defaults()
+            arguments: dict[str, object] = {}
+            for name, param in list(signature.parameters.items())[1:]:
+                value = bound.arguments.get(name)
+                if param.kind is inspect.Parameter.VAR_KEYWORD:
+                    arguments.update({k: _plain(v) for k, v in (value or {}).items()})
+                elif param.kind is inspect.Parameter.VAR_POSITIONAL:
+                    if value:
+                        arguments[f"*{name}"] = _NotData(value)
+                else:
+                    arguments[name] = _plain(value)
+            self.__dict__[_ARGUMENTS] = arguments
+        init(self, *args, **kwargs)
+
+    __init__._records_arguments = True
+    return __init__
 
 
 class Separator(nn.Module):
@@ -43,12 +150,68 @@ class Separator(nn.Module):
     torch.Size([3, 21, 2])
     """
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        """Makes every subclass record the arguments its constructor is called with."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "_records_arguments", False):
+            cls.__init__ = _recording(init)
+
     def __init__(self, num_sources: int, sample_rate: int, stride: int) -> None:
         super().__init__()
         check_positive_int(num_sources=num_sources, sample_rate=sample_rate, stride=stride)
         self.num_sources = num_sources
         self.sample_rate = sample_rate
         self.stride = stride
+
+    def describe(self) -> SeparatorDescription:
+        """The class path and constructor arguments that build this separator again.
+
+        Recorded when the separator was constructed (every subclass records its own
+        constructor's arguments, defaults included), so a model folder can be written from the
+        built object. A separator whose architecture changes after construction, or whose
+        constructor takes something other than plain yaml data, must override this method.
+
+        Returns
+        -------
+        SeparatorDescription
+            Class path, arguments (plain data), ``sample_rate`` and ``num_sources``.
+
+        Raises
+        ------
+        TypeError
+            When the class cannot be named by a model folder (defined inside a function) or was
+            not built through a subclass constructor.
+        ValueError
+            When a constructor argument is not plain yaml data (the message names it).
+
+        Example
+        -------
+        >>> class Gains(Separator):
+        ...     def __init__(self, gains: tuple, sample_rate: int = 8000):
+        ...         super().__init__(len(gains), sample_rate, stride=1)
+        ...         self.gains = torch.nn.Parameter(torch.tensor(gains))
+        >>> Gains((0.5, 2.0)).describe().arguments
+        {'gains': [0.5, 2.0], 'sample_rate': 8000}
+        """
+        cls = type(self)
+        if _ARGUMENTS not in self.__dict__:
+            raise TypeError(f"{cls.__qualname__} holds no recorded constructor arguments: only "
+                            "instances of Separator subclasses built by calling the class can "
+                            "describe themselves; override describe() otherwise")
+        if "<locals>" in cls.__qualname__:
+            raise TypeError(f"{cls.__qualname__} is defined inside a function, so a model "
+                            "folder cannot name it; define the class at module level")
+        arguments = self.__dict__[_ARGUMENTS]
+        bad = {name: value.type_name for name, value in arguments.items()
+               if isinstance(value, _NotData)}
+        if bad:
+            raise ValueError(f"{cls.__qualname__}'s constructor arguments {bad} are not plain "
+                             "yaml data (None, bools, numbers, strings, lists and string-keyed "
+                             "mappings of them), so a model folder cannot record them; pass "
+                             "plain values, or override describe()")
+        return SeparatorDescription(f"{cls.__module__}.{cls.__qualname__}",
+                                    _plain(arguments), self.sample_rate, self.num_sources)
 
     def separate_padded(self, mix: torch.Tensor) -> torch.Tensor:
         """Separates a mixture whose length is a positive multiple of ``stride``.

@@ -57,8 +57,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from gass_modules.lobes.band_layers import BAND_NORM_EPS
 from gass_modules.lobes.base import check_positive_int
-from gass_modules.lobes.bsrnn import BAND_NORM_EPS, BandSplitSeparator, across_time_then_bands
+from gass_modules.lobes.bsrnn import BandSplitSeparator, across_time_then_bands
 
 
 class RMSNorm(nn.RMSNorm):
@@ -397,7 +398,7 @@ class BSRoFormer(BandSplitSeparator):
         Hop in samples (the stride), at most ``n_fft // 2`` (10 ms in the paper).
     band_plan : str or sequence of (float, float)
         A preset name (``"roformer"`` is the paper's, ``"gass"``, ``"speech"``, ``"music"``) or
-        bands in Hz (see :func:`~gass_modules.lobes.bsrnn.band_bins`).
+        bands in Hz (see :func:`~gass_modules.lobes.bands.band_bins`).
     feature_dim : int
         ``D``, features per band (384 in the paper).
     num_blocks : int

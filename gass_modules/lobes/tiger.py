@@ -8,8 +8,8 @@ model, in the paper's order:
 * band split: the bins are grouped into ``K`` sub-bands by a band plan in Hz (prior knowledge:
   narrow bands where speech has most of its information, wide bands above); each band's
   ``[Re, Im]`` parts are normalised and projected to ``N`` features, giving ``Z`` of shape
-  ``[B, T, K, N]`` (:class:`~gass_modules.lobes.bsrnn.BandSplit`, band plans from
-  :func:`~gass_modules.lobes.bsrnn.band_bins`, preset ``"tiger"``);
+  ``[B, T, K, N]`` (:class:`~gass_modules.lobes.band_layers.BandSplit`, band plans from
+  :func:`~gass_modules.lobes.bands.band_bins`, preset ``"tiger"``);
 * separator: one frequency-frame interleaved (FFI) block (:class:`FrequencyFrameBlock`) applied
   ``num_blocks`` times with **shared parameters**, ``Z_1 = FFI(Z_0)`` and
   ``Z_{b+1} = FFI(PReLU(DW1x1(Z_0 + Z_b)))``. Each FFI block runs a frequency path (each frame
@@ -61,6 +61,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from gass_modules.lobes.band_layers import BandGroups, BandSplit
+from gass_modules.lobes.bands import band_bins
 from gass_modules.lobes.base import Separator, check_positive_int
 from gass_modules.lobes.blocks import (
     Conv1d,
@@ -69,7 +71,6 @@ from gass_modules.lobes.blocks import (
     apply_complex_masks,
     pad_to_multiple,
 )
-from gass_modules.lobes.bsrnn import BandGroups, BandSplit, band_bins
 from gass_modules.lobes.tdanet import UConvBlock
 
 
@@ -290,7 +291,7 @@ class BandMaskHead(nn.Module):
     Arguments
     ---------
     bins : sequence of (int, int)
-        Contiguous bin ranges of the bands (see :func:`~gass_modules.lobes.bsrnn.band_bins`).
+        Contiguous bin ranges of the bands (see :func:`~gass_modules.lobes.bands.band_bins`).
     feature_dim : int
         ``N``, a multiple of ``num_sources``.
     num_sources : int
@@ -370,7 +371,7 @@ class TIGER(Separator):
     """TIGER separator: mixture ``[B, T]`` -> ``num_sources`` sources ``[B, T, S]``.
 
     STFT (Hann window of ``n_fft`` samples, hop ``hop_length``, zero-padded centred frames) ->
-    :class:`~gass_modules.lobes.bsrnn.BandSplit` (``norm="band"``) -> one
+    :class:`~gass_modules.lobes.band_layers.BandSplit` (``norm="band"``) -> one
     :class:`FrequencyFrameBlock` applied ``num_blocks`` times with shared parameters ->
     :class:`BandMaskHead` -> masks times the mixture spectrum -> iSTFT. The stride is
     ``hop_length * 2^depth``: the ``L / hop + 1`` frames are padded to a multiple of ``2^depth``

@@ -258,8 +258,9 @@ def load_separator(hparams: dict, device: str) -> tuple[GASSSeparator, bool]:
         folder = Path(hparams["save_folder"]) / "untrained_separator"
         logger.warning(f"--separator_folder=null: using an UNTRAINED {card.stem} separator "
                        "(smoke test; its WER rows mean nothing)")
-        run_on_main(save_model_folder, args=[built["separator"], card, folder],
-                    kwargs={"overrides": hparams["fallback_overrides"], "overwrite": True})
+        run_on_main(save_model_folder, args=[built["separator"], folder],
+                    kwargs={"card": card, "overrides": hparams["fallback_overrides"],
+                            "overwrite": True})
     separator = GASSSeparator.from_hparams(source=folder, run_opts={"device": device},
                                            trust_code=bool(hparams.get("trust_model_code")))
     return separator, trained

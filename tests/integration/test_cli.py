@@ -17,25 +17,18 @@ import soundfile as sf
 import torch
 
 from gass_modules.cli import main
-from gass_modules.inference import ScaledCopies
 from gass_modules.model_folder import save_model_folder
+from tests.doubles import ScaledCopies
 
 ROOT = Path(__file__).resolve().parents[2]
 GAINS = [0.6, 0.3, 0.05, 0.0]  # -4.4, -10.5, -26 dB (silent at -20), -inf
-CARD = """
-sample_rate: 16000
-num_sources: 4
-separator: !new:gass_modules.inference.ScaledCopies
-    gains: [1.0, 1.0, 1.0, 1.0]
-    sample_rate: !ref <sample_rate>
-"""
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     """A model folder with the gains above."""
     folder = tmp_path_factory.mktemp("model")
-    return save_model_folder(ScaledCopies(GAINS, 16000), CARD, folder / "m")
+    return save_model_folder(ScaledCopies(GAINS, 16000), folder / "m")
 
 
 def tones(rate: int, seconds: float, channels: int) -> np.ndarray:
@@ -194,6 +187,8 @@ def test_export_matches_eager(tmp_path, model_dir, capsys):
 
 SLOW_CHILD = """
 import sys, time
+sys.path.insert(0, {root!r})
+import tests.doubles  # registers ScaledCopies, the model folder's separator
 import gass_modules.inference as inference
 original = inference.GASSSeparator._model
 def slow(self, *args):
@@ -208,7 +203,8 @@ sys.exit(main(sys.argv[1:]))
 
 def child(argv: list[str], delay: float = 0.05, action: str = "") -> list[str]:
     """A ``gass-separate`` process whose chunks take ``delay`` s each (so runs overlap)."""
-    return [sys.executable, "-c", SLOW_CHILD.format(delay=delay, action=action or "pass"),
+    return [sys.executable, "-c", SLOW_CHILD.format(root=str(ROOT), delay=delay,
+                                                   action=action or "pass"),
             *argv]
 
 

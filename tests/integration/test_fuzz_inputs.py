@@ -18,17 +18,11 @@ import soundfile as sf
 import torch
 
 from gass_modules.cli import main
-from gass_modules.inference import GASSSeparator, ScaledCopies
+from gass_modules.inference import GASSSeparator
 from gass_modules.model_folder import save_model_folder
+from tests.doubles import ScaledCopies
 
 CASE_SECONDS = 20  # a case running longer than this is a hang
-CARD = """
-sample_rate: 8000
-num_sources: 2
-separator: !new:gass_modules.inference.ScaledCopies
-    gains: [0.7, 0.3]
-    sample_rate: !ref <sample_rate>
-"""
 CLEAR_ERRORS = (ValueError, FileNotFoundError)
 
 
@@ -117,7 +111,7 @@ def time_limit(seconds: int, what: str):
 @pytest.fixture(scope="module")
 def fuzz_setup(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fuzz")
-    model = save_model_folder(ScaledCopies([0.7, 0.3], 8000), CARD, folder / "model")
+    model = save_model_folder(ScaledCopies([0.7, 0.3], 8000), folder / "model")
     (folder / "cases").mkdir()
     return model, make_cases(folder / "cases"), folder
 

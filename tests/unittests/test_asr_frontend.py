@@ -24,8 +24,9 @@ from gass_modules.asr_frontend import (
     rank_streams,
     separate_at,
 )
-from gass_modules.inference import GASSSeparator, ScaledCopies
+from gass_modules.inference import GASSSeparator
 from gass_modules.model_folder import save_model_folder
+from tests.doubles import ScaledCopies
 
 ROOT = Path(__file__).resolve().parents[2]
 RATE = 16000
@@ -399,9 +400,7 @@ def test_readme_yaml_lines_build_a_working_front_end(tmp_path):
     text = (ROOT / "README.md").read_text()
     section = text[text.index("### GASS ahead of ASR"):]
     block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
-    card = ("sample_rate: 16000\nnum_sources: 2\nseparator: !new:gass_modules.inference."
-            "ScaledCopies\n    gains: [1.0, 0.5]\n    sample_rate: !ref <sample_rate>\n")
-    folder = save_model_folder(ScaledCopies([1.0, 0.5], RATE), card, tmp_path / "model")
+    folder = save_model_folder(ScaledCopies([1.0, 0.5], RATE), tmp_path / "model")
     hparams = load_hyperpyyaml("sample_rate: 16000\n" + block,
                                {"separator_folder": str(folder)})
     front = hparams["gass_frontend"]

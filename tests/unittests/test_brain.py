@@ -32,6 +32,7 @@ from gass_modules.lobes.tdanet import TDANetSTFT
 from gass_modules.losses import pit_log_mse
 from gass_modules.recipe import included_card
 from gass_modules.schedulers import WallClockLinearDecay
+from tests.doubles import ScaledCopies
 
 
 # ----------------------------------------------------------------------------------------------
@@ -606,10 +607,10 @@ def test_eval_alignment_key_and_benchmark_brain_still_work(tmp_path):
 
 def test_export_model_folder_is_the_one_export(tmp_path):
     """export_model_folder writes the recipe's chunking and order into a loadable folder."""
-    from gass_modules.inference import GASSSeparator, ScaledCopies
+    from gass_modules.inference import GASSSeparator
 
     card = tmp_path / "card.yaml"
-    card.write_text("sample_rate: 8000\nnum_sources: 2\nseparator: !new:gass_modules.inference."
+    card.write_text("sample_rate: 8000\nnum_sources: 2\nseparator: !new:tests.doubles."
                     "ScaledCopies\n    gains: [1.0, 1.0]\n    sample_rate: 8000\n")
     brain, _ = make_brain(tmp_path, separator=ScaledCopies([0.1, 0.9], 8000), order="fixed",
                           chunk_seconds=4.0, chunk_overlap=0.5, model_folder=tmp_path / "model")

@@ -18,8 +18,9 @@ from gass_modules.chunking import (
     stream_separation,
 )
 from gass_modules.evaluation.benchmarks import BenchmarkScorer
-from gass_modules.inference import GASSSeparator, ScaledCopies
+from gass_modules.inference import GASSSeparator
 from gass_modules.model_folder import save_model_folder
+from tests.doubles import ScaledCopies
 
 GAINS = torch.tensor([0.6, 0.3, 0.1])
 
@@ -193,11 +194,11 @@ def test_model_folders_with_fixed_order_still_load(tmp_path):
     """A folder written before ``order`` (``fixed_order: true`` in hyperparams.yaml), and
     ``save_model_folder(fixed_order=True)``, give ``order == "fixed"``, with a warning; the
     ``fixed_order`` property reads it, with a warning."""
-    card = ("sample_rate: 8000\nnum_sources: 2\nseparator: !new:gass_modules.inference."
+    card = ("sample_rate: 8000\nnum_sources: 2\nseparator: !new:tests.doubles."
             "ScaledCopies\n    gains: [0.5, 0.5]\n    sample_rate: !ref <sample_rate>\n")
     model = ScaledCopies([0.5, 0.5], 8000)
     with pytest.warns(DeprecationWarning, match="fixed_order"):
-        folder = save_model_folder(model, card, tmp_path / "m", fixed_order=True)
+        folder = save_model_folder(model, tmp_path / "m", card=card, fixed_order=True)
     text = (folder / "hyperparams.yaml").read_text()
     assert "order: fixed" in text and "fixed_order" not in text
     (folder / "hyperparams.yaml").write_text(text.replace("order: fixed", "fixed_order: true"))

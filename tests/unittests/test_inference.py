@@ -17,11 +17,12 @@ import torchaudio
 from hyperpyyaml import load_hyperpyyaml
 
 import gass_modules.chunking as chunking
-import gass_modules.inference as inference
+import gass_modules.stems as stems
 from gass_modules.audio import source_activity
-from gass_modules.inference import GASSSeparator, ScaledCopies
+from gass_modules.inference import GASSSeparator
 from gass_modules.lobes.base import Separator
 from gass_modules.model_folder import load_separator_checkpoint, save_model_folder
+from tests.doubles import ScaledCopies
 
 MODEL_RATE = 16000
 GAINS = [0.4, 0.3, 0.2, 0.15]  # all over -20 dB: active
@@ -290,7 +291,7 @@ def test_nan_found_while_streaming_removes_partial_outputs(tmp_path, monkeypatch
     x = np.zeros(20000, dtype=np.float32)
     x[15000] = np.nan
     sf.write(tmp_path / "late.wav", x, MODEL_RATE, subtype="FLOAT")
-    monkeypatch.setattr(inference, "_scan_finite", lambda handle, name: None)
+    monkeypatch.setattr(stems, "_scan_finite", lambda handle, name: None)
     sep = interface(ScaledCopies(GAINS, MODEL_RATE))
     with pytest.raises(ValueError, match="sample 15000"):
         sep.separate_to_files(tmp_path / "late.wav", out_dir=tmp_path / "out", chunk_seconds=0.2)
@@ -382,7 +383,7 @@ def test_channels_each_matches_channels_to_channel_zero(tmp_path):
 CARD = """
 sample_rate: 16000
 num_sources: 4
-separator: !new:gass_modules.inference.ScaledCopies
+separator: !new:tests.doubles.ScaledCopies
     gains: [0.1, 0.1, 0.1, 0.1]
     sample_rate: !ref <sample_rate>
 """
@@ -392,7 +393,7 @@ def test_model_folder_round_trip(tmp_path):
     """save_model_folder + from_hparams: trained weights, overrides and chunking survive."""
     trained = ScaledCopies([0.9, 0.5, 0.2, 0.0], 8000)
     wrapped = torch.nn.DataParallel(trained)  # what a recipe may hold
-    folder = save_model_folder(wrapped, CARD, tmp_path / "m", overrides={"sample_rate": 8000},
+    folder = save_model_folder(wrapped, tmp_path / "m", card=CARD, overrides={"sample_rate": 8000},
                                chunk_seconds=4.0, overlap=0.5)
     text = (folder / "hyperparams.yaml").read_text()
     assert "sample_rate: 8000" in text and "load_separator_checkpoint" in text
@@ -403,26 +404,26 @@ def test_model_folder_round_trip(tmp_path):
     x = torch.randn(1, 500)
     torch.testing.assert_close(sep.separate_batch(x), trained(x).detach())
     with pytest.raises(FileExistsError, match="overwrite"):
-        save_model_folder(trained, CARD, folder, overrides={"sample_rate": 8000})
+        save_model_folder(trained, folder, card=CARD, overrides={"sample_rate": 8000})
     card = tmp_path / "card.yaml"
     card.write_text(CARD)
-    save_model_folder(trained, card, folder, overrides="sample_rate: 8000", overwrite=True)
+    save_model_folder(trained, folder, card=card, overrides="sample_rate: 8000",
+                      overwrite=True)
 
 
 def test_save_model_folder_checks_the_card(tmp_path):
     """A card that does not describe the trained separator fails at save time."""
     with pytest.raises(ValueError, match="sample_rate: card key 16000"):
-        save_model_folder(ScaledCopies(GAINS, 8000), CARD, tmp_path / "m")
+        save_model_folder(ScaledCopies(GAINS, 8000), tmp_path / "m", card=CARD)
     with pytest.raises(ValueError, match="shape mismatches.*gains"):
-        save_model_folder(ScaledCopies([1.0, 1.0], 16000), CARD.replace("num_sources: 4",
-                                                                         "num_sources: 2"),
-                          tmp_path / "m")
+        save_model_folder(ScaledCopies([1.0, 1.0], 16000), tmp_path / "m",
+                          card=CARD.replace("num_sources: 4", "num_sources: 2"))
     with pytest.raises(FileNotFoundError, match="model card not found"):
-        save_model_folder(ScaledCopies(GAINS, 16000), "no/such/card.yaml", tmp_path / "m")
+        save_model_folder(ScaledCopies(GAINS, 16000), tmp_path / "m", card="no/such/card.yaml")
     with pytest.raises(ValueError, match="defines \\['modules'\\]"):
-        save_model_folder(ScaledCopies(GAINS, 16000), CARD + "modules: {}\n", tmp_path / "m")
+        save_model_folder(ScaledCopies(GAINS, 16000), tmp_path / "m", card=CARD + "modules: {}\n")
     with pytest.raises(ValueError, match="cannot build model card"):
-        save_model_folder(ScaledCopies(GAINS, 16000), CARD, tmp_path / "m",
+        save_model_folder(ScaledCopies(GAINS, 16000), tmp_path / "m", card=CARD,
                           overrides={"no_such_key": 1})
     assert not (tmp_path / "m").exists()
 
@@ -437,7 +438,7 @@ def test_save_model_folder_checks_the_card(tmp_path):
 ])
 def test_bad_checkpoints_name_the_file(tmp_path, damage, message):
     """Corrupt or mismatched checkpoints: errors naming the file and what did not match."""
-    folder = save_model_folder(ScaledCopies(GAINS, 16000), CARD, tmp_path / "m")
+    folder = save_model_folder(ScaledCopies(GAINS, 16000), tmp_path / "m")
     ckpt = folder / "separator.ckpt"
     if damage == "garbage":
         ckpt.write_bytes(b"\x00\x01not a checkpoint" * 10)
@@ -488,7 +489,7 @@ def built_cards() -> dict:
 def test_real_card_model_folder(tmp_path, built_cards, card):
     """Every model card: its folder reloads the exact weights (values of every tensor)."""
     model = built_cards[card]
-    folder = save_model_folder(model, card, tmp_path / card.stem)
+    folder = save_model_folder(model, tmp_path / card.stem, card=card)
     sep = GASSSeparator.from_hparams(source=folder, run_opts={"device": "cpu"})
     loaded = sep.mods.separator.state_dict()
     for key, value in model.state_dict().items():
@@ -502,7 +503,7 @@ def test_real_card_separates_in_chunks(tmp_path, built_cards):
         pytest.skip("no model card in hparams/models yet")
     card, model = min(built_cards.items(),
                       key=lambda item: sum(p.numel() for p in item[1].parameters()))
-    sep = GASSSeparator.from_hparams(source=save_model_folder(model, card, tmp_path / "m"),
+    sep = GASSSeparator.from_hparams(source=save_model_folder(model, tmp_path / "m", card=card),
                                      run_opts={"device": "cpu"})
     x = torch.randn(1, model.sample_rate // 4)
     with torch.no_grad():
@@ -569,16 +570,16 @@ def test_fixed_order_keeps_stems_across_chunks(tmp_path, fixed_order):
 
 def test_fixed_order_model_folder(tmp_path):
     """save_model_folder(order="fixed") makes GASSSeparator skip the re-alignment."""
-    card = ("sample_rate: 8000\nnum_sources: 2\nseparator: !new:gass_modules.inference."
+    card = ("sample_rate: 8000\nnum_sources: 2\nseparator: !new:tests.doubles."
             "ScaledCopies\n    gains: [0.5, 0.5]\n    sample_rate: !ref <sample_rate>\n")
     model = ScaledCopies([0.5, 0.5], 8000)
     for flag in (False, True):
-        folder = save_model_folder(model, card, tmp_path / str(flag),
+        folder = save_model_folder(model, tmp_path / str(flag), card=card,
                                    order="fixed" if flag else "aligned")
         sep = GASSSeparator.from_hparams(source=folder, run_opts={"device": "cpu"})
         assert (sep.order == "fixed") is flag
     with pytest.raises(ValueError, match="fixed_order"):
-        save_model_folder(model, card + "fixed_order: true\n", tmp_path / "bad")
+        save_model_folder(model, tmp_path / "bad", card=card + "fixed_order: true\n")
 
 
 # ----------------------------------------------------------------------------- issue 17

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gass_modules.cli import main
-from gass_modules.inference import GASSSeparator, ScaledCopies
+from gass_modules.inference import GASSSeparator
 from gass_modules.lobes.base import Separator
 from gass_modules.model_folder import save_model_folder
 from gass_modules.safe_hparams import (
@@ -16,20 +16,14 @@ from gass_modules.safe_hparams import (
     load_model_description,
     register_separator,
 )
+from tests.doubles import ScaledCopies
 
 ROOT = Path(__file__).resolve().parents[2]
-CARD = """
-sample_rate: 8000
-num_sources: 2
-separator: !new:gass_modules.inference.ScaledCopies
-    gains: [0.5, 0.5]
-    sample_rate: !ref <sample_rate>
-"""
 
 
 @pytest.fixture
 def folder(tmp_path) -> Path:
-    return save_model_folder(ScaledCopies([0.25, 0.75], 8000), CARD, tmp_path / "model")
+    return save_model_folder(ScaledCopies([0.25, 0.75], 8000), tmp_path / "model")
 
 
 def poison(folder: Path, marker: Path) -> None:
@@ -90,7 +84,7 @@ def test_a_changed_pretrainer_hook_or_separator_class_is_refused(folder):
                                  "os.system"))
     with pytest.raises(UntrustedCodeError, match="pretrainer.*--trust-model-code"):
         GASSSeparator.from_hparams(source=folder)
-    path.write_text(text.replace("!new:gass_modules.inference.ScaledCopies",
+    path.write_text(text.replace("!new:tests.doubles.ScaledCopies",
                                  "!new:torch.nn.Linear"))
     with pytest.raises(UntrustedCodeError, match="torch.nn.Linear is not a registered"):
         GASSSeparator.from_hparams(source=folder)
@@ -108,9 +102,7 @@ class _Doubler(Separator):
 
 
 def test_registered_user_class_and_overrides_load_safely(tmp_path):
-    card = ("sample_rate: 8000\nnum_sources: 2\nseparator: !new:"
-            f"{__name__}._Doubler\n    sample_rate: !ref <sample_rate>\n")
-    folder = save_model_folder(_Doubler(8000), card, tmp_path / "m", chunk_seconds=3.0)
+    folder = save_model_folder(_Doubler(8000), tmp_path / "m", chunk_seconds=3.0)
     with pytest.raises(UntrustedCodeError, match="_Doubler is not a registered"):
         GASSSeparator.from_hparams(source=folder)
     register_separator(_Doubler)

@@ -24,8 +24,9 @@ from speechbrain.lobes.models.dual_path import (
 )
 
 from gass_modules.chunking import plan_chunks
-from gass_modules.inference import GASSSeparator, ScaledCopies
+from gass_modules.inference import GASSSeparator
 from gass_modules.lobes.masking import EncoderMaskerDecoder
+from tests.doubles import ScaledCopies
 
 RATE = 8000
 N = 16  # encoder filters

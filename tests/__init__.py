@@ -1,0 +1,1 @@
+"""The test suite (a package so that ``tests.doubles`` has one import path everywhere)."""

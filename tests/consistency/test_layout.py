@@ -1,0 +1,117 @@
+"""The package layout of docs/architecture.md: small modules, one-way imports, old paths kept.
+
+* No module of ``gass_modules/`` is longer than about 600 lines (``LIMIT``).
+* Module-level imports go from a higher row of the module map to a lower one (or the same row),
+  never down the map, so there are no cycles.
+* Names moved by a split stay importable from their old module, as the same objects.
+"""
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "gass_modules"
+LIMIT = 620  # "about 600 lines"
+
+# Rows of the import diagram in docs/architecture.md (0 = bottom). Modules not listed (new
+# ones) are not checked here; add them when they join the map.
+ROWS = {
+    **dict.fromkeys(("compat", "lobes", "losses", "metrics", "benchmark_metrics", "audio",
+                     "lengths", "dataio", "safe_hparams", "pretrained"), 0),
+    **dict.fromkeys(("evaluation", "chunking", "model_folder", "checkpointing", "schedulers",
+                     "recipe", "transfer", "intonation", "stems"), 1),
+    **dict.fromkeys(("brain", "brain_evaluation", "inference", "transcribe"), 2),
+    **dict.fromkeys(("finetune", "asr_frontend", "cli"), 3),
+}
+
+# (old module, name, module that defines it now)
+MOVED = [
+    ("gass_modules.lobes.bsrnn", name, "gass_modules.lobes.bands")
+    for name in ("BAND_PLANS", "GASS_PLAN", "MUSIC_PLAN", "ROFORMER_PLAN", "SPEECH_PLAN",
+                 "TIGER_DNR_PLAN", "TIGER_PLAN", "band_bins", "bin_width_bands",
+                 "check_band_plan", "uniform_bands")
+] + [
+    ("gass_modules.lobes.bsrnn", name, "gass_modules.lobes.band_layers")
+    for name in ("BAND_NORMS", "BAND_NORM_EPS", "BAND_SPLIT_NORMS", "BandGroups", "BandSplit",
+                 "MaskEstimator")
+] + [
+    ("gass_modules.lobes.bsrnn", "ExportableBLSTM", "gass_modules.lobes.blstm"),
+    ("gass_modules.lobes.bsrnn", "ResidualBLSTM", "gass_modules.lobes.blstm"),
+] + [
+    ("gass_modules.lobes.tdanet", name, "gass_modules.lobes.attention")
+    for name in ("GlobalAttention", "LocalAttention", "MultiHeadSelfAttention",
+                 "SinusoidalPositions")
+] + [
+    ("gass_modules.lobes.tdanet", name, "gass_modules.lobes.masking")
+    for name in ("MASK_ACTIVATIONS", "check_encoder_features", "make_mask_activation")
+] + [
+    ("gass_modules.metrics", name, "gass_modules.benchmark_metrics")
+    for name in ("fuss_active_estimates", "fuss_multi_source_si_snri",
+                 "fuss_single_source_si_snr", "musdb_csdr", "musdb_usdr", "_museval_metrics")
+] + [
+    ("gass_modules.dataio.manifest", "StringColumn", "gass_modules.dataio.columns"),
+] + [
+    ("gass_modules.dataio.manifest", name, "gass_modules.dataio.scan")
+    for name in ("AUDIO_EXTENSIONS", "AudioHeader", "ScanReport", "check_clips", "probe_audio",
+                 "probe_files", "scan_audio")
+] + [
+    ("gass_modules.dataio.mixer", name, "gass_modules.dataio.scenario")
+    for name in ("DEFAULT_SCENARIO", "Scenario")
+] + [
+    ("gass_modules.dataio.mixer", name, "gass_modules.dataio.mixture_sets")
+    for name in ("MixtureStream", "export_eval_set", "load_eval_set", "make_eval_set")
+] + [
+    ("gass_modules.dataio.benchmarks", "load_benchmark_set", "gass_modules.dataio.benchmark_sets"),
+    ("gass_modules.asr_frontend", "IntonationScore", "gass_modules.intonation"),
+    ("gass_modules.asr_frontend", "absolute_lengths", "gass_modules.lengths"),
+    ("gass_modules.asr_frontend", "SeparateThenTranscribe", "gass_modules.transcribe"),
+    ("gass_modules.asr_frontend", "StreamTranscript", "gass_modules.transcribe"),
+    ("gass_modules.inference", "Separation", "gass_modules.stems"),
+]
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=_rel)
+def test_modules_stay_small(path):
+    lines = len(path.read_text().splitlines())
+    assert lines <= LIMIT, f"{_rel(path)} has {lines} lines: split it by concept"
+
+
+def _row(module: str) -> int | None:
+    """The row of ``gass_modules.<top>...`` in the import diagram (None: not in the map)."""
+    parts = module.split(".")
+    return ROWS.get(parts[1]) if len(parts) > 1 and parts[0] == "gass_modules" else None
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=_rel)
+def test_imports_never_go_down_the_module_map(path):
+    module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    row = _row(module)
+    if row is None:
+        pytest.skip(f"{module} is not in the module map")
+    tree = ast.parse(path.read_text())
+    imported = [node.module for node in tree.body if isinstance(node, ast.ImportFrom)
+                and node.module] + [alias.name for node in tree.body
+                                    if isinstance(node, ast.Import) for alias in node.names]
+    higher = [name for name in imported if (_row(name) or 0) > row]
+    assert higher == [], f"{module} (row {row}) imports {higher} from higher rows"
+
+
+@pytest.mark.parametrize("old,name,new", MOVED, ids=lambda v: v if isinstance(v, str) else "")
+def test_moved_names_stay_importable_from_the_old_module(old, name, new):
+    assert getattr(importlib.import_module(old), name) is getattr(
+        importlib.import_module(new), name)
+
+
+def test_unknown_names_still_fail_to_import():
+    with pytest.raises(ImportError, match="cannot import name 'no_such_metric'"):
+        from gass_modules.metrics import no_such_metric  # noqa: F401
+    with pytest.raises(AttributeError, match="module 'gass_modules.dataio.manifest' has no "
+                                             "attribute 'no_such_thing'"):
+        _ = importlib.import_module("gass_modules.dataio.manifest").no_such_thing

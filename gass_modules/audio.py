@@ -487,9 +487,34 @@ class _StemWriter:
             part.unlink(missing_ok=True)
 
 
-@functools.lru_cache(maxsize=16)
-def _cached_resampler(orig: int, new: int, device: str) -> torchaudio.transforms.Resample:
-    """torchaudio's windowed-sinc resampler; its kernel takes a while to build, so it is kept."""
+@functools.lru_cache(maxsize=64)
+def cached_resampler(orig: int, new: int, device: str = "cpu") -> torchaudio.transforms.Resample:
+    """torchaudio's windowed-sinc resampler for a rate pair and device, built once and kept.
+
+    The one resampler cache of the package (the mixer, chunked separation and file reading use
+    it): the sinc kernel takes a while to build.
+
+    Arguments
+    ---------
+    orig : int
+        Input sample rate in Hz.
+    new : int
+        Output sample rate in Hz.
+    device : str
+        Where the kernel lives (``str(tensor.device)``).
+
+    Returns
+    -------
+    torchaudio.transforms.Resample
+        The resampler (the same object for the same arguments).
+
+    Example
+    -------
+    >>> cached_resampler(44100, 16000) is cached_resampler(44100, 16000)
+    True
+    >>> cached_resampler(44100, 16000)(torch.zeros(2, 441)).shape
+    torch.Size([2, 160])
+    """
     return torchaudio.transforms.Resample(orig, new).to(device)
 
 

@@ -48,7 +48,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from tqdm.auto import tqdm
 
-from gass_modules.audio import _MAX_RATE_PRODUCT, _ArrayReader, _cached_resampler
+from gass_modules.audio import _MAX_RATE_PRODUCT, _ArrayReader, cached_resampler
 from gass_modules.losses import best_permutation, pairwise_log_mse, permute
 from gass_modules.model_folder import DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP, _check_chunking
 
@@ -308,8 +308,8 @@ def plan_chunks(length: int, sample_rate: int, model_rate: int, chunk_seconds: f
     ov = min(up(overlap * chunk), (chunk // 2) // unit * unit)
     margin = 0
     if sample_rate != model_rate:
-        forward = _cached_resampler(sample_rate, model_rate, "cpu")
-        back = _cached_resampler(model_rate, sample_rate, "cpu")
+        forward = cached_resampler(sample_rate, model_rate, "cpu")
+        back = cached_resampler(model_rate, sample_rate, "cpu")
         # output at p depends on input within width + unit of p, in the kernel's own rate
         need = forward.width + unit + math.ceil((back.width + unit_model) * unit / unit_model)
         margin = up(need + 1)
@@ -394,7 +394,7 @@ def _separate_chunk(separator: Callable[[torch.Tensor], torch.Tensor], x: torch.
     """Resample ``x [C, n]`` to the model rate, separate, resample back: ``[C, n, S]`` float32
     on ``x``'s device."""
     if sample_rate != model_rate:
-        x = _cached_resampler(sample_rate, model_rate, str(x.device))(x)  # [C, n_m]
+        x = cached_resampler(sample_rate, model_rate, str(x.device))(x)  # [C, n_m]
     est = separator(x)  # [C, n_m, S]
     if not isinstance(est, torch.Tensor) or est.dim() != 3 or est.shape[:2] != x.shape:
         shape = tuple(est.shape) if isinstance(est, torch.Tensor) else type(est).__name__
@@ -406,7 +406,7 @@ def _separate_chunk(separator: Callable[[torch.Tensor], torch.Tensor], x: torch.
         raise RuntimeError("the separator returned NaN or Inf (input was finite); try "
                            "precision fp32 or check the checkpoint")
     if sample_rate != model_rate:
-        est = _cached_resampler(model_rate, sample_rate, str(est.device))(
+        est = cached_resampler(model_rate, sample_rate, str(est.device))(
             est.transpose(1, 2).contiguous()).transpose(1, 2)  # [C, n, S]
     return est
 

@@ -40,11 +40,11 @@ from speechbrain.utils.fetching import FetchConfig
 
 from gass_modules.audio import (
     DEFAULT_THRESHOLD_DB,
-    _cached_resampler,
     _FileReader,
     _nonfinite_message,
     _open_audio,
     _truncation_warning,
+    cached_resampler,
 )
 from gass_modules.chunking import Reader, check_rate, resolve_order, stream_separation
 from gass_modules.lobes.base import check_mixture
@@ -439,7 +439,7 @@ class GASSSeparator(Pretrained):
             audio = _FileReader(handle, str(path)).read(0, length)  # [C, N], finite
         mono = audio.mean(0, keepdim=True).to(self.device)  # [1, N]
         if rate != self.sample_rate:
-            mono = _cached_resampler(rate, self.sample_rate, str(mono.device))(mono)  # [1, N']
+            mono = cached_resampler(rate, self.sample_rate, str(mono.device))(mono)  # [1, N']
         return self.separate_batch(mono, chunk_seconds=chunk_seconds, overlap=overlap,
                                    order=order, progress=progress)
 

@@ -33,7 +33,6 @@ Authors
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -43,8 +42,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio
 
+from gass_modules.audio import cached_resampler
 from gass_modules.compat import moved_names
 from gass_modules.dataio.manifest import Manifest, load_manifest
 from gass_modules.dataio.scenario import DEFAULT_SCENARIO, Scenario
@@ -62,12 +61,6 @@ __getattr__ = moved_names(__name__, {
 
 
 # ------------------------------------------------------------------------------------ audio
-@functools.lru_cache(maxsize=64)
-def _resampler(orig_freq: int, new_freq: int) -> torchaudio.transforms.Resample:
-    """One torchaudio resampler per rate pair: the sinc kernel is computed once."""
-    return torchaudio.transforms.Resample(orig_freq, new_freq)
-
-
 def resample(waveform: torch.Tensor, orig_freq: int, new_freq: int) -> torch.Tensor:
     """Resamples along the last axis with torchaudio's sinc interpolation (kernel cached).
 
@@ -94,7 +87,7 @@ def resample(waveform: torch.Tensor, orig_freq: int, new_freq: int) -> torch.Ten
         raise ValueError(f"expected positive sample rates, got {orig_freq} -> {new_freq}")
     if orig_freq == new_freq:
         return waveform
-    return _resampler(int(orig_freq), int(new_freq))(waveform)
+    return cached_resampler(int(orig_freq), int(new_freq), str(waveform.device))(waveform)
 
 
 def _resample_margin(orig_freq: int, new_freq: int) -> tuple[int, int, int]:

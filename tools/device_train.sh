@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Trains a GASS recipe on a lent GPU machine (this workplace's `device` tool), from the repo root.
 #
-#   tools/device_train.sh smoke                 # set up, then two short runs: s/update per batch
 #   tools/device_train.sh train UPDATES BATCH   # the run; results under $OUT
 #   tools/device_train.sh auto BATCH SECONDS    # a 300-update probe, then the run with as many
 #                                               # updates (in thousands) as fit in SECONDS in all
@@ -15,7 +14,7 @@
 set -euo pipefail
 SECONDS_START=$(date +%s)
 cd "$(dirname "$0")/.."
-PHASE=${1:?smoke or train}
+PHASE=${1:?auto or train}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -29,21 +28,6 @@ COMMON=(--data_folder=/tmp/corpus --test_manifest=/tmp/corpus/valid.csv --device
         --num_workers=12 --num_threads=1 --noprogressbar)
 read -r -a EXTRA <<< "${GASS_ARGS:-}"  # simple overrides, e.g. --lr=0.003
 [ -z "${GASS_MODEL:-}" ] || EXTRA+=("--model=$GASS_MODEL")  # e.g. {separator: {depth: 4}}
-
-if [ "$PHASE" = smoke ]; then
-    for batch in 32 64; do
-        rm -rf /tmp/smoke
-        (cd $RECIPE && python3 train.py hparams/gass_mini.yaml "${COMMON[@]}" "${EXTRA[@]}" \
-            --output_folder=/tmp/smoke --batch_size=$batch --number_of_updates=400 \
-            --steps_per_epoch=200 --warmup_steps=50 --num_valid_mixtures=20 \
-            --num_test_mixtures=10) > "$OUT/smoke_$batch.log" 2>&1 \
-            || { tail -40 "$OUT/smoke_$batch.log"; exit 1; }
-        echo "batch $batch: $(grep -o 'update 400, .*' /tmp/smoke/log.txt)"
-        grep -h "SI-SNRi\|loss" /tmp/smoke/train_log.txt | tail -2
-        ls /tmp/smoke/model
-    done
-    exit 0
-fi
 
 if [ "$PHASE" = auto ]; then
     BATCH=${2:?batch}

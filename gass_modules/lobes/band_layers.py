@@ -222,7 +222,7 @@ class _GroupedBandLayers(nn.Module):
                  norm: str = "layer") -> None:
         super().__init__()
         if norm not in (*BAND_NORMS, "affine"):
-            raise ValueError(f"unknown band norm {norm!r}; use one of {BAND_NORMS}")
+            raise ValueError(f"unknown band norm {norm!r}; use one of {(*BAND_NORMS, 'affine')}")
         self.in_features = in_features
         self.norm = norm
         self.norm_weight = nn.Parameter(torch.ones(num_bands, in_features))

@@ -12,7 +12,9 @@ Authors
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
+import json
 import logging
 import math
 import os
@@ -37,6 +39,26 @@ except ImportError:  # Windows: OutputLock falls back to an exclusively created 
 logger = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD_DB = -20.0
+# File name suffixes of the formats libsndfile reads (soundfile.available_formats()); headerless
+# RAW and the MATLAB formats (.mat: mostly not audio) are left out. Folder scans (gass-separate,
+# gass_modules.dataio.scan) pick these up.
+_FORMAT_SUFFIXES = {
+    "WAV": (".wav",), "WAVEX": (".wav",), "RF64": (".rf64",), "W64": (".w64",),
+    "FLAC": (".flac",), "OGG": (".ogg", ".oga", ".opus"), "MP3": (".mp3",),
+    "AIFF": (".aiff", ".aif", ".aifc"), "AU": (".au", ".snd"), "CAF": (".caf",),
+    "NIST": (".nist", ".sph"), "IRCAM": (".sf", ".ircam"), "VOC": (".voc",), "PAF": (".paf",),
+    "SVX": (".svx", ".8svx"), "PVF": (".pvf",), "XI": (".xi",), "HTK": (".htk",),
+    "SDS": (".sds",), "AVR": (".avr",), "SD2": (".sd2",), "WVE": (".wve",), "MPC2K": (".mpc2k",),
+}
+READABLE_SUFFIXES = frozenset(suffix for fmt in sf.available_formats()
+                              for suffix in _FORMAT_SUFFIXES.get(fmt, ()))
+# Largest sample magnitude taken as audio: float files hold [-1, 1] audio (an int16 value stored
+# as float is 3.3e4); beyond this, energies overflow float32 inside a model.
+MAX_SAMPLE_MAGNITUDE = 1e6
+# The hidden names gass writes beside its outputs while it works: a lock per output name and
+# partial files (``.<name>....partial[.ext]``). Scans skip them; a new run over a folder removes
+# those a killed run left (see OutputLock).
+_TEMPORARY_NAME = re.compile(r"^\..+(\.partial(\.\w+)?|\.gass-lock)$")
 FRAME_SECONDS = 0.1  # activity frames, for the seconds each source is active
 # Largest product of the gcd-reduced rates we resample between: torchaudio's sinc kernel has about
 # 13 * f_in/g * f_m/g taps, so rates without a common divisor (44101 Hz) would need gigabytes.
@@ -175,12 +197,8 @@ class _FileReader:
                 raise ValueError(f"{self.name} is truncated: its header announces {self.length} "
                                  f"samples but reading stopped at {stopped}; re-encode or "
                                  "repair the file")
-            bad = ~np.isfinite(block)
-            if bad.any():
-                row, col = np.argwhere(bad)[0]
-                pos = self.start + len(self.buffer) + int(row)
-                raise ValueError(_nonfinite_message(self.name, pos, int(col),
-                                                    self.handle.samplerate))
+            _check_samples(block, self.name, self.start + len(self.buffer),
+                           self.handle.samplerate)
             self.buffer = np.concatenate([self.buffer, block])
         out = np.zeros((stop - start, self.buffer.shape[1]), dtype=np.float32)
         out[lo - start: hi - start] = self.buffer[: hi - lo]
@@ -195,6 +213,46 @@ def _decoding(name: str, position: int) -> Iterator[None]:
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
         raise ValueError(f"cannot decode {name} near frame {position} ({err}); the file is "
                          "corrupt or truncated: re-encode or repair it") from err
+
+
+def _check_samples(block: np.ndarray, name: str, position: int, rate: int) -> None:
+    """Raises a ``ValueError`` for NaN/Inf samples or samples too loud to be audio
+    (``|x| > MAX_SAMPLE_MAGNITUDE``) in ``block [n, C]``, which starts at frame ``position``."""
+    bad = ~np.isfinite(block)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise ValueError(_nonfinite_message(name, position + int(row), int(col), rate))
+    loud = np.abs(block) > MAX_SAMPLE_MAGNITUDE
+    if loud.any():
+        row, col = np.argwhere(loud)[0]
+        at = position + int(row)
+        raise ValueError(f"{name}: input too loud: sample {at} ({at / rate:.3f} s, channel "
+                         f"{int(col)}) is {float(block[row, col]):.3g}, over "
+                         f"{MAX_SAMPLE_MAGNITUDE:.0e}; expected float audio in [-1, 1]: scale "
+                         "the file down (e.g. divide by its peak) and rerun")
+
+
+def is_temporary_name(name: str) -> bool:
+    """Whether a file name is one of the hidden working files gass writes (a ``.gass-lock`` or a
+    ``.partial`` file); folder scans skip them.
+
+    Arguments
+    ---------
+    name : str
+        A file name (no folder).
+
+    Returns
+    -------
+    bool
+        True for gass's own temporary names.
+
+    Example
+    -------
+    >>> [is_temporary_name(n) for n in (".a_o1.x8f2k.partial.wav", ".a.gass-lock", "a.wav",
+    ...                                 ".hidden.wav")]
+    [True, True, False, False]
+    """
+    return bool(_TEMPORARY_NAME.match(name))
 
 
 def _nonfinite_message(name: str, position: int, channel: int, rate: int) -> str:
@@ -242,9 +300,13 @@ def _wav_subtype(subtype: str) -> str:
 def _truncation_warning(handle: sf.SoundFile, name: str) -> str | None:
     """A warning when the header announces more audio than the file holds (None otherwise).
 
-    libsndfile then reads the frames that are there and notes ``data : N (should be M)`` (bytes)
-    in its log (``extra_info``).
+    WAV-like files: libsndfile reads the frames that are there and notes
+    ``data : N (should be M)`` (bytes) in its log (``extra_info``). Ogg: the stream's own length
+    is the granule position of its last page; a stream damaged in the middle decodes (and
+    libsndfile counts) only the samples before the damage, so fewer frames than that.
     """
+    if handle.format == "OGG":
+        return _ogg_short_warning(handle, name)
     found = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", handle.extra_info or "",
                       re.MULTILINE)
     if not found:
@@ -258,15 +320,49 @@ def _truncation_warning(handle: sf.SoundFile, name: str) -> str | None:
             "frames that were read (re-encode or repair the file for the rest)")
 
 
+def _ogg_short_warning(handle: sf.SoundFile, name: str) -> str | None:
+    """The warning for an Ogg stream that decodes to fewer frames than its last page announces.
+
+    The granule position (bytes 6-13 of an ``OggS`` page header, little-endian) of the file's
+    last page is the number of samples decoded up to its end (for Opus at 48 kHz and counting
+    the pre-skip, bytes 10-11 of the ``OpusHead`` packet). Read here from the last 64 KiB.
+    """
+    try:
+        with open(handle.name, "rb") as f:
+            head = f.read(64)
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - (1 << 16)))
+            tail = f.read()
+    except (OSError, TypeError):  # not a named file (a buffer)
+        return None
+    page = tail.rfind(b"OggS")
+    if page < 0 or len(tail) < page + 14:
+        return None
+    granule = int.from_bytes(tail[page + 6: page + 14], "little", signed=True)
+    opus = head.find(b"OpusHead")
+    if opus >= 0 and len(head) >= opus + 12:
+        granule -= int.from_bytes(head[opus + 10: opus + 12], "little")  # pre-skip
+    slack = max(1, handle.samplerate // 100)  # 10 ms: last-page rounding of some encoders
+    if granule <= handle.frames + slack:
+        return None
+    seconds = handle.frames / handle.samplerate
+    return (f"{name} is damaged: its Ogg stream announces {granule} frames but only "
+            f"{handle.frames} could be decoded (corrupt data near {seconds:.2f} s); separated "
+            f"those {handle.frames} frames (re-encode or repair the file for the rest)")
+
+
 class OutputLock:
     """An exclusive, per-process-reentrant lock on the outputs ``<out_dir>/<stem>*``.
 
     Two runs writing the same stem name into one folder would otherwise interleave their files
     (a finished run could hold the other's stems). The lock is ``fcntl.flock`` on
     ``.<stem>.gass-lock`` (released by the OS if the process dies; removed on release), or an
-    exclusively created file where ``fcntl`` does not exist. ``GASSSeparator.separate_to_files``
-    and ``gass-separate`` hold it while they write; hold it around anything else you write beside
-    the stems.
+    exclusively created file where ``fcntl`` does not exist. The file holds the holder's pid: a
+    lock left by a killed run (its pid gone, or with ``fcntl`` a file nobody locks) is taken over
+    with a warning (also in ``notes``), and that run's partial files for this name are removed.
+    ``GASSSeparator.separate_to_files`` and ``gass-separate`` hold it while they write; hold it
+    around anything else you write beside the stems.
 
     Arguments
     ---------
@@ -289,6 +385,8 @@ class OutputLock:
 
     def __init__(self, out_dir: str | os.PathLike, stem: str) -> None:
         self.path = Path(os.path.abspath(out_dir)) / f".{stem}.gass-lock"
+        self.stem = stem
+        self.notes: list[str] = []  # what taking the lock over from a killed run cleaned
 
     def __enter__(self) -> OutputLock:
         held = self._held.get(self.path)
@@ -314,15 +412,47 @@ class OutputLock:
             if same:
                 break
             os.close(fd)
+        try:
+            self._take_over(fd)
+        except BaseException:
+            os.close(fd)
+            raise
         self._held[self.path] = [fd, 1]
         return self
+
+    def _take_over(self, fd: int) -> None:
+        """With the lock held: notes a stale lock left by a killed run (its pid is in the file),
+        removes that run's partial files for this name and writes our pid."""
+        stale = os.read(fd, 64).decode("ascii", "replace").strip()
+        if stale and stale != str(os.getpid()):
+            removed = []
+            pattern = re.compile(rf"^\.{re.escape(self.stem)}(_o\d+)?\.[^.]+\.partial(\.\w+)?$")
+            for leftover in self.path.parent.iterdir():
+                if pattern.match(leftover.name) and leftover.is_file():
+                    leftover.unlink(missing_ok=True)
+                    removed.append(leftover.name)
+            note = (f"cleared the stale lock {self.path} of process {stale}, which ended without "
+                    f"releasing it" + (f"; removed its partial files {sorted(removed)}"
+                                       if removed else ""))
+            logger.warning(note)
+            self.notes.append(note)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode("ascii"))
 
     def _open(self) -> int:
         """Opens (without ``fcntl``: exclusively creates) the lock file."""
         flags = os.O_RDWR | os.O_CREAT | (os.O_EXCL if fcntl is None else 0)
         try:
             return os.open(self.path, flags, 0o644)
-        except FileExistsError as err:  # only without fcntl
+        except FileExistsError as err:  # only without fcntl: is the holder alive?
+            try:
+                pid = int(self.path.read_text(encoding="ascii").strip() or "0")
+            except (OSError, ValueError):
+                pid = 0
+            if pid > 0 and not _process_alive(pid):
+                self.path.unlink(missing_ok=True)  # its holder is gone: the lock is stale
+                return os.open(self.path, flags, 0o644)
             raise FileExistsError(f"{self.path} exists: another process is writing these "
                                   "outputs, or one was killed (then delete the file)") from err
         except PermissionError as err:
@@ -335,6 +465,17 @@ class OutputLock:
             del self._held[self.path]
             self.path.unlink(missing_ok=True)  # while locked: no one else holds this inode
             os.close(held[0])
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (signal 0 probes without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _permission_error(folder: Path, err: OSError) -> PermissionError:
@@ -374,14 +515,50 @@ def make_folder(folder: str | os.PathLike) -> None:
         raise NotADirectoryError(f"output folder {folder} exists and is not a folder") from err
 
 
+def _umask() -> int:
+    """The process's umask (Linux: read from /proc, elsewhere set and restored)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _temporary_file(folder: Path, prefix: str, suffix: str) -> Path:
-    """A new, uniquely named empty file in ``folder`` (for an atomic ``os.replace`` later)."""
+    """A new, uniquely named empty file in ``folder`` (for an atomic ``os.replace`` later), with
+    the permissions of a file created the ordinary way (``0o666`` less the umask; ``mkstemp``
+    alone makes it ``0o600``)."""
     try:
         fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
     except PermissionError as err:
         raise _permission_error(folder, err) from err
-    os.close(fd)
+    except OSError as err:
+        clear = _write_error(Path(folder) / f"{prefix}{suffix}", err)
+        if clear is not err:
+            raise clear from err
+        raise
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
     return Path(name)
+
+
+def _write_error(path: Path, err: BaseException) -> BaseException:
+    """A clear error for a failed write: disk full and quota say so; others pass unchanged."""
+    if not isinstance(err, (OSError, RuntimeError, AssertionError)):  # libsndfile: RuntimeError
+        return err
+    code = getattr(err, "errno", None)
+    text = str(err)
+    if code in (errno.ENOSPC, errno.EDQUOT) or "No space left" in text or "quota" in text:
+        return OSError(errno.ENOSPC, f"no space left on device writing {path}; free some space "
+                                     "or choose another output folder (--out)")
+    return err
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
@@ -412,8 +589,11 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     try:
         part.write_text(text, encoding="utf-8")
         os.replace(part, path)
-    except BaseException:
+    except BaseException as err:
         part.unlink(missing_ok=True)
+        clear = _write_error(path, err)
+        if clear is not err:
+            raise clear from err
         raise
     return path
 
@@ -422,13 +602,17 @@ class _StemWriter:
     """Writes ``S`` stems incrementally to uniquely named hidden files, renamed on success.
 
     Integer encodings are clipped to [-1, 1] and the clipped samples counted (they would wrap
-    around otherwise); files in ``protected`` (the inputs of a run) are never written over.
+    around otherwise); files in ``protected`` (the inputs of a run) are never written over. With
+    ``overwrite``, stems that this run does not write are removed only when an earlier run
+    recorded them as its own (listed in the ``<stem>.json`` report beside them,
+    :func:`reported_stems`); anything else of that name is left alone.
     """
 
     def __init__(self, out_dir: Path, stem: str, num_sources: int, sample_rate: int,
                  channels: int, subtype: str, num_frames: int, overwrite: bool,
                  protected: frozenset[Path] = frozenset()) -> None:
         self.finals = [out_dir / f"{stem}_s{s + 1}.wav" for s in range(num_sources)]
+        self.stem, self.protected = stem, protected
         inputs = [str(p) for p in self.finals if p.resolve() in protected]
         if inputs:
             raise ValueError(f"the stems would be written over the input(s) {inputs}; choose an "
@@ -463,7 +647,15 @@ class _StemWriter:
                 if over.any():
                     self.clipped[s] += int(over.sum())
                     data = np.clip(data, -1.0, 1.0)
-            handle.write(data)
+            try:
+                handle.write(data)
+            except Exception as err:  # libsndfile says "System error" or writes short
+                clear = _write_error(self.finals[s], err)
+                if clear is err and _disk_full(self.parts[s].parent):
+                    clear = _write_error(self.finals[s], OSError(errno.ENOSPC, "disk full"))
+                if clear is not err:
+                    raise clear from err
+                raise
 
     def finish(self, order: list[int], by_index: bool = False) -> list[Path]:
         """Closes the stems, renames output ``order[k]`` to ``<stem>_s{k+1}.wav`` (or output
@@ -475,8 +667,10 @@ class _StemWriter:
             os.replace(self.parts[s], final)
         for s in set(range(len(self.parts))) - set(order):
             self.parts[s].unlink(missing_ok=True)
+        recorded = reported_stems(self.finals[0].parent / f"{self.stem}.json")
         for stale in set(self.finals) - set(names):  # left by an earlier run (overwrite=True)
-            stale.unlink(missing_ok=True)
+            if stale.resolve() in recorded and stale.resolve() not in self.protected:
+                stale.unlink(missing_ok=True)
         return names
 
     def abort(self) -> None:
@@ -485,6 +679,85 @@ class _StemWriter:
             handle.close()
         for part in self.parts:
             part.unlink(missing_ok=True)
+
+
+def reported_stems(report: str | os.PathLike) -> set[Path]:
+    """The stems a ``gass-separate`` report lists as written (``sources[*].file``, beside it).
+
+    The report is the record of what a run wrote: only these files may be replaced or removed by
+    a later run. A file that is not such a report (other JSON, too large, unreadable) lists none.
+
+    Arguments
+    ---------
+    report : str or os.PathLike
+        A ``<name>.json`` file.
+
+    Returns
+    -------
+    set of pathlib.Path
+        Resolved paths of the stems it lists (existing or not).
+
+    Example
+    -------
+    >>> import json
+    >>> tmp = getfixture("tmp_path")
+    >>> report = {"input": "a.wav", "model_sample_rate": 8000,
+    ...           "sources": [{"output": 1, "file": "a_s1.wav"}, {"output": 2, "file": None}]}
+    >>> _ = (tmp / "a.json").write_text(json.dumps(report))
+    >>> _ = (tmp / "notes.json").write_text("[1, 2]")
+    >>> [p.name for p in reported_stems(tmp / "a.json")], reported_stems(tmp / "notes.json")
+    (['a_s1.wav'], set())
+    """
+    data = read_report(report)
+    found: set[Path] = set()
+    for source in (data or {}).get("sources", ()):
+        name = source.get("file") if isinstance(source, dict) else None
+        if isinstance(name, str) and name and Path(name).name == name:
+            found.add((Path(report).parent / name).resolve())
+    return found
+
+
+def read_report(report: str | os.PathLike) -> dict | None:
+    """A ``gass-separate`` JSON report as a dict, or None when the file is not one (missing, not
+    JSON, over 1 MiB, or without the ``input``, ``model_sample_rate`` and ``sources`` keys).
+
+    Arguments
+    ---------
+    report : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    dict or None
+        The report.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> _ = (tmp / "take.json").write_text('{"takes": 3}')
+    >>> read_report(tmp / "take.json") is None, read_report(tmp / "missing.json") is None
+    (True, True)
+    """
+    path = Path(report)
+    try:
+        if not path.is_file() or path.stat().st_size > (1 << 20):
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("sources"), list) or (
+        "input" not in data or "model_sample_rate" not in data
+    ):
+        return None
+    return data
+
+
+def _disk_full(folder: Path) -> bool:
+    """Whether the file system holding ``folder`` has no block left for us."""
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except (OSError, AttributeError):
+        return False
 
 
 @functools.lru_cache(maxsize=64)
@@ -519,14 +792,11 @@ def cached_resampler(orig: int, new: int, device: str = "cpu") -> torchaudio.tra
 
 
 def _scan_finite(handle: sf.SoundFile, name: str, block: int = 1 << 16) -> None:
-    """Raises before any separation if a float file holds NaN/Inf (then rewinds)."""
+    """Raises before any separation if a float file holds NaN/Inf or samples too loud to be
+    audio (then rewinds)."""
     position = 0
     with _decoding(name, position):
         for data in handle.blocks(blocksize=block, dtype="float32", always_2d=True):
-            bad = ~np.isfinite(data)
-            if bad.any():
-                row, col = np.argwhere(bad)[0]
-                raise ValueError(_nonfinite_message(name, position + int(row), int(col),
-                                                    handle.samplerate))
+            _check_samples(data, name, position, handle.samplerate)
             position += len(data)
         handle.seek(0)

@@ -30,13 +30,14 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import torch
 from speechbrain.inference.interfaces import Pretrained
-from speechbrain.utils.fetching import FetchConfig
+from speechbrain.utils.fetching import FetchConfig, FetchFrom, LocalStrategy, fetch, guess_source
 
 from gass_modules.audio import (
     DEFAULT_THRESHOLD_DB,
@@ -54,12 +55,13 @@ from gass_modules.model_folder import (
     DEFAULT_CHUNK_SECONDS,
     DEFAULT_OVERLAP,
     HPARAMS_FILE,
+    MIN_CHUNK_SECONDS,
     _check_chunking,
     _check_separator,
     load_separator_checkpoint,
     unwrap_module,
 )
-from gass_modules.pretrained import BUNDLED_MODELS, resolve_model_source
+from gass_modules.pretrained import BUNDLED_MODELS, bundled_model_folder
 from gass_modules.safe_hparams import load_model_description
 from gass_modules.stems import Separation, separate_to_stems  # Separation: importable from here
 
@@ -68,6 +70,51 @@ MASKING_MODULES = ("encoder", "masknet", "decoder")  # SpeechBrain's separation 
 # what separate_file took before it followed SepformerSeparation.separate_file
 _TO_FILES_OPTIONS = ("out_dir", "channels", "keep_silent", "threshold_db", "overwrite",
                      "on_block", "align", "protected")
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # org/name, as the Hugging Face hub
+
+
+def _source_to_fetch(source: str | os.PathLike) -> str:
+    """``source`` as SpeechBrain's ``fetch`` should see it: a bundled name becomes its folder
+    (unless a local folder has that name), a local folder its absolute path; a path that is no
+    folder (and no URL or ``org/name`` hub id) is a ``FileNotFoundError`` here, before any
+    network lookup."""
+    name = os.fspath(source)
+    if name in BUNDLED_MODELS and not Path(name).is_dir():
+        return str(bundled_model_folder(name))
+    if Path(name).is_dir():
+        return str(Path(name).resolve())
+    if name.startswith(("http://", "https://")) or (_HUB_ID.match(name) and not
+                                                    Path(name).exists()):
+        return name
+    raise FileNotFoundError(f"model folder not found: {name}; expected a local folder with "
+                            f"{HPARAMS_FILE} and {CHECKPOINT_FILE} (written by "
+                            "gass_modules.model_folder.save_model_folder), a bundled model's name "
+                            f"({', '.join(sorted(BUNDLED_MODELS))}), a URL or a hub id "
+                            "(org/name)")
+
+
+def _fetch_file(filename: str, source: str, savedir: str | os.PathLike | None,
+                local_strategy: LocalStrategy, fetch_config: FetchConfig) -> Path:
+    """One file of a model folder through SpeechBrain's ``fetch``, with errors that say which
+    file and source."""
+    kind, _ = guess_source(source)
+    if kind == FetchFrom.URI and savedir is None:
+        raise ValueError(f"from_hparams(source={source!r}) downloads the model folder: pass "
+                         "savedir=<a local folder> to say where (as in SpeechBrain)")
+    try:
+        path = Path(fetch(filename, source, savedir=savedir, local_strategy=local_strategy,
+                          fetch_config=fetch_config))
+    except Exception as err:  # SpeechBrain, urllib and huggingface_hub raise their own types
+        raise FileNotFoundError(f"cannot fetch {filename} from {source}: "
+                                f"{type(err).__name__}: {err}; a model folder holds "
+                                f"{HPARAMS_FILE} and {CHECKPOINT_FILE}") from err
+    if not path.is_file():
+        what = "separator checkpoint" if filename == CHECKPOINT_FILE else filename
+        raise FileNotFoundError(f"{what} not found: {path} (fetched from {source}); a model "
+                                f"folder holds {HPARAMS_FILE} and {CHECKPOINT_FILE}")
+    return path
 
 
 class GASSSeparator(Pretrained):
@@ -141,12 +188,23 @@ class GASSSeparator(Pretrained):
                                  f"separator has {name}={getattr(model, name)!r}; fix "
                                  f"{HPARAMS_FILE}")
         self._order = resolve_order(hparams.get("order"), fixed_order=hparams.get("fixed_order"))
+        self.chunking()  # the folder's chunking defaults are checked at load, not per file
 
     @classmethod
     def from_hparams(cls, source: str | os.PathLike, hparams_file: str = HPARAMS_FILE,
                      savedir: str | os.PathLike | None = None, trust_code: bool = False,
-                     **kwargs) -> GASSSeparator:
-        """Loads a model folder from the local disk, without running code from it by default.
+                     local_strategy: LocalStrategy = LocalStrategy.SYMLINK,
+                     fetch_config: FetchConfig | None = None, **kwargs) -> GASSSeparator:
+        """Loads a model folder as SpeechBrain's ``from_hparams`` does, without running code
+        from it by default.
+
+        ``source`` is fetched by SpeechBrain (``speechbrain.utils.fetching.fetch``): a local
+        folder is used in place (or linked into ``savedir``), a URL is downloaded into
+        ``savedir`` and a hub id (``org/name``) comes from the Hugging Face cache or hub
+        (``HF_HUB_OFFLINE=1`` or ``FetchConfig(allow_network=False)`` keeps it to the cache). A
+        bundled model's name (``"gass-mini"``, :mod:`gass_modules.pretrained`) is its folder
+        inside the package, unless a local folder has that name (SpeechBrain's rule: a local path
+        wins). Files already in ``savedir`` are used as they are, as in SpeechBrain.
 
         By default ``hyperparams.yaml`` is read by
         :func:`gass_modules.safe_hparams.load_model_description`: plain data and ``!new:`` of
@@ -159,19 +217,22 @@ class GASSSeparator(Pretrained):
         Arguments
         ---------
         source : str or os.PathLike
-            The model folder (``hyperparams.yaml`` + ``separator.ckpt``), or the name of a model
-            bundled with gass (``"gass-mini"``, see :mod:`gass_modules.pretrained`).
+            A model folder (``hyperparams.yaml`` + ``separator.ckpt``), a bundled model's name,
+            a URL (``http(s)://.../folder``, with ``savedir``) or a hub id (``org/name``).
         hparams_file : str
             Name of the hyperparameter file inside ``source``.
         savedir : str or os.PathLike, optional
-            With ``trust_code=True``: where SpeechBrain links the collected files (default: load
-            in place). The safe loader always loads in place.
+            Where the fetched files are put (links to local files, downloads); default: local
+            folders are read in place, URLs need it.
         trust_code : bool
             Load with full hyperpyyaml (runs code from the folder; see above).
+        local_strategy : speechbrain.utils.fetching.LocalStrategy
+            How local files reach ``savedir`` (SpeechBrain's default: symlinks).
+        fetch_config : speechbrain.utils.fetching.FetchConfig, optional
+            SpeechBrain's fetching options (network, cache folder, revision, ...).
         **kwargs
             ``overrides`` (values replacing the file's), ``run_opts`` and ``freeze_params``;
-            with ``trust_code=True`` anything ``pretrained_from_hparams`` takes. The network is
-            never used.
+            with ``trust_code=True`` anything ``pretrained_from_hparams`` takes.
 
         Returns
         -------
@@ -185,41 +246,37 @@ class GASSSeparator(Pretrained):
         ...
         FileNotFoundError: model folder not found: no/such/folder; ...
         """
-        folder = resolve_model_source(source)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"model folder not found: {source}; expected a local folder "
-                                    f"with {HPARAMS_FILE} and {CHECKPOINT_FILE} (written by "
-                                    "gass_modules.model_folder.save_model_folder) or a bundled "
-                                    f"model's name ({', '.join(sorted(BUNDLED_MODELS))})")
-        if not (folder / hparams_file).is_file():
-            raise FileNotFoundError(f"{folder / hparams_file} not found; a model folder holds "
-                                    f"{HPARAMS_FILE} and {CHECKPOINT_FILE}")
-        if not trust_code:
-            return cls._from_description(folder, hparams_file, **kwargs)
-        kwargs.setdefault("fetch_config", FetchConfig(allow_network=False))
-        try:
-            return super().from_hparams(source=str(folder.resolve()), hparams_file=hparams_file,
-                                        savedir=savedir, **kwargs)
-        except (FileNotFoundError, ValueError):
-            raise
-        except Exception as err:
-            raise RuntimeError(f"cannot build the model from {folder / hparams_file}: "
-                               f"{type(err).__name__}: {err}") from err
+        name = _source_to_fetch(source)
+        fetch_config = fetch_config or FetchConfig()
+        if trust_code:
+            try:
+                return super().from_hparams(source=name, hparams_file=hparams_file,
+                                            savedir=savedir, local_strategy=local_strategy,
+                                            fetch_config=fetch_config, **kwargs)
+            except (FileNotFoundError, ValueError):
+                raise
+            except Exception as err:
+                raise RuntimeError(f"cannot build the model from {source}/{hparams_file}: "
+                                   f"{type(err).__name__}: {err}") from err
+        paths = [_fetch_file(filename, name, savedir, local_strategy, fetch_config)
+                 for filename in (hparams_file, CHECKPOINT_FILE)]
+        return cls._from_description(*paths, **kwargs)
 
     @classmethod
-    def _from_description(cls, folder: Path, hparams_file: str, overrides: Mapping | str | None
-                          = None, run_opts: Mapping | None = None, freeze_params: bool = True,
+    def _from_description(cls, hparams_path: Path, checkpoint: Path,
+                          overrides: Mapping | str | None = None,
+                          run_opts: Mapping | None = None, freeze_params: bool = True,
                           **unexpected: object) -> GASSSeparator:
         """The safe path of :meth:`from_hparams` (no code from the folder runs)."""
         if unexpected:
             raise TypeError(f"from_hparams got {sorted(unexpected)}, which only the trusted "
                             "loader takes (trust_code=True); the safe loader takes overrides, "
-                            "run_opts and freeze_params")
-        path = folder / hparams_file
-        hparams = load_model_description(path.read_text(encoding="utf-8"), overrides, str(path))
+                            "run_opts, freeze_params, savedir, local_strategy and fetch_config")
+        hparams = load_model_description(hparams_path.read_text(encoding="utf-8"), overrides,
+                                         str(hparams_path))
         separator = hparams.get("separator")
-        _check_separator(separator, str(path))
-        load_separator_checkpoint(separator, folder / CHECKPOINT_FILE)
+        _check_separator(separator, str(hparams_path))
+        load_separator_checkpoint(separator, checkpoint)
         return cls(modules={"separator": separator}, hparams=hparams, run_opts=run_opts,
                    freeze_params=freeze_params)
 
@@ -571,7 +628,29 @@ class GASSSeparator(Pretrained):
         if overlap is None:
             overlap = float(getattr(self.hparams, "chunk_overlap", DEFAULT_OVERLAP))
         _check_chunking(chunk_seconds, overlap)
+        shortest = self.min_chunk_seconds
+        if chunk_seconds < shortest:
+            raise ValueError(f"chunk_seconds={chunk_seconds!r} is too short: this model needs "
+                             f"chunks of at least {shortest:g} s (shorter ones cost a model "
+                             "call every few milliseconds); pass a longer chunk_seconds "
+                             "(--chunk-seconds) or fix the model folder's chunk_seconds")
         return float(chunk_seconds), float(overlap)
+
+    @property
+    def min_chunk_seconds(self) -> float:
+        """The shortest chunk this model runs: ``MIN_CHUNK_SECONDS`` (0.1 s), or the separator's
+        stride when that is longer.
+
+        Example
+        -------
+        >>> GASSSeparator(modules={"separator": ScaledCopies([1.0], 8000)},
+        ...               hparams={"sample_rate": 8000, "num_sources": 1},
+        ...               run_opts={"device": "cpu"}).min_chunk_seconds
+        0.1
+        """
+        stride = getattr(unwrap_module(self.mods.separator), "stride", 1)
+        stride = stride if isinstance(stride, int) and stride > 0 else 1
+        return max(MIN_CHUNK_SECONDS, stride / self.sample_rate)
 
     def _model(self, x: torch.Tensor) -> torch.Tensor:
         """The separator under the interface's precision, without gradients (inference):

@@ -14,12 +14,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["BUNDLED_MODELS", "DEFAULT_MODEL", "bundled_model_folder", "resolve_model_source"]
+__all__ = ["BUNDLED_MODELS", "DEFAULT_MODEL", "bundled_model_folder", "bundled_models_present",
+           "choose_model", "default_model", "resolve_model_source"]
 
-# name -> folder under gass_modules/pretrained/
+# name -> folder under gass_modules/pretrained/, best first (default_model takes the first present)
 BUNDLED_MODELS = {"gass-mini": "gass_mini"}
-DEFAULT_MODEL = "gass-mini"
+DEFAULT_MODEL = "gass-mini"  # the model every install has
 _HERE = Path(__file__).resolve().parent
+_CHECKPOINT = "separator.ckpt"
 
 
 def bundled_model_folder(name: str) -> Path:
@@ -48,7 +50,7 @@ def bundled_model_folder(name: str) -> Path:
         raise ValueError(f"no bundled model named {name!r}; bundled: {sorted(BUNDLED_MODELS)} "
                          "(or pass a model folder path)")
     folder = _HERE / BUNDLED_MODELS[name]
-    if not (folder / "separator.ckpt").is_file():
+    if not (folder / _CHECKPOINT).is_file():
         raise FileNotFoundError(f"the bundled model {name!r} is missing from {folder} (the "
                                 "install left out the package data?); reinstall gass_modules or "
                                 "pass a model folder path")
@@ -82,3 +84,74 @@ def resolve_model_source(source: str | os.PathLike) -> Path:
     if not path.exists() and str(source) in BUNDLED_MODELS:
         return bundled_model_folder(str(source))
     return path
+
+
+def bundled_models_present() -> list[str]:
+    """The bundled models whose files this install holds, best first.
+
+    Returns
+    -------
+    list of str
+        Names from :data:`BUNDLED_MODELS`, in its order.
+
+    Example
+    -------
+    >>> "gass-mini" in bundled_models_present()
+    True
+    """
+    return [name for name, folder in BUNDLED_MODELS.items()
+            if (_HERE / folder / _CHECKPOINT).is_file()]
+
+
+def default_model() -> str:
+    """The model used when none is named: the best bundled model present.
+
+    Returns
+    -------
+    str
+        A bundled model's name (:data:`DEFAULT_MODEL` when no other is present).
+
+    Example
+    -------
+    >>> default_model() in BUNDLED_MODELS
+    True
+    """
+    present = bundled_models_present()
+    return present[0] if present else DEFAULT_MODEL
+
+
+def choose_model(source: str | os.PathLike | None) -> tuple[str, str | None]:
+    """What to load for a model argument (``--model``), and a note for the user.
+
+    ``None`` (no model named) is the folder of :func:`default_model`, as a path, so that a
+    folder named like a bundled model in the working directory never replaces it. A name that is
+    both a local folder and a bundled model loads the local folder (SpeechBrain's rule: a local
+    path wins over a hub id), with a note saying so; anything else is passed on as it is (a
+    folder, a bundled name, a URL or a hub id: ``GASSSeparator.from_hparams`` fetches it).
+
+    Arguments
+    ---------
+    source : str, os.PathLike or None
+        The model the user named, if any.
+
+    Returns
+    -------
+    (str, str or None)
+        The source to load and a note (None when there is nothing to say).
+
+    Example
+    -------
+    >>> source, note = choose_model(None)
+    >>> Path(source) == bundled_model_folder(default_model()), note
+    (True, None)
+    >>> choose_model("results/x/model")
+    ('results/x/model', None)
+    """
+    if source is None:
+        return str(bundled_model_folder(default_model())), None
+    name = str(source)
+    if name in BUNDLED_MODELS and Path(name).exists():
+        return name, (f"using the local folder {Path(name).resolve()}, not the bundled model "
+                      f"{name!r} (to load the bundled one, rename or leave that folder, or "
+                      f"pass {bundled_model_folder(name)})")
+    return name, None

@@ -113,15 +113,18 @@ def test_cli_separates_good_files_and_reports_bad_ones(tmp_path, model_dir, caps
 
 
 def test_cli_never_overwrites_without_flag(tmp_path, model_dir, capsys):
-    """A second run fails per file and leaves the outputs; --overwrite replaces them."""
+    """A second run skips the done input (exit 0, a "skipped" line: reruns are idempotent, as
+    --help says; issue 27 item 13) and leaves the outputs; --overwrite replaces them."""
     sf.write(tmp_path / "x.wav", tones(16000, 0.3, 1), 16000, subtype="PCM_16")
     argv = [str(tmp_path / "x.wav"), "--model", str(model_dir), "--out", str(tmp_path / "o")]
     assert main(argv) == 0
     before = {p.name: p.read_bytes() for p in (tmp_path / "o").iterdir()}
     assert sorted(before) == ["x.json", "x_s1.wav", "x_s2.wav"]
     capsys.readouterr()
-    assert main(argv) == 1
-    assert "already exist" in capsys.readouterr().err
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert f"{tmp_path / 'x.wav'}: skipped: outputs exist" in captured.out
+    assert "FAILED" not in captured.err
     assert {p.name: p.read_bytes() for p in (tmp_path / "o").iterdir()} == before
     assert main(argv + ["--overwrite", "--keep-silent"]) == 0
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [

@@ -612,15 +612,11 @@ class _StemWriter:
                  channels: int, subtype: str, num_frames: int, overwrite: bool,
                  protected: frozenset[Path] = frozenset()) -> None:
         self.finals = [out_dir / f"{stem}_s{s + 1}.wav" for s in range(num_sources)]
-        self.stem, self.protected = stem, protected
-        inputs = [str(p) for p in self.finals if p.resolve() in protected]
-        if inputs:
-            raise ValueError(f"the stems would be written over the input(s) {inputs}; choose an "
-                             "output folder outside the input folder (or rename the inputs)")
-        existing = [str(p) for p in self.finals if p.exists()]
-        if existing and not overwrite:
-            raise FileExistsError(f"outputs already exist: {existing}; pass --overwrite "
-                                  "(overwrite=True) to replace them")
+        self.stem, self.protected, self.overwrite = stem, protected, overwrite
+        if len(protected & {p.resolve() for p in self.finals}) == num_sources or (
+            not overwrite and all(p.exists() for p in self.finals)
+        ):
+            self._check_names(self.finals)  # nothing could be written: fail before separating
         make_folder(out_dir)
         self.subtype = _wav_subtype(subtype)
         self.clip = self.subtype not in ("FLOAT", "DOUBLE")
@@ -663,6 +659,7 @@ class _StemWriter:
         for handle in self.handles:
             handle.close()
         names = [self.finals[s] for s in order] if by_index else self.finals[: len(order)]
+        self._check_names(names)
         for s, final in zip(order, names):
             os.replace(self.parts[s], final)
         for s in set(range(len(self.parts))) - set(order):
@@ -672,6 +669,20 @@ class _StemWriter:
             if stale.resolve() in recorded and stale.resolve() not in self.protected:
                 stale.unlink(missing_ok=True)
         return names
+
+    def _check_names(self, names: list[Path]) -> None:
+        """Raises unless the stems ``names`` may be written: never over a protected file (an
+        input, a file the caller does not own), and over an existing file only with
+        ``overwrite``."""
+        inputs = [str(p) for p in names if p.resolve() in self.protected]
+        if inputs:
+            raise ValueError(f"the stems would be written over the input(s) or protected files "
+                             f"{inputs}; choose an output folder outside the input folder (or "
+                             "rename or move those files)")
+        existing = [str(p) for p in names if p.exists()]
+        if existing and not self.overwrite:
+            raise FileExistsError(f"outputs already exist: {existing}; pass --overwrite "
+                                  "(overwrite=True) to replace them")
 
     def abort(self) -> None:
         """Closes and removes the partial files."""

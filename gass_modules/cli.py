@@ -367,7 +367,8 @@ def _check_outputs(path: Path, out_dir: Path, args: argparse.Namespace, num_sour
 
     Returns the earlier run's report (None when there is none); raises :class:`Skipped` for a
     done input without ``--overwrite``, and ``ValueError`` / ``FileExistsError`` when an output
-    name is an input or a file that no gass-separate report records as written."""
+    name is an input, or the report or plot name a file that gass-separate did not write (stems
+    are checked when written: :func:`_foreign_stems`)."""
     report, image = out_dir / f"{path.stem}.json", out_dir / f"{path.stem}.png"
     named = [report, image] + [out_dir / f"{path.stem}_s{k + 1}.wav" for k in range(num_sources)]
     clash = [str(p) for p in named if p.resolve() in inputs | {path.resolve()}]
@@ -383,16 +384,20 @@ def _check_outputs(path: Path, out_dir: Path, args: argparse.Namespace, num_sour
             raise Skipped(f"outputs exist ({report}); --overwrite separates it again")
         raise FileExistsError(f"outputs already exist ({report}) but not the plot {image}; "
                               "pass --overwrite to separate it again with the plot")
-    written = reported_stems(report)
-    foreign = [str(p) for p in named[2:] if p.exists() and p.resolve() not in written]
     if args.plot and image.exists() and not (
         previous is not None and previous.get("plot", image.name) == image.name
     ):
-        foreign.append(str(image))
-    if foreign:
-        raise FileExistsError(f"{foreign} exist and no gass-separate report records them as "
-                              "its outputs; move them or choose another output folder (--out)")
+        raise FileExistsError(f"{image} exists and no gass-separate report records it as its "
+                              "plot; move it or choose another output folder (--out)")
     return previous
+
+
+def _foreign_stems(path: Path, out_dir: Path, num_sources: int) -> set[Path]:
+    """Existing files named like ``path``'s stems that no gass-separate report records (a user's
+    ``a_s3.wav``): never replaced nor removed."""
+    written = reported_stems(out_dir / f"{path.stem}.json")
+    names = [out_dir / f"{path.stem}_s{k + 1}.wav" for k in range(num_sources)]
+    return {p.resolve() for p in names if p.exists() and p.resolve() not in written}
 
 
 class _Progress:
@@ -471,7 +476,8 @@ def _separate_one(model: GASSSeparator, path: Path, out_dir: Path,
                 path, out_dir=out_dir, channels=args.channels, keep_silent=args.keep_silent,
                 chunk_seconds=args.chunk_seconds, overlap=args.overlap,
                 threshold_db=args.threshold_db, overwrite=args.overwrite, on_block=on_block,
-                progress=False, protected=inputs)
+                progress=False,
+                protected=inputs | _foreign_stems(path, out_dir, model.num_sources))
         finally:
             if progress is not None:
                 progress.close()
@@ -591,7 +597,8 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         jobs, errors = collect_inputs(args.inputs)
-        inputs = frozenset(path.resolve() for path, _ in jobs)
+        named = [Path(item) for item in args.inputs if _is_regular(Path(item))]
+        inputs = frozenset(path.resolve() for path in [p for p, _ in jobs] + named)
         out_root = Path(args.out)
         for path, sub in tqdm(jobs, desc="files", unit="file",
                               disable=len(jobs) < 2 or not sys.stderr.isatty()):

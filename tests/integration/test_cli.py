@@ -555,3 +555,27 @@ def time_limit(seconds: int):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_damaged_ogg_warns_that_it_decoded_short(tmp_path, model_dir, capsys):
+    """Item 6: an Ogg Vorbis file with garbage in the middle decodes short (libsndfile stops at
+    the damage); the run warns with the frames announced (last page's granule) and decoded."""
+    t = np.arange(16000 * 10) / 16000
+    good = tmp_path / "good.ogg"
+    sf.write(good, 0.3 * np.sin(2 * np.pi * 440 * t), 16000, format="OGG", subtype="VORBIS")
+    data = bytearray(good.read_bytes())
+    middle = len(data) // 2
+    data[middle: middle + 500] = np.random.default_rng(1).integers(0, 256, 500,
+                                                                   np.uint8).tobytes()
+    bad = tmp_path / "bad.ogg"
+    bad.write_bytes(bytes(data))
+    decoded = sf.info(bad).frames
+    assert 0 < decoded < len(t)  # the damage this test is about
+    assert main([str(good), str(bad), "--model", str(model_dir), "--out", str(tmp_path / "o")]) \
+        == 0
+    err = capsys.readouterr().err
+    assert (f"WARNING {bad} is damaged: its Ogg stream announces {len(t)} frames but only "
+            f"{decoded} could be decoded") in err
+    assert "good.ogg is damaged" not in err
+    report = json.loads((tmp_path / "o" / "bad.json").read_text())
+    assert report["warnings"] and report["num_frames"] == decoded

@@ -54,6 +54,23 @@ __getattr__ = moved_names(__name__, {
 })
 
 _VARIABLE = re.compile(r"\$([\w.]+)")
+# Integer columns and the ranges their storage (int64, int32, int16) and audio allow.
+_INT_RANGES = {"frames": (1, 2**62), "sample_rate": (1, 2**31 - 1), "channels": (1, 2**15 - 1)}
+
+
+def _integer(text: str, column: str, path: Path, line: int) -> int:
+    """A csv field of an integer column, or a ``ValueError`` naming the row (not numpy's
+    ``OverflowError`` when the column is built)."""
+    low, high = _INT_RANGES[column]
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValueError(f"{path}:{line}: {column} must be a whole number, got {text!r}; "
+                         "rebuild the manifest (tools/make_manifest.py)") from None
+    if not low <= value <= high:
+        raise ValueError(f"{path}:{line}: {column} = {value} is out of range [{low}, {high}]; "
+                         "rebuild the manifest (tools/make_manifest.py) or drop the row")
+    return value
 
 
 class ClipInfo(NamedTuple):
@@ -514,7 +531,7 @@ class Manifest:
         repl = {"data_root": str(path.parent.resolve())}
         repl.update({k: str(v) for k, v in (replacements or {}).items()})
         cols: dict[str, list] = {c: [] for c in CSV_COLUMNS}
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a BOM is not a name
             reader = csv.reader(f)
             header = next(reader, None)
             if header is None or [h.strip() for h in header] != list(CSV_COLUMNS):
@@ -527,7 +544,7 @@ class Manifest:
                     raise ValueError(f"{path}:{line}: expected {len(CSV_COLUMNS)} fields, "
                                      f"found {len(row)}: {row}")
                 for c, v in zip(CSV_COLUMNS, row):
-                    cols[c].append(v)
+                    cols[c].append(_integer(v, c, path, line) if c in _INT_RANGES else v)
 
         def substitute(match: re.Match) -> str:
             if match[1] not in repl:

@@ -67,6 +67,7 @@ from gass_modules.stems import Separation, separate_to_stems  # Separation: impo
 
 logger = logging.getLogger(__name__)
 MASKING_MODULES = ("encoder", "masknet", "decoder")  # SpeechBrain's separation layout
+MAX_MODEL_RATE = 768_000  # Hz: the highest rate audio interfaces record at
 # what separate_file took before it followed SepformerSeparation.separate_file
 _TO_FILES_OPTIONS = ("out_dir", "channels", "keep_silent", "threshold_db", "overwrite",
                      "on_block", "align", "protected")
@@ -188,6 +189,9 @@ class GASSSeparator(Pretrained):
                                  f"separator has {name}={getattr(model, name)!r}; fix "
                                  f"{HPARAMS_FILE}")
         self._order = resolve_order(hparams.get("order"), fixed_order=hparams.get("fixed_order"))
+        if not 1 <= self.sample_rate <= MAX_MODEL_RATE:
+            raise ValueError(f"sample_rate={self.sample_rate} Hz is not an audio rate a model "
+                             f"runs at (1 to {MAX_MODEL_RATE} Hz); fix {HPARAMS_FILE}")
         self.chunking()  # the folder's chunking defaults are checked at load, not per file
 
     @classmethod

@@ -64,9 +64,11 @@ import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
-from gass_modules.audio import (
-    DEFAULT_THRESHOLD_DB,
-    READABLE_SUFFIXES,
+from gass_modules.audio import DEFAULT_THRESHOLD_DB, READABLE_SUFFIXES
+from gass_modules.chunking import plan_chunks
+from gass_modules.inference import GASSSeparator
+from gass_modules.model_folder import MIN_CHUNK_SECONDS
+from gass_modules.output_files import (
     OutputLock,
     is_temporary_name,
     make_folder,
@@ -74,15 +76,12 @@ from gass_modules.audio import (
     reported_stems,
     write_text_atomic,
 )
-from gass_modules.chunking import plan_chunks
-from gass_modules.inference import GASSSeparator
-from gass_modules.model_folder import MIN_CHUNK_SECONDS
 from gass_modules.pretrained import choose_model
-from gass_modules.stems import Separation
+from gass_modules.stems import Separation, _Spectrogram
 
 AUDIO_SUFFIXES = tuple(sorted(READABLE_SUFFIXES))  # every format soundfile reads
-PLOT_COLUMNS = 800  # time columns of the spectrogram image, whatever the input's length
 PROGRESS_SECONDS = 10.0  # without a terminal: one progress line at most this often
+BAR_DELAY = 1.0  # on a terminal: a file still running after this many seconds gets a bar
 DEVICE_TYPES = ("cpu", "cuda")
 
 
@@ -254,69 +253,20 @@ def collect_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[tup
     return jobs, errors
 
 
+def _name_max(folder: Path) -> int:
+    """The longest file name (bytes) the file system of ``folder`` allows."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
 def _is_regular(path: Path) -> bool:
     """A regular file (following symlinks), checked without opening it (a FIFO would block)."""
     try:
         return stat.S_ISREG(path.stat().st_mode)
     except OSError:
         return False
-
-
-class _Spectrogram:
-    """Power spectrogram of the mixture and every output, accumulated block by block.
-
-    Columns average the STFT frames (32 ms Hann, half overlap) whose centre falls in them, so the
-    image has at most ``PLOT_COLUMNS`` columns and memory does not grow with the input length.
-    """
-
-    def __init__(self, num_frames: int, sample_rate: int, num_sources: int) -> None:
-        self.sample_rate = sample_rate
-        self.n_fft = 2 ** max(6, round(math.log2(0.032 * sample_rate)))
-        self.hop = self.n_fft // 2
-        self.width = max(self.hop, math.ceil(num_frames / PLOT_COLUMNS))  # samples a column
-        self.columns = max(1, math.ceil(num_frames / self.width))
-        self.power = torch.zeros(num_sources + 1, self.n_fft // 2 + 1, self.columns)
-        self.count = torch.zeros(self.columns)
-        self.window = torch.hann_window(self.n_fft)
-        self.offset = 0
-
-    def update(self, mix: torch.Tensor, est: torch.Tensor) -> None:
-        """Adds a block ``mix [C, n]``, ``est [C, n, S]``."""
-        signals = torch.cat([mix.unsqueeze(-1), est], dim=-1)  # [C, n, S + 1]
-        channels, length, count = signals.shape
-        if length >= self.n_fft:
-            flat = signals.permute(2, 0, 1).reshape(count * channels, length)
-            spec = torch.stft(flat, self.n_fft, self.hop, window=self.window, center=False,
-                              return_complex=True).abs().pow(2)  # [(S+1)C, F, N]
-            spec = spec.view(count, channels, *spec.shape[1:]).mean(1)  # [S+1, F, N]
-            centres = self.offset + self.n_fft // 2 + self.hop * torch.arange(spec.shape[-1])
-            column = (centres // self.width).clamp(max=self.columns - 1)  # [N]
-            self.power.index_add_(2, column, spec)
-            self.count.index_add_(0, column, torch.ones(spec.shape[-1]))
-        self.offset += length
-
-    def save(self, path: Path, result: Separation, title: str) -> None:
-        """Draws the mixture and the kept stems and writes a PNG."""
-        from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
-
-        mean = self.power / self.count.clamp(min=1)  # [S+1, F, cols]
-        db = 10 * torch.log10(mean + 1e-12)
-        top = float(db.max())
-        rows = [(0, "mixture")] + [
-            (s + 1, f"s{k + 1}: output {s + 1}, {result.energy_db[s]:.1f} dB")
-            for k, s in enumerate(result.kept)]
-        fig = Figure(figsize=(10, 1.6 * len(rows) + 0.6))
-        axes = fig.subplots(len(rows), 1, sharex=True, squeeze=False)[:, 0]
-        extent = (0.0, result.duration, 0.0, self.sample_rate / 2000)
-        for ax, (index, label) in zip(axes, rows):
-            image = ax.imshow(db[index].numpy(), origin="lower", aspect="auto", extent=extent,
-                              vmin=top - 80, vmax=top, cmap="magma")
-            ax.set_ylabel("kHz")
-            ax.set_title(label, fontsize=9, loc="left")
-        axes[-1].set_xlabel("time (s)")
-        fig.suptitle(title, fontsize=10)
-        fig.colorbar(image, ax=list(axes), label="dB")
-        fig.savefig(path, dpi=90)
 
 
 def _summary(path: Path, result: Separation, info: dict, args: argparse.Namespace,
@@ -358,7 +308,13 @@ def _summary(path: Path, result: Separation, info: dict, args: argparse.Namespac
 
 class Skipped(Exception):
     """An input whose outputs an earlier run wrote (its report exists): not separated again
-    without ``--overwrite``, and not a failure."""
+    without ``--overwrite``, and not a failure.
+
+    Example
+    -------
+    >>> issubclass(Skipped, Exception) and not issubclass(Skipped, OSError)
+    True
+    """
 
 
 def _check_outputs(path: Path, out_dir: Path, args: argparse.Namespace, num_sources: int,
@@ -380,6 +336,10 @@ def _check_outputs(path: Path, out_dir: Path, args: argparse.Namespace, num_sour
         raise FileExistsError(f"{report} exists and is not a gass-separate report; move it or "
                               "choose another output folder (--out)")
     if previous is not None and not args.overwrite:
+        if previous.get("input") != str(path.resolve()):
+            raise FileExistsError(f"outputs already exist ({report}) for another input, "
+                                  f"{previous.get('input')}; choose another output folder "
+                                  "(--out), or pass --overwrite to replace them")
         if not args.plot or image.exists():
             raise Skipped(f"outputs exist ({report}); --overwrite separates it again")
         raise FileExistsError(f"outputs already exist ({report}) but not the plot {image}; "
@@ -418,7 +378,7 @@ class _Progress:
         self.count += 1
         now = time.monotonic()
         if self.terminal:
-            if self.bar is None and now - self.start >= 1.0 and self.count < self.chunks:
+            if self.bar is None and now - self.start >= BAR_DELAY and self.count < self.chunks:
                 self.bar = tqdm(total=self.chunks, desc=self.name, unit="chunk", leave=True,
                                 initial=self.count - 1, file=sys.stderr)
             if self.bar is not None:
@@ -446,6 +406,11 @@ def _separate_one(model: GASSSeparator, path: Path, out_dir: Path,
     report = out_dir / f"{path.stem}.json"
     image = out_dir / f"{path.stem}.png"
     make_folder(out_dir)
+    longest = f".{path.stem}_o{model.num_sources}.12345678.partial.wav"  # the longest name
+    if len(os.fsencode(longest)) > _name_max(out_dir):
+        raise ValueError(f"the name {path.name!r} is too long for its outputs (the file system "
+                         f"allows {_name_max(out_dir)} bytes a name; gass-separate adds up to "
+                         f"{len(longest) - len(path.stem)}): rename the input")
     with OutputLock(out_dir, path.stem) as lock:
         for note in lock.notes:
             tqdm.write(f"gass-separate: {note}", file=sys.stderr)

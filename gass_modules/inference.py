@@ -30,14 +30,13 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import torch
 from speechbrain.inference.interfaces import Pretrained
-from speechbrain.utils.fetching import FetchConfig, FetchFrom, LocalStrategy, fetch, guess_source
+from speechbrain.utils.fetching import FetchConfig, LocalStrategy
 
 from gass_modules.audio import (
     DEFAULT_THRESHOLD_DB,
@@ -61,7 +60,7 @@ from gass_modules.model_folder import (
     load_separator_checkpoint,
     unwrap_module,
 )
-from gass_modules.pretrained import BUNDLED_MODELS, bundled_model_folder
+from gass_modules.pretrained import fetch_model_file, model_source
 from gass_modules.safe_hparams import load_model_description
 from gass_modules.stems import Separation, separate_to_stems  # Separation: importable from here
 
@@ -71,51 +70,6 @@ MAX_MODEL_RATE = 768_000  # Hz: the highest rate audio interfaces record at
 # what separate_file took before it followed SepformerSeparation.separate_file
 _TO_FILES_OPTIONS = ("out_dir", "channels", "keep_silent", "threshold_db", "overwrite",
                      "on_block", "align", "protected")
-
-
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # org/name, as the Hugging Face hub
-
-
-def _source_to_fetch(source: str | os.PathLike) -> str:
-    """``source`` as SpeechBrain's ``fetch`` should see it: a bundled name becomes its folder
-    (unless a local folder has that name), a local folder its absolute path; a path that is no
-    folder (and no URL or ``org/name`` hub id) is a ``FileNotFoundError`` here, before any
-    network lookup."""
-    name = os.fspath(source)
-    if name in BUNDLED_MODELS and not Path(name).is_dir():
-        return str(bundled_model_folder(name))
-    if Path(name).is_dir():
-        return str(Path(name).resolve())
-    if name.startswith(("http://", "https://")) or (_HUB_ID.match(name) and not
-                                                    Path(name).exists()):
-        return name
-    raise FileNotFoundError(f"model folder not found: {name}; expected a local folder with "
-                            f"{HPARAMS_FILE} and {CHECKPOINT_FILE} (written by "
-                            "gass_modules.model_folder.save_model_folder), a bundled model's name "
-                            f"({', '.join(sorted(BUNDLED_MODELS))}), a URL or a hub id "
-                            "(org/name)")
-
-
-def _fetch_file(filename: str, source: str, savedir: str | os.PathLike | None,
-                local_strategy: LocalStrategy, fetch_config: FetchConfig) -> Path:
-    """One file of a model folder through SpeechBrain's ``fetch``, with errors that say which
-    file and source."""
-    kind, _ = guess_source(source)
-    if kind == FetchFrom.URI and savedir is None:
-        raise ValueError(f"from_hparams(source={source!r}) downloads the model folder: pass "
-                         "savedir=<a local folder> to say where (as in SpeechBrain)")
-    try:
-        path = Path(fetch(filename, source, savedir=savedir, local_strategy=local_strategy,
-                          fetch_config=fetch_config))
-    except Exception as err:  # SpeechBrain, urllib and huggingface_hub raise their own types
-        raise FileNotFoundError(f"cannot fetch {filename} from {source}: "
-                                f"{type(err).__name__}: {err}; a model folder holds "
-                                f"{HPARAMS_FILE} and {CHECKPOINT_FILE}") from err
-    if not path.is_file():
-        what = "separator checkpoint" if filename == CHECKPOINT_FILE else filename
-        raise FileNotFoundError(f"{what} not found: {path} (fetched from {source}); a model "
-                                f"folder holds {HPARAMS_FILE} and {CHECKPOINT_FILE}")
-    return path
 
 
 class GASSSeparator(Pretrained):
@@ -203,20 +157,18 @@ class GASSSeparator(Pretrained):
         from it by default.
 
         ``source`` is fetched by SpeechBrain (``speechbrain.utils.fetching.fetch``): a local
-        folder is used in place (or linked into ``savedir``), a URL is downloaded into
-        ``savedir`` and a hub id (``org/name``) comes from the Hugging Face cache or hub
-        (``HF_HUB_OFFLINE=1`` or ``FetchConfig(allow_network=False)`` keeps it to the cache). A
-        bundled model's name (``"gass-mini"``, :mod:`gass_modules.pretrained`) is its folder
-        inside the package, unless a local folder has that name (SpeechBrain's rule: a local path
-        wins). Files already in ``savedir`` are used as they are, as in SpeechBrain.
+        folder is used in place (or linked into ``savedir``), a URL downloaded into ``savedir``,
+        a hub id (``org/name``) taken from the Hugging Face cache or hub (``HF_HUB_OFFLINE=1``
+        or ``FetchConfig(allow_network=False)``: the cache only). A bundled model's name
+        (``"gass-mini"``) is its package folder unless a local folder has that name
+        (:func:`gass_modules.pretrained.model_source`). Files already in ``savedir`` are used.
 
         By default ``hyperparams.yaml`` is read by
-        :func:`gass_modules.safe_hparams.load_model_description`: plain data and ``!new:`` of
-        registered separator classes only (``!apply``, ``!name``, other classes, ... are
-        refused with an error naming ``trust_code``), and the checkpoint is loaded with
-        ``torch.load(weights_only=True)``. ``trust_code=True`` loads the folder as SpeechBrain's
-        ``from_hparams`` does, with full hyperpyyaml, which runs any code the file names: only
-        for folders whose source you trust.
+        :func:`gass_modules.safe_hparams.load_model_description` (plain data and ``!new:`` of
+        registered separator classes; ``!apply``, ``!name``, other classes, ... are refused with
+        an error naming ``trust_code``) and the checkpoint with
+        ``torch.load(weights_only=True)``. ``trust_code=True`` loads with full hyperpyyaml, as
+        SpeechBrain does, which runs any code the file names: only for sources you trust.
 
         Arguments
         ---------
@@ -250,7 +202,7 @@ class GASSSeparator(Pretrained):
         ...
         FileNotFoundError: model folder not found: no/such/folder; ...
         """
-        name = _source_to_fetch(source)
+        name = model_source(source)
         fetch_config = fetch_config or FetchConfig()
         if trust_code:
             try:
@@ -262,7 +214,7 @@ class GASSSeparator(Pretrained):
             except Exception as err:
                 raise RuntimeError(f"cannot build the model from {source}/{hparams_file}: "
                                    f"{type(err).__name__}: {err}") from err
-        paths = [_fetch_file(filename, name, savedir, local_strategy, fetch_config)
+        paths = [fetch_model_file(filename, name, savedir, local_strategy, fetch_config)
                  for filename in (hparams_file, CHECKPOINT_FILE)]
         return cls._from_description(*paths, **kwargs)
 
@@ -572,7 +524,7 @@ class GASSSeparator(Pretrained):
         Notes
         -----
         Stems are written to uniquely named hidden files and renamed when complete, under a
-        lock on ``<out_dir>/<name>*`` (``gass_modules.audio.OutputLock``: a second process
+        lock on ``<out_dir>/<name>*`` (``gass_modules.output_files.OutputLock``: a second process
         writing the same names fails with a ``FileExistsError`` instead of mixing its stems with
         these).
 
@@ -632,29 +584,15 @@ class GASSSeparator(Pretrained):
         if overlap is None:
             overlap = float(getattr(self.hparams, "chunk_overlap", DEFAULT_OVERLAP))
         _check_chunking(chunk_seconds, overlap)
-        shortest = self.min_chunk_seconds
+        stride = getattr(unwrap_module(self.mods.separator), "stride", 1)  # a chunk's minimum
+        stride = stride if isinstance(stride, int) and stride > 0 else 1
+        shortest = max(MIN_CHUNK_SECONDS, stride / self.sample_rate)
         if chunk_seconds < shortest:
             raise ValueError(f"chunk_seconds={chunk_seconds!r} is too short: this model needs "
                              f"chunks of at least {shortest:g} s (shorter ones cost a model "
                              "call every few milliseconds); pass a longer chunk_seconds "
                              "(--chunk-seconds) or fix the model folder's chunk_seconds")
         return float(chunk_seconds), float(overlap)
-
-    @property
-    def min_chunk_seconds(self) -> float:
-        """The shortest chunk this model runs: ``MIN_CHUNK_SECONDS`` (0.1 s), or the separator's
-        stride when that is longer.
-
-        Example
-        -------
-        >>> GASSSeparator(modules={"separator": ScaledCopies([1.0], 8000)},
-        ...               hparams={"sample_rate": 8000, "num_sources": 1},
-        ...               run_opts={"device": "cpu"}).min_chunk_seconds
-        0.1
-        """
-        stride = getattr(unwrap_module(self.mods.separator), "stride", 1)
-        stride = stride if isinstance(stride, int) and stride > 0 else 1
-        return max(MIN_CHUNK_SECONDS, stride / self.sample_rate)
 
     def _model(self, x: torch.Tensor) -> torch.Tensor:
         """The separator under the interface's precision, without gradients (inference):

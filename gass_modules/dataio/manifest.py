@@ -59,14 +59,12 @@ _INT_RANGES = {"frames": (1, 2**62), "sample_rate": (1, 2**31 - 1), "channels": 
 
 
 def _integer(text: str, column: str, path: Path, line: int) -> int:
-    """A csv field of an integer column, or a ``ValueError`` naming the row (not numpy's
-    ``OverflowError`` when the column is built)."""
+    """A csv field of an integer column, or a ``ValueError`` naming the row."""
     low, high = _INT_RANGES[column]
-    try:
-        value = int(text.strip())
-    except ValueError:
+    value = int(text.strip()) if re.fullmatch(r"\s*[+-]?\d+\s*", text) else None
+    if value is None:
         raise ValueError(f"{path}:{line}: {column} must be a whole number, got {text!r}; "
-                         "rebuild the manifest (tools/make_manifest.py)") from None
+                         "rebuild the manifest (tools/make_manifest.py)")
     if not low <= value <= high:
         raise ValueError(f"{path}:{line}: {column} = {value} is out of range [{low}, {high}]; "
                          "rebuild the manifest (tools/make_manifest.py) or drop the row")
@@ -556,7 +554,6 @@ class Manifest:
                              "(tools/make_manifest.py writes it so)") from None
         except csv.Error as err:
             raise ValueError(f"{path} is not a readable csv file ({err})") from None
-
         def substitute(match: re.Match) -> str:
             if match[1] not in repl:
                 raise KeyError(f"{path}: no value for ${match[1]}; pass "

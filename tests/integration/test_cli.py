@@ -4,12 +4,10 @@ The model folder holds a gain separator (``g_s * x``), so every number in the JS
 closed form: output ``s`` has energy ``20 log10(g_s)`` dB relative to the mixture.
 """
 
-import contextlib
 import importlib.metadata
 import importlib.util
 import json
 import math
-import signal
 import sys
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from test_fuzz_inputs import time_limit  # tests/integration is on sys.path (no __init__.py)
 
 from gass_modules.cli import collect_inputs, main
 from gass_modules.model_folder import save_model_folder
@@ -116,7 +115,8 @@ def test_cli_separates_good_files_and_reports_bad_ones(tmp_path, model_dir, caps
 
 def test_cli_never_overwrites_without_flag(tmp_path, model_dir, capsys):
     """A second run skips the done input (exit 0, a "skipped" line: reruns are idempotent, as
-    --help says; issue 27 item 13) and leaves the outputs; --overwrite replaces them."""
+    --help says; issue 27 item 13) and leaves the outputs; another input of the same name is
+    not "done" (an error, as before); --overwrite replaces them."""
     sf.write(tmp_path / "x.wav", tones(16000, 0.3, 1), 16000, subtype="PCM_16")
     argv = [str(tmp_path / "x.wav"), "--model", str(model_dir), "--out", str(tmp_path / "o")]
     assert main(argv) == 0
@@ -127,6 +127,10 @@ def test_cli_never_overwrites_without_flag(tmp_path, model_dir, capsys):
     captured = capsys.readouterr()
     assert f"{tmp_path / 'x.wav'}: skipped: outputs exist" in captured.out
     assert "FAILED" not in captured.err
+    other = one_input(tmp_path / "elsewhere", "x.wav")  # same name, another input: not done
+    assert main([str(other)] + argv[1:]) == 1
+    err = capsys.readouterr().err
+    assert f"outputs already exist ({tmp_path / 'o' / 'x.json'}) for another input" in err
     assert {p.name: p.read_bytes() for p in (tmp_path / "o").iterdir()} == before
     assert main(argv + ["--overwrite", "--keep-silent"]) == 0
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
@@ -398,7 +402,7 @@ def test_fifo_and_special_files_are_refused_before_opening(tmp_path, model_dir, 
     fifo = tmp_path / "in" / "live.wav"
     one_input(tmp_path / "in", "ok.wav")
     os.mkfifo(fifo)
-    with time_limit(60):
+    with time_limit(60, "gass-separate on a FIFO"):
         code = main([str(fifo), str(tmp_path / "in"), "--model", str(model_dir), "--out",
                      str(tmp_path / "o")])
     assert code == 1
@@ -541,20 +545,15 @@ def test_progress_lines_without_a_terminal(tmp_path, model_dir, monkeypatch, cap
     assert len(lines) >= 5 and "\r" not in err
     assert lines[0].startswith("gass-separate: a.wav: ") and "chunk 1/" in lines[0]
     assert "% (" in lines[0] and "of 2.0 s)" in lines[0]
-
-
-@contextlib.contextmanager
-def time_limit(seconds: int):
-    """Fails the test when the block runs longer than ``seconds`` (a hang)."""
-    def expire(signum, frame):
-        raise TimeoutError(f"ran more than {seconds} s")
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+    # on a terminal: one tqdm line for the file, kept when done (all chunks counted)
+    monkeypatch.setattr(cli, "BAR_DELAY", 0.0)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main([str(path), "--model", str(model_dir), "--out", str(tmp_path / "o2"),
+                 "--chunk-seconds", "0.25"]) == 0
+    err = capsys.readouterr().err
+    assert "ETA" not in err and err.count("\n") == 1  # one line, redrawn in place
+    chunks = lines[-1].split("chunk ")[1].split("/")[1].split(",")[0]
+    assert "a.wav: 100%" in err and f"{chunks}/{chunks}" in err
 
 
 def test_damaged_ogg_warns_that_it_decoded_short(tmp_path, model_dir, capsys):

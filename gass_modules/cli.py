@@ -76,7 +76,7 @@ from gass_modules.output_files import (
     reported_stems,
     write_text_atomic,
 )
-from gass_modules.pretrained import choose_model
+from gass_modules.pretrained import choose_model, download_folder
 from gass_modules.stems import Separation, _Spectrogram
 
 AUDIO_SUFFIXES = tuple(sorted(READABLE_SUFFIXES))  # every format soundfile reads
@@ -223,6 +223,8 @@ def collect_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[tup
 
     def add(path: Path, sub: Path) -> None:
         key = (sub, path.stem)
+        if key in owners and owners[key].resolve() == path.resolve():
+            return  # the same file named twice (a shell glob and a folder): separated once
         if key in owners:
             errors.append((str(path), f"its outputs ({sub / path.stem}_s*.wav) would overwrite "
                                       f"those of {owners[key]}; rename one of them or separate "
@@ -450,7 +452,12 @@ def _separate_one(model: GASSSeparator, path: Path, out_dir: Path,
                      "format": info.format, "subtype": info.subtype,
                      "num_frames": result.num_frames}
         summary = _summary(path, result, described, args, model)
-        write_text_atomic(report, json.dumps(summary, indent=2) + "\n")
+        try:
+            write_text_atomic(report, json.dumps(summary, indent=2) + "\n")
+        except BaseException:  # unrecorded stems could never be replaced: take them back
+            for stem in result.files:
+                stem.unlink(missing_ok=True)
+            raise
         if spectrogram is not None:
             part = out_dir / f".{path.stem}.{os.getpid()}.partial.png"
             try:
@@ -556,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
                   "folders from a source you trust)", file=sys.stderr)
         try:
             model = GASSSeparator.from_hparams(source=source, run_opts=run_opts,
+                                               savedir=download_folder(source),
                                                trust_code=args.trust_model_code)
         except Exception as err:
             print(f"gass-separate: cannot load the model folder {source}: {err}",

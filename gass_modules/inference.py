@@ -67,6 +67,7 @@ from gass_modules.stems import Separation, separate_to_stems  # Separation: impo
 logger = logging.getLogger(__name__)
 MASKING_MODULES = ("encoder", "masknet", "decoder")  # SpeechBrain's separation layout
 MAX_MODEL_RATE = 768_000  # Hz: the highest rate audio interfaces record at
+MAX_CARD_BYTES = 1 << 20  # hyperparams.yaml: a card is ~1 KB; parsing 100s of MB takes minutes
 # what separate_file took before it followed SepformerSeparation.separate_file
 _TO_FILES_OPTIONS = ("out_dir", "channels", "keep_silent", "threshold_db", "overwrite",
                      "on_block", "align", "protected")
@@ -228,6 +229,9 @@ class GASSSeparator(Pretrained):
             raise TypeError(f"from_hparams got {sorted(unexpected)}, which only the trusted "
                             "loader takes (trust_code=True); the safe loader takes overrides, "
                             "run_opts, freeze_params, savedir, local_strategy and fetch_config")
+        if hparams_path.stat().st_size > MAX_CARD_BYTES:
+            raise ValueError(f"{hparams_path} has {hparams_path.stat().st_size} bytes; a model "
+                             f"card has a few KB (at most {MAX_CARD_BYTES} accepted)")
         hparams = load_model_description(hparams_path.read_text(encoding="utf-8"), overrides,
                                          str(hparams_path))
         separator = hparams.get("separator")

@@ -23,7 +23,7 @@ from pathlib import Path
 from speechbrain.utils.fetching import FetchConfig, FetchFrom, LocalStrategy, fetch, guess_source
 
 __all__ = ["BUNDLED_MODELS", "DEFAULT_MODEL", "bundled_model_folder", "bundled_models_present",
-           "choose_model", "default_model", "fetch_model_file", "model_source",
+           "choose_model", "default_model", "download_folder", "fetch_model_file", "model_source",
            "resolve_model_source"]
 
 # name -> folder under gass_modules/pretrained/, best first (default_model takes the first present)
@@ -261,3 +261,33 @@ def fetch_model_file(filename: str, source: str, savedir: str | os.PathLike | No
         raise FileNotFoundError(f"{what} not found: {path} (fetched from {source}); a model "
                                 f"folder holds {_HPARAMS} and {_CHECKPOINT}")
     return path
+
+
+def download_folder(source: str | os.PathLike) -> Path | None:
+    """Where a model given by URL is downloaded when the caller names no ``savedir`` (the CLI):
+    ``$GASS_CACHE/models/<hash of the URL>`` (``GASS_CACHE`` defaults to ``~/.cache/gass``), so
+    a second run finds the files there; None for anything else (loaded in place, or from the hub
+    cache).
+
+    Arguments
+    ---------
+    source : str or os.PathLike
+        The model the user named.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The folder for a URL.
+
+    Example
+    -------
+    >>> download_folder("https://example.org/m").parent.name, download_folder("gass-mini")
+    ('models', None)
+    """
+    import hashlib
+
+    name = os.fspath(source)
+    if not name.startswith(("http://", "https://")):
+        return None
+    cache = Path(os.environ.get("GASS_CACHE", "~/.cache/gass")).expanduser()
+    return cache / "models" / hashlib.sha256(name.encode()).hexdigest()[:16]

@@ -452,9 +452,11 @@ def test_folder_scan_takes_every_format_soundfile_reads(tmp_path, model_dir):
 
 def test_short_flags_version_and_device_errors(tmp_path, model_dir, capsys):
     """Item 16: -o/-m work, --version prints the version; --device cuda without CUDA says so,
-    and an unsupported device (mps) is a usage error, not a silent CPU run."""
+    and an unsupported device (mps) is a usage error, not a silent CPU run. (Probe: a file named
+    twice, directly and through its folder, is separated once, not an error.)"""
     path = one_input(tmp_path / "in")
-    assert main([str(path), "-m", str(model_dir), "-o", str(tmp_path / "o")]) == 0
+    assert main([str(path), str(path.parent), "-m", str(model_dir), "-o", str(tmp_path / "o")]) \
+        == 0
     assert (tmp_path / "o" / "a_s1.wav").is_file()
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
@@ -498,6 +500,15 @@ def test_disk_full_and_too_loud_inputs_say_so(tmp_path, model_dir, monkeypatch, 
     err = capsys.readouterr().err
     assert f"no space left on device writing {tmp_path / 'o' / 'a_s1.wav'}" in err
     assert list((tmp_path / "o").iterdir()) == []
+    def no_room(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sf.SoundFile, "write", original)  # the disk fills up at the report:
+    monkeypatch.setattr(Path, "write_text", no_room)
+    assert main([str(path), "--model", str(model_dir), "--out", str(tmp_path / "o")]) == 1
+    assert f"no space left on device writing {tmp_path / 'o' / 'a.json'}" in \
+        capsys.readouterr().err
+    assert list((tmp_path / "o").iterdir()) == []  # no stems left without their record
 
 
 def test_ctrl_c_while_loading_and_twice_leaves_no_traceback(tmp_path, model_dir, monkeypatch,

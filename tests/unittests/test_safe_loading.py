@@ -238,6 +238,14 @@ def test_from_hparams_fetches_like_speechbrain(folder, tmp_path):
             folder / "separator.ckpt").read_bytes()
         with pytest.raises(ValueError, match="pass savedir="):
             GASSSeparator.from_hparams(source=f"{url}/{folder.name}")
+        # gass-separate -m URL downloads into $GASS_CACHE/models/<hash> (no savedir to pass)
+        audio = tmp_path / "in.wav"
+        import soundfile
+        soundfile.write(audio, x[0].numpy(), 8000, subtype="FLOAT")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("GASS_CACHE", str(tmp_path / "cache"))
+            assert main([str(audio), "-m", f"{url}/{folder.name}", "-o", str(tmp_path / "o")]) == 0
+        assert len(list((tmp_path / "cache" / "models").glob("*/separator.ckpt"))) == 1
         with pytest.raises(FileNotFoundError, match="cannot fetch hyperparams.yaml"):
             GASSSeparator.from_hparams(source=f"{url}/missing", savedir=tmp_path / "nothing")
         marker = tmp_path / "PWNED"

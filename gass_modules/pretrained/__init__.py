@@ -253,7 +253,9 @@ def fetch_model_file(filename: str, source: str, savedir: str | os.PathLike | No
         path = Path(fetch(filename, source, savedir=savedir, local_strategy=local_strategy,
                           fetch_config=fetch_config))
     except Exception as err:  # SpeechBrain, urllib and huggingface_hub raise their own types
-        raise FileNotFoundError(f"cannot fetch {filename} from {source}: "
+        hint = (f" (read as a hub id: there is no local folder {source} either)"
+                if kind == FetchFrom.HUGGING_FACE else "")
+        raise FileNotFoundError(f"cannot fetch {filename} from {source}{hint}: "
                                 f"{type(err).__name__}: {err}; a model folder holds "
                                 f"{_HPARAMS} and {_CHECKPOINT}") from err
     if not path.is_file():

@@ -245,6 +245,14 @@ class GASSMixer:
             if codes:
                 cum = np.cumsum(weights) / np.sum(weights)
                 self._roles[role] = (np.asarray(codes), cum)
+        used = set(self.scenario.foreground_categories) | set(self.scenario.background_categories)
+        unknown = sorted(set(self.manifest.categories) - used)
+        if unknown:  # clips the mixer will never draw: a typo, or a category the scenario forgot
+            counts = {name: len(self.manifest.indices_of(name)) for name in unknown}
+            logger.warning("the manifest has categories the scenario does not use, whose clips "
+                           "are never drawn: %s (clips per category); add them to the "
+                           "scenario's foreground/background categories or fix the manifest's "
+                           "category column", counts)
         if "foreground" not in self._roles:
             raise ValueError(
                 f"none of the foreground categories {sorted(self.scenario.foreground_categories)}"

@@ -31,6 +31,7 @@ from hyperpyyaml import resolve_references
 from gass_modules.brain import SeparationBrain
 from gass_modules.dataio.manifest import check_clips, load_manifest
 from gass_modules.dataio.mixer import MixtureStream, make_eval_set
+from gass_modules.dataio.scan import overlapping_clips
 from gass_modules.recipe import load_recipe
 
 logger = logging.getLogger(__name__)
@@ -100,8 +101,10 @@ def check_manifests(argv: list[str], workers: int | None = None) -> None:
 
     Each split's manifest must exist and hold rows; every row's audio is probed (header only,
     in parallel threads: :func:`gass_modules.dataio.manifest.check_clips`, as
-    ``tools/make_manifest.py`` does): missing, unreadable or empty files, frames past the end,
-    another rate or channel count. All problems are reported at once, before training starts.
+    ``tools/make_manifest.py`` does): missing, unreadable or empty files, frames past the end
+    (of the header, or of the decoded audio), another rate or channel count. All problems are
+    reported at once, before training starts. Clips in two splits (same id or same audio) are
+    a warning.
 
     Arguments
     ---------
@@ -116,7 +119,7 @@ def check_manifests(argv: list[str], workers: int | None = None) -> None:
         Listing every problem (at most ``MAX_LISTED`` rows, the rest counted).
     """
     workers = workers or min(16, os.cpu_count() or 1)
-    problems, bad_rows = [], 0
+    problems, bad_rows, loaded = [], 0, {}
     for split, path in manifest_paths(argv).items():
         if not path.is_file():
             problems.append(f"{split}: expected the manifest at {path}; {HOW_TO}")
@@ -129,12 +132,19 @@ def check_manifests(argv: list[str], workers: int | None = None) -> None:
         if len(manifest) == 0:
             problems.append(f"{split}: {path} has no rows; {HOW_TO}")
             continue
+        loaded[split] = manifest
         for clip_id, clip_path, reason in check_clips(manifest, workers):
             bad_rows += 1
             if bad_rows <= MAX_LISTED:
                 problems.append(f"{split}: {path} row {clip_id!r} ({clip_path}): {reason}")
     if bad_rows > MAX_LISTED:
         problems.append(f"... and {bad_rows - MAX_LISTED} more bad rows")
+    shared = overlapping_clips(loaded)
+    if shared:  # a warning: some setups mean it (a smoke test on its own training data)
+        listed = "; ".join(f"{clip} in {a} and {b} ({why})" for a, b, clip, why in shared[:10])
+        logger.warning(f"{len(shared)} clip(s) are in two splits, so the evaluation sees "
+                       f"training data and overstates the results: {listed}"
+                       + (" ..." if len(shared) > 10 else ""))
     if problems:
         raise ManifestError(f"{len(problems)} problem(s) with the manifests, found before "
                             "training (fix the files or remove their rows; "

@@ -597,7 +597,8 @@ class ShardMixtureStream(torch.utils.data.IterableDataset):
         self.epoch = int(data["epoch"])
         self.consumed = {int(w): s for w, s in data["consumed"].items()}
 
-    def make_loader(self, num_workers: int = 0, collate_fn=None, **kwargs) -> ShardLoader:
+    def make_loader(self, num_workers: int = 0, collate_fn=None, remix: int = 0,
+                    **kwargs) -> ShardLoader:
         """A :class:`ShardLoader` over this stream (``batch_size`` is the stream's).
 
         Arguments
@@ -606,6 +607,8 @@ class ShardMixtureStream(torch.utils.data.IterableDataset):
             Dataloader workers.
         collate_fn : callable, optional
             Default: SpeechBrain's ``PaddedBatch``.
+        remix : int
+            Remixed batches after each batch read (:func:`remix_batch`).
         **kwargs
             More ``torch.utils.data.DataLoader`` arguments (``batch_size`` and
             ``looped_nominal_epoch`` are ignored: the stream fixes both).
@@ -621,7 +624,7 @@ class ShardMixtureStream(torch.utils.data.IterableDataset):
         kwargs.pop("looped_nominal_epoch", None)
         kwargs.pop("shuffle", None)
         return ShardLoader(self, batch_size=self.batch_size, num_workers=num_workers,
-                           collate_fn=collate_fn or PaddedBatch, **kwargs)
+                           collate_fn=collate_fn or PaddedBatch, remix=remix, **kwargs)
 
 
 # SpeechBrain runs savers on the main process only unless told otherwise: every rank saves its
@@ -629,32 +632,138 @@ class ShardMixtureStream(torch.utils.data.IterableDataset):
 register_checkpoint_hooks(ShardMixtureStream, save_on_main_only=False)
 
 
+def remix_batch(targets: torch.Tensor, categories: Sequence[Sequence[str]],
+                generator: torch.Generator, peak_limit: float = 0.9
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[list[str]]]:
+    """New mixtures from the sources of a batch (demucs's in-batch remix, for GASS slots).
+
+    Each slot is permuted over the batch on its own, so slot 0 (always an active foreground
+    source) stays a foreground source and every new mixture has at least one source; active
+    slots are moved first, and an item whose mixture or targets exceed ``peak_limit`` is scaled
+    down as a whole, as the mixer does. Runs on the tensors' device.
+
+    Arguments
+    ---------
+    targets : torch.Tensor
+        ``[B, T, S]`` sources of a batch (empty slots all zero).
+    categories : sequence of sequence of str
+        ``B`` lists of ``S`` categories (``""`` for empty slots).
+    generator : torch.Generator
+        Source of the permutations (on the CPU).
+    peak_limit : float
+        Largest absolute sample value.
+
+    Returns
+    -------
+    tuple
+        ``mix [B, T]``, ``targets [B, T, S]``, ``num_sources [B]`` and the categories.
+
+    Example
+    -------
+    >>> t = torch.zeros(2, 4, 2); t[0, :, 0] = 0.1; t[1, :, 0] = 0.2; t[1, :, 1] = 0.3
+    >>> mix, new, n, cats = remix_batch(t, [["a", ""], ["b", "c"]],
+    ...                                 torch.Generator().manual_seed(0))
+    >>> n.tolist(), cats, [round(v, 3) for v in mix[:, 0].tolist()]
+    ([2, 1], [['a', 'c'], ['b', '']], [0.4, 0.2])
+    """
+    batch, _, slots = targets.shape
+    perms = [torch.randperm(batch, generator=generator).to(targets.device) for _ in range(slots)]
+    new = torch.stack([targets[perms[s], :, s] for s in range(slots)], dim=-1)  # [B, T, S]
+    cats = [[categories[int(perms[s][b])][s] for s in range(slots)] for b in range(batch)]
+    active = new.abs().amax(dim=1) > 0  # [B, S]
+    order = torch.argsort((~active).to(torch.int8), dim=1, stable=True)  # active slots first
+    new = torch.gather(new, 2, order.unsqueeze(1).expand_as(new))
+    cats = [[cats[b][int(k)] for k in order[b]] for b in range(batch)]
+    mix = new.sum(-1)  # [B, T]
+    peak = torch.maximum(mix.abs().amax(dim=1), new.abs().amax(dim=(1, 2)))  # [B]
+    scale = torch.where(peak > peak_limit, peak_limit / peak.clamp_min(1e-12),
+                        torch.ones_like(peak))
+    new = new * scale[:, None, None]
+    return new.sum(-1), new, active.sum(1), cats
+
+
 class ShardLoader(torch.utils.data.DataLoader):
     """A ``DataLoader`` of a :class:`ShardMixtureStream` that records the consumed state.
 
     Each batch's stream state is handed to the dataset as the batch reaches the training loop,
     so a checkpoint holds the state of exactly the batches trained on (not of batches prefetched
-    by workers). Give it to ``Brain.fit`` as the training set.
+    by workers). Give it to ``Brain.fit`` as the training set. With ``remix = k``, each batch
+    read is followed by ``k`` batches of new mixtures of its sources (:func:`remix_batch`),
+    more mixtures per byte read; the state is recorded after the last of them.
 
     Arguments
     ---------
     dataset : ShardMixtureStream
         The stream.
-    *args, **kwargs
+    *args
+        ``torch.utils.data.DataLoader`` arguments.
+    remix : int
+        Remixed batches per batch read (0: none).
+    **kwargs
         ``torch.utils.data.DataLoader`` arguments.
     """
+
+    def __init__(self, dataset: ShardMixtureStream, *args, remix: int = 0, **kwargs) -> None:
+        super().__init__(dataset, *args, **kwargs)
+        if remix < 0:
+            raise ValueError(f"remix: expected >= 0 remixed batches per batch, got {remix}")
+        self.remix = int(remix)
+
+    def __len__(self) -> int:
+        return super().__len__() * (1 + self.remix)
 
     def __iter__(self):
         bad = self.dataset.bad_shards
         for batch in super().__iter__():
             states = batch.stream_state if hasattr(batch, "stream_state") else None
-            if states and states[-1] is not None:
-                self.dataset.record(states[-1])
+            state = states[-1] if states else None
+            if not self.remix and state is not None:
+                self.dataset.record(state)
             yield batch
+            for r in range(self.remix):
+                yield self._remixed(batch, state, r)
+            if self.remix and state is not None:
+                self.dataset.record(state)
         self.dataset.end_epoch()
         if self.dataset.bad_shards > bad:
             logger.warning("%d bad shards skipped so far (see the warnings above)",
                            self.dataset.bad_shards)
 
+    def _remixed(self, batch, state: Mapping | None, r: int):
+        """Remix ``r`` of a batch, as a batch of the same collate function."""
+        ds = self.dataset
+        seed = mixture_rng(ds.seed, _SHARD_STREAM + 1, ds.epoch, *batch_keys(batch.id[0]),
+                           r).integers(2**62)
+        mix, targets, num, cats = remix_batch(batch.targets.data, batch.categories,
+                                              torch.Generator().manual_seed(int(seed)),
+                                              ds.scenario.peak_limit)
+        items = [{"id": f"{batch.id[b]}-remix{r}", "mix": mix[b], "targets": targets[b],
+                  "num_sources": int(num[b]), "categories": cats[b], "source_ids": [],
+                  "stream_state": None} for b in range(mix.shape[0])]
+        return self.collate_fn(items)
 
-__all__ = ["CategoryStream", "ShardLoader", "ShardMixer", "ShardMixtureStream", "reader_info"]
+
+def batch_keys(item_id: str) -> tuple[int, int]:
+    """``(rank, batch)`` of an item id ``<prefix>-e<epoch>-r<rank>-<batch>-<item>``.
+
+    Arguments
+    ---------
+    item_id : str
+        An id of :class:`ShardMixtureStream`.
+
+    Returns
+    -------
+    tuple of int
+        Rank and batch number.
+
+    Example
+    -------
+    >>> batch_keys("shards-e0-r3-000012-1")
+    (3, 12)
+    """
+    parts = item_id.rsplit("-", 3)
+    return int(parts[1][1:]), int(parts[2])
+
+
+__all__ = ["CategoryStream", "ShardLoader", "ShardMixer", "ShardMixtureStream", "batch_keys",
+           "explain", "reader_info", "remix_batch"]

@@ -282,3 +282,29 @@ def test_shard_errors_missing_category_too_few_shards_all_bad(corpus, tmp_path, 
     with pytest.raises(ShardError, match="not a gass shard index"):
         (tmp_path / INDEX_NAME).write_text("{}")
         ShardIndex.load(tmp_path)
+
+
+def test_shard_loader_remix_more_mixtures_per_byte(corpus):
+    """In-batch remix: extra batches of new mixtures of the same sources, each a valid mixer
+    item (mix = sum of targets, active slots first, within the peak limit), deterministic."""
+    folder, manifest, index = corpus
+    kwargs = dict(scenario=SCENARIO, seed=2, batch_size=4, batches_per_epoch=2, buffer_size=6)
+    loader = ShardMixtureStream(index, **kwargs).make_loader(remix=2)
+    batches = list(loader)
+    assert len(batches) == len(loader) == 6
+    again = list(ShardMixtureStream(index, **kwargs).make_loader(remix=2))
+    for read, remixed in ((batches[0], batches[1]), (batches[3], batches[5])):
+        assert remixed.id[0].startswith(read.id[0] + "-remix")
+        targets = remixed.targets.data  # [B, T, S]
+        assert torch.allclose(remixed.mix.data, targets.sum(-1), atol=1e-6)
+        assert remixed.mix.data.abs().max() <= 0.9 + 1e-6
+        active = targets.abs().amax(1) > 0  # [B, S]
+        num = remixed.num_sources.tolist()
+        assert active.sum(1).tolist() == num
+        assert all(bool(a[: int(n)].all()) for a, n in zip(active, num))
+        # the same sources, recombined: slot 0 of every new mixture is a slot-0 source
+        firsts = {round(float(x), 5) for x in read.targets.data[:, :, 0].abs().sum(1)}
+        assert {round(float(x), 5) for x in targets[:, :, 0].abs().sum(1)} <= firsts
+        assert not torch.equal(remixed.mix.data, read.mix.data)
+    for a, b in zip(batches, again):
+        assert torch.equal(a.mix.data, b.mix.data)

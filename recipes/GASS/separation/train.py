@@ -238,7 +238,8 @@ def run(brain: SeparationBrain, hparams: dict, datasets: dict, card: str,
     """
     train = datasets["train"]
     if isinstance(train, ShardMixtureStream):  # its loader records what was trained on
-        train = train.make_loader(**hparams["train_dataloader_opts"])
+        train = train.make_loader(remix=hparams["shard_remix"],
+                                  **hparams["train_dataloader_opts"])
     brain.fit(hparams["epoch_counter"], train, datasets["valid"],
               train_loader_kwargs=hparams["train_dataloader_opts"],
               valid_loader_kwargs=hparams["valid_dataloader_opts"])

@@ -22,20 +22,17 @@ How the sources flow, per category of the scenario that the shard index holds:
    anti-clipping rescale: :meth:`GASSMixer.draw` itself, whose clip choice and crop reading are
    those of the buffers here (a crop is decoded from the buffered bytes, only its frames).
 
-Determinism and resume: mixture ``b * B + i`` (batch ``b``, item ``i``) of epoch ``e`` on rank
-``r`` is drawn with a generator seeded from ``(seed, e, r, b, i)``; batch ``b`` is made by
-worker ``b mod W``. A worker's state is its next batch, and per category the stream position
-(pass, shard, sample), the bad-shard count and the positions of the buffered clips. The last item
-of each batch carries that state; :class:`ShardLoader` records it when the batch reaches the
-training loop, and the dataset (a SpeechBrain recoverable, saved on every rank) writes the states
-of the batches consumed so far. A resumed run re-reads the buffered clips from their shards and
-continues every stream where it was: the mixtures from the resume point on are bit-identical to
-those of an uninterrupted run.
+Determinism and resume: item ``i`` of batch ``b`` of epoch ``e`` on rank ``r`` is drawn with a
+generator seeded from ``(seed, e, r, b, i)``; batch ``b`` is made by stream slot ``b mod W``.
+A slot's state (next batch; per category the stream position, bad-shard count and buffered
+clips' positions) rides on the last item of each batch; the loader records it when the batch
+reaches the training loop, and the dataset, a recoverable saved on every rank, writes it. A
+resumed run re-reads the buffered clips and continues every stream where it was: its mixtures
+are bit-identical to an uninterrupted run's from the resume point on.
 
-Bad data: a shard that cannot be read (unreachable url, truncated tar, records lacking a field)
-is skipped with a warning naming it and counted (``bad_shards`` in the state, logged by the
-loader); only a category none of whose shards of a pass gives a clip stops the run, with an
-error that says what to fix.
+Bad data: an unreadable shard (unreachable, truncated, records lacking a field) is skipped with
+a warning naming it and counted (``bad_shards``); a category none of whose shards of a pass
+gives a clip stops the run with an error that says what to fix.
 
 Authors
  * gass developers 2026
@@ -48,259 +45,22 @@ import json
 import logging
 import math
 import os
-import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
-import webdataset as wds
 from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
 
 from gass_modules.dataio.mixer import GASSMixer, Scenario, crop_clip, mixture_rng, role_tables
-from gass_modules.dataio.shards import ShardError, ShardIndex, read_record
+from gass_modules.dataio.shard_loader import ShardLoader
+from gass_modules.dataio.shard_stream import CategoryStream, Entry, reader_info
+from gass_modules.dataio.shards import ShardError, ShardIndex
 
 logger = logging.getLogger(__name__)
 
 _SHARD_STREAM = 2  # first seed key (0: eval items, 1: file-mixer training items)
-
-
-def reader_info() -> tuple[int, int, int, int]:
-    """``(rank, world_size, worker, num_workers)`` as WebDataset's splitters see them.
-
-    Returns
-    -------
-    tuple of int
-        From ``$RANK``/``$WORLD_SIZE`` or ``torch.distributed``, and the dataloader worker.
-
-    Example
-    -------
-    >>> reader_info()[2:]
-    (0, 1)
-    """
-    return wds.utils.pytorch_worker_info()
-
-
-def explain(err: Exception) -> str:
-    """A reader's error in words that say what happened to the shard.
-
-    Arguments
-    ---------
-    err : Exception
-        What reading a shard raised.
-
-    Returns
-    -------
-    str
-        The explanation.
-
-    Example
-    -------
-    >>> explain(ValueError("empty file", "x"))
-    'nothing could be read (unreachable url, missing or empty file): empty file'
-    """
-    text = str(err.args[0]) if err.args else repr(err)
-    if isinstance(err, ShardError):
-        return text
-    if "empty file" in text:
-        return f"nothing could be read (unreachable url, missing or empty file): {text}"
-    if "unexpected end of data" in text or "truncated" in text:
-        return f"the tar is truncated: {text}"
-    if "exit " in text and "curl" in text:
-        return f"the download failed (curl {text.rsplit('exit ', 1)[1].split()[0]}): {text}"
-    return f"{type(err).__name__}: {text}"
-
-
-class _Entry:
-    """One buffered clip: its record, encoded audio and stream position (pass, shard, sample)."""
-
-    __slots__ = ("audio", "position", "record")
-
-    def __init__(self, record: dict, audio: bytes, position: tuple[int, int, int]) -> None:
-        self.record = record
-        self.audio = audio
-        self.position = position
-
-
-class CategoryStream:
-    """The clips of one category for one reader (rank, worker), pass after pass, resumable.
-
-    Arguments
-    ---------
-    category : str
-        The category.
-    urls : sequence of str
-        Its shard urls, in index order.
-    seed : int
-        Base seed (shard permutations, resampling).
-    resampled : bool
-        Draw shards with replacement (``webdataset.ResampledShards``) instead of splitting a
-        permutation over the readers.
-
-    Example
-    -------
-    >>> stream = CategoryStream("sfx", ["a.tar", "b.tar", "c.tar"], seed=0)
-    >>> sorted(stream.shards_of_pass(0)) == ["a.tar", "b.tar", "c.tar"]  # one reader: all
-    True
-    """
-
-    def __init__(self, category: str, urls: Sequence[str], seed: int = 0,
-                 resampled: bool = False) -> None:
-        if not urls:
-            raise ShardError(f"category {category!r} has no shards; write them with "
-                             "tools/make_shards.py or drop the category from the scenario")
-        self.category = category
-        self.urls = list(urls)
-        self.seed = int(seed)
-        self.resampled = resampled
-        self.key = zlib.crc32(category.encode())
-        self.pass_ = 0
-        self.shard = 0  # position in this reader's shard list of the pass
-        self.sample = 0  # samples consumed from that shard
-        self.bad_shards = 0
-        self._samples: Iterator | None = None
-        self._order: list[str] | None = None
-        self._pass_clips = 0
-
-    def shards_of_pass(self, pass_: int) -> list[str]:
-        """This reader's shards in one pass (split by WebDataset's node and worker splitters).
-
-        Arguments
-        ---------
-        pass_ : int
-            Pass number.
-
-        Returns
-        -------
-        list of str
-            Urls, in reading order.
-        """
-        rank, world, worker, workers = reader_info()
-        if self.resampled:
-            per_reader = max(1, math.ceil(len(self.urls) / (world * workers)))
-            source = wds.ResampledShards(
-                self.urls, nshards=per_reader, seed=self.seed, deterministic=True,
-                worker_seed=lambda: wds.utils.make_seed(self.key, rank, worker))
-            source.epoch = pass_ - 1  # its __iter__ counts epochs from -1
-            return [s["url"] for s in source]
-        order = np.random.default_rng([self.seed, self.key, pass_]).permutation(len(self.urls))
-        shards = ({"url": self.urls[i]} for i in order)
-        return [s["url"] for s in wds.split_by_worker(wds.split_by_node(shards))]
-
-    def check_readers(self) -> None:
-        """Raises when a split pass leaves this reader without shards (too few shards)."""
-        rank, world, worker, workers = reader_info()
-        if not self.resampled and len(self.urls) < world * workers:
-            raise ShardError(
-                f"category {self.category!r} has {len(self.urls)} shards for {world} ranks x "
-                f"{workers} workers; each reader needs at least one: write smaller shards "
-                "(tools/make_shards.py --shard-mb), use fewer workers, or resampled: True")
-
-    def _open(self) -> Iterator:
-        """Samples of the current shard from the current sample on."""
-        url = self._order[self.shard]
-        # WebDataset opens local shards with Python's default 8 kB buffer, and its tar reader
-        # asks for 10 kB at a time: a 1 MB buffer (its GOPEN_BUFFER setting) reads shards
-        # ~20 % faster per core (benchmarks/bench_shards.py). A user's own setting wins.
-        os.environ.setdefault("GOPEN_BUFFER", str(1 << 20))
-        samples = wds.tarfile_to_samples()([{"url": url}])
-        for _ in range(self.sample):  # resume inside a shard: skip what was consumed
-            next(samples)
-        return samples
-
-    def next_clip(self) -> _Entry:
-        """The next clip of the stream (moving to the next shard and pass as needed).
-
-        Returns
-        -------
-        _Entry
-            Record, audio bytes and position.
-        """
-        empty_passes = 0
-        while True:
-            if self._order is None:
-                self._order = self.shards_of_pass(self.pass_)
-                self._pass_clips = 0
-            if self.shard >= len(self._order):
-                empty_passes = empty_passes + 1 if self._pass_clips == 0 else 0
-                if empty_passes >= 2:
-                    raise ShardError(
-                        f"category {self.category!r}: no shard of this reader gave a clip in "
-                        f"a whole pass ({self.bad_shards} bad shards, e.g. {self._order[:3]}); "
-                        "check the urls and re-verify the shards (tools/make_shards.py verify)")
-                self.pass_, self.shard, self.sample, self._order = self.pass_ + 1, 0, 0, None
-                continue
-            url = self._order[self.shard]
-            try:
-                if self._samples is None:
-                    self._samples = self._open()
-                sample = next(self._samples)
-                record, audio, _ = read_record(sample, url)
-            except StopIteration:
-                self._samples = None
-                self.shard, self.sample = self.shard + 1, 0
-                continue
-            except Exception as err:  # unreachable, truncated, malformed: skip the shard
-                self.bad_shards += 1
-                logger.warning("skipping bad shard %s of category %r (%d bad so far): %s", url,
-                               self.category, self.bad_shards, explain(err))
-                self._samples = None
-                self.shard, self.sample = self.shard + 1, 0
-                continue
-            entry = _Entry(record, audio, (self.pass_, self.shard, self.sample))
-            self.sample += 1
-            self._pass_clips += 1
-            return entry
-
-    def read_positions(self, positions: Sequence[tuple[int, int, int]]) -> dict:
-        """Re-reads the clips at given stream positions (a resumed buffer).
-
-        Arguments
-        ---------
-        positions : sequence of (pass, shard, sample)
-            Stream positions.
-
-        Returns
-        -------
-        dict
-            ``{position: _Entry}`` for the clips that could be read.
-        """
-        wanted: dict[tuple[int, int], set[int]] = {}
-        for p, s, k in positions:
-            wanted.setdefault((int(p), int(s)), set()).add(int(k))
-        found = {}
-        for (p, s), samples in sorted(wanted.items()):
-            url = self.shards_of_pass(p)[s]
-            try:
-                for k, sample in enumerate(wds.tarfile_to_samples()([{"url": url}])):
-                    if k in samples:
-                        record, audio, _ = read_record(sample, url)
-                        found[(p, s, k)] = _Entry(record, audio, (p, s, k))
-                    if k >= max(samples):
-                        break
-            except Exception as err:
-                self.bad_shards += 1
-                logger.warning("resuming: shard %s of category %r unreadable (%s); its "
-                               "buffered clips are replaced by new ones", url, self.category, err)
-        return found
-
-    def state(self) -> dict:
-        """Position and counters (json data)."""
-        return {"pass": self.pass_, "shard": self.shard, "sample": self.sample,
-                "bad_shards": self.bad_shards}
-
-    def load_state(self, state: Mapping) -> None:
-        """Continues from a :meth:`state`.
-
-        Arguments
-        ---------
-        state : mapping
-            From :meth:`state`.
-        """
-        self.pass_, self.shard, self.sample = (int(state["pass"]), int(state["shard"]),
-                                               int(state["sample"]))
-        self.bad_shards = int(state.get("bad_shards", 0))
-        self._order, self._samples = None, None
 
 
 class _BufferView:
@@ -308,7 +68,7 @@ class _BufferView:
 
     def __init__(self, categories: tuple[str, ...]) -> None:
         self.categories = categories
-        self.table: dict[int, _Entry] = {}
+        self.table: dict[int, Entry] = {}
         self.ids = self  # ``ids[clip]``
 
     def __getitem__(self, clip: int):
@@ -316,14 +76,12 @@ class _BufferView:
         return _ClipName(entry.record["id"], entry.record.get("source", entry.record["id"]))
 
 
-class _ClipName:
+class _ClipName(NamedTuple):
     """The id and path of a buffered clip (for the mixer's error messages)."""
 
-    def __init__(self, clip_id: str, path: str) -> None:
-        self.id, self.path = clip_id, path
-
-    def __repr__(self) -> str:
-        return repr(self.id)
+    id: str
+    path: str
+    __repr__ = lambda self: repr(self.id)  # noqa: E731 (printed as the id)
 
 
 class ShardMixer(GASSMixer):
@@ -346,13 +104,35 @@ class ShardMixer(GASSMixer):
         Clips buffered in all, split evenly over the categories the scenario draws.
     resampled : bool
         Shards drawn with replacement instead of split.
+    crops_per_clip : int
+        Crops (sources) taken from a clip before it leaves its buffer; more than one gives
+        more mixtures per byte read (a clip never gives two sources of one mixture).
     shard_base : str, optional
         Where relative shard urls are resolved (default: the index's location).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> import soundfile as sf
+    >>> from gass_modules.dataio.manifest import Manifest
+    >>> from gass_modules.dataio.shards import write_shards
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> sf.write(folder / "a.wav", np.random.default_rng(0).uniform(-.5, .5, 800), 8000)
+    >>> m = Manifest(["a"], [str(folder / "a.wav")], [800], [8000], [1], ["sfx"], ["g"])
+    >>> mixer = ShardMixer(write_shards(m, folder / "s"), Scenario(
+    ...     sample_rate=8000, duration=0.05, foreground_categories=["sfx"],
+    ...     num_sources_probs=[1, 0, 0, 0]), buffer_size=1)
+    >>> mixer.draw(np.random.default_rng(0)).num_sources, mixer.last_ids
+    (1, ['a'])
     """
 
     def __init__(self, index: ShardIndex, scenario: Scenario, seed: int = 0,
                  buffer_size: int = 1000, resampled: bool = False,
-                 shard_base: str | None = None) -> None:  # no super().__init__: no manifest
+                 shard_base: str | None = None,
+                 crops_per_clip: int = 1) -> None:  # no super().__init__: no manifest
+        if crops_per_clip < 1:
+            raise ValueError(f"crops_per_clip: expected >= 1, got {crops_per_clip}")
+        self.crops_per_clip = int(crops_per_clip)
         self.scenario = scenario
         categories = index.categories
         self._roles = role_tables(scenario, categories, lambda name: True)
@@ -363,7 +143,7 @@ class ShardMixer(GASSMixer):
                                              index.urls_of(categories[code], shard_base),
                                              seed, resampled) for code in used}
         self.capacity = max(1, math.ceil(buffer_size / len(used)))
-        self.buffers: dict[int, list[_Entry]] = {code: [] for code in used}
+        self.buffers: dict[int, list[Entry]] = {code: [] for code in used}
         self._next_handle = 0
         self.last_ids: list[str] = []
 
@@ -372,7 +152,7 @@ class ShardMixer(GASSMixer):
         for stream in self.streams.values():
             stream.check_readers()
 
-    def _fill(self, code: int) -> list[_Entry]:
+    def _fill(self, code: int) -> list[Entry]:
         buffer = self.buffers[code]
         while len(buffer) < self.capacity:
             buffer.append(self.streams[code].next_clip())
@@ -380,16 +160,23 @@ class ShardMixer(GASSMixer):
 
     def _choose_clip(self, code: int, rng: np.random.Generator, used: list[int],
                      rejected: set[int]) -> int:
-        """Takes a clip out of the category's buffer (refilled from the stream), preferring a
-        group that no earlier source of this mixture has (a few tries, as the file mixer)."""
+        """Takes a crop's clip from the category's buffer, preferring a group that no earlier
+        source of this mixture has (a few tries, as the file mixer); a clip leaves the buffer
+        (refilled from the stream) after ``crops_per_clip`` crops or when already in this
+        mixture."""
         buffer = self._fill(code)
         taken = {self.manifest.table[c].record["group"] for c in used}
+        mine = {id(self.manifest.table[c]) for c in used}
         for _ in range(8):
             slot = int(rng.random() * len(buffer))  # as Manifest.draw: same draws
-            if buffer[slot].record["group"] not in taken:
+            if buffer[slot].record["group"] not in taken and id(buffer[slot]) not in mine:
                 break
+        if id(buffer[slot]) in mine:  # one source per clip and mixture: evict it for the next
+            buffer[slot] = self.streams[code].next_clip()
         entry = buffer[slot]
-        buffer[slot] = self.streams[code].next_clip()
+        entry.uses += 1
+        if entry.uses >= self.crops_per_clip:
+            buffer[slot] = self.streams[code].next_clip()
         handle = self._next_handle
         self._next_handle += 1
         self.manifest.table[handle] = entry
@@ -418,7 +205,8 @@ class ShardMixer(GASSMixer):
         """Streams and buffers (positions only) as json data."""
         return {self.streams[code].category: {
             **self.streams[code].state(),
-            "buffer": [list(e.position) for e in self.buffers[code]]} for code in self.streams}
+            "buffer": [[*e.position, e.uses] for e in self.buffers[code]]}
+            for code in self.streams}
 
     def load_state(self, state: Mapping) -> None:
         """Continues streams and rebuilds buffers (re-reading their clips) from :meth:`state`.
@@ -433,8 +221,11 @@ class ShardMixer(GASSMixer):
             if saved is None:
                 continue
             stream.load_state(saved)
-            positions = [tuple(p) for p in saved["buffer"]]
+            positions = [tuple(p[:3]) for p in saved["buffer"]]
             found = stream.read_positions(positions)
+            for p in saved["buffer"]:  # crops already taken from each buffered clip
+                if tuple(p[:3]) in found:
+                    found[tuple(p[:3])].uses = int(p[3]) if len(p) > 3 else 0
             self.buffers[code] = [found[p] for p in positions if p in found]
 
 
@@ -462,6 +253,8 @@ class ShardMixtureStream(torch.utils.data.IterableDataset):
         index's location.
     id_prefix : str
         Item ids are ``<id_prefix>-e<epoch>-r<rank>-<batch>-<item>``.
+    crops_per_clip : int
+        Sources taken from each clip read (see :class:`ShardMixer`).
 
     Example
     -------
@@ -490,10 +283,10 @@ class ShardMixtureStream(torch.utils.data.IterableDataset):
                  scenario: Scenario | Mapping | str | Path | None = None, seed: int = 0,
                  batch_size: int = 1, batches_per_epoch: int = 1000, buffer_size: int = 1000,
                  resampled: bool = False, shard_base: str | None = None,
-                 id_prefix: str = "shards") -> None:
+                 id_prefix: str = "shards", crops_per_clip: int = 1) -> None:
         super().__init__()
-        for name, value in (("batch_size", batch_size), ("batches_per_epoch", batches_per_epoch),
-                            ("buffer_size", buffer_size)):
+        for name, value in dict(batch_size=batch_size, batches_per_epoch=batches_per_epoch,
+                                buffer_size=buffer_size).items():
             if int(value) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {value}")
         self.index = index if isinstance(index, ShardIndex) else ShardIndex.load(index)
@@ -505,11 +298,15 @@ class ShardMixtureStream(torch.utils.data.IterableDataset):
         self.resampled = resampled
         self.shard_base = shard_base
         self.id_prefix = id_prefix
+        self.crops_per_clip = crops_per_clip
         self.epoch = 0
         self.consumed: dict[int, dict] = {}  # stream slot -> state after its last consumed batch
         # checked here, in the main process, so that a bad setup fails before any worker starts
-        ShardMixer(self.index, self.scenario, self.seed, self.buffer_size, self.resampled,
-                   self.shard_base)
+        self._mixer()
+
+    def _mixer(self) -> ShardMixer:
+        return ShardMixer(self.index, self.scenario, self.seed, self.buffer_size,
+                          self.resampled, self.shard_base, self.crops_per_clip)
 
     def __len__(self) -> int:
         return self.batch_size * self.batches_per_epoch
@@ -532,8 +329,7 @@ class ShardMixtureStream(torch.utils.data.IterableDataset):
         if info is not None:
             os.environ["WORKER"], os.environ["NUM_WORKERS"] = str(slot), str(workers)
         rank, world, _, _ = reader_info()
-        mixer = ShardMixer(self.index, self.scenario, self.seed, self.buffer_size,
-                           self.resampled, self.shard_base)
+        mixer = self._mixer()
         mixer.check_readers()
         saved = self.consumed.get(slot)
         if saved is not None:
@@ -631,151 +427,8 @@ class ShardMixtureStream(torch.utils.data.IterableDataset):
                            collate_fn=collate_fn or PaddedBatch, remix=remix, **kwargs)
 
 
-# SpeechBrain runs savers on the main process only unless told otherwise: every rank saves its
-# own streams here (the checkpointer gives all ranks the same folder).
+# SpeechBrain runs savers on the main process only unless told: every rank saves its streams.
 register_checkpoint_hooks(ShardMixtureStream, save_on_main_only=False)
 
 
-def remix_batch(targets: torch.Tensor, categories: Sequence[Sequence[str]],
-                generator: torch.Generator, peak_limit: float = 0.9
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[list[str]]]:
-    """New mixtures from the sources of a batch (demucs's in-batch remix, for GASS slots).
-
-    Each slot is permuted over the batch on its own, so slot 0 (always an active foreground
-    source) stays a foreground source and every new mixture has at least one source; active
-    slots are moved first, and an item whose mixture exceeds ``peak_limit`` is scaled down as a
-    whole, as the mixer does (its sources, mixer targets, are within the limit already). Runs on
-    the tensors' device.
-
-    Arguments
-    ---------
-    targets : torch.Tensor
-        ``[B, T, S]`` sources of a batch (empty slots all zero).
-    categories : sequence of sequence of str
-        ``B`` lists of ``S`` categories (``""`` for empty slots).
-    generator : torch.Generator
-        Source of the permutations (on the CPU).
-    peak_limit : float
-        Largest absolute sample value.
-
-    Returns
-    -------
-    tuple
-        ``mix [B, T]``, ``targets [B, T, S]``, ``num_sources [B]`` and the categories.
-
-    Example
-    -------
-    >>> t = torch.zeros(2, 4, 2); t[0, :, 0] = 0.1; t[1, :, 0] = 0.2; t[1, :, 1] = 0.3
-    >>> mix, new, n, cats = remix_batch(t, [["a", ""], ["b", "c"]],
-    ...                                 torch.Generator().manual_seed(0))
-    >>> n.tolist(), cats, [round(v, 3) for v in mix[:, 0].tolist()]
-    ([2, 1], [['a', 'c'], ['b', '']], [0.4, 0.2])
-    """
-    batch, _, slots = targets.shape
-    perms = [torch.randperm(batch, generator=generator).tolist() for _ in range(slots)]
-    rows, cols, cats, num = [], [], [], []
-    for b in range(batch):  # item b takes source (perms[s][b], s) of each slot s
-        picks = [(perms[s][b], s) for s in range(slots)]
-        order = ([p for p in picks if categories[p[0]][p[1]]]  # active ("" marks empty slots)
-                 + [p for p in picks if not categories[p[0]][p[1]]])
-        rows.append([p[0] for p in order])
-        cols.append([p[1] for p in order])
-        cats.append([categories[i][k] for i, k in order])
-        num.append(sum(1 for i, k in order if categories[i][k]))
-    index = torch.tensor(rows, device=targets.device), torch.tensor(cols, device=targets.device)
-    sources = targets[index[0], :, index[1]]  # [B, S, T], one gather
-    mix = sources.sum(1)  # [B, T]
-    peak = mix.abs().amax(-1)  # [B]; each source is within the limit already (the mixer's)
-    if bool((peak > peak_limit).any()):
-        scale = torch.where(peak > peak_limit, peak_limit / peak.clamp_min(1e-12),
-                            torch.ones_like(peak))
-        sources = sources * scale[:, None, None]
-        mix = sources.sum(1)  # recomputed from the rescaled sources, as the mixer does
-    return mix, sources.transpose(1, 2), torch.tensor(num), cats
-
-
-class ShardLoader(torch.utils.data.DataLoader):
-    """A ``DataLoader`` of a :class:`ShardMixtureStream` that records the consumed state.
-
-    Each batch's stream state is handed to the dataset as the batch reaches the training loop,
-    so a checkpoint holds the state of exactly the batches trained on (not of batches prefetched
-    by workers). Give it to ``Brain.fit`` as the training set. With ``remix = k``, each batch
-    read is followed by ``k`` batches of new mixtures of its sources (:func:`remix_batch`),
-    more mixtures per byte read; the state is recorded after the last of them.
-
-    Arguments
-    ---------
-    dataset : ShardMixtureStream
-        The stream.
-    *args
-        ``torch.utils.data.DataLoader`` arguments.
-    remix : int
-        Remixed batches per batch read (0: none).
-    **kwargs
-        ``torch.utils.data.DataLoader`` arguments.
-    """
-
-    def __init__(self, dataset: ShardMixtureStream, *args, remix: int = 0, **kwargs) -> None:
-        super().__init__(dataset, *args, **kwargs)
-        if remix < 0:
-            raise ValueError(f"remix: expected >= 0 remixed batches per batch, got {remix}")
-        self.remix = int(remix)
-
-    def __len__(self) -> int:
-        return super().__len__() * (1 + self.remix)
-
-    def __iter__(self):
-        bad = self.dataset.bad_shards
-        for batch in super().__iter__():
-            states = batch.stream_state if hasattr(batch, "stream_state") else None
-            state = states[-1] if states else None
-            if not self.remix and state is not None:
-                self.dataset.record(state)
-            yield batch
-            for r in range(self.remix):
-                yield self._remixed(batch, state, r)
-            if self.remix and state is not None:
-                self.dataset.record(state)
-        self.dataset.end_epoch()
-        if self.dataset.bad_shards > bad:
-            logger.warning("%d bad shards skipped so far (see the warnings above)",
-                           self.dataset.bad_shards)
-
-    def _remixed(self, batch, state: Mapping | None, r: int):
-        """Remix ``r`` of a batch, as a batch of the same collate function."""
-        ds = self.dataset
-        seed = mixture_rng(ds.seed, _SHARD_STREAM + 1, ds.epoch, *batch_keys(batch.id[0]),
-                           r).integers(2**62)
-        mix, targets, num, cats = remix_batch(batch.targets.data, batch.categories,
-                                              torch.Generator().manual_seed(int(seed)),
-                                              ds.scenario.peak_limit)
-        items = [{"id": f"{batch.id[b]}-remix{r}", "mix": mix[b], "targets": targets[b],
-                  "num_sources": int(num[b]), "categories": cats[b], "source_ids": [],
-                  "stream_state": None} for b in range(mix.shape[0])]
-        return self.collate_fn(items)
-
-
-def batch_keys(item_id: str) -> tuple[int, int]:
-    """``(rank, batch)`` of an item id ``<prefix>-e<epoch>-r<rank>-<batch>-<item>``.
-
-    Arguments
-    ---------
-    item_id : str
-        An id of :class:`ShardMixtureStream`.
-
-    Returns
-    -------
-    tuple of int
-        Rank and batch number.
-
-    Example
-    -------
-    >>> batch_keys("shards-e0-r3-000012-1")
-    (3, 12)
-    """
-    parts = item_id.rsplit("-", 3)
-    return int(parts[1][1:]), int(parts[2])
-
-
-__all__ = ["CategoryStream", "ShardLoader", "ShardMixer", "ShardMixtureStream", "batch_keys",
-           "explain", "reader_info", "remix_batch"]
+__all__ = ["CategoryStream", "ShardMixer", "ShardMixtureStream", "reader_info"]  # (re-exported)

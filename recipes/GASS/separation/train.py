@@ -176,7 +176,8 @@ def train_stream(hparams: dict) -> MixtureStream | ShardMixtureStream:
         stream = ShardMixtureStream(
             hparams["train_shards"], hparams["scenario"], seed=hparams["seed"],
             batch_size=opts["batch_size"], batches_per_epoch=opts["looped_nominal_epoch"],
-            buffer_size=hparams["shard_buffer"], resampled=hparams["shard_resampled"])
+            buffer_size=hparams["shard_buffer"], resampled=hparams["shard_resampled"],
+            crops_per_clip=hparams["shard_crops_per_clip"])
     except (ShardError, ValueError) as err:
         raise ManifestError(f"data_format: shards: {err}") from err
     hparams["checkpointer"].add_recoverable("train_stream", stream)

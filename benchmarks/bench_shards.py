@@ -47,12 +47,10 @@ sys.path.insert(0, str(ROOT))
 
 from gass_modules.dataio.manifest import Manifest, load_manifest  # noqa: E402
 from gass_modules.dataio.mixer import GASSMixer, Scenario, mixture_rng  # noqa: E402
-from gass_modules.dataio.shard_source import (  # noqa: E402
-    ShardMixer,
-    ShardMixtureStream,
-    remix_batch,
-)
-from gass_modules.dataio.shards import ShardIndex, ShardInfo, write_shards  # noqa: E402
+from gass_modules.dataio.shard_index import ShardIndex, ShardInfo  # noqa: E402
+from gass_modules.dataio.shard_loader import remix_batch  # noqa: E402
+from gass_modules.dataio.shard_source import ShardMixer, ShardMixtureStream  # noqa: E402
+from gass_modules.dataio.shards import write_shards  # noqa: E402
 
 CATEGORIES = ("speech", "music", "sfx")
 DEMO = Path.home() / ".cache" / "gass" / "demo_corpus" / "full-8000" / "train.csv"

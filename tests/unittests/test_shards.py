@@ -328,3 +328,24 @@ def test_shard_crops_per_clip_reuses_clips_and_resumes(corpus):
     resumed = ShardMixtureStream(index, crops_per_clip=2, **kwargs)
     resumed.consumed = first.consumed
     assert_same_items(items_of(resumed), twice[4:])
+
+
+def test_shard_resampled_streams_deterministic_per_rank(corpus, monkeypatch):
+    """resampled: True (WebDataset's ResampledShards): endless, the same per (seed, rank,
+    pass), different across ranks, and usable with more readers than shards."""
+    folder, manifest, index = corpus
+    urls = index.urls_of("sfx")
+    plans = {}
+    for rank in range(2):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "16")  # 8 shards, 16 readers: fine when resampled
+        stream = CategoryStream("sfx", urls, seed=1, resampled=True)
+        stream.check_readers()
+        plans[rank] = [stream.shards_of_pass(p) for p in range(3)]
+        assert plans[rank] == [CategoryStream("sfx", urls, seed=1, resampled=True)
+                               .shards_of_pass(p) for p in range(3)]
+        assert all(len(p) == 1 and p[0] in urls for p in plans[rank])
+        items = items_of(ShardMixtureStream(index, scenario=SCENARIO, batches_per_epoch=3,
+                                            buffer_size=4, resampled=True))
+        assert len(items) == 3
+    assert plans[0] != plans[1]

@@ -355,7 +355,7 @@ class Separator(nn.Module):
         """Separates the next samples of ``B`` streams, carrying ``state`` between calls.
 
         Returns the output samples this chunk finishes, in order: after ``m`` input samples in
-        all, at least the first ``m - lookahead`` outputs are out, and they equal ``forward`` on
+        all, at least the first ``m - lookahead - 1`` outputs are out, and they equal ``forward`` on
         those ``m`` samples (the model is causal and its state carries what came before). How
         many come out per call varies with the chunk's alignment to the model's hop;
         :class:`gass_modules.streaming.StreamingSeparator` turns that into a fixed delay.

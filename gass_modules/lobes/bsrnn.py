@@ -401,8 +401,9 @@ class BSRNN(BandSplitSeparator):
         Hidden units of the per-band mask MLPs; ``None`` means ``4 * feature_dim`` (the paper).
     causal : bool
         Unidirectional LSTMs across time (``hidden_dim`` units; the band BLSTMs stay), so the
-        output at sample ``n`` depends on the input up to ``n + n_fft - 1`` (the STFT window)
-        and the model streams (``init_state`` / ``forward_streaming``).
+        output at sample ``n`` depends on the input up to ``n + n_fft - 2`` (the STFT window)
+        and the model streams (``init_state`` / ``forward_streaming``): ``lookahead`` is
+        ``n_fft - 2`` (the periodic Hann window is zero at its first sample).
 
     Example
     -------
@@ -416,7 +417,7 @@ class BSRNN(BandSplitSeparator):
     ...              band_plan="speech", feature_dim=8, hidden_dim=8, num_blocks=1,
     ...              causal=True).eval()
     >>> live.causal, live.lookahead
-    (True, 127)
+    (True, 126)
     >>> out, state = live.forward_streaming(torch.randn(3, 320), live.init_state(3))
     >>> out.shape  # the samples the first 320 finish: 320 - n_fft + hop
     torch.Size([3, 224, 2])
@@ -447,7 +448,9 @@ class BSRNN(BandSplitSeparator):
             norm="layer",
         )
         self.causal = causal
-        self.lookahead = n_fft - 1 if causal else None
+        # output n is touched by the frames whose windows cover it; the periodic Hann window is
+        # 0 at its first sample, so the latest of them ends n_fft - 2 samples after n
+        self.lookahead = n_fft - 2 if causal else None
 
 
 

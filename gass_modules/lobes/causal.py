@@ -158,7 +158,7 @@ class StreamingSTFT:
     samples have all arrived, :meth:`synthesise` returns every output sample that no later frame
     touches. Frame ``t`` therefore needs the input up to sample ``t * hop + n_fft // 2 - 1`` and
     output sample ``n`` is final once frame ``floor((n + n_fft // 2) / hop)`` is in: a causal
-    model on frames gives outputs that look at most ``n_fft - 1`` samples ahead.
+    model on frames gives outputs that look less than ``n_fft`` samples ahead.
 
     Arguments
     ---------

@@ -1,0 +1,211 @@
+"""Live separation with a causal separator: :class:`StreamingSeparator` (issue #28).
+
+A causal card (``causal: true``: ``separator.causal``, ``lookahead``, ``init_state`` and
+``forward_streaming``; docs/architecture.md, "Streaming") carries its state from one chunk to
+the next, so a stream is separated as it arrives, with a fixed delay, and the outputs equal
+the separator's ``forward`` on the whole signal. Because one model state runs through the whole
+stream, output ``k`` is the same source from the first chunk to the last: nothing is permuted
+between chunks (unlike :func:`gass_modules.chunking.stream_separation`, which separates
+overlapping chunks independently and matches their outputs).
+
+The wrapper takes input in any amounts, runs the separator every ``hop`` samples (the hop
+sets the compute granularity: 10-40 ms is usual), and returns every output sample whose delay
+has run out. Its :attr:`StreamingSeparator.latency` is the algorithmic latency: from the
+arrival of an input sample to the return of its separated samples, with zero compute time
+(the wait for the hop's last sample, plus the separator's look-ahead rounded to its frames).
+
+Authors
+ * gass developers 2026
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from gass_modules.lobes.base import check_positive_int
+
+
+class StreamingSeparator:
+    """Separates live input with a causal separator, hop by hop, at a fixed delay.
+
+    Arguments
+    ---------
+    separator : torch.nn.Module
+        A causal separator (``causal`` true, with ``init_state`` and ``forward_streaming``);
+        put it in eval mode. Gradients are not tracked.
+    hop : int or float
+        Compute granularity: samples (int) or seconds (float, e.g. ``0.02``) at the
+        separator's ``sample_rate``.
+    batch : int
+        Number of streams separated together (items of the batch never interact).
+
+    Example
+    -------
+    >>> from gass_modules.lobes.bsrnn import BSRNN
+    >>> model = BSRNN(num_sources=2, sample_rate=8000, n_fft=256, hop_length=64,
+    ...               feature_dim=8, hidden_dim=8, num_blocks=1, causal=True).eval()
+    >>> live = StreamingSeparator(model, hop=0.02)  # 160 samples
+    >>> live.hop, live.delay, round(live.latency * 1000, 1)  # ms
+    (160, 224, 48.0)
+    >>> x = torch.randn(1, 8000)
+    >>> outs = [live.process(c) for c in x.split(100, dim=1)]  # any amounts
+    >>> out = torch.cat(outs + [live.finish()], dim=1)  # [B, T, S], aligned with the input
+    >>> out.shape, bool((out[:, :7000] - model(x)[:, :7000]).abs().max() < 1e-5)
+    (torch.Size([1, 8000, 2]), True)
+    """
+
+    def __init__(self, separator: torch.nn.Module, hop: int | float = 0.02,
+                 batch: int = 1) -> None:
+        if not getattr(separator, "causal", False):
+            raise TypeError(f"{type(separator).__name__} is not causal, so it cannot stream; "
+                            "use a causal card (causal: true in hparams/models, e.g. "
+                            "bsrnn_causal.yaml) or gass_modules.chunking.stream_separation for "
+                            "chunk-by-chunk separation with a non-causal model")
+        rate = separator.sample_rate
+        if isinstance(hop, float):
+            if not math.isfinite(hop) or hop <= 0:
+                raise ValueError(f"hop must be a positive duration in seconds, got {hop!r}")
+            hop = max(1, round(hop * rate))
+        check_positive_int(hop=hop, batch=batch)
+        self.separator = separator
+        self.sample_rate = rate
+        self.num_sources = separator.num_sources
+        self.hop = hop
+        self.batch = batch
+        self.delay = self._measure_delay()
+        self.reset()
+
+    @property
+    def latency(self) -> float:
+        """Algorithmic latency in seconds: ``(hop + delay) / sample_rate``.
+
+        An input sample waits at most ``hop`` samples for its hop to complete, and its output
+        comes out ``delay`` samples after the hop's end (the look-ahead rounded up to what the
+        separator's frames finish at each hop).
+        """
+        return (self.hop + self.delay) / self.sample_rate
+
+    def reset(self) -> None:
+        """Starts new streams (the model state and the buffers are cleared)."""
+        self._state = self.separator.init_state(self.batch)
+        self._pending = torch.zeros(self.batch, 0)  # input not yet a whole hop
+        self._outputs: list[torch.Tensor] = []  # separated samples not yet returned
+        self._ready = 0  # samples in _outputs
+        self._consumed = 0  # input samples run through the separator
+        self._returned = 0  # output samples returned
+
+    def _measure_delay(self) -> int:
+        """The smallest delay at which every hop's outputs are finished, found by running the
+        separator on silence hop by hop (it finishes whatever its frames allow; exact for any
+        causal separator whose output counts depend on positions only)."""
+        period = self.hop * self.separator.stride // math.gcd(self.hop, self.separator.stride)
+        lookahead = self.separator.lookahead or 0
+        calls = (2 * period + lookahead + 2 * self.separator.stride) // self.hop + 2
+        state = self.separator.init_state(1)
+        finished, delay = 0, 0
+        with torch.no_grad():
+            for k in range(1, calls + 1):
+                out, state = self.separator.forward_streaming(torch.zeros(1, self.hop), state)
+                finished += out.shape[1]
+                delay = max(delay, k * self.hop - finished)
+        return delay
+
+    def process(self, chunk: torch.Tensor) -> torch.Tensor:
+        """Takes the next input samples and returns the separated samples now due.
+
+        Arguments
+        ---------
+        chunk : torch.Tensor
+            ``[B, n]`` (or ``[n]`` for one stream) samples at ``sample_rate``, any ``n >= 0``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, m, S]`` separated samples continuing the previous ones (``[m, S]`` for a
+            ``[n]`` chunk): after ``N`` input samples in all, the first ``N' - delay`` outputs
+            are out, ``N'`` the samples of the whole hops among them.
+        """
+        single = isinstance(chunk, torch.Tensor) and chunk.dim() == 1
+        if single:
+            chunk = chunk.unsqueeze(0)
+        if not isinstance(chunk, torch.Tensor) or chunk.dim() != 2 or (
+                chunk.shape[0] != self.batch) or not chunk.is_floating_point():
+            raise ValueError(f"expected a float chunk [{self.batch}, n] (the batch this "
+                             f"StreamingSeparator was built for), got "
+                             f"{getattr(chunk, 'dtype', type(chunk).__name__)} "
+                             f"{tuple(getattr(chunk, 'shape', ()))}")
+        self._pending = torch.cat([self._pending, chunk.float().cpu()], dim=1)
+        blocks = self._pending.shape[1] // self.hop
+        if blocks:
+            self._run(self._pending[:, :blocks * self.hop])
+            self._pending = self._pending[:, blocks * self.hop:]
+        out = self._take(max(0, self._consumed - self.delay) - self._returned)
+        return out[0] if single else out
+
+    def finish(self) -> torch.Tensor:
+        """Ends the streams: returns the outputs of the input not returned yet.
+
+        The remaining input is followed by silence to finish its frames, so the outputs of the
+        whole stream have exactly as many samples as its input (the last ``lookahead`` samples
+        are separated as if silence followed, as a live stream would be). Call :meth:`reset`
+        to start new streams.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, m, S]`` the last separated samples.
+        """
+        total = self._consumed + self._pending.shape[1]
+        flush = self.delay + self.hop + self._pending.shape[1]
+        self._pending = torch.cat([self._pending, torch.zeros(self.batch, flush)], dim=1)
+        blocks = self._pending.shape[1] // self.hop
+        self._run(self._pending[:, :blocks * self.hop])
+        self._pending = torch.zeros(self.batch, 0)
+        return self._take(total - self._returned)
+
+    def separate(self, signal: torch.Tensor) -> torch.Tensor:
+        """Streams a whole ``[B, T]`` signal hop by hop (a convenience for files and tests).
+
+        Arguments
+        ---------
+        signal : torch.Tensor
+            ``[B, T]`` mixture at ``sample_rate``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, T, S]`` separated sources, aligned with the input.
+        """
+        self.reset()
+        outs = [self.process(piece) for piece in signal.split(self.hop, dim=1)]
+        out = torch.cat([*outs, self.finish()], dim=1)
+        self.reset()
+        return out
+
+    def _run(self, samples: torch.Tensor) -> None:
+        """Runs the separator on whole hops, queueing what it finishes."""
+        param = next(self.separator.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        with torch.no_grad():
+            for block in samples.split(self.hop, dim=1):
+                out, self._state = self.separator.forward_streaming(block.to(device),
+                                                                     self._state)
+                if out.shape[1]:
+                    self._outputs.append(out.float().cpu())
+                    self._ready += out.shape[1]
+                self._consumed += block.shape[1]
+
+    def _take(self, count: int) -> torch.Tensor:
+        """Pops the first ``count`` queued output samples."""
+        count = min(count, self._ready)
+        queued = torch.cat(self._outputs, dim=1) if self._outputs else torch.zeros(
+            self.batch, 0, self.num_sources)
+        self._outputs = [queued[:, count:]] if count < queued.shape[1] else []
+        self._ready -= count
+        self._returned += count
+        return queued[:, :count]
+
+
+__all__ = ["StreamingSeparator"]

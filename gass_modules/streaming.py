@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torchaudio
 
 from gass_modules.lobes.base import check_positive_int
 
@@ -208,4 +209,86 @@ class StreamingSeparator:
         return queued[:, :count]
 
 
-__all__ = ["StreamingSeparator"]
+class StreamingResampler:
+    """torchaudio's sinc resampling of a stream, block by block, equal to the whole signal's.
+
+    ``torchaudio.functional.resample`` computes output sample ``k * new + i`` (rates divided by
+    their gcd) from the input around sample ``k * orig``, within ``width`` samples of it. A
+    stream is resampled in blocks of whole ``orig`` periods, each with ``margin`` samples of
+    input either side (zeros before the start, as torchaudio pads), so the outputs equal
+    resampling the whole signal; the price is a delay of ``margin`` input samples.
+    (Written here because torchaudio has no stateful resampler.)
+
+    Arguments
+    ---------
+    orig_freq, new_freq : int
+        Input and output rates (Hz).
+    batch : int
+        Number of streams.
+
+    Example
+    -------
+    >>> x = torch.randn(2, 1000)
+    >>> rs = StreamingResampler(8000, 16000, batch=2)
+    >>> out = torch.cat([rs.process(c) for c in x.split(77, dim=1)] + [rs.finish()], dim=1)
+    >>> out.shape, torch.allclose(out, torchaudio.functional.resample(x, 8000, 16000), atol=1e-5)
+    (torch.Size([2, 2000]), True)
+    """
+
+    LOWPASS_FILTER_WIDTH = 6  # torchaudio's defaults
+    ROLLOFF = 0.99
+
+    def __init__(self, orig_freq: int, new_freq: int, batch: int = 1) -> None:
+        check_positive_int(orig_freq=orig_freq, new_freq=new_freq, batch=batch)
+        gcd = math.gcd(orig_freq, new_freq)
+        self.orig_freq, self.new_freq = orig_freq, new_freq
+        self.orig, self.new = orig_freq // gcd, new_freq // gcd
+        width = math.ceil(self.LOWPASS_FILTER_WIDTH * self.orig
+                          / (min(self.orig, self.new) * self.ROLLOFF))
+        self.margin = -(-(width + self.orig) // self.orig) * self.orig  # whole periods
+        self.batch = batch
+        self.reset()
+
+    def reset(self) -> None:
+        """Starts new streams."""
+        self._buffer = torch.zeros(self.batch, self.margin)  # past margin + pending input
+        self._received = 0
+        self._emitted = 0
+
+    def process(self, chunk: torch.Tensor) -> torch.Tensor:
+        """Takes ``[B, n]`` input samples, returns the ``[B, m]`` output samples now final."""
+        if self.orig_freq == self.new_freq:
+            return chunk
+        self._buffer = torch.cat([self._buffer, chunk.float()], dim=1)
+        self._received += chunk.shape[1]
+        ready = (self._buffer.shape[1] - 2 * self.margin) // self.orig * self.orig
+        if ready <= 0:
+            return self._buffer.new_zeros(self.batch, 0)
+        return self._resample(ready)
+
+    def finish(self) -> torch.Tensor:
+        """Returns the last outputs (the input followed by zeros, as torchaudio pads)."""
+        if self.orig_freq == self.new_freq:
+            return torch.zeros(self.batch, 0)
+        target = math.ceil(self.new * self._received / self.orig)
+        pending = self._buffer.shape[1] - self.margin
+        ready = -(-pending // self.orig) * self.orig
+        self._buffer = torch.cat([self._buffer, torch.zeros(
+            self.batch, ready - pending + self.margin)], dim=1)
+        out = self._resample(ready) if ready > 0 else self._buffer.new_zeros(self.batch, 0)
+        out = out[:, :max(0, target - (self._emitted - out.shape[1]))]
+        self.reset()
+        return out
+
+    def _resample(self, ready: int) -> torch.Tensor:
+        """Resamples the next ``ready`` input samples (whole periods) with their margins."""
+        block = self._buffer[:, :ready + 2 * self.margin]
+        out = torchaudio.functional.resample(block, self.orig_freq, self.new_freq)
+        start = self.margin // self.orig * self.new
+        out = out[:, start:start + ready // self.orig * self.new]
+        self._buffer = self._buffer[:, ready:]
+        self._emitted += out.shape[1]
+        return out
+
+
+__all__ = ["StreamingResampler", "StreamingSeparator"]

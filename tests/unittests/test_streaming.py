@@ -167,3 +167,86 @@ NON_CAUSAL_REFERENCE = [
     -0.0660274, 0.0118005, -0.1398171, 0.0279484, -0.0823639, 0.2158369, 0.0876218, -0.0370338,
     -0.1252623, 0.0963117, 0.1005876, 0.0210272, -0.0060649, 0.0641474, -0.0145922, -0.0016908]
 NON_CAUSAL_ABS_SUM = 262.87518310546875
+
+
+@pytest.mark.parametrize("rates", [(8000, 16000), (16000, 8000), (44100, 16000), (8000, 8000)])
+def test_streaming_resampler_equals_whole_signal_resampling(rates):
+    """Block by block, with margins, the resampled stream equals torchaudio on the whole
+    signal (any chunking, up- and down-sampling, odd ratios)."""
+    import torchaudio
+
+    from gass_modules.streaming import StreamingResampler
+
+    x = torch.randn(2, 4410)
+    rs = StreamingResampler(*rates, batch=2)
+    outs = [rs.process(c) for c in x.split([1, 500, 3, 2000, 1906], dim=1)] + [rs.finish()]
+    out = torch.cat(outs, dim=1)
+    reference = torchaudio.functional.resample(x, *rates)
+    assert out.shape == reference.shape
+    assert torch.allclose(out, reference, atol=1e-5)
+
+
+class StreamingASRDouble:
+    """A test double with SpeechBrain's ``StreamingASR`` streaming interface
+    (``make_streaming_context``, ``get_chunk_size_frames``, ``transcribe_chunk``): SpeechBrain
+    builds a real one only from a pretrained folder (tokenizer, transducer hparams), which
+    would need downloads. It records every chunk and "transcribes" a chunk as `` w<k>`` when
+    its row is not silent (k: the chunk's index), so the words show which chunks carried what.
+    """
+
+    audio_normalizer = type("Norm", (), {"sample_rate": 16000})()
+
+    def __init__(self) -> None:
+        self.chunks, self.lens = [], []
+
+    def make_streaming_context(self, config):
+        return {"config": config, "calls": 0}
+
+    def get_chunk_size_frames(self, config) -> int:
+        return 640 * config.chunk_size  # (stride - 1) * chunk_size, as StreamingASR's
+
+    def transcribe_chunk(self, context, chunk, chunk_len=None):
+        assert chunk.shape[1] == self.get_chunk_size_frames(context["config"])
+        self.chunks.append(chunk.clone())
+        self.lens.append(chunk_len.clone())
+        k = context["calls"]
+        context["calls"] += 1
+        return [f" w{k}" if float(row.abs().max()) > 1e-4 else "" for row in chunk]
+
+
+def test_separate_then_transcribe_streams_into_a_streaming_asr():
+    """``transcribe_stream`` feeds each output, resampled to 16 kHz, chunk by chunk to the
+    streaming ASR: the chunks it received join into exactly the streamed separation resampled
+    as a whole; the transcripts gather each active output's words, in order."""
+    import torchaudio
+    from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
+
+    from gass_modules.inference import GASSSeparator
+    from gass_modules.transcribe import SeparateThenTranscribe
+
+    model = causal_model()
+    sep = GASSSeparator(modules={"separator": model},
+                        hparams={"sample_rate": RATE, "num_sources": 3}, run_opts={"device": "cpu"})
+    asr = StreamingASRDouble()
+    stt = SeparateThenTranscribe(sep, asr)
+    mix = 0.3 * torch.randn(5000)
+    heard = []
+    config = DynChunkTrainConfig(chunk_size=2, left_context_size=4)
+    results = stt.transcribe_stream(mix.split(333), config, hop=0.02,
+                                    on_text=lambda s, w: heard.append((s, w)))
+    expected = torchaudio.functional.resample(
+        StreamingSeparator(model, hop=0.02).separate(mix[None])[0].T, RATE, 16000)  # [S, T']
+    fed = torch.cat(asr.chunks, dim=1)  # [S, chunks * 1280]
+    assert fed.shape[1] == -(-expected.shape[1] // 1280) * 1280
+    assert torch.allclose(fed[:, :expected.shape[1]], expected, atol=1e-5)
+    assert not fed[:, expected.shape[1]:].any()  # the last chunk is zero-padded
+    assert asr.lens[-1][0] == pytest.approx((expected.shape[1] % 1280 or 1280) / 1280)
+    assert all(float(v) == 1.0 for lens in asr.lens[:-1] for v in lens)
+    assert heard and results and {r.index for r in results} <= {0, 1, 2}
+    for r in results:
+        assert r.text == "".join(w for s, w in heard if s == r.index)
+    with pytest.raises(TypeError, match="not causal"):
+        SeparateThenTranscribe(GASSSeparator(
+            modules={"separator": causal_model(causal=False)},
+            hparams={"sample_rate": RATE, "num_sources": 3}, run_opts={"device": "cpu"}),
+            asr).transcribe_stream([mix], config)

@@ -110,6 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="load the model folder with full hyperpyyaml, which can run any "
                              "code written in its hyperparams.yaml (only for folders you trust; "
                              "default: a safe loader that builds known separator classes only)")
+    live = parser.add_argument_group(
+        "streaming (causal model folders only)",
+        "--stream separates each IN as a live input with a causal model (a causal: true card, "
+        "e.g. recipes/GASS/separation/hparams/gass_mini_causal.yaml), writing <name>_s1.wav, "
+        "... (every output, float WAV) as it goes; IN '-' reads raw 16-bit mono PCM from "
+        "stdin (e.g. arecord -f S16_LE -r 8000 | gass-separate - --stream --model M)")
+    live.add_argument("--stream", action="store_true", help="separate as a live stream")
+    live.add_argument("--hop-ms", type=float, default=20.0, metavar="MS",
+                      help="separator hop in milliseconds (default 20)")
+    live.add_argument("--realtime", action="store_true",
+                      help="read files no faster than they play (a live source's pace)")
+    live.add_argument("--stream-rate", type=int, default=None, metavar="HZ",
+                      help="sample rate of raw PCM on stdin (default: the model's)")
     return parser
 
 
@@ -414,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         print(f"gass-separate: cannot load the model folder {args.model}: {err}", file=sys.stderr)
         return 2
+    if args.stream:
+        return _stream_inputs(model, args)
     jobs, errors = collect_inputs(args.inputs)
     inputs = frozenset(path.resolve() for path, _ in jobs)
     out_root = Path(args.out)
@@ -449,6 +464,36 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {item}: {reason}", file=sys.stderr)
         return 1
     return 0
+
+
+def _stream_inputs(model: GASSSeparator, args: argparse.Namespace) -> int:
+    """``--stream``: each input separated live by :func:`gass_modules.streaming.stream_to_stems`
+    (status 2: the model is not causal or the hop is bad; 1: an input failed)."""
+    from gass_modules.streaming import stream_to_stems
+
+    if not (math.isfinite(args.hop_ms) and args.hop_ms > 0):
+        print(f"gass-separate: --hop-ms must be a positive number, got {args.hop_ms}",
+              file=sys.stderr)
+        return 2
+    if not getattr(model.mods.separator, "causal", False):
+        print(f"gass-separate: --stream needs a causal model folder (a causal: true card, e.g. "
+              f"gass_mini_causal.yaml); {args.model} is not causal: separate files without "
+              "--stream", file=sys.stderr)
+        return 2
+    failed = 0
+    for item in args.inputs:
+        source = sys.stdin.buffer if item == "-" else Path(item)
+        name = "stdin" if item == "-" else Path(item).stem
+        try:
+            stems = stream_to_stems(model.mods.separator, source, args.out, name=name,
+                                    sample_rate=args.stream_rate, hop=args.hop_ms / 1000,
+                                    realtime=args.realtime, overwrite=args.overwrite)
+        except (OSError, ValueError, RuntimeError) as err:  # this input's failure
+            print(f"gass-separate: FAILED {item}: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{item}: streamed -> {', '.join(str(p) for p in stems)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

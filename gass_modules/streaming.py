@@ -21,7 +21,11 @@ Authors
 from __future__ import annotations
 
 import math
+import time
+from pathlib import Path
+from typing import BinaryIO
 
+import soundfile as sf
 import torch
 import torchaudio
 
@@ -291,4 +295,110 @@ class StreamingResampler:
         return out
 
 
-__all__ = ["StreamingResampler", "StreamingSeparator"]
+def stream_to_stems(separator: torch.nn.Module, source: str | Path | BinaryIO,
+                    out_dir: str | Path, *, name: str = "stream", sample_rate: int | None = None,
+                    hop: int | float = 0.02, realtime: bool = False,
+                    overwrite: bool = False) -> list[Path]:
+    """Separates a live input into stem files written as it goes (``gass-separate --stream``).
+
+    The input is an audio file (read hop by hop; with ``realtime`` no faster than it plays, as
+    a live source would deliver it) or a binary stream of raw 16-bit little-endian mono PCM at
+    ``sample_rate`` (e.g. ``sys.stdin.buffer`` fed by ``arecord -f S16_LE``). It is resampled
+    to the separator's rate and back as it streams (:class:`StreamingResampler`), separated by
+    a :class:`StreamingSeparator`, and every output is appended to ``<name>_s<k>.wav`` (float
+    WAV, the input's rate) after each hop, so the files grow while the input plays. All
+    ``S`` outputs are written: whether one is silent is known only at the end. Each stem has
+    exactly as many samples as the input; output ``k`` is the same source throughout.
+
+    Arguments
+    ---------
+    separator : torch.nn.Module
+        A causal separator (``causal: true`` card), in eval mode.
+    source : str, pathlib.Path or binary file object
+        An audio file, or raw s16le mono PCM.
+    out_dir : str or pathlib.Path
+        Folder of the stems (created).
+    name : str
+        Stem file prefix.
+    sample_rate : int, optional
+        Rate of raw PCM input (default: the separator's); files give their own.
+    hop : int or float
+        The separator's hop (samples at its rate, or seconds).
+    realtime : bool
+        Read a file no faster than real time.
+    overwrite : bool
+        Replace existing stems (otherwise a ``FileExistsError``).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The stem files, output order.
+
+    Example
+    -------
+    >>> from gass_modules.lobes.bsrnn import BSRNN
+    >>> model = BSRNN(num_sources=2, sample_rate=8000, n_fft=256, hop_length=64,
+    ...               feature_dim=8, hidden_dim=8, num_blocks=1, causal=True).eval()
+    >>> tmp = getfixture("tmp_path")
+    >>> sf.write(tmp / "in.wav", 0.1 * torch.randn(16000).numpy(), 16000)
+    >>> stems = stream_to_stems(model, tmp / "in.wav", tmp / "out", name="in")
+    >>> [p.name for p in stems], sf.info(stems[0]).frames, sf.info(stems[0]).samplerate
+    (['in_s1.wav', 'in_s2.wav'], 16000, 16000)
+    """
+    live = StreamingSeparator(separator, hop)
+    out_dir = Path(out_dir)
+    handle = None
+    if isinstance(source, (str, Path)):
+        handle = sf.SoundFile(str(source))
+        rate = handle.samplerate
+    else:
+        rate = live.sample_rate if sample_rate is None else sample_rate
+        check_positive_int(sample_rate=rate)
+    paths = [out_dir / f"{name}_s{k + 1}.wav" for k in range(live.num_sources)]
+    existing = [p for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{existing[0]} exists; pass overwrite=True (--overwrite) to "
+                              "replace it")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    to_model = StreamingResampler(rate, live.sample_rate)
+    to_input = StreamingResampler(live.sample_rate, rate, batch=live.num_sources)
+    block = max(1, round(live.hop * rate / live.sample_rate))
+    writers = [sf.SoundFile(str(p), "w", samplerate=rate, channels=1, subtype="FLOAT")
+               for p in paths]
+    try:
+        def write(est: torch.Tensor, last: bool = False) -> None:  # est [m, S]
+            wav = to_input.process(est.T)
+            if last:
+                wav = torch.cat([wav, to_input.finish()], dim=1)
+            for k, writer in enumerate(writers):
+                writer.write(wav[k].numpy())
+                writer.flush()
+
+        start, read = time.monotonic(), 0
+        while True:
+            if realtime:
+                time.sleep(max(0.0, start + read / rate - time.monotonic()))
+            if handle is not None:
+                data = handle.read(block, dtype="float32", always_2d=True)
+                chunk = torch.from_numpy(data).mean(1)  # [n], channels downmixed
+            else:
+                raw = source.read(2 * block)
+                raw = raw[:len(raw) // 2 * 2]  # a torn last sample is dropped
+                if not raw:
+                    break
+                chunk = torch.frombuffer(bytearray(raw), dtype=torch.int16).float() / 32768
+            if chunk.numel() == 0:
+                break
+            read += chunk.numel()
+            write(live.process(to_model.process(chunk[None]))[0])
+        tail = to_model.finish()
+        write(torch.cat([live.process(tail)[0], live.finish()[0]]), last=True)
+    finally:
+        for writer in writers:
+            writer.close()
+        if handle is not None:
+            handle.close()
+    return paths
+
+
+__all__ = ["StreamingResampler", "StreamingSeparator", "stream_to_stems"]

@@ -250,3 +250,42 @@ def test_separate_then_transcribe_streams_into_a_streaming_asr():
             modules={"separator": causal_model(causal=False)},
             hparams={"sample_rate": RATE, "num_sources": 3}, run_opts={"device": "cpu"}),
             asr).transcribe_stream([mix], config)
+
+
+def test_gass_separate_stream_writes_stems_from_a_file_and_from_stdin(tmp_path, monkeypatch):
+    """``gass-separate --stream``: a causal model folder separates a file (at its own rate,
+    hop by hop) and raw PCM on stdin into one stem per output with the input's length; the
+    stems equal the streamed separation; a non-causal folder is refused with status 2."""
+    import io
+    import sys
+
+    import soundfile as sf
+
+    from gass_modules.cli import main
+    from gass_modules.model_folder import save_model_folder
+
+    model = causal_model()
+    folder = tmp_path / "model"
+    save_model_folder(model, folder)
+    mix = 0.2 * torch.randn(4000)
+    sf.write(tmp_path / "a.wav", mix.numpy(), RATE, subtype="FLOAT")
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "a.wav"), "--stream", "--model", str(folder), "--out", str(out),
+                 "--hop-ms", "10"]) == 0
+    stems = [sf.read(out / f"a_s{k}.wav", dtype="float32")[0] for k in (1, 2, 3)]
+    expected = StreamingSeparator(model, hop=80).separate(mix[None])[0]  # [T, S]
+    got = torch.from_numpy(__import__("numpy").stack(stems, -1))
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected, atol=1e-6)
+    pcm = (mix.clamp(-1, 1) * 32767).round().short().numpy().tobytes()
+    monkeypatch.setattr(sys, "stdin", type("Stdin", (), {"buffer": io.BytesIO(pcm)})())
+    assert main(["-", "--stream", "--model", str(folder), "--out", str(out)]) == 0
+    assert sf.info(out / "stdin_s1.wav").frames == 4000
+    # existing stems without --overwrite: that input fails (status 1), nothing is replaced
+    assert main([str(tmp_path / "a.wav"), "--stream", "--model", str(folder), "--out",
+                 str(out)]) == 1
+    save_model_folder(causal_model(causal=False), tmp_path / "offline")
+    assert main([str(tmp_path / "a.wav"), "--stream", "--model", str(tmp_path / "offline"),
+                 "--out", str(out)]) == 2
+    assert main([str(tmp_path / "a.wav"), "--stream", "--model", str(folder), "--out", str(out),
+                 "--hop-ms", "0"]) == 2

@@ -469,8 +469,6 @@ def main(argv: list[str] | None = None) -> int:
 def _stream_inputs(model: GASSSeparator, args: argparse.Namespace) -> int:
     """``--stream``: each input separated live by :func:`gass_modules.streaming.stream_to_stems`
     (status 2: the model is not causal or the hop is bad; 1: an input failed)."""
-    from gass_modules.streaming import stream_to_stems
-
     if not (math.isfinite(args.hop_ms) and args.hop_ms > 0):
         print(f"gass-separate: --hop-ms must be a positive number, got {args.hop_ms}",
               file=sys.stderr)
@@ -480,6 +478,20 @@ def _stream_inputs(model: GASSSeparator, args: argparse.Namespace) -> int:
               f"gass_mini_causal.yaml); {args.model} is not causal: separate files without "
               "--stream", file=sys.stderr)
         return 2
+    # a stream runs many small ops per hop: one thread avoids waiting on a second one (5x the
+    # wall time with two on a busy machine; benchmarks/RESULTS.md, bench_streaming)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _stream_each(model, args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _stream_each(model: GASSSeparator, args: argparse.Namespace) -> int:
+    """Streams every input of ``--stream``; 1 when one failed."""
+    from gass_modules.streaming import stream_to_stems
+
     failed = 0
     for item in args.inputs:
         source = sys.stdin.buffer if item == "-" else Path(item)

@@ -295,6 +295,10 @@ class StreamingResampler:
         return out
 
 
+#: How often :func:`stream_to_stems` updates its files' headers (each flush rewrites them).
+FLUSHES_PER_SECOND = 4
+
+
 def stream_to_stems(separator: torch.nn.Module, source: str | Path | BinaryIO,
                     out_dir: str | Path, *, name: str = "stream", sample_rate: int | None = None,
                     hop: int | float = 0.02, realtime: bool = False,
@@ -306,7 +310,8 @@ def stream_to_stems(separator: torch.nn.Module, source: str | Path | BinaryIO,
     ``sample_rate`` (e.g. ``sys.stdin.buffer`` fed by ``arecord -f S16_LE``). It is resampled
     to the separator's rate and back as it streams (:class:`StreamingResampler`), separated by
     a :class:`StreamingSeparator`, and every output is appended to ``<name>_s<k>.wav`` (float
-    WAV, the input's rate) after each hop, so the files grow while the input plays. All
+    WAV, the input's rate) after each hop, so the files grow while the input plays (their
+    headers are updated :data:`FLUSHES_PER_SECOND` times per second of audio). All
     ``S`` outputs are written: whether one is silent is known only at the end. Each stem has
     exactly as many samples as the input; output ``k`` is the same source throughout.
 
@@ -365,6 +370,7 @@ def stream_to_stems(separator: torch.nn.Module, source: str | Path | BinaryIO,
     block = max(1, round(live.hop * rate / live.sample_rate))
     writers = [sf.SoundFile(str(p), "w", samplerate=rate, channels=1, subtype="FLOAT")
                for p in paths]
+    unflushed = [0]
     try:
         def write(est: torch.Tensor, last: bool = False) -> None:  # est [m, S]
             wav = to_input.process(est.T)
@@ -372,7 +378,11 @@ def stream_to_stems(separator: torch.nn.Module, source: str | Path | BinaryIO,
                 wav = torch.cat([wav, to_input.finish()], dim=1)
             for k, writer in enumerate(writers):
                 writer.write(wav[k].numpy())
-                writer.flush()
+            unflushed[0] += wav.shape[1]
+            if unflushed[0] >= rate // FLUSHES_PER_SECOND:  # headers updated: readable so far
+                for writer in writers:
+                    writer.flush()
+                unflushed[0] = 0
 
         start, read = time.monotonic(), 0
         while True:

@@ -372,7 +372,7 @@ class Separator(nn.Module):
         tuple
             ``[B, m, S]`` output samples (``m >= 0``) and the updated state.
         """
-        self.check_streaming(max(1, chunk.shape[0]) if isinstance(chunk, torch.Tensor) else 1)
+        self.check_streaming(1)  # raises unless causal
         check_mixture(chunk)
         if not isinstance(state, dict) or state.get("batch") != chunk.shape[0]:
             raise ValueError(f"the state does not belong to a batch of {chunk.shape[0]} "

@@ -139,6 +139,19 @@ def build_parser() -> argparse.ArgumentParser:
                              "code written in its hyperparams.yaml (only for folders you trust; "
                              "default: a safe loader that builds known separator classes only)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    live = parser.add_argument_group(
+        "streaming (causal model folders only)",
+        "--stream separates each IN as a live input with a causal model (a causal: true card, "
+        "e.g. recipes/GASS/separation/hparams/gass_mini_causal.yaml), writing <name>_s1.wav, "
+        "... (every output, float WAV) as it goes; IN '-' reads raw 16-bit mono PCM from "
+        "stdin (e.g. arecord -f S16_LE -r 8000 | gass-separate - --stream --model M)")
+    live.add_argument("--stream", action="store_true", help="separate as a live stream")
+    live.add_argument("--hop-ms", type=float, default=20.0, metavar="MS",
+                      help="separator hop in milliseconds (default 20)")
+    live.add_argument("--realtime", action="store_true",
+                      help="read files no faster than they play (a live source's pace)")
+    live.add_argument("--stream-rate", type=int, default=None, metavar="HZ",
+                      help="sample rate of raw PCM on stdin (default: the model's)")
     return parser
 
 
@@ -569,6 +582,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gass-separate: cannot load the model folder {source}: {err}",
                   file=sys.stderr)
             return 2
+        if args.stream:
+            return _stream_inputs(model, args)
         jobs, errors = collect_inputs(args.inputs)
         named = [Path(item) for item in args.inputs if _is_regular(Path(item))]
         inputs = frozenset(path.resolve() for path in [p for p, _ in jobs] + named)
@@ -609,6 +624,48 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {item}: {reason}", file=sys.stderr)
         return 1
     return 0
+
+
+def _stream_inputs(model: GASSSeparator, args: argparse.Namespace) -> int:
+    """``--stream``: each input separated live by :func:`gass_modules.streaming.stream_to_stems`
+    (status 2: the model is not causal or the hop is bad; 1: an input failed)."""
+    if not (math.isfinite(args.hop_ms) and args.hop_ms > 0):
+        print(f"gass-separate: --hop-ms must be a positive number, got {args.hop_ms}",
+              file=sys.stderr)
+        return 2
+    if not getattr(model.mods.separator, "causal", False):
+        print(f"gass-separate: --stream needs a causal model folder (a causal: true card, e.g. "
+              f"gass_mini_causal.yaml); {args.model} is not causal: separate files without "
+              "--stream", file=sys.stderr)
+        return 2
+    # a stream runs many small ops per hop: one thread avoids waiting on a second one (5x the
+    # wall time with two on a busy machine; benchmarks/RESULTS.md, bench_streaming)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _stream_each(model, args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _stream_each(model: GASSSeparator, args: argparse.Namespace) -> int:
+    """Streams every input of ``--stream``; 1 when one failed."""
+    from gass_modules.streaming import stream_to_stems
+
+    failed = 0
+    for item in args.inputs:
+        source = sys.stdin.buffer if item == "-" else Path(item)
+        name = "stdin" if item == "-" else Path(item).stem
+        try:
+            stems = stream_to_stems(model.mods.separator, source, args.out, name=name,
+                                    sample_rate=args.stream_rate, hop=args.hop_ms / 1000,
+                                    realtime=args.realtime, overwrite=args.overwrite)
+        except (OSError, ValueError, RuntimeError) as err:  # this input's failure
+            print(f"gass-separate: FAILED {item}: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{item}: streamed -> {', '.join(str(p) for p in stems)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ Authors
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from gass_modules.audio import DEFAULT_THRESHOLD_DB, source_activity
 from gass_modules.intonation import IntonationScore
 from gass_modules.lengths import absolute_lengths, length_mask
 from gass_modules.lobes.base import check_mixture
+from gass_modules.streaming import StreamingResampler, StreamingSeparator
 
 
 @dataclass
@@ -111,9 +112,11 @@ class SeparateThenTranscribe:
             raise TypeError(f"expected a GASSSeparator (GASSSeparator.from_hparams(source=...)), "
                             f"got {type(separator).__name__}; wrap a bare lobe as "
                             "GASSSeparator(modules={'separator': lobe}, hparams={...})")
-        if not callable(getattr(asr, "transcribe_batch", None)):
+        if not callable(getattr(asr, "transcribe_batch", None)) and not callable(
+                getattr(asr, "transcribe_chunk", None)):
             raise TypeError(f"expected an ASR interface with transcribe_batch(wavs, wav_lens) "
-                            f"(EncoderASR, EncoderDecoderASR), got {type(asr).__name__}")
+                            f"(EncoderASR, EncoderDecoderASR) or transcribe_chunk (StreamingASR, "
+                            f"for transcribe_stream), got {type(asr).__name__}")
         if asr_sample_rate is None:
             asr_sample_rate = getattr(getattr(asr, "audio_normalizer", None), "sample_rate",
                                       16000)
@@ -181,6 +184,98 @@ class SeparateThenTranscribe:
         streams = [(result.sources[0, :, k], result.energy_db[s], s)
                    for k, s in enumerate(result.kept)]
         return self._transcribe([streams], result.sample_rate)[0]
+
+    def transcribe_stream(self, chunks: Iterable[torch.Tensor], streaming_config: object,
+                          sample_rate: int | None = None, hop: int | float = 0.02,
+                          on_text: Callable[[int, str], None] | None = None,
+                          ) -> list[StreamTranscript]:
+        """Separates a live mixture with a causal separator and transcribes every output live.
+
+        The streaming mode (issue #28): the mixture arrives in chunks of any size; a
+        :class:`~gass_modules.streaming.StreamingSeparator` separates it hop by hop (the
+        separator must be causal, e.g. the ``bsrnn_causal`` card), each output is resampled to
+        the ASR's rate as it comes (:class:`~gass_modules.streaming.StreamingResampler`) and fed
+        chunk by chunk to SpeechBrain's ``StreamingASR`` (``make_streaming_context``,
+        ``get_chunk_size_frames``, ``transcribe_chunk``), one ASR stream per separator output,
+        batched. Outputs keep their index for the whole stream (no re-ordering between hops).
+        When the input ends, outputs under ``activity_db`` are dropped and the others are scored
+        and ranked as :meth:`transcribe_batch` ranks them.
+
+        Arguments
+        ---------
+        chunks : iterable of torch.Tensor
+            The mixture, ``[n]`` (or ``[1, n]``) samples at a time, at ``sample_rate``.
+        streaming_config : speechbrain.utils.dynamic_chunk_training.DynChunkTrainConfig
+            The ASR's chunk size and left context.
+        sample_rate : int, optional
+            Rate of the chunks (default: the separator's).
+        hop : int or float
+            The separator's hop (samples or seconds).
+        on_text : callable, optional
+            Called as ``on_text(output_index, words)`` whenever the ASR returns words.
+
+        Returns
+        -------
+        list of StreamTranscript
+            The active outputs, most speech-like first, with their whole transcripts.
+        """
+        lobe = getattr(getattr(self.separator, "mods", None), "separator", self.separator)
+        asr = self.asr
+        if not all(callable(getattr(asr, name, None)) for name in (
+                "make_streaming_context", "get_chunk_size_frames", "transcribe_chunk")):
+            raise TypeError(f"transcribe_stream needs a StreamingASR interface "
+                            f"(make_streaming_context, get_chunk_size_frames, transcribe_chunk), "
+                            f"got {type(asr).__name__}")
+        live = StreamingSeparator(lobe, hop)  # raises unless the separator is causal
+        rate = live.sample_rate if sample_rate is None else sample_rate
+        sources = live.num_sources
+        to_model = StreamingResampler(rate, live.sample_rate)
+        to_asr = StreamingResampler(live.sample_rate, self.asr_sample_rate, batch=sources)
+        context = asr.make_streaming_context(streaming_config)
+        size = int(asr.get_chunk_size_frames(streaming_config))
+        texts = [""] * sources
+        mixes, separated, pending = [], [], torch.zeros(sources, 0)
+
+        def feed(est: torch.Tensor, last: bool = False) -> None:
+            nonlocal pending
+            separated.append(est)  # [m, S] at the separator's rate
+            wav = to_asr.process(est.T)  # [S, m']
+            pending = torch.cat([pending, wav if not last else torch.cat(
+                [wav, to_asr.finish()], dim=1)], dim=1)
+            while pending.shape[1] >= size or (last and pending.shape[1] > 0):
+                piece = pending[:, :size]
+                lens = torch.full((sources,), piece.shape[1] / size)
+                piece = nn.functional.pad(piece, (0, size - piece.shape[1]))
+                with torch.no_grad():
+                    words = asr.transcribe_chunk(context, piece, lens)
+                for s, w in enumerate(words):
+                    texts[s] += w
+                    if w and on_text is not None:
+                        on_text(s, w)
+                pending = pending[:, size:]
+
+        for chunk in chunks:
+            chunk = chunk.reshape(1, -1).float().cpu()  # [1, n]
+            x = to_model.process(chunk)
+            mixes.append(x[0])
+            feed(live.process(x)[0])
+        tail = to_model.finish()
+        mixes.append(tail[0])
+        feed(torch.cat([live.process(tail)[0], live.finish()[0]]), last=True)
+        mix = torch.cat(mixes).unsqueeze(0)  # [1, T]
+        est = torch.cat(separated).unsqueeze(0)  # [1, T, S]
+        energy_db, active = source_activity(mix, est, self.activity_db)  # [1, S]
+        kept = [s for s in range(sources) if active[0, s]]
+        if not kept:
+            return []
+        wavs, rel = _pad([self._to_asr_rate(est[0, :, s], live.sample_rate) for s in kept])
+        scores = self.scorer(wavs, rel).tolist()
+        results = [StreamTranscript(s, texts[s], sc, float(energy_db[0, s]),
+                                    sc >= self.speech_threshold)
+                   for s, sc in zip(kept, scores)
+                   if not self.speech_only or sc >= self.speech_threshold]
+        results.sort(key=lambda r: (-r.speech_score, -r.energy_db))
+        return results
 
     def _transcribe(self, items: list[list[tuple[torch.Tensor, float, int]]],
                     rate: int) -> list[list[StreamTranscript]]:

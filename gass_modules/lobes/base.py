@@ -150,6 +150,12 @@ class Separator(nn.Module):
     torch.Size([3, 21, 2])
     """
 
+    #: Whether output sample ``n`` depends on input samples ``<= n + lookahead`` only (causal
+    #: cards stream: :meth:`init_state`, :meth:`forward_streaming`).
+    causal: bool = False
+    #: Samples a causal separator looks ahead (its analysis window); ``None`` when not causal.
+    lookahead: int | None = None
+
     def __init_subclass__(cls, **kwargs) -> None:
         """Makes every subclass record the arguments its constructor is called with."""
         super().__init_subclass__(**kwargs)
@@ -294,6 +300,91 @@ class Separator(nn.Module):
         length = mix.shape[-1]
         padded = nn.functional.pad(mix, (0, self.padded_length(length) - length))  # [B, L]
         return self.separate_padded(padded)[:, :length]  # [B, T, S]
+
+
+    def check_streaming(self, batch: int) -> None:
+        """Raises unless this separator streams (``causal``) and ``batch`` is a positive int.
+
+        Arguments
+        ---------
+        batch : int
+            Number of streams.
+        """
+        if not self.causal:
+            raise TypeError(f"{type(self).__name__} is not causal (its output looks at the "
+                            "whole input), so it cannot stream; use a causal card (causal: true "
+                            "in hparams/models, e.g. bsrnn_causal.yaml) or separate whole "
+                            "chunks with gass_modules.chunking.stream_separation")
+        check_positive_int(batch=batch)
+
+    def init_state(self, batch: int) -> dict:
+        """The state of ``batch`` new streams, for :meth:`forward_streaming` (causal cards).
+
+        Arguments
+        ---------
+        batch : int
+            Number of streams separated together.
+
+        Returns
+        -------
+        dict
+            The separator's streaming state (opaque to callers).
+        """
+        self.check_streaming(batch)
+        raise NotImplementedError(f"{type(self).__name__} is causal but implements no "
+                                  "init_state / stream_chunk")
+
+    def stream_chunk(self, chunk: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        """Core of :meth:`forward_streaming` (causal subclasses implement it).
+
+        Arguments
+        ---------
+        chunk : torch.Tensor
+            ``[B, n]`` validated samples in the parameters' dtype.
+        state : dict
+            The streams' state.
+
+        Returns
+        -------
+        tuple
+            ``[B, m, S]`` the output samples finished, and the state.
+        """
+        raise NotImplementedError(f"{type(self).__name__} implements no stream_chunk")
+
+    def forward_streaming(self, chunk: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        """Separates the next samples of ``B`` streams, carrying ``state`` between calls.
+
+        Returns the output samples this chunk finishes, in order: after ``m`` input samples in
+        all, at least the first ``m - lookahead - 1`` outputs are out, and they equal ``forward`` on
+        those ``m`` samples (the model is causal and its state carries what came before). How
+        many come out per call varies with the chunk's alignment to the model's hop;
+        :class:`gass_modules.streaming.StreamingSeparator` turns that into a fixed delay.
+
+        Arguments
+        ---------
+        chunk : torch.Tensor
+            ``[B, n]`` floating-point samples (``n >= 1``), finite.
+        state : dict
+            From :meth:`init_state` (same ``B``) or the previous call.
+
+        Returns
+        -------
+        tuple
+            ``[B, m, S]`` output samples (``m >= 0``) and the updated state.
+        """
+        self.check_streaming(1)  # raises unless causal
+        check_mixture(chunk)
+        if not isinstance(state, dict) or state.get("batch") != chunk.shape[0]:
+            raise ValueError(f"the state does not belong to a batch of {chunk.shape[0]} "
+                             "streams; start each stream with init_state(batch) and pass the "
+                             "state each call returns")
+        if not bool(torch.isfinite(chunk).all()):
+            raise ValueError("the chunk contains NaN or Inf samples; replace them (e.g. "
+                             "torch.nan_to_num) before separating")
+        dtype = next((p.dtype for p in self.parameters() if p.is_floating_point()), None)
+        if dtype is not None and chunk.dtype != dtype:
+            chunk = chunk.to(dtype)
+        return self.stream_chunk(chunk, state)
 
 
 def check_positive_int(**values: int) -> None:

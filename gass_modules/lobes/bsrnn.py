@@ -78,6 +78,7 @@ from gass_modules.lobes.bands import (  # noqa: F401 (private names kept importa
 from gass_modules.lobes.base import Separator, check_positive_int
 from gass_modules.lobes.blocks import ISTFTDecoder, STFTEncoder, apply_complex_masks
 from gass_modules.lobes.blstm import ExportableBLSTM, ResidualBLSTM, _scan_blstm  # noqa: F401
+from gass_modules.lobes.causal import ResidualLSTM, StreamingSTFT
 from gass_modules.lobes.masking import check_encoder_features, make_mask_activation
 
 
@@ -90,6 +91,10 @@ class BandSequenceBlock(nn.Module):
         ``N``.
     hidden_dim : int
         BLSTM hidden units per direction.
+    causal : bool
+        Model time with a unidirectional LSTM (:class:`~gass_modules.lobes.causal.ResidualLSTM`,
+        ``hidden_dim`` units), so frame ``t`` depends on frames ``<= t`` only and the block
+        streams (:meth:`forward_streaming`); the band BLSTM stays (it runs within a frame).
 
     Example
     -------
@@ -98,9 +103,10 @@ class BandSequenceBlock(nn.Module):
     torch.Size([2, 7, 3, 8])
     """
 
-    def __init__(self, feature_dim: int, hidden_dim: int) -> None:
+    def __init__(self, feature_dim: int, hidden_dim: int, causal: bool = False) -> None:
         super().__init__()
-        self.time_rnn = ResidualBLSTM(feature_dim, hidden_dim)
+        self.causal = causal
+        self.time_rnn = (ResidualLSTM if causal else ResidualBLSTM)(feature_dim, hidden_dim)
         self.band_rnn = ResidualBLSTM(feature_dim, hidden_dim)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -117,6 +123,46 @@ class BandSequenceBlock(nn.Module):
             ``[B, T, K, N]``.
         """
         return across_time_then_bands(z, self.time_rnn, self.band_rnn)  # [B, T, K, N]
+
+    def init_state(self, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The zero state of a stream (causal blocks only).
+
+        Arguments
+        ---------
+        rows : int
+            Batch size times the number of bands.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            The time LSTM's ``(h, c)``.
+        """
+        if not self.causal:
+            raise TypeError("a BandSequenceBlock streams only when built with causal=True")
+        return self.time_rnn.init_state(rows)
+
+    def forward_streaming(self, z: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+        """:meth:`forward` on the next frames of a stream, carrying the time LSTM's state.
+
+        Arguments
+        ---------
+        z : torch.Tensor
+            ``[B, T, K, N]`` band features of the next ``T`` frames.
+        state : tuple
+            From :meth:`init_state` or the previous call.
+
+        Returns
+        -------
+        tuple
+            ``[B, T, K, N]`` features and the new state.
+        """
+        carried = [state]
+
+        def time_model(x: torch.Tensor) -> torch.Tensor:
+            y, carried[0] = self.time_rnn.forward_streaming(x, carried[0])
+            return y
+
+        return across_time_then_bands(z, time_model, self.band_rnn), carried[0]
 
 
 def across_time_then_bands(
@@ -279,6 +325,52 @@ class BandSplitSeparator(Separator):
         """
         return apply_complex_masks(self.decoder, spec, masks)  # [B, L, S]
 
+    def init_state(self, batch: int) -> dict:
+        """The state of ``batch`` new streams (causal blocks only: see ``Separator``).
+
+        Arguments
+        ---------
+        batch : int
+            Number of streams.
+
+        Returns
+        -------
+        dict
+            The STFT's buffers and each block's state.
+        """
+        self.check_streaming(batch)
+        window = self.encoder.stft.window
+        stft = StreamingSTFT(window, self.hop_length)
+        return {"stft": stft, "stft_state": stft.init_state(batch), "batch": batch,
+                "blocks": [block.init_state(batch * self.num_bands) for block in self.blocks]}
+
+    def stream_chunk(self, chunk: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        """The separation of the samples ``chunk`` finishes (see ``Separator.forward_streaming``).
+
+        Arguments
+        ---------
+        chunk : torch.Tensor
+            ``[B, n]`` the next samples, in the parameters' dtype.
+        state : dict
+            From :meth:`init_state` or the previous call.
+
+        Returns
+        -------
+        tuple
+            ``[B, m, S]`` the next ``m`` output samples, and the state.
+        """
+        stft, buffers = state["stft"], state["stft_state"]
+        spec = stft.analyse(chunk, buffers)  # [B, F, k] complex, the frames completed
+        if spec.shape[-1] == 0:
+            estimates = spec.new_zeros(spec.shape[0], self.num_sources, *spec.shape[1:])
+        else:
+            z = self.band_split(spec)  # [B, k, K, N]
+            for i, block in enumerate(self.blocks):
+                z, state["blocks"][i] = block.forward_streaming(z, state["blocks"][i])
+            masks = self.mask_estimator(z).float()  # [B, S, F, k, 2]
+            estimates = torch.view_as_complex(masks.contiguous()) * spec.unsqueeze(1)
+        return stft.synthesise(estimates, buffers).transpose(1, 2), state  # [B, m, S]
+
 
 class BSRNN(BandSplitSeparator):
     """Band-split RNN separator: mixture ``[B, T]`` -> ``num_sources`` sources ``[B, T, S]``.
@@ -307,6 +399,11 @@ class BSRNN(BandSplitSeparator):
         Band-and-sequence blocks (each a time and a band BLSTM).
     mask_hidden_dim : int or None
         Hidden units of the per-band mask MLPs; ``None`` means ``4 * feature_dim`` (the paper).
+    causal : bool
+        Unidirectional LSTMs across time (``hidden_dim`` units; the band BLSTMs stay), so the
+        output at sample ``n`` depends on the input up to ``n + n_fft - 2`` (the STFT window)
+        and the model streams (``init_state`` / ``forward_streaming``): ``lookahead`` is
+        ``n_fft - 2`` (the periodic Hann window is zero at its first sample).
 
     Example
     -------
@@ -316,6 +413,14 @@ class BSRNN(BandSplitSeparator):
     torch.Size([3, 1001, 2])
     >>> model.num_bands
     30
+    >>> live = BSRNN(num_sources=2, sample_rate=8000, n_fft=128, hop_length=32,
+    ...              band_plan="speech", feature_dim=8, hidden_dim=8, num_blocks=1,
+    ...              causal=True).eval()
+    >>> live.causal, live.lookahead
+    (True, 126)
+    >>> out, state = live.forward_streaming(torch.randn(3, 320), live.init_state(3))
+    >>> out.shape  # the samples the first 320 finish: 320 - n_fft + hop
+    torch.Size([3, 224, 2])
     """
 
     def __init__(
@@ -329,15 +434,23 @@ class BSRNN(BandSplitSeparator):
         hidden_dim: int = 256,
         num_blocks: int = 10,
         mask_hidden_dim: int | None = None,
+        causal: bool = False,
     ) -> None:
         check_positive_int(feature_dim=feature_dim, hidden_dim=hidden_dim, num_blocks=num_blocks)
+        if not isinstance(causal, bool):
+            raise ValueError(f"causal must be True or False, got {causal!r}")
         super().__init__(
             num_sources=num_sources, sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length,
             band_plan=band_plan, feature_dim=feature_dim,
             mask_hidden_dim=4 * feature_dim if mask_hidden_dim is None else mask_hidden_dim,
-            blocks=lambda: (BandSequenceBlock(feature_dim, hidden_dim) for _ in range(num_blocks)),
+            blocks=lambda: (BandSequenceBlock(feature_dim, hidden_dim, causal)
+                            for _ in range(num_blocks)),
             norm="layer",
         )
+        self.causal = causal
+        # output n is touched by the frames whose windows cover it; the periodic Hann window is
+        # 0 at its first sample, so the latest of them ends n_fft - 2 samples after n
+        self.lookahead = n_fft - 2 if causal else None
 
 
 

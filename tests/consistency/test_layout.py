@@ -23,7 +23,7 @@ ROWS = {
                      "lengths", "dataio", "safe_hparams", "pretrained", "output_files"), 0),
     **dict.fromkeys(("evaluation", "chunking", "model_folder", "checkpointing", "schedulers",
                      "recipe", "transfer", "intonation", "stems"), 1),
-    **dict.fromkeys(("brain", "brain_evaluation", "inference", "transcribe"), 2),
+    **dict.fromkeys(("brain", "brain_evaluation", "inference", "streaming", "transcribe"), 2),
     **dict.fromkeys(("finetune", "asr_frontend", "cli"), 3),
 }
 

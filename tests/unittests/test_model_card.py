@@ -61,7 +61,8 @@ def test_description_records_the_constructor_call():
         "gass_modules.lobes.bsrnn.BSRNN",
         {"num_sources": 2, "sample_rate": 8000, "n_fft": 128, "hop_length": 32,
          "band_plan": [[0, 1000], [1000, float("inf")]], "feature_dim": 8, "hidden_dim": 8,
-         "num_blocks": 1, "mask_hidden_dim": None},  # defaults included, tuples as lists
+         "num_blocks": 1, "mask_hidden_dim": None, "causal": False},
+        # defaults included, tuples as lists
         8000, 2)
     # the recorded arguments are a copy: changing the description changes nothing recorded
     model.describe().arguments["num_blocks"] = 5

@@ -45,6 +45,7 @@ EXPECTED_PARAMS = {
     "bs_roformer_music": 93.4e6,
     "tiger_small": 0.82e6,  # TIGER small (Xu et al. 2025), 0.82 M at 16 kHz with 2 sources
     "tiger": 0.82e6,  # TIGER at GASS's 4 outputs: the paper's size, 2 more mask outputs
+    "bsrnn_causal": 0.85e6,  # bsrnn_small's widths, unidirectional time LSTMs (#28)
 }
 PARAM_TOLERANCE = 0.15
 
@@ -241,3 +242,73 @@ def test_float64_and_nonfinite_mixtures_behave_the_same_for_every_card(card):
         bad[0, 5] = value
         with pytest.raises(ValueError, match="NaN or Inf samples .*sample 5"):
             model(bad)
+
+
+# ---- causal cards (#28): the ``causal: true`` flag, streaming equals the full forward ----
+
+STREAM_CHUNKS = (37, 160, 641, 4000)  # samples per call, aligned and not with the hop
+
+
+def test_causal_flag_matches_the_card(card):
+    """The card's ``causal`` flag (default false) is the separator's ``causal`` attribute; a
+    non-causal separator refuses to stream with a message naming the causal cards."""
+    hparams = load_card(card)
+    model = hparams["separator"]
+    assert model.causal is bool(hparams.get("causal", False))
+    if not model.causal:
+        assert model.lookahead is None
+        with pytest.raises(TypeError, match="not causal"):
+            model.init_state(1)
+    else:
+        assert isinstance(model.lookahead, int) and model.lookahead >= 0
+
+
+def causal_cards() -> list[Path]:
+    """The cards that say ``causal: true``."""
+    return [c for c in CARDS if load_card(c).get("causal", False)]
+
+
+@pytest.mark.parametrize("card", causal_cards(), ids=lambda c: c.stem)
+@pytest.mark.parametrize("chunk", STREAM_CHUNKS)
+def test_streaming_equals_the_full_causal_forward(card, chunk):
+    """Fed in chunks of any size, ``forward_streaming`` gives what ``forward`` gives on the
+    whole signal: max abs difference <= 1e-5 (float32) on every sample it has finished, and at
+    least all but the look-ahead are finished."""
+    model = load_separator(card)
+    mix = 0.5 * torch.randn(2, model.sample_rate // 2)  # [B, T]
+    with torch.no_grad():
+        full = model(mix)  # [B, T, S]
+        state = model.init_state(2)
+        outs = []
+        for piece in mix.split(chunk, dim=1):
+            out, state = model.forward_streaming(piece, state)
+            outs.append(out)
+    streamed = torch.cat(outs, dim=1)
+    assert mix.shape[1] - model.lookahead - 1 <= streamed.shape[1] <= mix.shape[1]
+    assert float((streamed - full[:, :streamed.shape[1]]).abs().max()) <= 1e-5
+
+
+@pytest.mark.parametrize("card", causal_cards(), ids=lambda c: c.stem)
+def test_outputs_do_not_depend_on_input_after_the_lookahead(card):
+    """The first ``N`` output samples are the same whatever follows input ``N + lookahead``;
+    and the look-ahead is tight: for some ``N`` in every stride, sample ``N + lookahead - 1``
+    matters."""
+    model = load_separator(card)
+    length = model.sample_rate // 4
+    mix = torch.randn(1, length)
+    with torch.no_grad():
+        full = model(mix)
+        for n in (1, model.stride // 3, length // 2 + 5):
+            changed = mix.clone()
+            changed[:, n + model.lookahead:] = 3 * torch.randn(1, length - n - model.lookahead)
+            assert torch.equal(model(changed)[:, :n], full[:, :n])
+        # one item per N of a whole stride (items are independent): change sample N + la - 1
+        starts = range(length // 4, length // 4 + model.stride)
+        later = mix.repeat(len(starts), 1)
+        for i, n in enumerate(starts):
+            # large: at the edge of an analysis and a synthesis window (Hann weights ~1e-5
+            # each) a unit change moves the output by less than float32's resolution
+            later[i, n + model.lookahead - 1] += 1e3
+        out = model(later)
+    matters = [not torch.equal(out[i, :n], full[0, :n]) for i, n in enumerate(starts)]
+    assert any(matters), "the declared look-ahead is larger than the model's"

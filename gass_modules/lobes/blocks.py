@@ -456,7 +456,14 @@ class STFTEncoder(nn.Module):
             ``[B, F, N]`` complex spectra.
         """
         _check_dims(wave, (2,), "a waveform batch [B, L]")
-        return self.stft(wave.float())  # [B, F, N]; the STFT runs in float32 under autocast
+        # torchaudio's functional.spectrogram is this torch.stft call (power=None,
+        # normalized=False) behind a torch.jit.isinstance check that dynamo cannot trace (a graph
+        # break per call), so the transform supplies the window and settings and we call it here.
+        t = self.stft
+        return torch.stft(wave.float(), n_fft=t.n_fft, hop_length=t.hop_length,
+                          win_length=t.win_length, window=t.window, center=t.center,
+                          pad_mode=t.pad_mode, normalized=False, onesided=t.onesided,
+                          return_complex=True)  # [B, F, N]; float32 STFT under autocast
 
 
 class ISTFTDecoder(nn.Module):
@@ -509,7 +516,13 @@ class ISTFTDecoder(nn.Module):
         if not spec.is_complex() or spec.shape[-2] != self.num_bins:
             raise ValueError(f"expected complex spectra with {self.num_bins} bins in dim -2, got "
                              f"{spec.dtype} of shape {tuple(spec.shape)}")
-        return self.istft(spec)
+        t = self.istft  # torch.istft as torchaudio's inverse_spectrogram calls it (see above)
+        lead = spec.shape[:-2]
+        wave = torch.istft(spec.reshape(-1, spec.shape[-2], spec.shape[-1]), n_fft=t.n_fft,
+                           hop_length=t.hop_length, win_length=t.win_length, window=t.window,
+                           center=t.center, normalized=False, onesided=t.onesided,
+                           return_complex=False)  # [*, L]
+        return wave.reshape(*lead, wave.shape[-1])
 
 
 def complex_to_channels(spec: torch.Tensor) -> torch.Tensor:

@@ -456,14 +456,11 @@ class STFTEncoder(nn.Module):
             ``[B, F, N]`` complex spectra.
         """
         _check_dims(wave, (2,), "a waveform batch [B, L]")
-        # torchaudio's functional.spectrogram is this torch.stft call (power=None,
-        # normalized=False) behind a torch.jit.isinstance check that dynamo cannot trace (a graph
-        # break per call), so the transform supplies the window and settings and we call it here.
+        # torchaudio's spectrogram is this torch.stft call behind a torch.jit.isinstance that
+        # dynamo cannot trace (a graph break); its transform keeps the window and settings.
         t = self.stft
-        return torch.stft(wave.float(), n_fft=t.n_fft, hop_length=t.hop_length,
-                          win_length=t.win_length, window=t.window, center=t.center,
-                          pad_mode=t.pad_mode, normalized=False, onesided=t.onesided,
-                          return_complex=True)  # [B, F, N]; float32 STFT under autocast
+        return torch.stft(wave.float(), t.n_fft, t.hop_length, t.win_length, t.window, t.center,
+                          t.pad_mode, False, t.onesided, return_complex=True)  # [B, F, N] f32
 
 
 class ISTFTDecoder(nn.Module):
@@ -517,12 +514,9 @@ class ISTFTDecoder(nn.Module):
             raise ValueError(f"expected complex spectra with {self.num_bins} bins in dim -2, got "
                              f"{spec.dtype} of shape {tuple(spec.shape)}")
         t = self.istft  # torch.istft as torchaudio's inverse_spectrogram calls it (see above)
-        lead = spec.shape[:-2]
-        wave = torch.istft(spec.reshape(-1, spec.shape[-2], spec.shape[-1]), n_fft=t.n_fft,
-                           hop_length=t.hop_length, win_length=t.win_length, window=t.window,
-                           center=t.center, normalized=False, onesided=t.onesided,
-                           return_complex=False)  # [*, L]
-        return wave.reshape(*lead, wave.shape[-1])
+        wave = torch.istft(spec.reshape((-1,) + spec.shape[-2:]), t.n_fft, t.hop_length,
+                           t.win_length, t.window, t.center, False, t.onesided)  # [*, L]
+        return wave.reshape(spec.shape[:-2] + wave.shape[-1:])
 
 
 def complex_to_channels(spec: torch.Tensor) -> torch.Tensor:

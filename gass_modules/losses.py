@@ -234,12 +234,11 @@ def _log_mse_matrix(targets: torch.Tensor, estimates: torch.Tensor,
     sync_free = is_sync_free()
     octaves = None
     if sync_free and dtype == torch.float32:
-        inputs = (targets, estimates) if mixtures is None else (targets, estimates, mixtures)
-        scale, octaves = _power_of_two_scales(*inputs)  # [B] each
-        targets = targets * scale[:, None, None]
-        estimates = estimates * scale[:, None, None]
-        if mixtures is not None:
-            mixtures = mixtures.to(dtype) * scale[:, None]
+        mixtures = None if mixtures is None else mixtures.to(dtype)
+        scale, octaves = _power_of_two_scales(targets, estimates, *(
+            () if mixtures is None else (mixtures,)))  # [B] each
+        targets, estimates = targets * scale[:, None, None], estimates * scale[:, None, None]
+        mixtures = None if mixtures is None else mixtures * scale[:, None]
     gram, est_energy, cross = _GramStats.apply(targets, estimates)
     tgt_energy = gram.diagonal(dim1=1, dim2=2)  # [B, S]: ‖s_i‖²
     if mixtures is None:
@@ -248,8 +247,7 @@ def _log_mse_matrix(targets: torch.Tensor, estimates: torch.Tensor,
         mix = mixtures.to(dtype)
         mix_energy = (mix * mix).sum(dim=1)  # [B]
     stats = torch.cat([tgt_energy, est_energy, mix_energy.unsqueeze(1)], dim=1)  # [B, 2S + 1]
-    # Checked mode: one host sync per call (False for NaN/Inf too) for float32 overflow and bad
-    # inputs.
+    # Checked mode: one host sync per call (False for NaN/Inf too): float32 overflow, bad inputs.
     if not sync_free and not bool((stats <= _FLOAT32_ENERGY_MAX).all()):
         if dtype != torch.float64:
             return None
@@ -371,7 +369,8 @@ def best_permutation(matrix: torch.Tensor, method: str = "auto") -> torch.Tensor
     ---------
     matrix : torch.Tensor
         ``[B, S, S]`` pairwise losses, entry ``[b, i, j]`` = loss of estimate ``j`` against
-        target ``i`` (as :func:`pairwise_log_mse` returns); must be finite.
+        target ``i`` (as :func:`pairwise_log_mse` returns); must be finite (checked outside
+        sync-free mode; there a NaN matrix gives some permutation and the loss stays NaN).
     method : str
         ``"auto"`` (exhaustive for ``S ≤ 4``, Hungarian above), ``"exhaustive"`` (tensor search
         over all ``S!`` permutations, ``S ≤ 8``) or ``"hungarian"`` (scipy

@@ -354,9 +354,10 @@ def test_bad_permutation_inputs_raise():
 
 
 @pytest.mark.parametrize("with_mixture", [False, True])
-def test_sync_free_mode_is_bit_identical_for_audio_amplitudes(with_mixture):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_sync_free_mode_is_bit_identical_for_audio_amplitudes(with_mixture, dtype):
     """Sync-free (training) mode gives the same losses and gradients, bit for bit."""
-    targets, estimates = make_batch(silent=SCENARIOS["some_silent"])
+    targets, estimates = (x.to(dtype) for x in make_batch(silent=SCENARIOS["some_silent"]))
     mixtures = targets.sum(-1) + 0.01 if with_mixture else None
     results = []
     for mode in (False, True):

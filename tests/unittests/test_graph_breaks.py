@@ -110,7 +110,7 @@ class HostReads(TorchFunctionMode):
 
 
 @pytest.mark.parametrize("card", [BUNDLED_CARD, *(c for c in CARDS if c.stem in (
-    "bsrnn_small", "bs_roformer", "tdanet_paper"))], ids=card_id)
+    "bsrnn_small", "bs_roformer", "tdanet_paper", "tiger_small"))], ids=card_id)
 def test_sync_free_training_step_reads_nothing_on_the_host(card):
     model = training_model(card)
     mix, targets = batch(model)

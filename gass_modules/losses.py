@@ -31,6 +31,14 @@ Numerics (all documented choices):
   the loss by < 1e-5 dB while ``τ‖s‖² > 1e-24``, i.e. peak amplitudes above ~1e-13);
 * inputs with NaN or Inf raise a ``ValueError`` naming the tensor and batch items.
 
+Sync-free mode (``gass_modules.sync_free``: inside ``sync_free()`` and under ``torch.compile``;
+the training loop turns it on) reads no tensor value on the host: NaN/Inf inputs give a
+non-finite loss for their batch items instead of the error (the training loop skips such a step
+with an on-device flag); float32 overflow is avoided by scaling each item by an exact power of two
+(``2^-k``, ``k = 0`` unless the peak amplitude reaches ``2^40``) and adding ``6.02·k`` dB back,
+instead of a float64 retry; ``permute`` checks its permutations with ``torch._assert_async``.
+The Hungarian search (``S > 4``) still runs on the host in both modes.
+
 Authors
  * gass developers 2026
 """
@@ -44,6 +52,8 @@ import math
 import numpy
 import torch
 from scipy.optimize import linear_sum_assignment
+
+from gass_modules.sync_free import is_sync_free
 
 __all__ = [
     "LOG_EPS",
@@ -64,6 +74,10 @@ _EXHAUSTIVE_LIMIT = 8
 # Energies above this are recomputed in float64 (float32 overflows at 3.4e38; the cancellation
 # sums up to 4x the largest energy).
 _FLOAT32_ENERGY_MAX = 1e36
+# Sync-free mode scales float32 inputs by 2^-k so that their peak stays below 2^40: energies then
+# stay below T·S²·2^80, far from float32's 2^128 for any realistic T and S.
+_SYNC_FREE_PEAK_EXPONENT = 40
+_DB_PER_OCTAVE = 20.0 * math.log10(2.0)  # the loss shift of an amplitude scale of 2
 
 
 def check_sources(targets: torch.Tensor, estimates: torch.Tensor,
@@ -193,12 +207,38 @@ def _add_scaled_sources_(out: torch.Tensor, x: torch.Tensor, scale: torch.Tensor
     out.view(shape).addcmul_(x.view(shape), scale.repeat(1, k).unsqueeze(1))
 
 
+def _power_of_two_scales(*tensors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-item exact scales ``2^-k`` bringing float32 peaks below ``2^40``, and ``k`` (float).
+
+    ``k = 0`` (scale exactly 1) unless an item's peak amplitude reaches ``2^40``. Computed on
+    the device from the float32 exponent bits, so it is exact and needs no host sync.
+    """
+    peak = torch.stack([x.detach().abs().flatten(1).amax(dim=1) for x in tensors], 1).amax(1)
+    biased = (peak.view(torch.int32) >> 23) & 0xFF  # [B]: peak < 2^(biased - 126)
+    k = (biased - (126 + _SYNC_FREE_PEAK_EXPONENT)).clamp_min(0)  # [B]; NaN/Inf: 89, harmless
+    scale = ((127 - k) << 23).view(torch.float32)  # [B]: exactly 2^-k
+    return scale, k.to(torch.float32)
+
+
 def _log_mse_matrix(targets: torch.Tensor, estimates: torch.Tensor,
                     mixtures: torch.Tensor | None, snr_max: float, zero_snr_max: float,
                     dtype: torch.dtype) -> torch.Tensor | None:
-    """The pairwise matrix in ``dtype``, or None when energies overflow it (caller retries)."""
+    """The pairwise matrix in ``dtype``, or None when energies overflow it (caller retries).
+
+    In sync-free mode it never returns None and reads nothing on the host: float32 inputs are
+    scaled by exact powers of two instead (results are bit-identical while peaks stay below
+    ``2^40``), and non-finite inputs give non-finite entries instead of an error.
+    """
     targets = targets.to(dtype)  # no copy when already in dtype
     estimates = estimates.to(dtype)
+    sync_free = is_sync_free()
+    octaves = None
+    if sync_free and dtype == torch.float32:
+        mixtures = None if mixtures is None else mixtures.to(dtype)
+        scale, octaves = _power_of_two_scales(targets, estimates, *(
+            () if mixtures is None else (mixtures,)))  # [B] each
+        targets, estimates = targets * scale[:, None, None], estimates * scale[:, None, None]
+        mixtures = None if mixtures is None else mixtures * scale[:, None]
     gram, est_energy, cross = _GramStats.apply(targets, estimates)
     tgt_energy = gram.diagonal(dim1=1, dim2=2)  # [B, S]: ‖s_i‖²
     if mixtures is None:
@@ -207,8 +247,8 @@ def _log_mse_matrix(targets: torch.Tensor, estimates: torch.Tensor,
         mix = mixtures.to(dtype)
         mix_energy = (mix * mix).sum(dim=1)  # [B]
     stats = torch.cat([tgt_energy, est_energy, mix_energy.unsqueeze(1)], dim=1)  # [B, 2S + 1]
-    # One host sync per call (False for NaN/Inf too): catches float32 overflow and bad inputs.
-    if not bool((stats <= _FLOAT32_ENERGY_MAX).all()):
+    # Checked mode: one host sync per call (False for NaN/Inf too): float32 overflow, bad inputs.
+    if not sync_free and not bool((stats <= _FLOAT32_ENERGY_MAX).all()):
         if dtype != torch.float64:
             return None
         if not bool(torch.isfinite(stats).all()):
@@ -219,7 +259,10 @@ def _log_mse_matrix(targets: torch.Tensor, estimates: torch.Tensor,
     error = (tgt_energy.unsqueeze(2) + est_energy.unsqueeze(1) - 2.0 * cross).clamp_min(0.0)
     active = tgt_energy > 0  # [B, S]
     threshold = torch.where(active, tau * tgt_energy, tau0 * mix_energy.unsqueeze(1))  # [B, S]
-    return 10.0 * torch.log10(error + threshold.unsqueeze(2) + LOG_EPS)  # [B, S, S]
+    matrix = 10.0 * torch.log10(error + threshold.unsqueeze(2) + LOG_EPS)  # [B, S, S]
+    if octaves is not None:  # undo the sync-free scaling: 2^-k in amplitude is −6.02·k dB
+        matrix = matrix + (_DB_PER_OCTAVE * octaves)[:, None, None]
+    return matrix
 
 
 def _raise_non_finite(targets: torch.Tensor, estimates: torch.Tensor,
@@ -303,7 +346,10 @@ def _permutation_table(num_sources: int, device: torch.device) -> torch.Tensor:
 def _exhaustive_search(matrix: torch.Tensor) -> torch.Tensor:
     """Best permutation by scoring all ``S!`` permutations at once (no Python loop)."""
     sources = matrix.shape[-1]
-    table = _permutation_table(sources, matrix.device)  # [K, S]
+    # dynamo traces the table's construction into the graph as a constant (it ignores the cache)
+    table_of = _permutation_table.__wrapped__ if torch.compiler.is_compiling() else (
+        _permutation_table)
+    table = table_of(sources, matrix.device)  # [K, S]
     rows = torch.arange(sources, device=matrix.device)  # [S]
     costs = matrix[:, rows, table].sum(dim=-1)  # [B, K]: Σ_i matrix[b, i, table[k, i]]
     return table[costs.argmin(dim=-1)]  # [B, S]
@@ -323,7 +369,8 @@ def best_permutation(matrix: torch.Tensor, method: str = "auto") -> torch.Tensor
     ---------
     matrix : torch.Tensor
         ``[B, S, S]`` pairwise losses, entry ``[b, i, j]`` = loss of estimate ``j`` against
-        target ``i`` (as :func:`pairwise_log_mse` returns); must be finite.
+        target ``i`` (as :func:`pairwise_log_mse` returns); must be finite (checked outside
+        sync-free mode; there a NaN matrix gives some permutation and the loss stays NaN).
     method : str
         ``"auto"`` (exhaustive for ``S ≤ 4``, Hungarian above), ``"exhaustive"`` (tensor search
         over all ``S!`` permutations, ``S ≤ 8``) or ``"hungarian"`` (scipy
@@ -356,7 +403,7 @@ def best_permutation(matrix: torch.Tensor, method: str = "auto") -> torch.Tensor
     if method == "exhaustive" and sources > _EXHAUSTIVE_LIMIT:
         raise ValueError(f"exhaustive search over {sources}! permutations is too large (at most "
                          f"{_EXHAUSTIVE_LIMIT} sources); use method='hungarian'")
-    if not bool(torch.isfinite(matrix).all()):
+    if not is_sync_free() and not bool(torch.isfinite(matrix).all()):  # sync-free: NaN loss
         raise ValueError("the pairwise matrix holds NaN or Inf; no permutation is defined there")
     with torch.no_grad():
         if method == "hungarian" or (method == "auto" and sources > _EXHAUSTIVE_MAX_SOURCES):
@@ -372,7 +419,10 @@ def _check_perm(perm: torch.Tensor, batch: int, sources: int) -> None:
         raise ValueError(f"expected perm as an integer tensor of shape [B, S] = "
                          f"{(batch, sources)}, got {perm.dtype} {tuple(perm.shape)}")
     expected = torch.arange(sources, device=perm.device).expand(batch, sources)
-    if not bool((perm.sort(dim=1).values == expected).all()):
+    valid = (perm.sort(dim=1).values == expected).all()
+    if is_sync_free():  # fails on the device, without a host sync (fatal to a CUDA context)
+        torch._assert_async(valid, "every row of perm must be a permutation of 0..S-1")
+    elif not bool(valid):
         raise ValueError(f"every row of perm must be a permutation of 0..{sources - 1}, got "
                          f"{perm.tolist()}")
 

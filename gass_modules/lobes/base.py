@@ -27,6 +27,8 @@ import torch
 from torch import nn
 from torch.export import Dim, ExportedProgram
 
+from gass_modules.sync_free import is_sync_free
+
 _ARGUMENTS = "_gass_constructor_arguments"  # where a separator keeps its recorded arguments
 
 
@@ -261,7 +263,9 @@ class Separator(nn.Module):
 
         Every separator behaves the same way on its input: a floating-point mixture of another
         dtype than the model's parameters (e.g. float64 audio) is converted to theirs, and a
-        mixture holding NaN or Inf is refused (outside ``torch.compile`` tracing).
+        mixture holding NaN or Inf is refused, except in sync-free mode
+        (``gass_modules.sync_free``: training, ``torch.compile`` tracing), where it gives
+        non-finite outputs instead of a host sync.
 
         Arguments
         ---------
@@ -289,7 +293,9 @@ class Separator(nn.Module):
         ValueError: the mixture contains NaN or Inf samples (first at batch item 0, sample 1); ...
         """
         check_mixture(mix)
-        if not torch.compiler.is_compiling() and not bool(torch.isfinite(mix).all()):
+        # Sync-free mode (training, tracing) reads no value on the host: a NaN/Inf mixture then
+        # gives non-finite outputs, which the loss and the training loop flag on the device.
+        if not is_sync_free() and not bool(torch.isfinite(mix).all()):
             b, t = (~torch.isfinite(mix)).nonzero()[0].tolist()
             raise ValueError(f"the mixture contains NaN or Inf samples (first at batch item {b}, "
                              f"sample {t}); expected finite audio: replace them (e.g. "

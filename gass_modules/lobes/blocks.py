@@ -456,7 +456,11 @@ class STFTEncoder(nn.Module):
             ``[B, F, N]`` complex spectra.
         """
         _check_dims(wave, (2,), "a waveform batch [B, L]")
-        return self.stft(wave.float())  # [B, F, N]; the STFT runs in float32 under autocast
+        # torchaudio's spectrogram is this torch.stft call behind a torch.jit.isinstance that
+        # dynamo cannot trace (a graph break); its transform keeps the window and settings.
+        t = self.stft
+        return torch.stft(wave.float(), t.n_fft, t.hop_length, t.win_length, t.window, t.center,
+                          t.pad_mode, False, t.onesided, return_complex=True)  # [B, F, N] f32
 
 
 class ISTFTDecoder(nn.Module):
@@ -509,7 +513,10 @@ class ISTFTDecoder(nn.Module):
         if not spec.is_complex() or spec.shape[-2] != self.num_bins:
             raise ValueError(f"expected complex spectra with {self.num_bins} bins in dim -2, got "
                              f"{spec.dtype} of shape {tuple(spec.shape)}")
-        return self.istft(spec)
+        t = self.istft  # torch.istft as torchaudio's inverse_spectrogram calls it (see above)
+        wave = torch.istft(spec.reshape((-1,) + spec.shape[-2:]), t.n_fft, t.hop_length,
+                           t.win_length, t.window, t.center, False, t.onesided)  # [*, L]
+        return wave.reshape(spec.shape[:-2] + wave.shape[-1:])
 
 
 def complex_to_channels(spec: torch.Tensor) -> torch.Tensor:

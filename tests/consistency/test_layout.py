@@ -20,7 +20,8 @@ LIMIT = 620  # "about 600 lines"
 # ones) are not checked here; add them when they join the map.
 ROWS = {
     **dict.fromkeys(("compat", "lobes", "losses", "metrics", "benchmark_metrics", "audio",
-                     "lengths", "dataio", "safe_hparams", "pretrained", "output_files"), 0),
+                     "lengths", "dataio", "safe_hparams", "pretrained", "output_files",
+                     "sync_free"), 0),
     **dict.fromkeys(("evaluation", "chunking", "model_folder", "checkpointing", "schedulers",
                      "recipe", "transfer", "intonation", "stems"), 1),
     **dict.fromkeys(("brain", "brain_evaluation", "inference", "streaming", "transcribe"), 2),

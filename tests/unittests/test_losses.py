@@ -22,6 +22,7 @@ from gass_modules.losses import (
     permute,
     pit_log_mse,
 )
+from gass_modules.sync_free import sync_free
 
 
 def ref_matrix(targets, estimates, mixtures=None, snr_max=30.0, zero_snr_max=20.0):
@@ -350,6 +351,55 @@ def test_bad_permutation_inputs_raise():
         permute(torch.zeros(1, 5, 3), torch.tensor([[0, 0, 1]]))
     with pytest.raises(ValueError, match="integer tensor of shape"):
         permute(torch.zeros(1, 5, 3), torch.tensor([[0.0, 1.0, 2.0]]))
+
+
+@pytest.mark.parametrize("with_mixture", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_sync_free_mode_is_bit_identical_for_audio_amplitudes(with_mixture, dtype):
+    """Sync-free (training) mode gives the same losses and gradients, bit for bit."""
+    targets, estimates = (x.to(dtype) for x in make_batch(silent=SCENARIOS["some_silent"]))
+    mixtures = targets.sum(-1) + 0.01 if with_mixture else None
+    results = []
+    for mode in (False, True):
+        est = estimates.clone().requires_grad_()
+        with sync_free(mode):
+            loss = pit_log_mse(targets, est, mixtures)
+        loss.sum().backward()
+        results.append((loss.detach(), est.grad))
+    assert torch.equal(results[0][0], results[1][0])
+    assert torch.equal(results[0][1], results[1][1])
+
+
+@pytest.mark.parametrize("scale", [1e12, 1e25, 1e35])
+def test_sync_free_mode_rescales_instead_of_the_float64_retry(scale):
+    """Amplitudes whose energies overflow float32 (one item only): the float64 reference
+    values for every item, by exact power-of-two scaling on the device."""
+    targets, estimates = make_batch(silent=SCENARIOS["some_silent"])
+    targets[1], estimates[1] = targets[1] * scale, estimates[1] * scale
+    ref = ref_matrix(targets.double(), estimates.double())
+    with sync_free():
+        matrix = pairwise_log_mse(targets, estimates)
+        loss = pit_log_mse(targets, estimates)
+    np.testing.assert_allclose(matrix.numpy(), ref, atol=2e-3)
+    np.testing.assert_allclose(loss.numpy(), ref_pit(ref)[0], atol=2e-3)
+
+
+def test_sync_free_mode_turns_bad_values_into_nan_losses_not_errors():
+    """Non-finite inputs: a non-finite loss for those items only (the training loop skips the
+    step on the device); an invalid permutation still fails, through torch._assert_async."""
+    targets, estimates = make_batch(silent=SCENARIOS["some_silent"])
+    reference = pit_log_mse(targets, estimates)
+    estimates[1, 7, 2] = float("nan")
+    targets[2, 0, 0] = float("inf")
+    with sync_free():
+        loss = pit_log_mse(targets, estimates)
+        assert best_permutation(torch.full((1, 2, 2), float("nan"))).shape == (1, 2)
+        with pytest.raises(RuntimeError, match="permutation of 0..S-1"):
+            permute(torch.zeros(1, 5, 3), torch.tensor([[0, 0, 1]]))
+    assert torch.isfinite(loss).tolist() == [True, False, False]
+    assert loss[0] == reference[0]
+    with pytest.raises(ValueError, match=r"estimates \(batch items \[1\]\)"):
+        pit_log_mse(targets, estimates)  # checked mode again, outside the block
 
 
 def ref_consistency(estimates, mixture, weights):

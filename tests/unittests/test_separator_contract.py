@@ -26,6 +26,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.checkpoints import Checkpointer
 
 from gass_modules.lobes.base import Separator, export_separator
+from gass_modules.sync_free import sync_free
 
 ROOT = Path(__file__).resolve().parents[2]
 CARDS = sorted((ROOT / "hparams" / "models").glob("*.yaml"))
@@ -229,7 +230,8 @@ def test_checkpointer_round_trip(card, tmp_path):
 
 def test_float64_and_nonfinite_mixtures_behave_the_same_for_every_card(card):
     """Issue 17 item 8: float64 input gives the float32 result (TDANet-Wav and the paper card
-    raised a dtype error); NaN/Inf input raises a ValueError instead of passing through."""
+    raised a dtype error); NaN/Inf input raises a ValueError instead of passing through, except
+    in sync-free mode (training), where it gives non-finite estimates and no host sync."""
     model = load_separator(card, SMALL_OVERRIDES.get(card.stem))
     mix = torch.randn(1, model.stride + 3)
     with torch.no_grad():
@@ -242,6 +244,8 @@ def test_float64_and_nonfinite_mixtures_behave_the_same_for_every_card(card):
         bad[0, 5] = value
         with pytest.raises(ValueError, match="NaN or Inf samples .*sample 5"):
             model(bad)
+        with sync_free(), torch.no_grad():  # training: no host check, non-finite estimates
+            assert not torch.isfinite(model(bad)).all()
 
 
 # ---- causal cards (#28): the ``causal: true`` flag, streaming equals the full forward ----

@@ -12,8 +12,9 @@ and in its sample format when WAV has it), ``<name>.json`` (activity report: ene
 seconds per output, durations, settings) and, with ``--plot``, ``<name>.png`` (spectrograms of the
 mixture and the stems). Files found in a directory keep their sub-folder under ``--out``.
 
-Without ``--model`` the separator bundled with gass, GASS-mini (:mod:`gass_modules.pretrained`),
-is used; without ``--out`` the outputs go to ``./separated``.
+Without ``--model`` the best separator bundled with gass is used (GASS-base when it is bundled,
+else GASS-mini: :func:`gass_modules.pretrained.best_bundled_model`; ``--model gass-mini`` picks
+the small CPU model); without ``--out`` the outputs go to ``./separated``.
 
 Inputs are streamed (memory does not grow with their length; see
 :mod:`gass_modules.inference`). A bad input (missing, not audio, 0 samples, NaN/Inf samples,
@@ -52,7 +53,7 @@ from tqdm.auto import tqdm
 
 from gass_modules.audio import DEFAULT_THRESHOLD_DB, OutputLock, make_folder, write_text_atomic
 from gass_modules.inference import GASSSeparator
-from gass_modules.pretrained import DEFAULT_MODEL, resolve_model_source
+from gass_modules.pretrained import best_bundled_model, resolve_model_source
 from gass_modules.stems import Separation
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -80,10 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("inputs", nargs="+", metavar="IN",
                         help="audio files or directories (searched recursively for "
                              f"{', '.join(AUDIO_SUFFIXES)})")
-    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="DIR",
+    parser.add_argument("--model", default=best_bundled_model(), metavar="DIR",
                         help="model folder (hyperparams.yaml + separator.ckpt) or the name of a "
-                             f"bundled model (default: {DEFAULT_MODEL}, the general separator "
-                             "shipped with gass)")
+                             "bundled model: gass-base (16 kHz, when bundled) or gass-mini (the "
+                             "small 8-kHz CPU model); default: the best bundled model present, "
+                             f"here {best_bundled_model()}")
     parser.add_argument("--out", default="separated", metavar="DIR",
                         help="output folder (default: ./separated, as demucs does)")
     parser.add_argument("--chunk-seconds", type=float, default=None, metavar="S",

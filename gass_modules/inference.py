@@ -160,7 +160,8 @@ class GASSSeparator(Pretrained):
         ---------
         source : str or os.PathLike
             The model folder (``hyperparams.yaml`` + ``separator.ckpt``), or the name of a model
-            bundled with gass (``"gass-mini"``, see :mod:`gass_modules.pretrained`).
+            bundled with gass (``"gass-mini"``, ``"gass-base"`` when bundled; see
+            :mod:`gass_modules.pretrained`).
         hparams_file : str
             Name of the hyperparameter file inside ``source``.
         savedir : str or os.PathLike, optional

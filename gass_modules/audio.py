@@ -427,8 +427,13 @@ class _StemWriter:
 
     def __init__(self, out_dir: Path, stem: str, num_sources: int, sample_rate: int,
                  channels: int, subtype: str, num_frames: int, overwrite: bool,
-                 protected: frozenset[Path] = frozenset()) -> None:
-        self.finals = [out_dir / f"{stem}_s{s + 1}.wav" for s in range(num_sources)]
+                 protected: frozenset[Path] = frozenset(),
+                 labels: list[str] | None = None) -> None:
+        # <stem>_<label>.wav; by default the stems <stem>_s1.wav ... (their partial files are
+        # named by model output, o1 ..., as outputs are renamed to stems loudest first)
+        names = labels or [f"s{s + 1}" for s in range(num_sources)]
+        self.finals = [out_dir / f"{stem}_{name}.wav" for name in names]
+        part_names = labels or [f"o{s + 1}" for s in range(num_sources)]
         inputs = [str(p) for p in self.finals if p.resolve() in protected]
         if inputs:
             raise ValueError(f"the stems would be written over the input(s) {inputs}; choose an "
@@ -446,7 +451,8 @@ class _StemWriter:
         self.handles: list[sf.SoundFile] = []
         try:
             for s in range(num_sources):
-                self.parts.append(_temporary_file(out_dir, f".{stem}_o{s + 1}.", ".partial.wav"))
+                self.parts.append(_temporary_file(out_dir, f".{stem}_{part_names[s]}.",
+                                                  ".partial.wav"))
                 self.handles.append(sf.SoundFile(self.parts[-1], "w", sample_rate, channels,
                                                  self.subtype, format=fmt))
         except BaseException:

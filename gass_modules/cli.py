@@ -4,13 +4,16 @@
 
     gass-separate IN... [--model DIR|NAME] [--out DIR] [--chunk-seconds S] [--overlap F]
                   [--device D] [--keep-silent] [--channels mix|each] [--threshold-db DB] [--plot]
-                  [--overwrite] [--trust-model-code]
+                  [--residual] [--overwrite] [--trust-model-code]
 
 Every input (a file, or a directory searched recursively for ``.wav``, ``.flac`` and ``.ogg``)
 gives ``<name>_s1.wav``, ``<name>_s2.wav``, ... (active sources, loudest first, at the input's rate
 and in its sample format when WAV has it), ``<name>.json`` (activity report: energies and active
 seconds per output, durations, settings) and, with ``--plot``, ``<name>.png`` (spectrograms of the
-mixture and the stems). Files found in a directory keep their sub-folder under ``--out``.
+mixture and the stems) and, with ``--residual``, ``<name>_residual.wav`` (the input minus the sum
+of the stems). When the model's rate is below the input's, the run says once that the stems stop
+at the model's band and the rest goes to the residual. Files found in a directory keep their
+sub-folder under ``--out``.
 
 Without ``--model`` the best separator bundled with gass is used (GASS-base when it is bundled,
 else GASS-mini: :func:`gass_modules.pretrained.best_bundled_model`; ``--model gass-mini`` picks
@@ -103,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold-db", type=float, default=DEFAULT_THRESHOLD_DB, metavar="DB",
                         help="an output is active when its energy relative to the mixture is "
                              f"at least DB decibels (default {DEFAULT_THRESHOLD_DB})")
+    parser.add_argument("--residual", action="store_true",
+                        help="also write <name>_residual.wav, the input minus the sum of the "
+                             "stems (what the model put in no stem, e.g. content above its band "
+                             "when its rate is below the input's)")
     parser.add_argument("--plot", action="store_true",
                         help="also write <name>.png with spectrograms of the mixture and stems")
     parser.add_argument("--overwrite", action="store_true",
@@ -153,8 +160,9 @@ def previous_outputs(folder: Path) -> set[Path]:
             "input" not in data or "model_sample_rate" not in data
         ):
             continue
-        for source in data["sources"]:
-            name = source.get("file") if isinstance(source, dict) else None
+        names = [source.get("file") if isinstance(source, dict) else None
+                 for source in data["sources"]] + [data.get("residual_file")]
+        for name in names:
             if isinstance(name, str) and name and Path(name).name == name:
                 found.add((report.parent / name).resolve())
     return found
@@ -311,6 +319,7 @@ def _summary(path: Path, result: Separation, info: dict, args: argparse.Namespac
         "threshold_db": args.threshold_db,
         "num_active": result.num_active,
         "sources": sources,
+        "residual_file": result.residual_file.name if result.residual_file else None,
         "warnings": result.warnings,
     }
 
@@ -340,7 +349,7 @@ def _separate_one(model: GASSSeparator, path: Path, out_dir: Path,
             chunk_seconds=args.chunk_seconds, overlap=args.overlap,
             threshold_db=args.threshold_db, overwrite=args.overwrite,
             on_block=spectrogram.update if spectrogram else None, progress=True,
-            protected=inputs)
+            protected=inputs, residual=args.residual)
         described = {"sample_rate": info.samplerate, "channels": info.channels,
                      "format": info.format, "subtype": info.subtype,
                      "num_frames": result.num_frames}
@@ -420,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     inputs = frozenset(path.resolve() for path, _ in jobs)
     out_root = Path(args.out)
     done = 0
+    shown: set[str] = set()
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate)
@@ -435,7 +445,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             done += 1
             for note in result.warnings:
-                tqdm.write(f"gass-separate: WARNING {note}", file=sys.stderr)
+                if note not in shown:  # the same note (e.g. the model's band) once a run
+                    shown.add(note)
+                    tqdm.write(f"gass-separate: WARNING {note}", file=sys.stderr)
             tqdm.write(f"{path}: {result.num_active} active source(s) -> "
                        f"{', '.join(str(f) for f in result.files) or 'no stems'}")
     except KeyboardInterrupt as err:

@@ -4,7 +4,8 @@
 # evaluation, all under $OUT (at most 8 files, none over 16 MiB).
 #
 #   tools/device_gass_base.sh prepare    # HERE, once: wheels into .whl/, the 16-kHz corpus packed
-#                                        # into .gpu/corpus16, the 64-MiB tree limit checked
+#                                        # into .gpu/corpus16 (Opus 0.93, ~52 MiB), the 64-MiB
+#                                        # tree limit checked (GASS_CORPUS: the WAV corpus)
 #   tools/device_gass_base.sh run        # THERE: the device command (below)
 #   tools/device_gass_base.sh rehearse   # HERE: `run` on the CPU with a tiny budget and card
 #
@@ -48,19 +49,26 @@ if [ "$PHASE" = prepare ]; then
     # HERE: what the device call carries. The corpus: tools/build_demo_corpus.py --subset full
     # --sample-rate 16000 (built once into ~/.cache/gass/demo_corpus/full-16000).
     SRC=${GASS_CORPUS:-${GASS_CACHE:-$HOME/.cache/gass}/demo_corpus/full-16000}
-    LEVEL=${GASS_PACK_LEVEL:-1.0}
+    # Opus: the full tier at 16 kHz does not fit as Vorbis (tools/pack_corpus.py says why)
+    CODEC=${GASS_PACK_CODEC:-opus}
+    LEVEL=${GASS_PACK_LEVEL:-0.93}
     PYH=${PY:-.venv/bin/python}
-    grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo /.whl/ >> "$(git rev-parse --git-path info/exclude)"
-    grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo /.gpu/ >> "$(git rev-parse --git-path info/exclude)"
-    # the device image has torch, torchaudio, numpy, scipy, tqdm, pyyaml, joblib, sentencepiece
-    # and matplotlib (KINDS.md); these are what the recipe needs beside them (requirements.txt)
-    [ -d .whl ] || python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
-        --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-        --platform manylinux2014_x86_64 --platform any -d .whl speechbrain==1.1.2 \
-        hyperpyyaml==1.2.3 "ruamel.yaml<0.19" "ruamel.yaml.clib" soundfile==0.14.0 cffi \
-        pycparser fast-bss-eval==0.1.4 huggingface_hub
+    { git check-ignore -q .whl/x && git check-ignore -q .gpu/x; } || { echo ".whl and .gpu must be"\
+        "ignored (.gitignore)"; exit 1; }
+    # the device image has torch, torchaudio, numpy, scipy, tqdm, pyyaml, joblib, sentencepiece,
+    # huggingface-hub and matplotlib (KINDS.md); these are what the recipe needs beside them
+    # (requirements.txt), for its Python 3.12 (3.4 MiB); fast-bss-eval is an sdist: built here
+    if [ ! -d .whl ]; then
+        python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+            --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+            --platform manylinux2014_x86_64 -d .whl speechbrain==1.1.2 hyperpyyaml==1.2.3 \
+            ruamel.yaml==0.18.17 ruamel.yaml.clib==0.2.15 soundfile==0.14.0 cffi==2.1.1 \
+            pycparser==3.12
+        python3 -m pip wheel -q --no-deps -w .whl fast-bss-eval==0.1.4
+    fi
     rm -rf "$PACK"
-    "$PYH" tools/pack_corpus.py pack "$SRC" "$PACK" --level "$LEVEL" --workers 2
+    "$PYH" tools/pack_corpus.py pack "$SRC" "$PACK" --codec "$CODEC" --level "$LEVEL" \
+        --workers "${GASS_WORKERS:-2}"
     tree=$(( $(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1) ))
     carried=$(du -cb .whl "$PACK" | tail -1 | cut -f1)
     echo "tracked files $((tree / 1024 / 1024)) MiB + carried $((carried / 1024 / 1024)) MiB" \
@@ -77,7 +85,8 @@ if [ "$PHASE" = rehearse ]; then
     SMALL=${GASS_CORPUS:-${GASS_CACHE:-$HOME/.cache/gass}/demo_corpus/small-16000}
     rm -rf "$OUT" /tmp/gass_base_pack && mkdir -p "$OUT"
     export PY=${PY:-.venv/bin/python}
-    "$PY" tools/pack_corpus.py pack "$SMALL" /tmp/gass_base_pack --workers 2
+    "$PY" tools/pack_corpus.py pack "$SMALL" /tmp/gass_base_pack --codec opus --level 0.93 \
+        --workers 2
     export GASS_PACK=/tmp/gass_base_pack GASS_UNPACKED=/tmp/gass_base_corpus GASS_DEVICE=cpu
     export GASS_BENCH_DEVICE=cpu GASS_BENCH_S=${GASS_BENCH_S:-10} GASS_LIMIT_S=${GASS_LIMIT_S:-150}
     export GASS_START_S=${GASS_START_S:-45} GASS_RESERVE_S=${GASS_RESERVE_S:-40}

@@ -84,12 +84,12 @@ if [ "$PHASE" = rehearse ]; then
     export OUT=${OUT:-/tmp/gass_base_rehearsal}
     SMALL=${GASS_CORPUS:-${GASS_CACHE:-$HOME/.cache/gass}/demo_corpus/small-16000}
     rm -rf "$OUT" /tmp/gass_base_pack && mkdir -p "$OUT"
-    export PY=${PY:-.venv/bin/python}
+    export PY=${PY:-.venv/bin/python} GASS_NO_WHEELS=1  # .whl holds the device's Python 3.12
     "$PY" tools/pack_corpus.py pack "$SMALL" /tmp/gass_base_pack --codec opus --level 0.93 \
         --workers 2
     export GASS_PACK=/tmp/gass_base_pack GASS_UNPACKED=/tmp/gass_base_corpus GASS_DEVICE=cpu
-    export GASS_BENCH_DEVICE=cpu GASS_BENCH_S=${GASS_BENCH_S:-10} GASS_LIMIT_S=${GASS_LIMIT_S:-150}
-    export GASS_START_S=${GASS_START_S:-45} GASS_RESERVE_S=${GASS_RESERVE_S:-40}
+    export GASS_BENCH_DEVICE=cpu GASS_BENCH_S=${GASS_BENCH_S:-10} GASS_LIMIT_S=${GASS_LIMIT_S:-220}
+    export GASS_START_S=${GASS_START_S:-60} GASS_RESERVE_S=${GASS_RESERVE_S:-60}
     export GASS_TEST_MIXTURES=4 GASS_WORKERS=2 GASS_NUM_WORKERS=0
     export GASS_ARGS="--batch_size=4 --precision=fp32 --num_valid_mixtures=4 --steps_per_epoch=5
         --ckpt_interval_minutes=0 --warmup_steps=2 --segment_seconds=1.0"
@@ -106,7 +106,7 @@ mkdir -p "$OUT"
 LIMIT=${GASS_LIMIT_S:-560}
 DEADLINE=$((T0 + LIMIT))
 log() { echo "[$(($(date +%s) - T0)) s] $*" | tee -a "$OUT/device.log"; }
-if compgen -G ".whl/*.whl" > /dev/null; then
+if [ -z "${GASS_NO_WHEELS:-}" ] && compgen -G ".whl/*.whl" > /dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .whl/*.whl
     export PYTHONPATH=/tmp/site:$PWD

@@ -19,9 +19,10 @@
 #   (b) benchmarks/bench_train_step.py, if present  GASS_BENCH_S=180 (+30 s grace, then killed)
 #   (c) train gass_base.yaml, --max_train_minutes = what is left less GASS_START_S (45 s: the
 #       recipe's start) and GASS_RESERVE_S (75 s: the last validation, the quick test, the
-#       export and the copies); ~3.5-4 min. SeparationBrain stops after the update during
-#       which the minutes run out, validates, checkpoints, evaluates the best checkpoint and
-#       exports it; the learning rate reaches zero at that moment (WallClockLinearDecay).
+#       export and the copies): ~3-3.5 min (~6 without the bench). SeparationBrain stops
+#       after the update during which the minutes run out, validates, checkpoints, evaluates
+#       the best checkpoint and exports it; the learning rate reaches zero at that moment
+#       (WallClockLinearDecay).
 #       A `timeout` kills it if it overruns; a copy of the newest weights taken every 30 s
 #       then comes back instead.
 #   (d) the quick evaluation: GASS_TEST_MIXTURES (200) mixtures of the carried (lossy) valid

@@ -4,7 +4,7 @@
 # evaluation, all under $OUT (at most 8 files, none over 16 MiB).
 #
 #   tools/device_gass_base.sh prepare    # HERE, once: wheels into .whl/, the 16-kHz corpus packed
-#                                        # into .gpu/corpus16 (Opus 0.93, ~52 MiB), the 64-MiB
+#                                        # into .gpu/corpus16 (Opus 0.93, 51.3 MiB), the 64-MiB
 #                                        # tree limit checked (GASS_CORPUS: the WAV corpus)
 #   tools/device_gass_base.sh run        # THERE: the device command (below)
 #   tools/device_gass_base.sh rehearse   # HERE: `run` on the CPU with a tiny budget and card
@@ -15,7 +15,7 @@
 #
 # Phases of `run` and their expected times on an H100/H200 (GASS_LIMIT_S=560 in all):
 #   wheels (pip --no-index)                         ~10 s
-#   (a) unpack .gpu/corpus16 (16 processes)         ~30-60 s
+#   (a) unpack .gpu/corpus16 (16 processes)         ~10-20 s
 #   (b) benchmarks/bench_train_step.py, if present  GASS_BENCH_S=180 (+30 s grace, then killed)
 #   (c) train gass_base.yaml, --max_train_minutes = what is left less GASS_START_S (45 s: the
 #       recipe's start) and GASS_RESERVE_S (75 s: the last validation, the quick test, the

@@ -10,7 +10,7 @@ back to 16-bit WAV with the manifest's frame count, so the manifests travel unch
 
 At 16 kHz (the full tier is 716 MB) Vorbis does not fit even at its lowest setting (level 1.0:
 56.7 MiB for train and valid, with the wheels and the tree over 64 MiB); Opus at level 0.93
-(about 23 kbit/s) does, 52 MiB, with a waveform SNR of 16.0 dB below 4 kHz and 5.1 dB in
+(about 23 kbit/s) does, 51.3 MiB, with a waveform SNR of 16.0 dB below 4 kHz and 5.1 dB in
 4-8 kHz against Vorbis 1.0's 16.9 and 3.9 (250 clips of the corpus; measured 2026-12-07).
 Opus takes 8, 12, 16, 24 and 48 kHz only.
 

@@ -25,7 +25,11 @@ recipe's optimiser and learning rate. Runs go two at a time (one thread each) an
 Usage::
 
     .venv/bin/python benchmarks/bench_finetune.py [--tasks speech music events]
-        [--seeds 1234 2024] [--updates 2000] [--jobs 2] [--out results/finetune]
+        [--seeds 1234 2024] [--updates 2000] [--jobs 2] [--model gass-mini|gass-base]
+        [--out results/finetune]
+
+``--model gass-base`` runs the same tasks at 16 kHz with GASS-base (once it is bundled) and its
+card.
 
 Authors
  * gass developers 2026
@@ -57,12 +61,20 @@ from gass_modules.dataio.manifest import Manifest  # noqa: E402
 from gass_modules.dataio.mixer import GASSMixer, export_eval_set  # noqa: E402
 from gass_modules.pretrained import bundled_model_folder  # noqa: E402
 
-RATE = 8000
-# GASS-mini's card (recipes/GASS/separation/hparams/gass_mini.yaml), so every tensor but the
-# output layer transfers; the recipes size the output layer for the task.
-CARD = ("{separator: {n_fft: 256, hop_length: 64, features: mag, mask_type: magnitude, "
-        "mask_activation: sigmoid, bottleneck_channels: 96, hidden_channels: 192, depth: 3, "
-        "num_blocks: 2, num_heads: 4}}")
+# The pre-trained model (--model): its rate and its card (recipes/GASS/separation/hparams/
+# gass_mini.yaml, gass_base.yaml), so every tensor but the output layer transfers; the recipes
+# size the output layer for the task.
+MODELS = {
+    "gass-mini": (8000, "{separator: {n_fft: 256, hop_length: 64, features: mag, mask_type: "
+                        "magnitude, mask_activation: sigmoid, bottleneck_channels: 96, "
+                        "hidden_channels: 192, depth: 3, num_blocks: 2, num_heads: 4}}"),
+    "gass-base": (16000, "{separator: {n_fft: 512, hop_length: 128, features: mag, mask_type: "
+                         "magnitude, mask_activation: sigmoid, bottleneck_channels: 192, "
+                         "hidden_channels: 640, depth: 4, num_blocks: 4, num_heads: 8, "
+                         "dropout: 0.0}}"),
+}
+MODEL = "gass-mini"  # main() sets these three from --model
+RATE, CARD = MODELS[MODEL]
 
 
 @dataclass(frozen=True)
@@ -78,12 +90,12 @@ class Task:
 
 TASKS = {
     "speech": Task("LibriMix", ("s1", "s2"), "SI-SNRi", ("SDRi",),
-                   (f"--data_sample_rate={RATE}",)),
+                   ("--data_sample_rate={rate}",)),
     "music": Task("DnR", ("drums", "bass", "other"), "SDR avg",
                   ("SDR drums", "SDR bass", "SDR other"),
-                  (f"--sample_rate={RATE}", "--stems=[drums, bass, other]")),
+                  ("--sample_rate={rate}", "--stems=[drums, bass, other]")),
     "events": Task("FUSS", ("s1", "s2", "s3", "s4"), "MSi", ("1S SI-SNR",),
-                   (f"--sample_rate={RATE}",)),
+                   ("--sample_rate={rate}",)),
 }
 SIZES = {"train": 400, "valid": 20, "test": 60}
 
@@ -273,8 +285,8 @@ def run(task: str, mode: str, seed: int, manifests: Path, out: Path, updates: in
            "--skip_prep=True", f"--seed={seed}", f"--model={CARD}", "--segment_seconds=2.0",
            "--valid_segment_seconds=null", "--batch_size=4", "--num_workers=1",
            "--number_of_epochs=10000", f"--optimizer_step_limit={updates}", "--noprogressbar",
-           *t.overrides]
-    model = bundled_model_folder("gass-mini")
+           *(o.format(rate=RATE) for o in t.overrides)]
+    model = bundled_model_folder(MODEL)
     if mode != "scratch":
         cmd.append(f"--pretrained_path={model}")
     if mode == "no_tuning":
@@ -303,8 +315,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1234, 2024])
     parser.add_argument("--updates", type=int, default=2000)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "finetune")
+    parser.add_argument("--model", choices=sorted(MODELS), default="gass-mini",
+                        help="the bundled model pre-trained by GASS (its rate and card are the "
+                             "tasks' and the scratch runs')")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default: results/finetune (gass-mini), results/finetune-<model>")
     args = parser.parse_args(argv)
+    global MODEL, RATE, CARD  # the module's settings for run() and build_task()
+    MODEL = args.model
+    RATE, CARD = MODELS[MODEL]
+    if args.out is None:
+        args.out = ROOT / "results" / ("finetune" if MODEL == "gass-mini" else f"finetune-{MODEL}")
     corpus = build_demo_corpus.build("full", sample_rate=RATE)
     held = Manifest.concat([Manifest.from_csv(corpus.manifests[s]) for s in ("valid", "test")])
     train_groups, test_groups = split_groups(held)
@@ -318,10 +339,11 @@ def main(argv: list[str] | None = None) -> int:
         results = {c: f.result() for c, f in futures.items()}
     kinds = {k: sum(1 for g in groups[s] if g.startswith(k + "/"))
              for s in groups for k in ("speech", "music", "sfx")}
-    print(f"\nDownstream tasks from the GASS-mini corpus' held-out groups ({RATE} Hz); "
+    print(f"\nDownstream tasks from the GASS-mini corpus' held-out groups ({RATE} Hz), "
+          f"pre-trained model {MODEL}; "
           f"{SIZES['train']} training / {SIZES['test']} test mixtures per task, train and test "
-          "groups disjoint. Same card (GASS-mini's), recipe optimiser and learning rate, "
-          f"{args.updates} updates per trained cell; no_tuning evaluates GASS-mini as it is "
+          f"groups disjoint. Same card ({MODEL}'s), recipe optimiser and learning rate, "
+          f"{args.updates} updates per trained cell; no_tuning evaluates {MODEL} as it is "
           f"(4 outputs matched to the references). {os.cpu_count()} cores, {args.jobs} runs "
           f"at a time. Held-out groups: {kinds}.\n")
     for task in args.tasks:

@@ -4,14 +4,17 @@
 
     gass-separate IN... [-m/--model DIR|NAME|URL|HUB-ID] [-o/--out DIR] [--chunk-seconds S]
                   [--overlap F] [--device D] [--keep-silent] [--channels mix|each]
-                  [--threshold-db DB] [--plot] [--overwrite] [--trust-model-code] [--version]
+                  [--threshold-db DB] [--plot] [--residual] [--overwrite] [--trust-model-code]
+                  [--version]
 
 Every input (a file, or a directory searched recursively for the formats soundfile reads: wav,
 flac, ogg, mp3, aiff, ...) gives ``<name>_s1.wav``, ``<name>_s2.wav``, ... (active sources,
 loudest first, at the input's rate and in its sample format when WAV has it), ``<name>.json``
 (activity report: energies and active seconds per output, durations, settings, the files
-written) and, with ``--plot``, ``<name>.png`` (spectrograms of the mixture and the stems).
-Files found in a directory keep their sub-folder under ``--out``.
+written) with ``--plot``, ``<name>.png`` (spectrograms of the mixture and the stems) and, with
+``--residual``, ``<name>_residual.wav`` (the input minus the sum of the stems). When the model's
+rate is below the input's, the run says once that the stems stop at the model's band and the rest
+goes to the residual. Files found in a directory keep their sub-folder under ``--out``.
 
 Without ``--model`` the best separator bundled with gass (:mod:`gass_modules.pretrained`) is
 used, whatever folders the working directory holds; a ``--model`` name that is both a local
@@ -128,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold-db", type=float, default=DEFAULT_THRESHOLD_DB, metavar="DB",
                         help="an output is active when its energy relative to the mixture is "
                              f"at least DB decibels (default {DEFAULT_THRESHOLD_DB})")
+    parser.add_argument("--residual", action="store_true",
+                        help="also write <name>_residual.wav, the input minus the sum of the "
+                             "stems (what the model put in no stem, e.g. content above its band "
+                             "when its rate is below the input's)")
     parser.add_argument("--plot", action="store_true",
                         help="also write <name>.png with spectrograms of the mixture and stems")
     parser.add_argument("--overwrite", action="store_true",
@@ -317,6 +324,7 @@ def _summary(path: Path, result: Separation, info: dict, args: argparse.Namespac
         "num_active": result.num_active,
         "sources": sources,
         "plot": f"{path.stem}.png" if args.plot else None,  # the record of what this run wrote
+        "residual_file": result.residual_file.name if result.residual_file else None,
         "warnings": result.warnings,
     }
 
@@ -368,10 +376,11 @@ def _check_outputs(path: Path, out_dir: Path, args: argparse.Namespace, num_sour
 
 
 def _foreign_stems(path: Path, out_dir: Path, num_sources: int) -> set[Path]:
-    """Existing files named like ``path``'s stems that no gass-separate report records (a user's
-    ``a_s3.wav``): never replaced nor removed."""
+    """Existing files named like ``path``'s stems or residual that no gass-separate report
+    records (a user's ``a_s3.wav``): never replaced nor removed."""
     written = reported_stems(out_dir / f"{path.stem}.json")
-    names = [out_dir / f"{path.stem}_s{k + 1}.wav" for k in range(num_sources)]
+    names = [out_dir / f"{path.stem}_{label}.wav"
+             for label in [f"s{k + 1}" for k in range(num_sources)] + ["residual"]]
     return {p.resolve() for p in names if p.exists() and p.resolve() not in written}
 
 
@@ -457,7 +466,8 @@ def _separate_one(model: GASSSeparator, path: Path, out_dir: Path,
                 chunk_seconds=args.chunk_seconds, overlap=args.overlap,
                 threshold_db=args.threshold_db, overwrite=args.overwrite, on_block=on_block,
                 progress=False,
-                protected=inputs | _foreign_stems(path, out_dir, model.num_sources))
+                protected=inputs | _foreign_stems(path, out_dir, model.num_sources),
+                residual=args.residual)
         finally:
             if progress is not None:
                 progress.close()
@@ -561,6 +571,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(problem)
         run_opts["device"] = args.device
     previous = {}
+    shown: set[str] = set()
     if threading.current_thread() is threading.main_thread():
         previous = {name: signal.signal(name, _terminate)
                     for name in (signal.SIGTERM, signal.SIGINT)}
@@ -604,7 +615,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             done += 1
             for note in result.warnings:
-                tqdm.write(f"gass-separate: WARNING {note}", file=sys.stderr)
+                if note not in shown:  # the same note (e.g. the model's band) once a run
+                    shown.add(note)
+                    tqdm.write(f"gass-separate: WARNING {note}", file=sys.stderr)
             tqdm.write(f"{path}: {result.num_active} active source(s) -> "
                        f"{', '.join(str(f) for f in result.files) or 'no stems'}")
     except KeyboardInterrupt as err:

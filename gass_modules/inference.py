@@ -174,8 +174,9 @@ class GASSSeparator(Pretrained):
         Arguments
         ---------
         source : str or os.PathLike
-            A model folder (``hyperparams.yaml`` + ``separator.ckpt``), a bundled model's name,
-            a URL (``http(s)://.../folder``, with ``savedir``) or a hub id (``org/name``).
+            A model folder (``hyperparams.yaml`` + ``separator.ckpt``), a bundled model's name
+            (``"gass-mini"``, ``"gass-base"`` when bundled: :mod:`gass_modules.pretrained`), a URL
+            (``http(s)://.../folder``, with ``savedir``) or a hub id (``org/name``).
         hparams_file : str
             Name of the hyperparameter file inside ``source``.
         savedir : str or os.PathLike, optional
@@ -475,6 +476,7 @@ class GASSSeparator(Pretrained):
         order: str | None = None,
         protected: Iterable[str | os.PathLike] = (),
         align: bool | None = None,
+        residual: bool = False,
     ) -> Separation:
         """Separates an audio file (wav, flac, ogg, ...) of any length, rate and channel count
         into stems at the file's rate, with an activity report.
@@ -519,6 +521,11 @@ class GASSSeparator(Pretrained):
             all its inputs); a stem named like one is an error. ``path`` itself always is.
         align : bool, optional
             Deprecated name of ``order`` (true: ``"aligned"``, false: ``"fixed"``).
+        residual : bool
+            Also give the mixture minus the sum of the stems (``<name>_residual.wav``, or
+            ``Separation.residual`` without ``out_dir``): what the model put in no stem, e.g.
+            everything above its band when its rate is below the file's (the result's
+            ``warnings`` then say so, :func:`gass_modules.stems.bandwidth_note`).
 
         Returns
         -------
@@ -553,7 +560,7 @@ class GASSSeparator(Pretrained):
                                  num_sources=self.num_sources, by_index=self.order == "fixed",
                                  out_dir=out_dir, channels=channels, keep_silent=keep_silent,
                                  threshold_db=threshold_db, overwrite=overwrite,
-                                 on_block=on_block, protected=protected)
+                                 on_block=on_block, protected=protected, residual=residual)
 
     def chunking(self, chunk_seconds: float | None = None,
                  overlap: float | None = None) -> tuple[float, float]:

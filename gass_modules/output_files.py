@@ -323,8 +323,13 @@ class _StemWriter:
 
     def __init__(self, out_dir: Path, stem: str, num_sources: int, sample_rate: int,
                  channels: int, subtype: str, num_frames: int, overwrite: bool,
-                 protected: frozenset[Path] = frozenset()) -> None:
-        self.finals = [out_dir / f"{stem}_s{s + 1}.wav" for s in range(num_sources)]
+                 protected: frozenset[Path] = frozenset(),
+                 labels: list[str] | None = None) -> None:
+        # <stem>_<label>.wav; by default the stems <stem>_s1.wav ... (their partial files are
+        # named by model output, o1 ..., as outputs are renamed to stems loudest first)
+        names = labels or [f"s{s + 1}" for s in range(num_sources)]
+        self.finals = [out_dir / f"{stem}_{name}.wav" for name in names]
+        part_names = labels or [f"o{s + 1}" for s in range(num_sources)]
         self.stem, self.protected, self.overwrite = stem, protected, overwrite
         if len(protected & {p.resolve() for p in self.finals}) == num_sources or (
             not overwrite and all(p.exists() for p in self.finals)
@@ -339,7 +344,8 @@ class _StemWriter:
         self.handles: list[sf.SoundFile] = []
         try:
             for s in range(num_sources):
-                self.parts.append(_temporary_file(out_dir, f".{stem}_o{s + 1}.", ".partial.wav"))
+                self.parts.append(_temporary_file(out_dir, f".{stem}_{part_names[s]}.",
+                                                  ".partial.wav"))
                 self.handles.append(sf.SoundFile(self.parts[-1], "w", sample_rate, channels,
                                                  self.subtype, format=fmt))
         except BaseException:
@@ -406,7 +412,8 @@ class _StemWriter:
 
 
 def reported_stems(report: str | os.PathLike) -> set[Path]:
-    """The stems a ``gass-separate`` report lists as written (``sources[*].file``, beside it).
+    """The stems a ``gass-separate`` report lists as written (``sources[*].file`` and
+    ``residual_file``, beside it).
 
     The report is the record of what a run wrote: only these files may be replaced or removed by
     a later run. A file that is not such a report (other JSON, too large, unreadable) lists none.
@@ -434,8 +441,10 @@ def reported_stems(report: str | os.PathLike) -> set[Path]:
     """
     data = read_report(report)
     found: set[Path] = set()
-    for source in (data or {}).get("sources", ()):
-        name = source.get("file") if isinstance(source, dict) else None
+    data = data or {}
+    names = [source.get("file") if isinstance(source, dict) else None
+             for source in data.get("sources", ())] + [data.get("residual_file")]
+    for name in names:
         if isinstance(name, str) and name and Path(name).name == name:
             found.add((Path(report).parent / name).resolve())
     return found

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import soundfile as sf
 import torch
 
 from gass_modules.audio import (
@@ -35,7 +36,13 @@ from gass_modules.audio import (
     _truncation_warning,
 )
 from gass_modules.chunking import check_rate
-from gass_modules.output_files import OutputLock, _StemWriter, make_folder
+from gass_modules.output_files import (
+    OutputLock,
+    _StemWriter,
+    _temporary_file,
+    make_folder,
+    reported_stems,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +82,13 @@ class Separation:
         (PCM, u-law, A-law).
     warnings : list of str
         What the user should know about the input (e.g. a truncated file: how many frames were
-        read); also logged.
+        read; a model whose band is narrower than the input's, :func:`bandwidth_note`); also
+        logged.
+    residual : torch.Tensor, optional
+        ``[C, T]`` the mixture minus the sum of the kept stems, when asked for without
+        ``out_dir``.
+    residual_file : pathlib.Path, optional
+        ``<name>_residual.wav``, when asked for with ``out_dir``.
 
     Example
     -------
@@ -95,6 +108,8 @@ class Separation:
     files: list[Path] = field(default_factory=list)
     clipped: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    residual: torch.Tensor | None = None
+    residual_file: Path | None = None
 
     @property
     def num_active(self) -> int:
@@ -105,6 +120,44 @@ class Separation:
     def duration(self) -> float:
         """Input duration in seconds."""
         return self.num_frames / self.sample_rate
+
+
+def bandwidth_note(model_rate: int, input_rate: int, residual: bool = False) -> str | None:
+    """What a user should know when the model's band is narrower than the input's, or None.
+
+    A model at ``model_rate`` separates content up to ``model_rate / 2``; the stems of an input
+    at a higher rate (resampled in and out) hold nothing above it, and that content stays in the
+    residual (the mixture minus the stems, ``residual=True``).
+
+    Arguments
+    ---------
+    model_rate : int
+        The model's rate (Hz).
+    input_rate : int
+        The input's rate (Hz).
+    residual : bool
+        Whether the residual is written (the note then says where the content is).
+
+    Returns
+    -------
+    str or None
+        The note, or None when the model covers the input's band.
+
+    Example
+    -------
+    >>> print(bandwidth_note(8000, 44100, residual=True))
+    the model separates up to 4 kHz (it runs at 8000 Hz, the input at 44100 Hz); content ...
+    >>> bandwidth_note(16000, 16000) is None
+    True
+    """
+    if model_rate >= input_rate:
+        return None
+    note = (f"the model separates up to {model_rate / 2000:g} kHz (it runs at {model_rate} Hz, "
+            f"the input at {input_rate} Hz); content above it goes to the residual")
+    if residual:
+        return note + " (<name>_residual.wav)"
+    return note + (", which is not written (residual=True, gass-separate --residual, writes "
+                   "<name>_residual.wav)")
 
 
 def separate_to_stems(
@@ -121,6 +174,7 @@ def separate_to_stems(
     overwrite: bool = False,
     on_block: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
     protected: Iterable[str | os.PathLike] = (),
+    residual: bool = False,
 ) -> Separation:
     """Separates an audio file into stems at the file's rate, with an activity report.
 
@@ -163,6 +217,12 @@ def separate_to_stems(
         order, on the CPU.
     protected : iterable of paths
         Files never written over; ``path`` itself always is.
+    residual : bool
+        Also give the residual, the mixture minus the sum of the kept stems (as demucs'
+        ``no_<stem>``): ``<name>_residual.wav`` in ``out_dir`` (``Separation.residual_file``)
+        or ``Separation.residual``. Stems plus residual give the input back (up to the output
+        encoding's rounding): what the model put in no output, content above its band
+        (:func:`bandwidth_note`) and the dropped silent outputs.
 
     Returns
     -------
@@ -181,6 +241,13 @@ def separate_to_stems(
     >>> result = separate_to_stems(stream, tmp / "mix.wav", model_rate=8000, num_sources=2)
     >>> result.kept, tuple(result.sources.shape), result.sample_rate  # loudest first, silent out
     ([1], (1, 16000, 1), 16000)
+    >>> result = separate_to_stems(stream, tmp / "mix.wav", model_rate=8000, num_sources=2,
+    ...                            residual=True)
+    >>> mix = torch.from_numpy(soundfile.read(tmp / "mix.wav", dtype="float32")[0].mean(1))
+    >>> torch.allclose(result.sources[0, :, 0] + result.residual[0], mix, atol=1e-6)
+    True
+    >>> result.warnings[-1][:40]
+    'the model separates up to 4 kHz (it runs'
     """
     if channels not in ("mix", "each"):
         raise ValueError(f"channels must be 'mix' (downmix) or 'each' (per channel), got "
@@ -197,17 +264,44 @@ def separate_to_stems(
         notes = [w for w in [_truncation_warning(handle, str(path))] if w]
         for note in notes:
             logger.warning(note)
+        band = bandwidth_note(model_rate, rate, residual)
+        if band:  # information, not a fault: in the report (gass-separate prints it once a run)
+            logger.info(band)
+            notes.append(band)
         if subtype in ("FLOAT", "DOUBLE"):
             _scan_finite(handle, str(path))
         out_channels = 1 if channels == "mix" else handle.channels
-        writer = None
+        writer = residual_writer = raw = raw_path = None
         if out_dir is not None:
             make_folder(out_dir)
             stack.enter_context(OutputLock(out_dir, path.stem))
             writer = _StemWriter(Path(out_dir), path.stem, num_sources, rate, out_channels,
                                  subtype, length, overwrite, protected)
+            if residual:
+                try:
+                    residual_writer = _StemWriter(Path(out_dir), path.stem, 1, rate,
+                                                  out_channels, subtype, length, overwrite,
+                                                  protected, labels=["residual"])
+                    # mixture - all outputs, in float: the silent outputs are added back at the
+                    # end, when activity tells which outputs are dropped
+                    raw_path = _temporary_file(Path(out_dir), f".{path.stem}_residual_raw.",
+                                               ".partial.wav")
+                    raw = sf.SoundFile(raw_path, "w", rate, out_channels, "FLOAT",
+                                       format="RF64")
+                except BaseException:
+                    writer.abort()
+                    if residual_writer is not None:
+                        residual_writer.abort()
+                    if raw_path is not None:
+                        raw_path.unlink(missing_ok=True)
+                    raise
+            elif overwrite:  # a residual an earlier run wrote would no longer match
+                stale = (Path(out_dir) / f"{path.stem}_residual.wav").resolve()
+                if stale in reported_stems(Path(out_dir) / f"{path.stem}.json"):
+                    stale.unlink(missing_ok=True)
         meter = _ActivityMeter(num_sources, rate)
-        blocks = []
+        blocks, residual_blocks = [], []
+        residual_file = None
         try:
             separated = stream(_FileReader(handle, str(path)), sample_rate=rate, rows="channels",
                                downmix=channels == "mix", name=path.name)
@@ -220,6 +314,12 @@ def separate_to_stems(
                     writer.write(est)
                 else:
                     blocks.append(est)
+                if residual:
+                    rest = mix_block - est.sum(-1)  # [C, n]: what no output holds
+                    if raw is not None:
+                        raw.write(rest.T.numpy())
+                    else:
+                        residual_blocks.append(rest)
             energy_db, active, seconds = meter.result(threshold_db)
             if by_index:  # labelled stems keep their index
                 kept = list(range(num_sources))
@@ -227,17 +327,34 @@ def separate_to_stems(
                 kept = sorted(range(num_sources), key=lambda s: (not active[s], -energy_db[s]))
             if not keep_silent:
                 kept = [s for s in kept if active[s]]
+            if raw is not None:
+                raw.close()
+                dropped = [writer.parts[s] for s in range(num_sources) if s not in kept]
+                for handle in writer.handles:
+                    handle.close()  # the dropped outputs are read back below
+                residual_file = _write_residual(raw_path, dropped, residual_writer)
             files = writer.finish(kept, by_index=by_index) if writer is not None else []
         except BaseException:
             if writer is not None:
                 writer.abort()
+            if residual_writer is not None:
+                residual_writer.abort()
+            if raw is not None:
+                raw.close()
+                raw_path.unlink(missing_ok=True)
             raise
     sources = None if writer is not None else torch.cat(blocks, dim=1)[..., kept]
+    residual_signal = None
+    if residual and writer is None:
+        dropped = [s for s in range(num_sources) if s not in kept]
+        residual_signal = torch.cat(residual_blocks, dim=1)  # [C, T]
+        if dropped:
+            residual_signal = residual_signal + torch.cat(blocks, dim=1)[..., dropped].sum(-1)
     return Separation(sample_rate=rate, num_frames=length, channels=out_channels,
                       energy_db=energy_db, active=active, active_seconds=seconds, kept=kept,
                       sources=sources, files=files,
                       clipped=writer.clipped if writer else [0] * num_sources,
-                      warnings=notes)
+                      warnings=notes, residual=residual_signal, residual_file=residual_file)
 
 
 PLOT_COLUMNS = 800  # time columns of the spectrogram image, whatever the input's length
@@ -299,5 +416,24 @@ class _Spectrogram:
         fig.colorbar(image, ax=list(axes), label="dB")
         fig.savefig(path, dpi=90)
 
+def _write_residual(raw_path: Path, dropped: list[Path], out: _StemWriter,
+                    block: int = 1 << 16) -> Path:
+    """Writes ``<name>_residual.wav``: the float file of mixture minus all outputs plus the
+    dropped outputs' files (so that it is the mixture minus the kept stems), block by block;
+    removes the float file."""
+    readers = [sf.SoundFile(p) for p in (raw_path, *dropped)]
+    try:
+        while True:
+            parts = [r.read(block, dtype="float32", always_2d=True) for r in readers]  # [n, C]
+            if len(parts[0]) == 0:
+                break
+            total = sum(parts[1:], parts[0])
+            out.write(torch.from_numpy(total.T.copy()).unsqueeze(-1))  # [C, n, 1]
+    finally:
+        for reader in readers:
+            reader.close()
+        raw_path.unlink(missing_ok=True)
+    return out.finish([0], by_index=True)[0]
 
-__all__ = ["BlockStream", "Separation", "separate_to_stems"]
+
+__all__ = ["BlockStream", "Separation", "bandwidth_note", "separate_to_stems"]

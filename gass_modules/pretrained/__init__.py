@@ -1,9 +1,17 @@
-"""Separators bundled with gass, loadable by name (``from_hparams(source="gass-mini")``).
+"""Separators bundled with gass, loadable by name (``from_hparams(source="gass-base")``).
 
 A bundled model is an ordinary model folder (``hyperparams.yaml`` + ``separator.ckpt``, see
 ``gass_modules.model_folder``) shipped as package data, with a ``PROVENANCE.md`` that says which
 recipe, corpus and command trained it and what it scored on held-out data. Nothing is
-downloaded. ``tools/bundle_gass_mini.py`` puts a trained run's model folder here.
+downloaded. ``tools/bundle_model.py NAME RUN_FOLDER --command ...`` puts a trained run's model
+folder here.
+
+* ``gass-mini`` (``gass_mini``): 0.43 M parameters, 8 kHz, trained on a CPU; always shipped.
+* ``gass-base`` (``gass_base``): the 16-kHz model of ``recipes/GASS/separation/hparams/
+  gass_base.yaml``, trained on a GPU; shipped once it has been trained and bundled.
+
+:func:`default_model` (what ``gass-separate`` uses without ``--model``) is the first model of
+:data:`BUNDLED_MODELS` (best first) that is present.
 
 This module also says where a model comes from: :func:`choose_model` (the CLI's default, and
 names that are both a local folder and a bundled model), :func:`model_source` and
@@ -27,11 +35,18 @@ __all__ = ["BUNDLED_MODELS", "DEFAULT_MODEL", "bundled_model_folder", "bundled_m
            "resolve_model_source"]
 
 # name -> folder under gass_modules/pretrained/, best first (default_model takes the first present)
-BUNDLED_MODELS = {"gass-mini": "gass_mini"}
+BUNDLED_MODELS = {"gass-base": "gass_base", "gass-mini": "gass_mini"}
 DEFAULT_MODEL = "gass-mini"  # the model every install has
-_HERE = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent  # where the bundled folders live
 _CHECKPOINT = "separator.ckpt"  # gass_modules.model_folder's names (a row above this module)
 _HPARAMS = "hyperparams.yaml"
+# how a model gets into the package when it is not there
+_HOW_TO_BUNDLE = {
+    "gass-base": "it is trained on a GPU by recipes/GASS/separation/hparams/gass_base.yaml "
+                 "(tools/device_gass_base.sh) and bundled with `python tools/bundle_model.py "
+                 "gass-base RUN_FOLDER --command ...` (recipes/GASS/separation/README.md, "
+                 "GASS-base); until then use gass-mini",
+}
 
 
 def bundled_model_folder(name: str) -> Path:
@@ -40,12 +55,19 @@ def bundled_model_folder(name: str) -> Path:
     Arguments
     ---------
     name : str
-        A bundled model's name (``gass-mini``).
+        A bundled model's name (``gass-mini``, ``gass-base``).
 
     Returns
     -------
     pathlib.Path
         Its model folder inside the installed package.
+
+    Raises
+    ------
+    ValueError
+        When no bundled model has this name.
+    FileNotFoundError
+        When the model is not in this install (the message says how it gets there).
 
     Example
     -------
@@ -54,13 +76,17 @@ def bundled_model_folder(name: str) -> Path:
     >>> bundled_model_folder("nope")
     Traceback (most recent call last):
     ...
-    ValueError: no bundled model named 'nope'; bundled: ['gass-mini'] (or pass a model folder path)
+    ValueError: no bundled model named 'nope'; bundled: ['gass-base', 'gass-mini'] (or pass a ...
     """
     if name not in BUNDLED_MODELS:
         raise ValueError(f"no bundled model named {name!r}; bundled: {sorted(BUNDLED_MODELS)} "
                          "(or pass a model folder path)")
-    folder = _HERE / BUNDLED_MODELS[name]
+    folder = ROOT / BUNDLED_MODELS[name]
     if not (folder / _CHECKPOINT).is_file():
+        if name in _HOW_TO_BUNDLE:
+            raise FileNotFoundError(f"the bundled model {name!r} is not in this install "
+                                    f"({folder} holds no {_CHECKPOINT}): "
+                                    f"{_HOW_TO_BUNDLE[name]}")
         raise FileNotFoundError(f"the bundled model {name!r} is missing from {folder} (the "
                                 "install left out the package data?); reinstall gass_modules or "
                                 "pass a model folder path")
@@ -76,12 +102,17 @@ def resolve_model_source(source: str | os.PathLike) -> Path:
     Arguments
     ---------
     source : str or os.PathLike
-        A model folder, or the name of a bundled model (``gass-mini``).
+        A model folder, or the name of a bundled model (``gass-mini``, ``gass-base``).
 
     Returns
     -------
     pathlib.Path
         The folder (not checked further when it is a path).
+
+    Raises
+    ------
+    FileNotFoundError
+        For a bundled name whose model is not in this install.
 
     Example
     -------
@@ -110,7 +141,7 @@ def bundled_models_present() -> list[str]:
     True
     """
     return [name for name, folder in BUNDLED_MODELS.items()
-            if (_HERE / folder / _CHECKPOINT).is_file()]
+            if (ROOT / folder / _CHECKPOINT).is_file()]
 
 
 def default_model() -> str:

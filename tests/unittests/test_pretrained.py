@@ -16,7 +16,7 @@ from gass_modules.cli import main
 from gass_modules.dataio.mixer import GASSMixer, make_eval_set
 from gass_modules.inference import GASSSeparator
 from gass_modules.metrics import active_sources, align_estimates, si_snri
-from gass_modules.pretrained import bundled_model_folder, resolve_model_source
+from gass_modules.pretrained import bundled_model_folder, default_model, resolve_model_source
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,7 +44,7 @@ def test_a_local_folder_wins_over_a_bundled_name(tmp_path, monkeypatch):
     assert resolve_model_source("gass-mini") == Path("gass-mini")
     with pytest.raises(FileNotFoundError, match="hyperparams.yaml not found"):
         GASSSeparator.from_hparams(source="gass-mini")
-    with pytest.raises(FileNotFoundError, match="bundled model's name \\(gass-mini\\)"):
+    with pytest.raises(FileNotFoundError, match="bundled model's name \\(gass-base, gass-mini\\)"):
         GASSSeparator.from_hparams(source="gass-maxi")
 
 
@@ -63,7 +63,9 @@ def test_separates_held_out_real_mixtures(gass_mini, demo_corpus_small):
     assert active.sum() == 24 and 2.0 < mean < 30.0, mean
 
 
-def test_cli_uses_gass_mini_by_default(tmp_path, monkeypatch, demo_corpus_small):
+def test_cli_uses_the_best_bundled_model_by_default(tmp_path, monkeypatch, demo_corpus_small):
+    """Without --model: GASS-base when bundled, else GASS-mini (tests/unittests/
+    test_bundle_model.py checks the choice with a bundled gass-base)."""
     monkeypatch.chdir(tmp_path)
     mixer = GASSMixer(demo_corpus_small.manifests["test"],
                       {"duration": 2.0, "num_sources_probs": [0, 1, 0, 0]})
@@ -71,7 +73,7 @@ def test_cli_uses_gass_mini_by_default(tmp_path, monkeypatch, demo_corpus_small)
     sf.write(tmp_path / "mix.wav", item["mix"].numpy(), 8000, subtype="FLOAT")
     assert main(["mix.wav"]) == 0  # no --model, no --out
     report = json.loads((tmp_path / "separated" / "mix.json").read_text())
-    assert report["model"] == str(bundled_model_folder("gass-mini").resolve())
+    assert report["model"] == str(bundled_model_folder(default_model()).resolve())
     assert report["num_active"] >= 1 and (tmp_path / "separated" / "mix_s1.wav").is_file()
 
 

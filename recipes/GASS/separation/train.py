@@ -38,6 +38,7 @@ from gass_modules.dataio.mixer import MixtureStream, make_eval_set
 from gass_modules.dataio.scan import overlapping_clips
 from gass_modules.dataio.shard_source import ShardMixtureStream
 from gass_modules.dataio.shards import ShardError
+from gass_modules.model_folder import CHECKPOINT_FILE, load_separator_checkpoint
 from gass_modules.recipe import load_recipe
 
 logger = logging.getLogger(__name__)
@@ -247,6 +248,9 @@ def run(brain: SeparationBrain, hparams: dict, datasets: dict, card: str,
     evaluate : bool
         Evaluate and export after training.
     """
+    if hparams.get("evaluate_model_folder"):
+        evaluate_model_folder(brain, hparams, datasets, hparams["evaluate_model_folder"])
+        return
     train = datasets["train"]
     if isinstance(train, ShardMixtureStream):  # its loader records what was trained on
         train = train.make_loader(remix=hparams["shard_remix"],
@@ -259,6 +263,44 @@ def run(brain: SeparationBrain, hparams: dict, datasets: dict, card: str,
     brain.evaluate(datasets["test"], min_key="loss",
                    test_loader_kwargs=hparams["test_dataloader_opts"])
     brain.export_model_folder(card)  # the best checkpoint, loaded by evaluate()
+
+
+def evaluate_model_folder(brain: SeparationBrain, hparams: dict, datasets: dict,
+                          folder: str | os.PathLike) -> None:
+    """Evaluates an exported model folder on the recipe's test mixtures, without training.
+
+    The folder's weights are loaded strictly into the recipe's separator (so the folder must hold
+    the model this recipe builds: same card, same sizes) and the evaluation is written to
+    ``<output_folder>/eval`` as after training; no checkpoint is read or written. A run trained
+    elsewhere (e.g. on a lent GPU, with a lossy copy of the corpus) is scored this way on the
+    original test split.
+
+    Arguments
+    ---------
+    brain : SeparationBrain
+        From :func:`build`.
+    hparams : dict
+        The loaded recipe.
+    datasets : dict
+        Its datasets (``test`` is used).
+    folder : str or os.PathLike
+        The model folder (``hyperparams.yaml`` + ``separator.ckpt``).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the folder has no ``separator.ckpt``.
+    ValueError
+        When its weights do not fit the recipe's separator.
+    """
+    ckpt = Path(folder) / CHECKPOINT_FILE
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"evaluate_model_folder={folder} holds no {CHECKPOINT_FILE}; "
+                                "pass the model/ folder of a finished run of this recipe")
+    load_separator_checkpoint(brain.modules.separator, ckpt)
+    brain.checkpointer = None  # score these weights, not a checkpoint of the output folder
+    logger.info(f"evaluating {folder} (no training)")
+    brain.evaluate(datasets["test"], test_loader_kwargs=hparams["test_dataloader_opts"])
 
 
 if __name__ == "__main__":

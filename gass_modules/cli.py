@@ -23,7 +23,8 @@ folder and a bundled model loads the local folder (as SpeechBrain does) and says
 
 Inputs are streamed (memory does not grow with their length; see
 :mod:`gass_modules.inference`); a long file shows one progress line (chunks, ETA) on a terminal,
-and a plain line every ``PROGRESS_SECONDS`` otherwise (logs, CI). An input whose report exists
+and a plain line every ``gass_modules.stems.PROGRESS_SECONDS`` otherwise (logs, CI). An input
+whose report exists
 (separated by an earlier run) is skipped with a "skipped" line and does not change the exit status
 (``--overwrite`` separates it again), so pipelines can rerun the command. A bad input (missing, not
 a regular file, not audio, 0 samples, NaN/Inf or absurdly loud samples, unreadable, outputs that
@@ -60,7 +61,6 @@ import signal
 import stat
 import sys
 import threading
-import time
 from pathlib import Path
 
 import soundfile as sf
@@ -69,6 +69,7 @@ from tqdm.auto import tqdm
 
 from gass_modules.audio import DEFAULT_THRESHOLD_DB, READABLE_SUFFIXES
 from gass_modules.chunking import plan_chunks
+from gass_modules.cli_stream import add_stream_arguments, stream_inputs
 from gass_modules.inference import GASSSeparator
 from gass_modules.model_folder import MIN_CHUNK_SECONDS
 from gass_modules.output_files import (
@@ -80,11 +81,9 @@ from gass_modules.output_files import (
     write_text_atomic,
 )
 from gass_modules.pretrained import choose_model, download_folder
-from gass_modules.stems import Separation, _Spectrogram
+from gass_modules.stems import FileProgress, Separation, _Spectrogram
 
 AUDIO_SUFFIXES = tuple(sorted(READABLE_SUFFIXES))  # every format soundfile reads
-PROGRESS_SECONDS = 10.0  # without a terminal: one progress line at most this often
-BAR_DELAY = 1.0  # on a terminal: a file still running after this many seconds gets a bar
 DEVICE_TYPES = ("cpu", "cuda")
 
 
@@ -146,19 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "code written in its hyperparams.yaml (only for folders you trust; "
                              "default: a safe loader that builds known separator classes only)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    live = parser.add_argument_group(
-        "streaming (causal model folders only)",
-        "--stream separates each IN as a live input with a causal model (a causal: true card, "
-        "e.g. recipes/GASS/separation/hparams/gass_mini_causal.yaml), writing <name>_s1.wav, "
-        "... (every output, float WAV) as it goes; IN '-' reads raw 16-bit mono PCM from "
-        "stdin (e.g. arecord -f S16_LE -r 8000 | gass-separate - --stream --model M)")
-    live.add_argument("--stream", action="store_true", help="separate as a live stream")
-    live.add_argument("--hop-ms", type=float, default=20.0, metavar="MS",
-                      help="separator hop in milliseconds (default 20)")
-    live.add_argument("--realtime", action="store_true",
-                      help="read files no faster than they play (a live source's pace)")
-    live.add_argument("--stream-rate", type=int, default=None, metavar="HZ",
-                      help="sample rate of raw PCM on stdin (default: the model's)")
+    add_stream_arguments(parser)
     return parser
 
 
@@ -384,44 +371,6 @@ def _foreign_stems(path: Path, out_dir: Path, num_sources: int) -> set[Path]:
     return {p.resolve() for p in names if p.exists() and p.resolve() not in written}
 
 
-class _Progress:
-    """Progress of one file: a tqdm line on a terminal (kept when done: chunks, ETA), plain
-    lines at most every ``PROGRESS_SECONDS`` otherwise (a log gets lines, not bar redraws).
-    Nothing is shown for a file done within the first interval."""
-
-    def __init__(self, name: str, frames: int, rate: int, chunks: int) -> None:
-        self.name, self.frames, self.rate, self.chunks = name, frames, rate, chunks
-        self.done = self.count = 0
-        self.start = self.last = time.monotonic()
-        self.bar = None
-        self.terminal = sys.stderr.isatty()
-
-    def update(self, mix: torch.Tensor, est: torch.Tensor) -> None:
-        """Counts a finished block ``mix [C, n]`` (one chunk)."""
-        self.done += mix.shape[-1]
-        self.count += 1
-        now = time.monotonic()
-        if self.terminal:
-            if self.bar is None and now - self.start >= BAR_DELAY and self.count < self.chunks:
-                self.bar = tqdm(total=self.chunks, desc=self.name, unit="chunk", leave=True,
-                                initial=self.count - 1, file=sys.stderr)
-            if self.bar is not None:
-                self.bar.update(1)
-            return
-        if now - self.last >= PROGRESS_SECONDS and self.count < self.chunks:
-            self.last = now
-            elapsed = now - self.start
-            eta = elapsed * (self.frames - self.done) / max(self.done, 1)
-            print(f"gass-separate: {self.name}: {100 * self.done / self.frames:.0f}% "
-                  f"({self.done / self.rate:.1f} of {self.frames / self.rate:.1f} s), chunk "
-                  f"{self.count}/{self.chunks}, ETA {eta:.0f} s", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        """Ends the terminal line."""
-        if self.bar is not None:
-            self.bar.close()
-
-
 def _separate_one(model: GASSSeparator, path: Path, out_dir: Path,
                   args: argparse.Namespace, inputs: frozenset[Path] = frozenset()) -> Separation:
     """Separates one input and writes its stems, JSON and optional PNG (under the output lock,
@@ -452,7 +401,7 @@ def _separate_one(model: GASSSeparator, path: Path, out_dir: Path,
                                      *model.chunking(args.chunk_seconds, args.overlap)).count
             except ValueError:  # an unusable rate: separate_to_files says so
                 chunks = 0
-            progress = _Progress(path.name, info.frames, info.samplerate, chunks)
+            progress = FileProgress(path.name, info.frames, info.samplerate, chunks)
 
         def on_block(mix: torch.Tensor, est: torch.Tensor) -> None:
             if spectrogram is not None:
@@ -594,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         if args.stream:
-            return _stream_inputs(model, args)
+            return stream_inputs(model, args)
         jobs, errors = collect_inputs(args.inputs)
         named = [Path(item) for item in args.inputs if _is_regular(Path(item))]
         inputs = frozenset(path.resolve() for path in [p for p, _ in jobs] + named)
@@ -637,48 +586,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {item}: {reason}", file=sys.stderr)
         return 1
     return 0
-
-
-def _stream_inputs(model: GASSSeparator, args: argparse.Namespace) -> int:
-    """``--stream``: each input separated live by :func:`gass_modules.streaming.stream_to_stems`
-    (status 2: the model is not causal or the hop is bad; 1: an input failed)."""
-    if not (math.isfinite(args.hop_ms) and args.hop_ms > 0):
-        print(f"gass-separate: --hop-ms must be a positive number, got {args.hop_ms}",
-              file=sys.stderr)
-        return 2
-    if not getattr(model.mods.separator, "causal", False):
-        print(f"gass-separate: --stream needs a causal model folder (a causal: true card, e.g. "
-              f"gass_mini_causal.yaml); {args.model} is not causal: separate files without "
-              "--stream", file=sys.stderr)
-        return 2
-    # a stream runs many small ops per hop: one thread avoids waiting on a second one (5x the
-    # wall time with two on a busy machine; benchmarks/RESULTS.md, bench_streaming)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _stream_each(model, args)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _stream_each(model: GASSSeparator, args: argparse.Namespace) -> int:
-    """Streams every input of ``--stream``; 1 when one failed."""
-    from gass_modules.streaming import stream_to_stems
-
-    failed = 0
-    for item in args.inputs:
-        source = sys.stdin.buffer if item == "-" else Path(item)
-        name = "stdin" if item == "-" else Path(item).stem
-        try:
-            stems = stream_to_stems(model.mods.separator, source, args.out, name=name,
-                                    sample_rate=args.stream_rate, hop=args.hop_ms / 1000,
-                                    realtime=args.realtime, overwrite=args.overwrite)
-        except (OSError, ValueError, RuntimeError) as err:  # this input's failure
-            print(f"gass-separate: FAILED {item}: {err}", file=sys.stderr)
-            failed += 1
-            continue
-        print(f"{item}: streamed -> {', '.join(str(p) for p in stems)}")
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":

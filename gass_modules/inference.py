@@ -76,8 +76,7 @@ _TO_FILES_OPTIONS = ("out_dir", "channels", "keep_silent", "threshold_db", "over
 class GASSSeparator(Pretrained):
     """Separates mixtures and audio files of any length, rate and channel count (GASS).
 
-    Load a model folder with ``GASSSeparator.from_hparams(source=DIR)`` (written by
-    ``gass_modules.model_folder.save_model_folder``; local folders only, no network).
+    Load a model folder (``gass_modules.model_folder.save_model_folder``) with ``from_hparams``.
     ``separate_batch`` separates tensors, ``separate_file`` a file as SpeechBrain's
     ``SepformerSeparation`` does, ``separate_to_files`` a file into stem files (streamed: memory
     independent of the length). Long inputs are separated in overlapping chunks
@@ -160,9 +159,8 @@ class GASSSeparator(Pretrained):
         ``source`` is fetched by SpeechBrain (``speechbrain.utils.fetching.fetch``): a local
         folder is used in place (or linked into ``savedir``), a URL downloaded into ``savedir``,
         a hub id (``org/name``) taken from the Hugging Face cache or hub (``HF_HUB_OFFLINE=1``
-        or ``FetchConfig(allow_network=False)``: the cache only). A bundled model's name
-        (``"gass-mini"``) is its package folder unless a local folder has that name
-        (:func:`gass_modules.pretrained.model_source`). Files already in ``savedir`` are used.
+        or ``FetchConfig(allow_network=False)``: the cache only); a bundled name is its package
+        folder (:func:`gass_modules.pretrained.model_source`); files in ``savedir`` are used.
 
         By default ``hyperparams.yaml`` is read by
         :func:`gass_modules.safe_hparams.load_model_description` (plain data and ``!new:`` of
@@ -522,10 +520,8 @@ class GASSSeparator(Pretrained):
         align : bool, optional
             Deprecated name of ``order`` (true: ``"aligned"``, false: ``"fixed"``).
         residual : bool
-            Also give the mixture minus the sum of the stems (``<name>_residual.wav``, or
-            ``Separation.residual`` without ``out_dir``): what the model put in no stem, e.g.
-            everything above its band when its rate is below the file's (the result's
-            ``warnings`` then say so, :func:`gass_modules.stems.bandwidth_note`).
+            Also give the mixture minus the stems (``<name>_residual.wav``, or
+            ``Separation.residual``): see :func:`gass_modules.stems.separate_to_stems`.
 
         Returns
         -------

@@ -20,12 +20,15 @@ import contextlib
 import logging
 import math
 import os
+import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import soundfile as sf
 import torch
+from tqdm.auto import tqdm
 
 from gass_modules.audio import (
     DEFAULT_THRESHOLD_DB,
@@ -357,6 +360,67 @@ def separate_to_stems(
                       warnings=notes, residual=residual_signal, residual_file=residual_file)
 
 
+PROGRESS_SECONDS = 10.0  # without a terminal: one progress line at most this often
+BAR_DELAY = 1.0  # on a terminal: a file still running after this many seconds gets a bar
+
+
+class FileProgress:
+    """Progress of one file's separation, fed by ``on_block``: a tqdm line on a terminal (kept
+    when done: chunks, ETA), plain lines at most every ``PROGRESS_SECONDS`` otherwise (a log gets
+    lines, not bar redraws). Nothing is shown for a file done within the first interval.
+
+    Arguments
+    ---------
+    name : str
+        The file's name, shown on each line.
+    frames : int
+        Its length in frames.
+    rate : int
+        Its sample rate (Hz).
+    chunks : int
+        The number of chunks its separation runs.
+
+    Example
+    -------
+    >>> progress = FileProgress("a.wav", 16000, 8000, 2)
+    >>> progress.update(torch.zeros(1, 8000), torch.zeros(1, 8000, 4)); progress.close()
+    >>> progress.done, progress.count
+    (8000, 1)
+    """
+
+    def __init__(self, name: str, frames: int, rate: int, chunks: int) -> None:
+        self.name, self.frames, self.rate, self.chunks = name, frames, rate, chunks
+        self.done = self.count = 0
+        self.start = self.last = time.monotonic()
+        self.bar = None
+        self.terminal = sys.stderr.isatty()
+
+    def update(self, mix: torch.Tensor, est: torch.Tensor) -> None:
+        """Counts a finished block ``mix [C, n]`` (one chunk)."""
+        self.done += mix.shape[-1]
+        self.count += 1
+        now = time.monotonic()
+        if self.terminal:
+            if self.bar is None and now - self.start >= BAR_DELAY and self.count < self.chunks:
+                self.bar = tqdm(total=self.chunks, desc=self.name, unit="chunk", leave=True,
+                                initial=self.count - 1, file=sys.stderr)
+            if self.bar is not None:
+                self.bar.update(1)
+            return
+        if now - self.last >= PROGRESS_SECONDS and self.count < self.chunks:
+            self.last = now
+            elapsed = now - self.start
+            eta = elapsed * (self.frames - self.done) / max(self.done, 1)
+            print(f"gass-separate: {self.name}: {100 * self.done / self.frames:.0f}% "
+                  f"({self.done / self.rate:.1f} of {self.frames / self.rate:.1f} s), chunk "
+                  f"{self.count}/{self.chunks}, ETA {eta:.0f} s", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """Ends the terminal line."""
+        if self.bar is not None:
+            self.bar.close()
+
+
 PLOT_COLUMNS = 800  # time columns of the spectrogram image, whatever the input's length
 
 
@@ -436,4 +500,4 @@ def _write_residual(raw_path: Path, dropped: list[Path], out: _StemWriter,
     return out.finish([0], by_index=True)[0]
 
 
-__all__ = ["BlockStream", "Separation", "bandwidth_note", "separate_to_stems"]
+__all__ = ["BlockStream", "FileProgress", "Separation", "bandwidth_note", "separate_to_stems"]

@@ -545,10 +545,10 @@ def test_ctrl_c_while_loading_and_twice_leaves_no_traceback(tmp_path, model_dir,
 def test_progress_lines_without_a_terminal(tmp_path, model_dir, monkeypatch, capsys):
     """Item 19: without a terminal a long file gets plain progress lines (percent, chunks, ETA)
     and no bar redraws (no carriage returns)."""
-    import gass_modules.cli as cli
+    import gass_modules.stems as stems
 
     path = one_input(tmp_path / "in", seconds=2.0)
-    monkeypatch.setattr(cli, "PROGRESS_SECONDS", 0.0)  # a line per chunk
+    monkeypatch.setattr(stems, "PROGRESS_SECONDS", 0.0)  # a line per chunk
     assert main([str(path), "--model", str(model_dir), "--out", str(tmp_path / "o"),
                  "--chunk-seconds", "0.25"]) == 0
     err = capsys.readouterr().err
@@ -557,7 +557,7 @@ def test_progress_lines_without_a_terminal(tmp_path, model_dir, monkeypatch, cap
     assert lines[0].startswith("gass-separate: a.wav: ") and "chunk 1/" in lines[0]
     assert "% (" in lines[0] and "of 2.0 s)" in lines[0]
     # on a terminal: one tqdm line for the file, kept when done (all chunks counted)
-    monkeypatch.setattr(cli, "BAR_DELAY", 0.0)
+    monkeypatch.setattr(stems, "BAR_DELAY", 0.0)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     assert main([str(path), "--model", str(model_dir), "--out", str(tmp_path / "o2"),
                  "--chunk-seconds", "0.25"]) == 0

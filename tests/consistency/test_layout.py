@@ -25,7 +25,7 @@ ROWS = {
     **dict.fromkeys(("evaluation", "chunking", "model_folder", "checkpointing", "schedulers",
                      "recipe", "transfer", "intonation", "stems"), 1),
     **dict.fromkeys(("brain", "brain_evaluation", "inference", "streaming", "transcribe"), 2),
-    **dict.fromkeys(("finetune", "asr_frontend", "cli"), 3),
+    **dict.fromkeys(("finetune", "asr_frontend", "cli", "cli_stream"), 3),
 }
 
 # (old module, name, module that defines it now)

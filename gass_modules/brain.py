@@ -9,6 +9,13 @@ Training follows SpeechBrain's ``sb.Brain`` with the changes separation needs:
 * a non-finite loss skips the backward pass and the update on *every* rank (one all-reduce of a
   flag), is counted, and stops training once ``nonfinite_patience`` is exhausted (SpeechBrain
   1.1.2 counts it but still back-propagates the NaN);
+* on a GPU the step is sync-free (nothing reads a tensor value on the host): a non-finite loss
+  makes the update a no-op on the device (:class:`~gass_modules.training_step.GuardedUpdate`),
+  and the loss average and the skip count are read every ``sync_interval`` steps;
+* ``compile_regions: true`` (``--compile_regions=True``) compiles the separator's repeated blocks
+  (:mod:`gass_modules.compile_regions`) and ``cuda_graphs: true`` (``--cuda_graphs=True``)
+  captures the whole step in one CUDA graph (:mod:`gass_modules.training_step`); both hold the
+  training batches to one shape (``drop_last``, a clear error on another shape);
 * the learning-rate scheduler is checkpointed with the model, optimiser and epoch counter;
 * ``gass_modules.checkpointing.AtomicCheckpointer`` writes each checkpoint into a staging
   folder and renames it into place, so a run killed while saving never leaves a half-written
@@ -43,8 +50,15 @@ from gass_modules import metrics
 from gass_modules.brain_evaluation import EvaluationMixin, _holds_recordings
 from gass_modules.checkpointing import AtomicCheckpointer
 from gass_modules.chunking import resolve_order
+from gass_modules.compile_regions import CompiledRegions, compile_regions
 from gass_modules.evaluation.scorer import Scorer
 from gass_modules.model_folder import unwrap_module
+from gass_modules.training_step import (
+    GraphedTrainStep,
+    GuardedUpdate,
+    cuda_graph_blocker,
+    make_fused,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +90,13 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
     (:meth:`export_model_folder`), ``num_threads`` (torch
     intra-op threads of this process, set when the brain is built) and ``max_train_minutes``
     (a wall-clock budget: once spent, the current epoch stops, is validated and checkpointed, and
-    ``fit`` returns; through SpeechBrain's ``optimizer_step_limit``). Run options
+    ``fit`` returns; through SpeechBrain's ``optimizer_step_limit``), ``compile_regions``
+    (bool, default false: compile the separator's repeated blocks for training; evaluation stays
+    eager), ``cuda_graphs`` (bool, default false: capture forward, loss, backward, clipping and
+    a fused capturable Adam in one CUDA graph after 3 warm-up steps; on CPU, or when the step
+    cannot be captured, one log line says why and the eager step runs) and ``sync_interval``
+    (50: steps between host reads of the loss average and the non-finite count on a GPU). Run
+    options
     (``max_grad_norm``, ``precision``, ``ckpt_interval_steps``/``ckpt_interval_minutes``,
     ``nonfinite_patience``, ``debug``...) are SpeechBrain's. Add ``epoch_counter`` and
     ``separator`` to the checkpointer's recoverables in the yaml; the optimiser, the scheduler and
@@ -151,6 +171,23 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
                                    eval_alignment=hparams.get("eval_alignment"))
         self._has_valid = False
         self._valid_si_snri = [0.0, 0]
+        self.compile_regions = _flag(hparams, "compile_regions")
+        self.cuda_graphs = _flag(hparams, "cuda_graphs")
+        interval = hparams.get("sync_interval", 50)
+        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+            raise ValueError(f"sync_interval must be a positive int (steps), got {interval!r}")
+        self.sync_interval = interval
+        # Sync-free step (on-device skip of non-finite updates, counters read every
+        # sync_interval steps): on a GPU, where a host read stalls the launch queue. On the CPU a
+        # read costs nothing and the eager step skips a non-finite batch's backward instead.
+        # Tests set it to exercise the GPU logic on the CPU. fp16's GradScaler reads on the host.
+        self.sync_free = self.device_type != "cpu" and self.precision != "fp16"
+        self.regions: CompiledRegions | None = None
+        self.graphed_step: GraphedTrainStep | None = None
+        self._static_shape: tuple | None = None
+        self._counters: torch.Tensor | None = None  # [loss sum, finite steps, skipped steps]
+        self._window_ok: torch.Tensor | None = None
+        self._avg_loss = math.nan
 
     @property
     def separator(self) -> torch.nn.Module:
@@ -188,13 +225,15 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
         torch.Tensor or list of torch.Tensor
             ``[B, T, S]`` estimates; for recordings, ``[C, T, S]`` per item.
         """
-        mix = batch.mix.data.to(self.device)  # [B, T]
+        mix = batch.mix.data.to(self.device, non_blocking=True)  # [B, T]
         if stage == sb.Stage.TEST and _holds_recordings(batch):
             return [self.separate_recording(mix[b], int(batch.sample_rate[b]))
                     for b in range(mix.shape[0])]
         if mix.dim() != 2:
             raise ValueError(f"expected batch.mix.data [B, T], got {tuple(mix.shape)}; the "
                              "mixer must yield mono mixtures of shape [T]")
+        if stage == sb.Stage.TRAIN and self.sync_free:  # a NaN batch is skipped, not refused
+            mix = torch.where(torch.isfinite(mix), mix, 0.0)
         return self.modules.separator(mix)  # [B, T, S]
 
     def compute_objectives(self, predictions: torch.Tensor | list[torch.Tensor],
@@ -233,6 +272,8 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
                              f"are {tuple(targets.shape)}; set the model card's num_sources to the "
                              "mixer's number of target slots (GASS: 4)")
         finite = torch.stack([torch.isfinite(t).all() for t in (predictions, targets, mix)]).all()
+        if stage == sb.Stage.TRAIN and self.sync_free:
+            return self._guarded_loss(predictions, targets, mix, finite)
         if not finite:  # the loss refuses NaN/Inf inputs; a NaN loss makes fit_batch skip it
             return torch.full((), math.nan, device=mix.device)
         if stage == sb.Stage.VALID:
@@ -240,6 +281,21 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
         with torch.autocast(device_type=self.device_type, enabled=False):
             loss = self.hparams.loss(targets.float(), predictions.float(), mix.float())  # [B]
         return loss.mean()
+
+    def _guarded_loss(self, predictions: torch.Tensor, targets: torch.Tensor,
+                      mix: torch.Tensor, finite: torch.Tensor) -> torch.Tensor:
+        """The training loss without a host read: NaN when an input is not finite.
+
+        Non-finite inputs are zeroed before the loss (which then never sees them) and the result
+        is replaced by NaN, so the gradients are finite zeros and the update is skipped on the
+        device (:meth:`_step_sync_free`).
+        """
+        zero = torch.zeros((), device=mix.device, dtype=predictions.dtype)
+        predictions, targets, mix = (torch.where(finite, t, zero)
+                                     for t in (predictions, targets, mix))
+        with torch.autocast(device_type=self.device_type, enabled=False):
+            loss = self.hparams.loss(targets.float(), predictions.float(), mix.float()).mean()
+        return torch.where(finite, loss, torch.full_like(loss, math.nan))
 
     def _track_valid_si_snri(self, mix: torch.Tensor, targets: torch.Tensor,
                              estimates: torch.Tensor, num_sources) -> None:
@@ -264,6 +320,12 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
         torch.Tensor
             The detached loss (on CPU).
         """
+        if self.regions is not None or self.cuda_graphs:
+            self._check_static_shape(batch)
+        if self.graphed_step is not None:
+            return self._fit_batch_graphed(batch)
+        if self.sync_free:
+            return self._fit_batch_sync_free(batch)
         should_step = (self.step % self.grad_accumulation_factor) == 0
         self.on_fit_batch_start(batch, should_step)
         with self.no_sync(not should_step):
@@ -283,6 +345,149 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
         self.on_fit_batch_end(batch, outputs, loss, should_step)
         return loss.detach().cpu()
 
+    def _fit_batch_sync_free(self, batch: PaddedBatch) -> torch.Tensor:
+        """The eager step without host reads: backward always runs (a non-finite batch's
+        gradients are finite zeros, see :meth:`_guarded_loss`), the update is skipped on the
+        device when the loss of any batch of the accumulation window, on any rank, was not
+        finite, and the counters are read every ``sync_interval`` steps."""
+        should_step = (self.step % self.grad_accumulation_factor) == 0
+        self.on_fit_batch_start(batch, should_step)
+        with self.no_sync(not should_step):
+            with self.training_ctx:
+                outputs = self.compute_forward(batch, sb.Stage.TRAIN)
+            loss = self.compute_objectives(outputs, batch, sb.Stage.TRAIN)
+            ok = self._finite_flag(loss)
+            (loss / self.grad_accumulation_factor).backward()
+        self._window_ok = ok if self._window_ok is None else self._window_ok & ok
+        if should_step:
+            self._scheduler_step()
+            self._step_sync_free(self._window_ok)
+            self._window_ok = None
+        loss = loss.detach()
+        self._account(loss, ok)
+        self.on_fit_batch_end(batch, outputs, loss, should_step)
+        return loss
+
+    def _step_sync_free(self, ok: torch.Tensor) -> None:
+        """Clips (on the device) and applies the update where ``ok``; zeroes the gradients."""
+        if self.opt_class is None:
+            return
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        if self.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
+        self._guarded_update.step(ok)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer_step += 1
+
+    def _fit_batch_graphed(self, batch: PaddedBatch) -> torch.Tensor:
+        """One replay of the captured step (or a warm-up step before the capture)."""
+        self.on_fit_batch_start(batch, True)
+        self._scheduler_step()
+        inputs = {"mix": batch.mix.data, "targets": batch.targets.data}
+        try:
+            loss, ok = self.graphed_step(inputs)
+        except RuntimeError as err:
+            if self.graphed_step.graph is not None:
+                raise
+            self._fall_back_to_eager(f"capture failed: {str(err).splitlines()[0]}")
+            return self._fit_batch_sync_free(batch)
+        self.optimizer_step += 1
+        loss = loss.detach().clone()  # the static output is overwritten by the next replay
+        self._account(loss, ok)
+        self.on_fit_batch_end(batch, None, loss, True)
+        return loss
+
+    def _graph_body(self, inputs: Mapping[str, torch.Tensor]
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward, loss and backward on the captured step's static inputs (no host read)."""
+        mix, targets = inputs["mix"], inputs["targets"]  # [B, T], [B, T, S]
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        # cache_enabled=False: autocast's weight-cast cache must not outlive a graph capture
+        with torch.autocast(device_type=self.device_type, dtype=dtype or torch.float32,
+                            enabled=dtype is not None, cache_enabled=False):
+            predictions = self.modules.separator(torch.where(torch.isfinite(mix), mix, 0.0))
+        finite = torch.stack([torch.isfinite(t).all()
+                              for t in (predictions, targets, mix)]).all()
+        loss = self._guarded_loss(predictions, targets, mix, finite)
+        loss.backward()
+        return loss.detach(), torch.isfinite(loss)
+
+    def _fall_back_to_eager(self, reason: str) -> None:
+        """The one log line of a ``cuda_graphs`` run that trains with the eager step."""
+        logger.warning(f"cuda_graphs: training with the eager step instead: {reason}")
+        self.graphed_step = None
+
+    def _check_static_shape(self, batch: PaddedBatch) -> None:
+        """Compiled and graphed steps train on one batch shape for the whole run."""
+        shape = (tuple(batch.mix.data.shape), tuple(batch.targets.data.shape))
+        if self._static_shape is None:
+            self._static_shape = shape
+        elif shape != self._static_shape:
+            raise ValueError(f"training batch of shape mix {shape[0]}, targets {shape[1]} after "
+                             f"batches of {self._static_shape[0]}, {self._static_shape[1]}: with "
+                             "compile_regions or cuda_graphs every training batch must have one "
+                             "shape (fixed segment_seconds, a constant batch_size and "
+                             "drop_last: true in train_dataloader_opts)")
+
+    def _finite_flag(self, loss: torch.Tensor) -> torch.Tensor:
+        """On-device bool: the loss is finite on every DDP rank (all-reduced, not read)."""
+        flag = torch.isfinite(loss.detach()).to(torch.int32).reshape(1)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+        return flag[0].bool()
+
+    def _account(self, loss: torch.Tensor, ok: torch.Tensor) -> None:
+        """Adds a step to the on-device counters; reads them every ``sync_interval`` steps."""
+        step = torch.stack([torch.where(ok, loss.float(), 0.0), ok.float(), (~ok).float()])
+        if self._counters is None:
+            self._counters = torch.zeros(3, device=loss.device)
+        self._counters += step
+        if self.step % self.sync_interval == 0:
+            self._read_counters()
+
+    def _read_counters(self) -> None:
+        """The one host read of the sync-free step: loss average and non-finite count; raises
+        once ``nonfinite_patience`` is exhausted."""
+        if self._counters is None:
+            return
+        total, finite, skipped = self._counters.tolist()
+        self._avg_loss = total / finite if finite else math.nan
+        new = int(skipped) - self.nonfinite_count
+        if new > 0:
+            self.nonfinite_count = int(skipped)
+            self.skipped_nonfinite += new
+            logger.warning(f"{new} non-finite losses (here or on another rank) since the last "
+                           f"check: their updates were skipped ({self.nonfinite_count} this "
+                           f"epoch, patience {self.nonfinite_patience})")
+            self._check_patience()
+
+    def _check_patience(self) -> None:
+        """Raises once the epoch's non-finite losses exceed ``nonfinite_patience``."""
+        if self.nonfinite_count > self.nonfinite_patience:
+            raise ValueError(f"{self.nonfinite_count} non-finite losses this epoch exceed "
+                             f"nonfinite_patience={self.nonfinite_patience}; lower the learning "
+                             "rate, check the data for NaN/Inf, or wrap fit() in "
+                             "torch.autograd.detect_anomaly() to find the cause")
+
+    def update_average(self, loss: torch.Tensor, avg_loss: float) -> float:
+        """SpeechBrain's running training loss; the sync-free step's last read average.
+
+        Arguments
+        ---------
+        loss : torch.Tensor
+            The step's detached loss.
+        avg_loss : float
+            The running average so far.
+
+        Returns
+        -------
+        float
+            The running average.
+        """
+        if self.sync_free and self._counters is not None:
+            return self._avg_loss
+        return super().update_average(loss, avg_loss)
+
     def _finite_everywhere(self, loss: torch.Tensor) -> bool:
         """True when the loss is finite on every DDP rank (one all-reduce under DDP)."""
         flag = torch.isfinite(loss.detach()).to(torch.int32).reshape(1)
@@ -298,11 +503,7 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
         logger.warning(f"non-finite loss ({value:.3g} here, or on another rank): batch skipped "
                        f"({self.nonfinite_count} this epoch, patience "
                        f"{self.nonfinite_patience})")
-        if self.nonfinite_count > self.nonfinite_patience:
-            raise ValueError(f"{self.nonfinite_count} non-finite losses this epoch exceed "
-                             f"nonfinite_patience={self.nonfinite_patience}; lower the learning "
-                             "rate, check the data for NaN/Inf, or wrap fit() in "
-                             "torch.autograd.detect_anomaly() to find the cause")
+        self._check_patience()
 
     def _scheduler_step(self) -> None:
         """Advances a per-update learning-rate scheduler (Noam, warm-up, ...)."""
@@ -331,7 +532,8 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
         resumed epoch keeps its length), the stream is endless and its key is set once per run to
         the number of batches drawn before it (0 for a fresh run), so a run resumed after a kill
         draws new mixtures instead of replaying the first ones. Without validation data a
-        checkpoint is saved after each training epoch.
+        checkpoint is saved after each training epoch. With ``compile_regions`` or
+        ``cuda_graphs`` the training loader drops the last incomplete batch (``drop_last``).
 
         Arguments
         ---------
@@ -347,8 +549,11 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
         """
         self._has_valid = valid_set is not None
         if not isinstance(train_set, (torch.utils.data.DataLoader, LoopedLoader)):
+            train_loader_kwargs = dict(train_loader_kwargs or {})
+            if self.compile_regions or self.cuda_graphs:  # one batch shape for the whole run
+                train_loader_kwargs.setdefault("drop_last", True)
             train_set = self.make_dataloader(train_set, stage=sb.Stage.TRAIN,
-                                             **dict(train_loader_kwargs or {}))
+                                             **train_loader_kwargs)
         self._train_loader = train_set
         super().fit(epoch_counter, train_set, valid_set, progressbar,
                     valid_loader_kwargs=dict(valid_loader_kwargs or {}))
@@ -373,6 +578,7 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
     def on_fit_start(self) -> None:
         """SpeechBrain's start (DDP wrap, optimiser, recovery); starts the training clock."""
         super().on_fit_start()
+        self._prepare_fast_step()
         self._fit_start_time = time.monotonic()
         self._fit_start_step = self.optimizer_step  # a resumed run times its own updates
         self._update_budget = self.optimizer_step_limit
@@ -381,6 +587,33 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
         logger.info(f"gradient clipping at max_grad_norm={self.max_grad_norm}, precision "
                     f"{self.precision}, intra-epoch checkpoints: {interval}, "
                     f"{self.skipped_nonfinite} non-finite batches so far")
+
+    def _prepare_fast_step(self) -> None:
+        """Compiles the regions, builds the graphed step or the sync-free update (once)."""
+        if self.compile_regions and self.regions is None:
+            start = time.monotonic()
+            self.regions = compile_regions(self.separator)
+            logger.info(f"compile_regions: {len(self.regions)} regions set up in "
+                        f"{time.monotonic() - start:.1f} s (compiled at their first call)")
+        if self.cuda_graphs and self.graphed_step is None:
+            reason = cuda_graph_blocker(
+                self.device, getattr(self, "optimizer", None), precision=self.precision,
+                grad_accumulation=self.grad_accumulation_factor,
+                distributed=torch.distributed.is_available()
+                and torch.distributed.is_initialized(),
+                optimizers=len(self.optimizers_dict or {}) if self.opt_class else 0)
+            if reason is None:
+                self.sync_free = True
+                torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls and convolutions
+                torch.backends.cudnn.allow_tf32 = True
+                self.graphed_step = GraphedTrainStep(self._graph_body, self.optimizer,
+                                                     self.max_grad_norm)
+                logger.info("cuda_graphs: the training step is captured after 3 warm-up steps")
+            else:
+                self._fall_back_to_eager(reason)
+        if self.sync_free and self.opt_class is not None:
+            make_fused(self.optimizer)  # Adam/AdamW skip updates inside their kernels
+            self._guarded_update = GuardedUpdate(self.optimizer)
 
     def on_fit_batch_end(self, batch: PaddedBatch, outputs: torch.Tensor, loss: torch.Tensor,
                          should_step: bool) -> None:
@@ -426,6 +659,9 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
         """
         if stage == sb.Stage.TRAIN:
             self._seed_training_stream(epoch)
+            self._counters, self._window_ok, self._avg_loss = None, None, math.nan
+        if self.regions is not None:  # compiled for the training shape; evaluation is eager
+            (self.regions.enable if stage == sb.Stage.TRAIN else self.regions.disable)()
         if stage == sb.Stage.VALID:
             self._valid_si_snri = [0.0, 0]  # sum, count
         if stage == sb.Stage.TEST:
@@ -447,6 +683,9 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
             The epoch.
         """
         if stage == sb.Stage.TRAIN:
+            if self.sync_free and self._counters is not None:
+                self._read_counters()
+                stage_loss = self._avg_loss
             self.train_stats = {"loss": stage_loss, "skipped": self.nonfinite_count}
             self._log_progress()
             if not self._has_valid:
@@ -492,6 +731,16 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
         if self.checkpointer is not None:
             self.checkpointer.save_and_keep_only(meta={"loss": loss, "epoch": epoch},
                                                  min_keys=["loss"])
+
+
+def _flag(hparams: Mapping, key: str) -> bool:
+    """A boolean recipe switch (``key: true`` in the yaml or ``--key=True``), checked."""
+    value = hparams.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false, got {value!r}")
+    return value
 
 
 __all__ = ["SeparationBrain"]

@@ -389,7 +389,8 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
         except RuntimeError as err:
             if self.graphed_step.graph is not None:
                 raise
-            self._fall_back_to_eager(f"capture failed: {str(err).splitlines()[0]}")
+            self.optimizer.zero_grad(set_to_none=True)  # the interrupted step's gradients
+            self._fall_back_to_eager(f"the step cannot be captured ({str(err).splitlines()[0]})")
             return self._fit_batch_sync_free(batch)
         self.optimizer_step += 1
         loss = loss.detach().clone()  # the static output is overwritten by the next replay

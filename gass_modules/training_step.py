@@ -333,16 +333,17 @@ class GraphedTrainStep:
         if self.calls <= self.warmup_steps:
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                debug = torch.cuda.get_sync_debug_mode()
-                if self.calls == 1:  # a host read in the step raises here, with its traceback
-                    torch.cuda.set_sync_debug_mode("error")
-                try:
+            debug = torch.cuda.get_sync_debug_mode()
+            try:
+                with torch.cuda.stream(side):
+                    if self.calls == 1:  # a host read in the step raises here, with its line
+                        torch.cuda.set_sync_debug_mode("error")
                     loss, ok = self._run()
-                finally:
                     torch.cuda.set_sync_debug_mode(debug)
-                self.optimizer.zero_grad(set_to_none=True)
-            torch.cuda.current_stream().wait_stream(side)
+                    self.optimizer.zero_grad(set_to_none=True)
+            finally:
+                torch.cuda.set_sync_debug_mode(debug)
+                torch.cuda.current_stream().wait_stream(side)
             return loss, ok
         if self.graph is None:
             self._capture()

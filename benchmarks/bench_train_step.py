@@ -113,11 +113,13 @@ def make_brain(separator: torch.nn.Module, device: str, mode: str, precision: st
 
 
 def _sync(device: str) -> None:
+    """Waits for the GPU (CUDA), so that the host clock sees the step end."""
     if device.startswith("cuda"):
         torch.cuda.synchronize()
 
 
 def _step(brain: SeparationBrain, batch: PaddedBatch) -> None:
+    """One training step, as ``sb.Brain._fit_train`` runs it."""
     brain.step += 1
     brain.fit_batch(batch)
 
@@ -195,11 +197,13 @@ def plan(cards: list[str], batches: list[int], modes: list[str]) -> list[tuple]:
 
 
 def fmt(value: float, digits: int = 1) -> str:
+    """A table cell: thousands separators, ``n/a`` for NaN."""
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else \
         f"{value:,.{digits}f}"
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Runs the planned rows within the budget and prints (and writes) the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cards", nargs="+", default=list(CARDS), choices=CARDS)

@@ -48,24 +48,20 @@ from torch import nn
 
 from gass_modules import metrics
 from gass_modules.brain_evaluation import EvaluationMixin, _holds_recordings
+from gass_modules.brain_step import FastStepMixin
 from gass_modules.checkpointing import AtomicCheckpointer
 from gass_modules.chunking import resolve_order
-from gass_modules.compile_regions import CompiledRegions, compile_regions
+from gass_modules.compile_regions import CompiledRegions
 from gass_modules.evaluation.scorer import Scorer
 from gass_modules.model_folder import unwrap_module
-from gass_modules.training_step import (
-    GraphedTrainStep,
-    GuardedUpdate,
-    cuda_graph_blocker,
-    make_fused,
-)
+from gass_modules.training_step import GraphedTrainStep
 
 logger = logging.getLogger(__name__)
 
 EPOCH_SCHEDULERS = (ReduceLROnPlateau, NewBobScheduler)
 
 
-class SeparationBrain(EvaluationMixin, sb.Brain):
+class SeparationBrain(FastStepMixin, EvaluationMixin, sb.Brain):
     """Training and evaluation of any gass separator (``modules["separator"]``).
 
     Batches are SpeechBrain ``PaddedBatch`` es of mixer items (docs/architecture.md, "Mixer item"):
@@ -184,6 +180,7 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
         self.sync_free = self.device_type != "cpu" and self.precision != "fp16"
         self.regions: CompiledRegions | None = None
         self.graphed_step: GraphedTrainStep | None = None
+        self._graph_fallback: str | None = None
         self._static_shape: tuple | None = None
         self._counters: torch.Tensor | None = None  # [loss sum, finite steps, skipped steps]
         self._window_ok: torch.Tensor | None = None
@@ -282,21 +279,6 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
             loss = self.hparams.loss(targets.float(), predictions.float(), mix.float())  # [B]
         return loss.mean()
 
-    def _guarded_loss(self, predictions: torch.Tensor, targets: torch.Tensor,
-                      mix: torch.Tensor, finite: torch.Tensor) -> torch.Tensor:
-        """The training loss without a host read: NaN when an input is not finite.
-
-        Non-finite inputs are zeroed before the loss (which then never sees them) and the result
-        is replaced by NaN, so the gradients are finite zeros and the update is skipped on the
-        device (:meth:`_step_sync_free`).
-        """
-        zero = torch.zeros((), device=mix.device, dtype=predictions.dtype)
-        predictions, targets, mix = (torch.where(finite, t, zero)
-                                     for t in (predictions, targets, mix))
-        with torch.autocast(device_type=self.device_type, enabled=False):
-            loss = self.hparams.loss(targets.float(), predictions.float(), mix.float()).mean()
-        return torch.where(finite, loss, torch.full_like(loss, math.nan))
-
     def _track_valid_si_snri(self, mix: torch.Tensor, targets: torch.Tensor,
                              estimates: torch.Tensor, num_sources) -> None:
         """Accumulates the SI-SNRi of present sources in mixtures of 2+ sources (validation)."""
@@ -345,123 +327,6 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
         self.on_fit_batch_end(batch, outputs, loss, should_step)
         return loss.detach().cpu()
 
-    def _fit_batch_sync_free(self, batch: PaddedBatch) -> torch.Tensor:
-        """The eager step without host reads: backward always runs (a non-finite batch's
-        gradients are finite zeros, see :meth:`_guarded_loss`), the update is skipped on the
-        device when the loss of any batch of the accumulation window, on any rank, was not
-        finite, and the counters are read every ``sync_interval`` steps."""
-        should_step = (self.step % self.grad_accumulation_factor) == 0
-        self.on_fit_batch_start(batch, should_step)
-        with self.no_sync(not should_step):
-            with self.training_ctx:
-                outputs = self.compute_forward(batch, sb.Stage.TRAIN)
-            loss = self.compute_objectives(outputs, batch, sb.Stage.TRAIN)
-            ok = self._finite_flag(loss)
-            (loss / self.grad_accumulation_factor).backward()
-        self._window_ok = ok if self._window_ok is None else self._window_ok & ok
-        if should_step:
-            self._scheduler_step()
-            self._step_sync_free(self._window_ok)
-            self._window_ok = None
-        loss = loss.detach()
-        self._account(loss, ok)
-        self.on_fit_batch_end(batch, outputs, loss, should_step)
-        return loss
-
-    def _step_sync_free(self, ok: torch.Tensor) -> None:
-        """Clips (on the device) and applies the update where ``ok``; zeroes the gradients."""
-        if self.opt_class is None:
-            return
-        params = [p for group in self.optimizer.param_groups for p in group["params"]]
-        if self.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
-        self._guarded_update.step(ok)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.optimizer_step += 1
-
-    def _fit_batch_graphed(self, batch: PaddedBatch) -> torch.Tensor:
-        """One replay of the captured step (or a warm-up step before the capture)."""
-        self.on_fit_batch_start(batch, True)
-        self._scheduler_step()
-        inputs = {"mix": batch.mix.data, "targets": batch.targets.data}
-        try:
-            loss, ok = self.graphed_step(inputs)
-        except RuntimeError as err:
-            if self.graphed_step.graph is not None:
-                raise
-            self.optimizer.zero_grad(set_to_none=True)  # the interrupted step's gradients
-            self._fall_back_to_eager(f"the step cannot be captured ({str(err).splitlines()[0]})")
-            return self._fit_batch_sync_free(batch)
-        self.optimizer_step += 1
-        loss = loss.detach().clone()  # the static output is overwritten by the next replay
-        self._account(loss, ok)
-        self.on_fit_batch_end(batch, None, loss, True)
-        return loss
-
-    def _graph_body(self, inputs: Mapping[str, torch.Tensor]
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Forward, loss and backward on the captured step's static inputs (no host read)."""
-        mix, targets = inputs["mix"], inputs["targets"]  # [B, T], [B, T, S]
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-        # cache_enabled=False: autocast's weight-cast cache must not outlive a graph capture
-        with torch.autocast(device_type=self.device_type, dtype=dtype or torch.float32,
-                            enabled=dtype is not None, cache_enabled=False):
-            predictions = self.modules.separator(torch.where(torch.isfinite(mix), mix, 0.0))
-        finite = torch.stack([torch.isfinite(t).all()
-                              for t in (predictions, targets, mix)]).all()
-        loss = self._guarded_loss(predictions, targets, mix, finite)
-        loss.backward()
-        return loss.detach(), torch.isfinite(loss)
-
-    def _fall_back_to_eager(self, reason: str) -> None:
-        """The one log line of a ``cuda_graphs`` run that trains with the eager step."""
-        logger.warning(f"cuda_graphs: training with the eager step instead: {reason}")
-        self.graphed_step = None
-
-    def _check_static_shape(self, batch: PaddedBatch) -> None:
-        """Compiled and graphed steps train on one batch shape for the whole run."""
-        shape = (tuple(batch.mix.data.shape), tuple(batch.targets.data.shape))
-        if self._static_shape is None:
-            self._static_shape = shape
-        elif shape != self._static_shape:
-            raise ValueError(f"training batch of shape mix {shape[0]}, targets {shape[1]} after "
-                             f"batches of {self._static_shape[0]}, {self._static_shape[1]}: with "
-                             "compile_regions or cuda_graphs every training batch must have one "
-                             "shape (fixed segment_seconds, a constant batch_size and "
-                             "drop_last: true in train_dataloader_opts)")
-
-    def _finite_flag(self, loss: torch.Tensor) -> torch.Tensor:
-        """On-device bool: the loss is finite on every DDP rank (all-reduced, not read)."""
-        flag = torch.isfinite(loss.detach()).to(torch.int32).reshape(1)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
-        return flag[0].bool()
-
-    def _account(self, loss: torch.Tensor, ok: torch.Tensor) -> None:
-        """Adds a step to the on-device counters; reads them every ``sync_interval`` steps."""
-        step = torch.stack([torch.where(ok, loss.float(), 0.0), ok.float(), (~ok).float()])
-        if self._counters is None:
-            self._counters = torch.zeros(3, device=loss.device)
-        self._counters += step
-        if self.step % self.sync_interval == 0:
-            self._read_counters()
-
-    def _read_counters(self) -> None:
-        """The one host read of the sync-free step: loss average and non-finite count; raises
-        once ``nonfinite_patience`` is exhausted."""
-        if self._counters is None:
-            return
-        total, finite, skipped = self._counters.tolist()
-        self._avg_loss = total / finite if finite else math.nan
-        new = int(skipped) - self.nonfinite_count
-        if new > 0:
-            self.nonfinite_count = int(skipped)
-            self.skipped_nonfinite += new
-            logger.warning(f"{new} non-finite losses (here or on another rank) since the last "
-                           f"check: their updates were skipped ({self.nonfinite_count} this "
-                           f"epoch, patience {self.nonfinite_patience})")
-            self._check_patience()
-
     def _check_patience(self) -> None:
         """Raises once the epoch's non-finite losses exceed ``nonfinite_patience``."""
         if self.nonfinite_count > self.nonfinite_patience:
@@ -469,25 +334,6 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
                              f"nonfinite_patience={self.nonfinite_patience}; lower the learning "
                              "rate, check the data for NaN/Inf, or wrap fit() in "
                              "torch.autograd.detect_anomaly() to find the cause")
-
-    def update_average(self, loss: torch.Tensor, avg_loss: float) -> float:
-        """SpeechBrain's running training loss; the sync-free step's last read average.
-
-        Arguments
-        ---------
-        loss : torch.Tensor
-            The step's detached loss.
-        avg_loss : float
-            The running average so far.
-
-        Returns
-        -------
-        float
-            The running average.
-        """
-        if self.sync_free and self._counters is not None:
-            return self._avg_loss
-        return super().update_average(loss, avg_loss)
 
     def _finite_everywhere(self, loss: torch.Tensor) -> bool:
         """True when the loss is finite on every DDP rank (one all-reduce under DDP)."""
@@ -588,33 +434,6 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
         logger.info(f"gradient clipping at max_grad_norm={self.max_grad_norm}, precision "
                     f"{self.precision}, intra-epoch checkpoints: {interval}, "
                     f"{self.skipped_nonfinite} non-finite batches so far")
-
-    def _prepare_fast_step(self) -> None:
-        """Compiles the regions, builds the graphed step or the sync-free update (once)."""
-        if self.compile_regions and self.regions is None:
-            start = time.monotonic()
-            self.regions = compile_regions(self.separator)
-            logger.info(f"compile_regions: {len(self.regions)} regions set up in "
-                        f"{time.monotonic() - start:.1f} s (compiled at their first call)")
-        if self.cuda_graphs and self.graphed_step is None:
-            reason = cuda_graph_blocker(
-                self.device, getattr(self, "optimizer", None), precision=self.precision,
-                grad_accumulation=self.grad_accumulation_factor,
-                distributed=torch.distributed.is_available()
-                and torch.distributed.is_initialized(),
-                optimizers=len(self.optimizers_dict or {}) if self.opt_class else 0)
-            if reason is None:
-                self.sync_free = True
-                torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls and convolutions
-                torch.backends.cudnn.allow_tf32 = True
-                self.graphed_step = GraphedTrainStep(self._graph_body, self.optimizer,
-                                                     self.max_grad_norm)
-                logger.info("cuda_graphs: the training step is captured after 3 warm-up steps")
-            else:
-                self._fall_back_to_eager(reason)
-        if self.sync_free and self.opt_class is not None:
-            make_fused(self.optimizer)  # Adam/AdamW skip updates inside their kernels
-            self._guarded_update = GuardedUpdate(self.optimizer)
 
     def on_fit_batch_end(self, batch: PaddedBatch, outputs: torch.Tensor, loss: torch.Tensor,
                          should_step: bool) -> None:

@@ -25,7 +25,7 @@ kernels' summed time over the step time), peak memory (CUDA: ``max_memory_alloca
 (compile: first step minus an eager step; graph: warm-up and capture) and the step time relative
 to the eager step of the same card and batch. A total ``--budget-s`` bounds the run: rows are
 measured in priority order (batch 64 first, eager and graph before compile) and the rest are
-listed as skipped.
+listed as skipped (a compile row needs a minute of budget left to start).
 
 Run: ``.venv/bin/python benchmarks/bench_train_step.py [--device cuda] [--budget-s 180]
 [--cards gass_mini sepformer] [--batches 16 64 256] [--modes eager compile graph]
@@ -61,6 +61,7 @@ CARD_1P44M = {"bottleneck_channels": 128, "hidden_channels": 384, "depth": 4, "n
 CARDS = ("gass_mini", "tdanet_1p44m", "tdanet_stft", "tdanet_paper", "bsrnn_small",
          "bs_roformer", "sepformer")
 MODES = ("eager", "graph", "compile")
+COMPILE_MIN_S = 60.0  # a compile row starts only with this much budget left
 
 
 def build_card(name: str) -> torch.nn.Module:
@@ -157,12 +158,14 @@ def measure(name: str, mode: str, batch: int, device: str, precision: str, steps
     start = time.monotonic()
     brain = make_brain(separator, device, mode, precision)
     if mode == "graph" and brain.graphed_step is None:
-        return {"status": "fell back to eager (see log)"}
+        return {"status": f"not captured: {brain._graph_fallback}"}
     warm = 4 if mode == "graph" else 2  # graph: 3 warm-up steps and the capture
     for _ in range(warm):
         _step(brain, data)
     _sync(device)
     setup = time.monotonic() - start
+    if mode == "graph" and (brain.graphed_step is None or brain.graphed_step.graph is None):
+        return {"status": f"not captured: {brain._graph_fallback}"}
     # CPU: thread time (one torch thread computes in this thread; robust to a shared machine)
     clock = time.perf_counter if device.startswith("cuda") else time.thread_time
     times = []
@@ -188,12 +191,15 @@ def measure(name: str, mode: str, batch: int, device: str, precision: str, steps
 
 
 def plan(cards: list[str], batches: list[int], modes: list[str]) -> list[tuple]:
-    """(card, mode, batch) in priority order: batch 64 (or the first) first, eager, graph,
-    then compile."""
+    """(card, mode, batch) in priority order: eager and graph rows at batch 64 (or the first
+    batch), then at the other batches, then the compile rows (whose compilation is the longest).
+    """
     first = 64 if 64 in batches else batches[0]
     order = [first] + [b for b in batches if b != first]
-    return [(card, mode, batch) for batch in order for mode in MODES if mode in modes
-            for card in cards]
+    fast = [(card, mode, batch) for batch in order for mode in ("eager", "graph")
+            if mode in modes for card in cards]
+    return fast + [(card, "compile", batch) for batch in order if "compile" in modes
+                   for card in cards]
 
 
 def fmt(value: float, digits: int = 1) -> str:
@@ -226,8 +232,12 @@ def main(argv: list[str] | None = None) -> None:
     start = time.monotonic()
     eager_ms: dict = {}
     rows = []
+    if cuda:  # TF32 for every mode (the graphed step turns it on; like for like)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     for card, mode, batch in plan(args.cards, args.batches, modes):
-        if time.monotonic() - start > args.budget_s:
+        left = args.budget_s - (time.monotonic() - start)
+        if left <= 0 or (mode == "compile" and left < COMPILE_MIN_S):
             rows.append((card, mode, batch, {"status": "skipped (budget)"}))
             continue
         load = os.getloadavg()[0]

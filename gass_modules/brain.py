@@ -311,9 +311,7 @@ class SeparationBrain(FastStepMixin, EvaluationMixin, sb.Brain):
         should_step = (self.step % self.grad_accumulation_factor) == 0
         self.on_fit_batch_start(batch, should_step)
         with self.no_sync(not should_step):
-            with self.training_ctx:
-                outputs = self.compute_forward(batch, sb.Stage.TRAIN)
-            loss = self.compute_objectives(outputs, batch, sb.Stage.TRAIN)
+            outputs, loss = self._train_forward(batch)
             finite = self._finite_everywhere(loss)
             if finite:
                 self.scaler.scale(loss / self.grad_accumulation_factor).backward()

@@ -68,22 +68,28 @@ class FastStepMixin:
             loss = self.hparams.loss(targets.float(), predictions.float(), mix.float()).mean()
         return torch.where(finite, loss, torch.full_like(loss, math.nan))
 
-    def _fit_batch_sync_free(self, batch: PaddedBatch) -> torch.Tensor:
+    def _train_forward(self, batch: PaddedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward (under the training precision) and loss of a training batch."""
+        with self.training_ctx:
+            outputs = self.compute_forward(batch, sb.Stage.TRAIN)
+        return outputs, self.compute_objectives(outputs, batch, sb.Stage.TRAIN)
+
+    def _fit_batch_sync_free(self, batch: PaddedBatch, scheduled: bool = False) -> torch.Tensor:
         """The eager step without host reads: backward always runs (a non-finite batch's
         gradients are finite zeros, see :meth:`_guarded_loss`), the update is skipped on the
         device when the loss of any batch of the accumulation window, on any rank, was not
-        finite, and the counters are read every ``sync_interval`` steps."""
+        finite, and the counters are read every ``sync_interval`` steps. ``scheduled``: the
+        learning-rate scheduler already stepped for this batch."""
         should_step = (self.step % self.grad_accumulation_factor) == 0
         self.on_fit_batch_start(batch, should_step)
         with self.no_sync(not should_step):
-            with self.training_ctx:
-                outputs = self.compute_forward(batch, sb.Stage.TRAIN)
-            loss = self.compute_objectives(outputs, batch, sb.Stage.TRAIN)
+            outputs, loss = self._train_forward(batch)
             ok = self._finite_flag(loss)
             (loss / self.grad_accumulation_factor).backward()
         self._window_ok = ok if self._window_ok is None else self._window_ok & ok
         if should_step:
-            self._scheduler_step()
+            if not scheduled:
+                self._scheduler_step()
             self._step_sync_free(self._window_ok)
             self._window_ok = None
         loss = loss.detach()
@@ -114,7 +120,7 @@ class FastStepMixin:
                 raise
             self.optimizer.zero_grad(set_to_none=True)  # the interrupted step's gradients
             self._fall_back_to_eager(f"the step cannot be captured ({str(err).splitlines()[0]})")
-            return self._fit_batch_sync_free(batch)
+            return self._fit_batch_sync_free(batch, scheduled=True)
         self.optimizer_step += 1
         loss = loss.detach().clone()  # the static output is overwritten by the next replay
         self._account(loss, ok)

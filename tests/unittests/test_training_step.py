@@ -412,3 +412,22 @@ def test_gass_mini_card_is_captured_on_gpu(tmp_path):
     brain.fit(counter, loader(_gpu_items(24, sources=4), batch_size=4))
     assert brain.graphed_step is not None and brain.graphed_step.graph is not None
     assert math.isfinite(brain.train_stats["loss"])
+
+
+@pytest.mark.slow
+def test_brain_compiles_regions_for_training_only(tmp_path, monkeypatch):
+    """compile_regions: the brain compiles the separator's blocks at fit start (here with the
+    eager backend: tracing without code generation), trains through them, and evaluates
+    eagerly; the checkpointed names are the separator's own."""
+    import functools
+
+    import gass_modules.brain_step as brain_step
+    monkeypatch.setattr(brain_step, "compile_regions",
+                        functools.partial(compile_regions, backend="eager"))
+    items = _gpu_items(8, length=800)
+    brain, counter = make_brain(tmp_path, separator=tiny_tdanet(), compile_regions=True)
+    brain.fit(counter, loader(items, batch_size=4), loader(items[:4], batch_size=4))
+    assert brain.regions.names == ["masker.block", "masker.reinject"]
+    assert brain.optimizer_step == 2 and math.isfinite(brain.train_stats["loss"])
+    assert not brain.regions.enabled  # validation ran last, eagerly
+    assert set(brain.separator.state_dict()) == set(tiny_tdanet().state_dict())

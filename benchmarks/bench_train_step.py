@@ -35,6 +35,7 @@ Run: ``.venv/bin/python benchmarks/bench_train_step.py [--device cuda] [--budget
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import os
 import platform
@@ -153,6 +154,7 @@ def measure(name: str, mode: str, batch: int, device: str, precision: str, steps
     separator = build_card(name)
     data = make_batch(separator, batch)
     if device.startswith("cuda"):
+        gc.collect()  # the previous row's brain, graph pool and optimiser state
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     start = time.monotonic()

@@ -19,6 +19,7 @@ Authors
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -35,6 +36,11 @@ from gass_modules.training_step import (
     cuda_graph_blocker,
     make_fused,
 )
+
+try:  # the lobes' and the loss's switch (issue #23 part A); absent before that merge
+    from gass_modules.sync_free import sync_free as sync_free_mode
+except ImportError:  # pragma: no cover - drop this fallback once gass_modules.sync_free exists
+    sync_free_mode = contextlib.nullcontext
 
 logger = logging.getLogger("gass_modules.brain")  # one logger for the training loop's lines
 
@@ -82,7 +88,7 @@ class FastStepMixin:
         learning-rate scheduler already stepped for this batch."""
         should_step = (self.step % self.grad_accumulation_factor) == 0
         self.on_fit_batch_start(batch, should_step)
-        with self.no_sync(not should_step):
+        with self.no_sync(not should_step), sync_free_mode():  # no host check in the lobes
             outputs, loss = self._train_forward(batch)
             ok = self._finite_flag(loss)
             (loss / self.grad_accumulation_factor).backward()
@@ -133,13 +139,14 @@ class FastStepMixin:
         mix, targets = inputs["mix"], inputs["targets"]  # [B, T], [B, T, S]
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         # cache_enabled=False: autocast's weight-cast cache must not outlive a graph capture
-        with torch.autocast(device_type=self.device_type, dtype=dtype or torch.float32,
-                            enabled=dtype is not None, cache_enabled=False):
-            predictions = self.modules.separator(torch.where(torch.isfinite(mix), mix, 0.0))
-        finite = torch.stack([torch.isfinite(t).all()
-                              for t in (predictions, targets, mix)]).all()
-        loss = self._guarded_loss(predictions, targets, mix, finite)
-        loss.backward()
+        with sync_free_mode():  # the lobes and the loss check on the device, not the host
+            with torch.autocast(device_type=self.device_type, dtype=dtype or torch.float32,
+                                enabled=dtype is not None, cache_enabled=False):
+                predictions = self.modules.separator(torch.where(torch.isfinite(mix), mix, 0.0))
+            finite = torch.stack([torch.isfinite(t).all()
+                                  for t in (predictions, targets, mix)]).all()
+            loss = self._guarded_loss(predictions, targets, mix, finite)
+            loss.backward()
         return loss.detach(), torch.isfinite(loss)
 
     def _fall_back_to_eager(self, reason: str) -> None:

@@ -300,7 +300,8 @@ class SeparationBrain(FastStepMixin, EvaluationMixin, sb.Brain):
         Returns
         -------
         torch.Tensor
-            The detached loss (on CPU).
+            The detached loss (on CPU; on the training device in the sync-free and graphed
+            steps, which do not copy it to the host).
         """
         if self.regions is not None or self.cuda_graphs:
             self._check_static_shape(batch)

@@ -34,3 +34,14 @@ def _doctest_namespace(doctest_namespace):
     mixture by a gain per output) where an example needs a separator with closed-form outputs."""
     doctest_namespace["torch"] = torch
     doctest_namespace["ScaledCopies"] = ScaledCopies
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` are skipped on a machine without a CUDA GPU (run them with
+    ``pytest -m cuda`` on one)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (marked `cuda`)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

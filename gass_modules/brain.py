@@ -9,6 +9,13 @@ Training follows SpeechBrain's ``sb.Brain`` with the changes separation needs:
 * a non-finite loss skips the backward pass and the update on *every* rank (one all-reduce of a
   flag), is counted, and stops training once ``nonfinite_patience`` is exhausted (SpeechBrain
   1.1.2 counts it but still back-propagates the NaN);
+* on a GPU the step is sync-free (nothing reads a tensor value on the host): a non-finite loss
+  makes the update a no-op on the device (:class:`~gass_modules.training_step.GuardedUpdate`),
+  and the loss average and the skip count are read every ``sync_interval`` steps;
+* ``compile_regions: true`` (``--compile_regions=True``) compiles the separator's repeated blocks
+  (:mod:`gass_modules.compile_regions`) and ``cuda_graphs: true`` (``--cuda_graphs=True``)
+  captures the whole step in one CUDA graph (:mod:`gass_modules.training_step`); both hold the
+  training batches to one shape (``drop_last``, a clear error on another shape);
 * the learning-rate scheduler is checkpointed with the model, optimiser and epoch counter;
 * ``gass_modules.checkpointing.AtomicCheckpointer`` writes each checkpoint into a staging
   folder and renames it into place, so a run killed while saving never leaves a half-written
@@ -41,17 +48,20 @@ from torch import nn
 
 from gass_modules import metrics
 from gass_modules.brain_evaluation import EvaluationMixin, _holds_recordings
+from gass_modules.brain_step import FastStepMixin
 from gass_modules.checkpointing import AtomicCheckpointer
 from gass_modules.chunking import resolve_order
+from gass_modules.compile_regions import CompiledRegions
 from gass_modules.evaluation.scorer import Scorer
 from gass_modules.model_folder import unwrap_module
+from gass_modules.training_step import GraphedTrainStep
 
 logger = logging.getLogger(__name__)
 
 EPOCH_SCHEDULERS = (ReduceLROnPlateau, NewBobScheduler)
 
 
-class SeparationBrain(EvaluationMixin, sb.Brain):
+class SeparationBrain(FastStepMixin, EvaluationMixin, sb.Brain):
     """Training and evaluation of any gass separator (``modules["separator"]``).
 
     Batches are SpeechBrain ``PaddedBatch`` es of mixer items (docs/architecture.md, "Mixer item"):
@@ -76,7 +86,13 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
     (:meth:`export_model_folder`), ``num_threads`` (torch
     intra-op threads of this process, set when the brain is built) and ``max_train_minutes``
     (a wall-clock budget: once spent, the current epoch stops, is validated and checkpointed, and
-    ``fit`` returns; through SpeechBrain's ``optimizer_step_limit``). Run options
+    ``fit`` returns; through SpeechBrain's ``optimizer_step_limit``), ``compile_regions``
+    (bool, default false: compile the separator's repeated blocks for training; evaluation stays
+    eager), ``cuda_graphs`` (bool, default false: capture forward, loss, backward, clipping and
+    a fused capturable Adam in one CUDA graph after 3 warm-up steps; on CPU, or when the step
+    cannot be captured, one log line says why and the eager step runs) and ``sync_interval``
+    (50: steps between host reads of the loss average and the non-finite count on a GPU). Run
+    options
     (``max_grad_norm``, ``precision``, ``ckpt_interval_steps``/``ckpt_interval_minutes``,
     ``nonfinite_patience``, ``debug``...) are SpeechBrain's. Add ``epoch_counter`` and
     ``separator`` to the checkpointer's recoverables in the yaml; the optimiser, the scheduler and
@@ -151,6 +167,24 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
                                    eval_alignment=hparams.get("eval_alignment"))
         self._has_valid = False
         self._valid_si_snri = [0.0, 0]
+        self.compile_regions = _flag(hparams, "compile_regions")
+        self.cuda_graphs = _flag(hparams, "cuda_graphs")
+        interval = hparams.get("sync_interval", 50)
+        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+            raise ValueError(f"sync_interval must be a positive int (steps), got {interval!r}")
+        self.sync_interval = interval
+        # Sync-free step (on-device skip of non-finite updates, counters read every
+        # sync_interval steps): on a GPU, where a host read stalls the launch queue. On the CPU a
+        # read costs nothing and the eager step skips a non-finite batch's backward instead.
+        # Tests set it to exercise the GPU logic on the CPU. fp16's GradScaler reads on the host.
+        self.sync_free = self.device_type != "cpu" and self.precision != "fp16"
+        self.regions: CompiledRegions | None = None
+        self.graphed_step: GraphedTrainStep | None = None
+        self._graph_fallback: str | None = None
+        self._static_shape: tuple | None = None
+        self._counters: torch.Tensor | None = None  # [loss sum, finite steps, skipped steps]
+        self._window_ok: torch.Tensor | None = None
+        self._avg_loss = math.nan
 
     @property
     def separator(self) -> torch.nn.Module:
@@ -188,13 +222,15 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
         torch.Tensor or list of torch.Tensor
             ``[B, T, S]`` estimates; for recordings, ``[C, T, S]`` per item.
         """
-        mix = batch.mix.data.to(self.device)  # [B, T]
+        mix = batch.mix.data.to(self.device, non_blocking=True)  # [B, T]
         if stage == sb.Stage.TEST and _holds_recordings(batch):
             return [self.separate_recording(mix[b], int(batch.sample_rate[b]))
                     for b in range(mix.shape[0])]
         if mix.dim() != 2:
             raise ValueError(f"expected batch.mix.data [B, T], got {tuple(mix.shape)}; the "
                              "mixer must yield mono mixtures of shape [T]")
+        if stage == sb.Stage.TRAIN and self.sync_free:  # a NaN batch is skipped, not refused
+            mix = torch.where(torch.isfinite(mix), mix, 0.0)
         return self.modules.separator(mix)  # [B, T, S]
 
     def compute_objectives(self, predictions: torch.Tensor | list[torch.Tensor],
@@ -233,6 +269,8 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
                              f"are {tuple(targets.shape)}; set the model card's num_sources to the "
                              "mixer's number of target slots (GASS: 4)")
         finite = torch.stack([torch.isfinite(t).all() for t in (predictions, targets, mix)]).all()
+        if stage == sb.Stage.TRAIN and self.sync_free:
+            return self._guarded_loss(predictions, targets, mix, finite)
         if not finite:  # the loss refuses NaN/Inf inputs; a NaN loss makes fit_batch skip it
             return torch.full((), math.nan, device=mix.device)
         if stage == sb.Stage.VALID:
@@ -262,14 +300,19 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
         Returns
         -------
         torch.Tensor
-            The detached loss (on CPU).
+            The detached loss (on CPU; on the training device in the sync-free and graphed
+            steps, which do not copy it to the host).
         """
+        if self.regions is not None or self.cuda_graphs:
+            self._check_static_shape(batch)
+        if self.graphed_step is not None:
+            return self._fit_batch_graphed(batch)
+        if self.sync_free:
+            return self._fit_batch_sync_free(batch)
         should_step = (self.step % self.grad_accumulation_factor) == 0
         self.on_fit_batch_start(batch, should_step)
         with self.no_sync(not should_step):
-            with self.training_ctx:
-                outputs = self.compute_forward(batch, sb.Stage.TRAIN)
-            loss = self.compute_objectives(outputs, batch, sb.Stage.TRAIN)
+            outputs, loss = self._train_forward(batch)
             finite = self._finite_everywhere(loss)
             if finite:
                 self.scaler.scale(loss / self.grad_accumulation_factor).backward()
@@ -282,6 +325,14 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
             self.zero_grad(set_to_none=True)  # drop what this accumulation window gathered
         self.on_fit_batch_end(batch, outputs, loss, should_step)
         return loss.detach().cpu()
+
+    def _check_patience(self) -> None:
+        """Raises once the epoch's non-finite losses exceed ``nonfinite_patience``."""
+        if self.nonfinite_count > self.nonfinite_patience:
+            raise ValueError(f"{self.nonfinite_count} non-finite losses this epoch exceed "
+                             f"nonfinite_patience={self.nonfinite_patience}; lower the learning "
+                             "rate, check the data for NaN/Inf, or wrap fit() in "
+                             "torch.autograd.detect_anomaly() to find the cause")
 
     def _finite_everywhere(self, loss: torch.Tensor) -> bool:
         """True when the loss is finite on every DDP rank (one all-reduce under DDP)."""
@@ -298,11 +349,7 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
         logger.warning(f"non-finite loss ({value:.3g} here, or on another rank): batch skipped "
                        f"({self.nonfinite_count} this epoch, patience "
                        f"{self.nonfinite_patience})")
-        if self.nonfinite_count > self.nonfinite_patience:
-            raise ValueError(f"{self.nonfinite_count} non-finite losses this epoch exceed "
-                             f"nonfinite_patience={self.nonfinite_patience}; lower the learning "
-                             "rate, check the data for NaN/Inf, or wrap fit() in "
-                             "torch.autograd.detect_anomaly() to find the cause")
+        self._check_patience()
 
     def _scheduler_step(self) -> None:
         """Advances a per-update learning-rate scheduler (Noam, warm-up, ...)."""
@@ -331,7 +378,8 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
         resumed epoch keeps its length), the stream is endless and its key is set once per run to
         the number of batches drawn before it (0 for a fresh run), so a run resumed after a kill
         draws new mixtures instead of replaying the first ones. Without validation data a
-        checkpoint is saved after each training epoch.
+        checkpoint is saved after each training epoch. With ``compile_regions`` or
+        ``cuda_graphs`` the training loader drops the last incomplete batch (``drop_last``).
 
         Arguments
         ---------
@@ -347,8 +395,11 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
         """
         self._has_valid = valid_set is not None
         if not isinstance(train_set, (torch.utils.data.DataLoader, LoopedLoader)):
+            train_loader_kwargs = dict(train_loader_kwargs or {})
+            if self.compile_regions or self.cuda_graphs:  # one batch shape for the whole run
+                train_loader_kwargs.setdefault("drop_last", True)
             train_set = self.make_dataloader(train_set, stage=sb.Stage.TRAIN,
-                                             **dict(train_loader_kwargs or {}))
+                                             **train_loader_kwargs)
         self._train_loader = train_set
         super().fit(epoch_counter, train_set, valid_set, progressbar,
                     valid_loader_kwargs=dict(valid_loader_kwargs or {}))
@@ -373,6 +424,7 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
     def on_fit_start(self) -> None:
         """SpeechBrain's start (DDP wrap, optimiser, recovery); starts the training clock."""
         super().on_fit_start()
+        self._prepare_fast_step()
         self._fit_start_time = time.monotonic()
         self._fit_start_step = self.optimizer_step  # a resumed run times its own updates
         self._update_budget = self.optimizer_step_limit
@@ -426,6 +478,9 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
         """
         if stage == sb.Stage.TRAIN:
             self._seed_training_stream(epoch)
+            self._counters, self._window_ok, self._avg_loss = None, None, math.nan
+        if self.regions is not None:  # compiled for the training shape; evaluation is eager
+            (self.regions.enable if stage == sb.Stage.TRAIN else self.regions.disable)()
         if stage == sb.Stage.VALID:
             self._valid_si_snri = [0.0, 0]  # sum, count
         if stage == sb.Stage.TEST:
@@ -447,6 +502,9 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
             The epoch.
         """
         if stage == sb.Stage.TRAIN:
+            if self.sync_free and self._counters is not None:
+                self._read_counters()
+                stage_loss = self._avg_loss
             self.train_stats = {"loss": stage_loss, "skipped": self.nonfinite_count}
             self._log_progress()
             if not self._has_valid:
@@ -492,6 +550,16 @@ class SeparationBrain(EvaluationMixin, sb.Brain):
         if self.checkpointer is not None:
             self.checkpointer.save_and_keep_only(meta={"loss": loss, "epoch": epoch},
                                                  min_keys=["loss"])
+
+
+def _flag(hparams: Mapping, key: str) -> bool:
+    """A boolean recipe switch (``key: true`` in the yaml or ``--key=True``), checked."""
+    value = hparams.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false, got {value!r}")
+    return value
 
 
 __all__ = ["SeparationBrain"]

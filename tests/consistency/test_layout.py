@@ -23,8 +23,10 @@ ROWS = {
                      "lengths", "dataio", "safe_hparams", "pretrained", "output_files",
                      "sync_free"), 0),
     **dict.fromkeys(("evaluation", "chunking", "model_folder", "checkpointing", "schedulers",
-                     "recipe", "transfer", "intonation", "stems"), 1),
-    **dict.fromkeys(("brain", "brain_evaluation", "inference", "streaming", "transcribe"), 2),
+                     "recipe", "transfer", "intonation", "stems", "compile_regions",
+                     "training_step"), 1),
+    **dict.fromkeys(("brain", "brain_evaluation", "brain_step", "inference", "streaming",
+                     "transcribe"), 2),
     **dict.fromkeys(("finetune", "asr_frontend", "cli", "cli_stream"), 3),
 }
 

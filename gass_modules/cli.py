@@ -52,6 +52,7 @@ from tqdm.auto import tqdm
 
 from gass_modules.audio import DEFAULT_THRESHOLD_DB, OutputLock, make_folder, write_text_atomic
 from gass_modules.inference import GASSSeparator
+from gass_modules.optional import import_optional
 from gass_modules.pretrained import DEFAULT_MODEL, resolve_model_source
 from gass_modules.stems import Separation
 
@@ -255,7 +256,8 @@ class _Spectrogram:
 
     def save(self, path: Path, result: Separation, title: str) -> None:
         """Draws the mixture and the kept stems and writes a PNG."""
-        from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+        # no pyplot: no global state, no display needed
+        Figure = import_optional("matplotlib.figure", "plots", "--plot").Figure
 
         mean = self.power / self.count.clamp(min=1)  # [S+1, F, cols]
         db = 10 * torch.log10(mean + 1e-12)
@@ -401,6 +403,11 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error(f"--overlap must be in (0, 0.5], got {args.overlap}")
     if not math.isfinite(args.threshold_db):
         build_parser().error(f"--threshold-db must be a finite number, got {args.threshold_db}")
+    if args.plot:
+        try:  # before any file is separated: matplotlib is the optional extra [plots]
+            import_optional("matplotlib.figure", "plots", "--plot")
+        except ImportError as err:
+            build_parser().error(str(err))
     run_opts = {}
     if args.device is not None:
         try:

@@ -20,7 +20,7 @@ LIMIT = 620  # "about 600 lines"
 # ones) are not checked here; add them when they join the map.
 ROWS = {
     **dict.fromkeys(("compat", "lobes", "losses", "metrics", "benchmark_metrics", "audio",
-                     "lengths", "dataio", "safe_hparams", "pretrained"), 0),
+                     "lengths", "dataio", "safe_hparams", "pretrained", "optional", "cards"), 0),
     **dict.fromkeys(("evaluation", "chunking", "model_folder", "checkpointing", "schedulers",
                      "recipe", "transfer", "intonation", "stems"), 1),
     **dict.fromkeys(("brain", "brain_evaluation", "inference", "transcribe"), 2),

@@ -36,7 +36,6 @@ from pathlib import Path
 
 import torch
 from speechbrain.inference.interfaces import Pretrained
-from speechbrain.utils.fetching import FetchConfig
 
 from gass_modules.audio import (
     DEFAULT_THRESHOLD_DB,
@@ -59,6 +58,7 @@ from gass_modules.model_folder import (
     load_separator_checkpoint,
     unwrap_module,
 )
+from gass_modules.optional import local_fetch_options, speechbrain_1_0_precision
 from gass_modules.pretrained import BUNDLED_MODELS, resolve_model_source
 from gass_modules.safe_hparams import load_model_description
 from gass_modules.stems import Separation, separate_to_stems  # Separation: importable from here
@@ -133,6 +133,8 @@ class GASSSeparator(Pretrained):
                              f"{{'encoder', 'masknet', 'decoder'}}), got {sorted(modules)}")
         super().__init__(modules=modules, hparams=hparams, run_opts=run_opts,
                          freeze_params=freeze_params)
+        if not hasattr(self, "inference_ctx"):  # SpeechBrain 1.0.x: no precision option
+            self.inference_ctx = speechbrain_1_0_precision(run_opts)
         model = unwrap_module(self.mods.separator)
         _check_separator(model, "GASSSeparator")
         for name in ("sample_rate", "num_sources"):
@@ -196,7 +198,8 @@ class GASSSeparator(Pretrained):
                                     f"{HPARAMS_FILE} and {CHECKPOINT_FILE}")
         if not trust_code:
             return cls._from_description(folder, hparams_file, **kwargs)
-        kwargs.setdefault("fetch_config", FetchConfig(allow_network=False))
+        if "fetch_config" not in kwargs:  # never the network (SpeechBrain 1.0 and 1.1 alike)
+            kwargs.update(local_fetch_options())
         try:
             return super().from_hparams(source=str(folder.resolve()), hparams_file=hparams_file,
                                         savedir=savedir, **kwargs)

@@ -3,8 +3,9 @@
 The library's run-time needs are ``install_requires`` (setup.py); what only one feature needs is
 an extra (``pip install 'gass_modules[plots]'``: matplotlib for spectrogram figures;
 ``[musdb]``: museval for MUSDB18 cSDR). :func:`import_optional` imports such a module when the
-feature is used and, when it is missing, says which extra brings it. :func:`require_version`
-gates a feature on a newer release of a dependency than the declared range's floor.
+feature is used and, when it is missing, says which extra brings it. :func:`local_fetch_options`
+and :func:`speechbrain_1_0_precision` bridge the SpeechBrain 1.0 / 1.1 differences the library
+meets (fetch options; inference precision, a 1.1 feature gated with a message on 1.0).
 
 Authors
  * gass developers 2026
@@ -12,13 +13,12 @@ Authors
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-import importlib.metadata
+from collections.abc import Mapping
 from types import ModuleType
 
-from packaging.version import Version
-
-__all__ = ["import_optional", "require_version"]
+__all__ = ["import_optional", "local_fetch_options", "speechbrain_1_0_precision"]
 
 
 def import_optional(module: str, extra: str, feature: str) -> ModuleType:
@@ -58,30 +58,69 @@ def import_optional(module: str, extra: str, feature: str) -> ModuleType:
                           f"'gass_modules[{extra}]'") from None
 
 
-def require_version(distribution: str, minimum: str, feature: str) -> None:
-    """Raises a RuntimeError when the installed ``distribution`` is older than ``minimum``.
+def local_fetch_options(overwrite: bool = False) -> dict:
+    """Keyword arguments that keep SpeechBrain's fetching local, for either SpeechBrain line.
 
-    For a feature that needs a newer release than the floor of gass_modules' declared range
-    (e.g. a SpeechBrain 1.1 API while ``speechbrain>=1.0.3`` is declared).
+    SpeechBrain 1.1 groups the fetch options in ``FetchConfig`` (``fetch_config=``), where
+    ``allow_network=False`` makes a missing local file an error instead of a download.
+    SpeechBrain 1.0.x has no ``FetchConfig``: a source that is a local folder is never fetched
+    over the network there, and an existing link is reused, so a caller that needs
+    ``overwrite`` removes the old link itself (see :func:`gass_modules.transfer`).
 
     Arguments
     ---------
-    distribution : str
-        The distribution's name (``"speechbrain"``).
-    minimum : str
-        The oldest version that has the feature (``"1.1.0"``).
-    feature : str
-        What needs it, for the message.
+    overwrite : bool
+        Replace a file or link already collected (SpeechBrain 1.1's ``FetchConfig.overwrite``).
+
+    Returns
+    -------
+    dict
+        ``{"fetch_config": FetchConfig(...)}`` on SpeechBrain >= 1.1, ``{}`` on 1.0.x.
 
     Example
     -------
-    >>> require_version("torch", "1.0", "a doctest")
-    >>> require_version("torch", "99.0", "time travel")
+    >>> import speechbrain
+    >>> options = local_fetch_options()
+    >>> options == {} if speechbrain.__version__.startswith("1.0.") else (
+    ...     options["fetch_config"].allow_network is False)
+    True
+    """
+    try:
+        from speechbrain.utils.fetching import FetchConfig  # SpeechBrain >= 1.1
+    except ImportError:  # SpeechBrain 1.0.x: local folders are read in place, never downloaded
+        return {}
+    return {"fetch_config": FetchConfig(overwrite=overwrite, allow_network=False)}
+
+
+def speechbrain_1_0_precision(run_opts: Mapping | None) -> contextlib.AbstractContextManager:
+    """The inference context of a ``Pretrained`` interface on SpeechBrain 1.0.x.
+
+    SpeechBrain 1.1's ``Pretrained`` runs inference under ``inference_ctx`` (autocast to
+    ``run_opts["precision"]``); 1.0.x has neither. There, float32 (no context) is what runs, and
+    another precision is refused with a message rather than silently ignored.
+
+    Arguments
+    ---------
+    run_opts : Mapping, optional
+        The interface's SpeechBrain run options.
+
+    Returns
+    -------
+    contextlib.nullcontext
+        A do-nothing context (float32).
+
+    Example
+    -------
+    >>> speechbrain_1_0_precision({"device": "cpu"})  # doctest: +ELLIPSIS
+    <contextlib.nullcontext object at ...>
+    >>> speechbrain_1_0_precision({"precision": "bf16"})
     Traceback (most recent call last):
     ...
-    RuntimeError: time travel needs torch>=99.0, but torch ... is installed: pip install ...
+    ValueError: run_opts precision='bf16' needs speechbrain>=1.1 (...); ...
     """
-    installed = importlib.metadata.version(distribution)
-    if Version(installed) < Version(minimum):
-        raise RuntimeError(f"{feature} needs {distribution}>={minimum}, but {distribution} "
-                           f"{installed} is installed: pip install '{distribution}>={minimum}'")
+    precision = (run_opts or {}).get("precision", "fp32")
+    if precision != "fp32":
+        raise ValueError(f"run_opts precision={precision!r} needs speechbrain>=1.1 (its "
+                         "Pretrained runs inference under autocast; 1.0 has no such option); "
+                         "drop the option (float32) or pip install 'speechbrain>=1.1'")
+    return contextlib.nullcontext()

@@ -52,7 +52,7 @@ def plot_separation(path: str | Path, mix: torch.Tensor, targets: torch.Tensor,
     """
     matplotlib = import_optional("matplotlib", "plots", "spectrogram figures")
     matplotlib.use("Agg")  # no display needed; safe to call repeatedly
-    import matplotlib.pyplot as plt
+    plt = import_optional("matplotlib.pyplot", "plots", "spectrogram figures")
 
     if mix.dim() != 1 or targets.dim() != 2 or targets.shape[0] != mix.shape[0]:
         raise ValueError(f"expected mix [T] and targets [T, S], got {tuple(mix.shape)} and "

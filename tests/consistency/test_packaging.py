@@ -27,6 +27,7 @@ import email
 import importlib.metadata
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -170,8 +171,13 @@ def run(*command, cwd=None, env=None) -> subprocess.CompletedProcess:
 def dists(tmp_path_factory) -> dict[str, Path]:
     """One sdist and one wheel built from it (``python -m build``, the build backend of this
     environment: offline, no isolation), once per test session."""
+    src = tmp_path_factory.mktemp("src")  # a copy, so the build leaves nothing in the checkout
+    for name in ("gass_modules", "hparams"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("setup.py", "pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, src / name)
     out = tmp_path_factory.mktemp("dist")
-    run(sys.executable, "-m", "build", "--no-isolation", "--outdir", out, ROOT, cwd=ROOT)
+    run(sys.executable, "-m", "build", "--no-isolation", "--outdir", out, src, cwd=src)
     (wheel,) = out.glob("gass_modules-*.whl")
     (sdist,) = out.glob("gass_modules-*.tar.gz")
     return {"wheel": wheel, "sdist": sdist, "folder": out}

@@ -41,9 +41,9 @@ def read_version() -> str:
     raise RuntimeError("gass_modules/__init__.py does not define __version__")
 
 
-# Compatible ranges of what the library imports at run time. Lower bounds: torch, torchaudio and
-# speechbrain are tested at both ends (`make compat`: SpeechBrain 1.0.3 with torch/torchaudio
-# 2.6.0; `make test`: the lock); the others are tested at the lock's version and declared lower
+# Compatible ranges of what the library imports at run time. Floors: torch, torchaudio,
+# speechbrain, numpy and scipy are tested at both ends (`make compat`: requirements-compat.txt;
+# `make test`: the lock); the others are tested at the lock's version and their floors declared
 # from their own compatibility policy (README.md, "Installing into a SpeechBrain environment").
 INSTALL_REQUIRES = [
     "torch>=2.6,<3",

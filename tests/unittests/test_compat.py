@@ -10,6 +10,8 @@ Part of the compatibility subset (``make compat``, tests/conftest.py): run on bo
   ``Pretrainer`` twice into one ``collect_in`` (the second call replaces the link).
 """
 
+import sys
+
 import pytest
 import speechbrain
 import torch
@@ -65,3 +67,26 @@ def test_trusted_loading_and_transfer_on_this_speechbrain(tmp_path):
         report = transfer_from_checkpoint(target, source, collect_in=tmp_path / "collect")
         assert not report.reinitialised and not report.unused
         torch.testing.assert_close(target(mix), expected(mix), atol=1e-6, rtol=0)
+
+
+def test_missing_extras_are_named(monkeypatch, tmp_path, capsys):
+    """Without matplotlib (extra ``[plots]``), ``gass-separate --plot`` stops before separating
+    anything, with status 2 and the extra's name; without museval (extra ``[musdb]``) MUSDB cSDR
+    says which extra to install. (``sys.modules[name] = None`` makes the import fail.)"""
+    from gass_modules import benchmark_metrics
+    from gass_modules.cli import main
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "a.wav"), "--plot", "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2 and not (tmp_path / "out").exists()
+    assert "pip install 'gass_modules[plots]'" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "museval", None)
+    monkeypatch.setitem(sys.modules, "museval.metrics", None)
+    benchmark_metrics._museval_metrics.cache_clear()
+    try:
+        with pytest.raises(ImportError, match=r"MUSDB18 cSDR: museval.metrics is not installed; "
+                                              r"pip install 'gass_modules\[musdb\]'"):
+            benchmark_metrics.musdb_csdr(torch.ones(1, 400, 1), torch.ones(1, 400, 1), 200, 200)
+    finally:
+        benchmark_metrics._museval_metrics.cache_clear()

@@ -57,6 +57,7 @@ INSTALL_REQUIRES = [
     "tqdm>=4.64,<5",
     "PyYAML>=6.0,<7",  # imported directly (safe model loading); hyperpyyaml brings it too
     "ruamel.yaml>=0.17.28,<0.19",  # recipe.py's round-trip trees; ruamel breaks APIs in 0.x minors
+    "webdataset>=1.0.2,<2",  # tar shards (gass_modules/dataio/shard*.py, #26)
 ]
 
 EXTRAS_REQUIRE = {

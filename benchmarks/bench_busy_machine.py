@@ -55,7 +55,7 @@ def _child(threads: int, steps: int, warmup: int) -> None:
                                     "output_folder": "/tmp/gass_bench_busy"})
     model, loss_fn = hp["separator"], hp["loss"]
     opt = hp["opt_class"](model.parameters())
-    loader = DataLoader(MixtureStream(hp["train_mixer"], seed=0), batch_size=hp["batch_size"],
+    loader = DataLoader(MixtureStream(hp["train_mixer"](), seed=0), batch_size=hp["batch_size"],
                         num_workers=hp["num_workers"], collate_fn=PaddedBatch)
     times = []
     it = iter(loader)

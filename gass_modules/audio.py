@@ -1,9 +1,12 @@
-"""Audio files and levels: reading, atomic writing, resampling and source activity.
+"""Audio files and levels: reading, decoding checks, resampling and source activity.
 
 Source activity: output ``s`` has energy ``E_s = 10 log10(sum(s^2) / sum(x^2))`` dB relative to
 the mixture ``x``; outputs with ``E_s`` under ``threshold_db`` (default −20 dB, the level under
 which the training loss's inactive-source term ``10 log10(|s|^2 + 10^-2 |x|^2)`` stops pushing)
 are reported silent and, by default, not written.
+
+Writing outputs (atomic files, locks, stem files, run records) is
+:mod:`gass_modules.output_files`; its names stay importable from here.
 
 Authors
  * gass developers 2026
@@ -17,7 +20,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,16 +29,35 @@ import torch
 import torchaudio
 from torch import nn
 
+from gass_modules.compat import moved_names
 from gass_modules.lobes.base import check_mixture
-
-try:
-    import fcntl
-except ImportError:  # Windows: OutputLock falls back to an exclusively created file
-    fcntl = None
 
 logger = logging.getLogger(__name__)
 
+# Output writing moved to gass_modules.output_files (#27); importable from here as before.
+__getattr__ = moved_names(__name__, {
+    name: "gass_modules.output_files"
+    for name in ("OutputLock", "make_folder", "write_text_atomic", "_StemWriter",
+                 "_temporary_file", "reported_stems", "read_report", "is_temporary_name")
+})
+
 DEFAULT_THRESHOLD_DB = -20.0
+# File name suffixes of the formats libsndfile reads (soundfile.available_formats()); headerless
+# RAW and the MATLAB formats (.mat: mostly not audio) are left out. Folder scans (gass-separate,
+# gass_modules.dataio.scan) pick these up.
+_FORMAT_SUFFIXES = {
+    "WAV": (".wav",), "WAVEX": (".wav",), "RF64": (".rf64",), "W64": (".w64",),
+    "FLAC": (".flac",), "OGG": (".ogg", ".oga", ".opus"), "MP3": (".mp3",),
+    "AIFF": (".aiff", ".aif", ".aifc"), "AU": (".au", ".snd"), "CAF": (".caf",),
+    "NIST": (".nist", ".sph"), "IRCAM": (".sf", ".ircam"), "VOC": (".voc",), "PAF": (".paf",),
+    "SVX": (".svx", ".8svx"), "PVF": (".pvf",), "XI": (".xi",), "HTK": (".htk",),
+    "SDS": (".sds",), "AVR": (".avr",), "SD2": (".sd2",), "WVE": (".wve",), "MPC2K": (".mpc2k",),
+}
+READABLE_SUFFIXES = frozenset(suffix for fmt in sf.available_formats()
+                              for suffix in _FORMAT_SUFFIXES.get(fmt, ()))
+# Largest sample magnitude taken as audio: float files hold [-1, 1] audio (an int16 value stored
+# as float is 3.3e4); beyond this, energies overflow float32 inside a model.
+MAX_SAMPLE_MAGNITUDE = 1e6
 FRAME_SECONDS = 0.1  # activity frames, for the seconds each source is active
 # Largest product of the gcd-reduced rates we resample between: torchaudio's sinc kernel has about
 # 13 * f_in/g * f_m/g taps, so rates without a common divisor (44101 Hz) would need gigabytes.
@@ -175,12 +196,8 @@ class _FileReader:
                 raise ValueError(f"{self.name} is truncated: its header announces {self.length} "
                                  f"samples but reading stopped at {stopped}; re-encode or "
                                  "repair the file")
-            bad = ~np.isfinite(block)
-            if bad.any():
-                row, col = np.argwhere(bad)[0]
-                pos = self.start + len(self.buffer) + int(row)
-                raise ValueError(_nonfinite_message(self.name, pos, int(col),
-                                                    self.handle.samplerate))
+            _check_samples(block, self.name, self.start + len(self.buffer),
+                           self.handle.samplerate)
             self.buffer = np.concatenate([self.buffer, block])
         out = np.zeros((stop - start, self.buffer.shape[1]), dtype=np.float32)
         out[lo - start: hi - start] = self.buffer[: hi - lo]
@@ -195,6 +212,23 @@ def _decoding(name: str, position: int) -> Iterator[None]:
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
         raise ValueError(f"cannot decode {name} near frame {position} ({err}); the file is "
                          "corrupt or truncated: re-encode or repair it") from err
+
+
+def _check_samples(block: np.ndarray, name: str, position: int, rate: int) -> None:
+    """Raises a ``ValueError`` for NaN/Inf samples or samples too loud to be audio
+    (``|x| > MAX_SAMPLE_MAGNITUDE``) in ``block [n, C]``, which starts at frame ``position``."""
+    bad = ~np.isfinite(block)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise ValueError(_nonfinite_message(name, position + int(row), int(col), rate))
+    loud = np.abs(block) > MAX_SAMPLE_MAGNITUDE
+    if loud.any():
+        row, col = np.argwhere(loud)[0]
+        at = position + int(row)
+        raise ValueError(f"{name}: input too loud: sample {at} ({at / rate:.3f} s, channel "
+                         f"{int(col)}) is {float(block[row, col]):.3g}, over "
+                         f"{MAX_SAMPLE_MAGNITUDE:.0e}; expected float audio in [-1, 1]: scale "
+                         "the file down (e.g. divide by its peak) and rerun")
 
 
 def _nonfinite_message(name: str, position: int, channel: int, rate: int) -> str:
@@ -242,9 +276,13 @@ def _wav_subtype(subtype: str) -> str:
 def _truncation_warning(handle: sf.SoundFile, name: str) -> str | None:
     """A warning when the header announces more audio than the file holds (None otherwise).
 
-    libsndfile then reads the frames that are there and notes ``data : N (should be M)`` (bytes)
-    in its log (``extra_info``).
+    WAV-like files: libsndfile reads the frames that are there and notes
+    ``data : N (should be M)`` (bytes) in its log (``extra_info``). Ogg: the stream's own length
+    is the granule position of its last page; a stream damaged in the middle decodes (and
+    libsndfile counts) only the samples before the damage, so fewer frames than that.
     """
+    if handle.format == "OGG":
+        return _ogg_short_warning(handle, name)
     found = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", handle.extra_info or "",
                       re.MULTILINE)
     if not found:
@@ -258,233 +296,36 @@ def _truncation_warning(handle: sf.SoundFile, name: str) -> str | None:
             "frames that were read (re-encode or repair the file for the rest)")
 
 
-class OutputLock:
-    """An exclusive, per-process-reentrant lock on the outputs ``<out_dir>/<stem>*``.
+def _ogg_short_warning(handle: sf.SoundFile, name: str) -> str | None:
+    """The warning for an Ogg stream that decodes to fewer frames than its last page announces.
 
-    Two runs writing the same stem name into one folder would otherwise interleave their files
-    (a finished run could hold the other's stems). The lock is ``fcntl.flock`` on
-    ``.<stem>.gass-lock`` (released by the OS if the process dies; removed on release), or an
-    exclusively created file where ``fcntl`` does not exist. ``GASSSeparator.separate_to_files``
-    and ``gass-separate`` hold it while they write; hold it around anything else you write beside
-    the stems.
-
-    Arguments
-    ---------
-    out_dir : str or os.PathLike
-        The output folder (must exist).
-    stem : str
-        The outputs' common name (the input file's stem).
-
-    Example
-    -------
-    >>> tmp = getfixture("tmp_path")
-    >>> with OutputLock(tmp, "song"):
-    ...     (tmp / ".song.gass-lock").exists()
-    True
-    >>> (tmp / ".song.gass-lock").exists()  # removed on release
-    False
+    The granule position (bytes 6-13 of an ``OggS`` page header, little-endian) of the file's
+    last page is the number of samples decoded up to its end (for Opus at 48 kHz and counting
+    the pre-skip, bytes 10-11 of the ``OpusHead`` packet). Read here from the last 64 KiB.
     """
-
-    _held: dict[Path, list] = {}  # path -> [fd, count], this process's locks
-
-    def __init__(self, out_dir: str | os.PathLike, stem: str) -> None:
-        self.path = Path(os.path.abspath(out_dir)) / f".{stem}.gass-lock"
-
-    def __enter__(self) -> OutputLock:
-        held = self._held.get(self.path)
-        if held is not None:
-            held[1] += 1
-            return self
-        busy = FileExistsError(f"another process is writing the outputs of {self.path.parent}/"
-                               f"{self.path.name[1:-len('.gass-lock')]}* (lock {self.path}); "
-                               "wait for it to finish or choose another output folder")
-        while True:
-            fd = self._open()
-            if fcntl is None:
-                break
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                raise busy from None
-            try:  # the holder before us may have removed the file: lock the current one
-                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        self._held[self.path] = [fd, 1]
-        return self
-
-    def _open(self) -> int:
-        """Opens (without ``fcntl``: exclusively creates) the lock file."""
-        flags = os.O_RDWR | os.O_CREAT | (os.O_EXCL if fcntl is None else 0)
-        try:
-            return os.open(self.path, flags, 0o644)
-        except FileExistsError as err:  # only without fcntl
-            raise FileExistsError(f"{self.path} exists: another process is writing these "
-                                  "outputs, or one was killed (then delete the file)") from err
-        except PermissionError as err:
-            raise _permission_error(self.path.parent, err) from err
-
-    def __exit__(self, *exc: object) -> None:
-        held = self._held[self.path]
-        held[1] -= 1
-        if held[1] == 0:
-            del self._held[self.path]
-            self.path.unlink(missing_ok=True)  # while locked: no one else holds this inode
-            os.close(held[0])
-
-
-def _permission_error(folder: Path, err: OSError) -> PermissionError:
-    """The error for an output folder that cannot be written."""
-    return PermissionError(f"cannot write in {folder}: permission denied ({err.strerror}); make "
-                           "it writable or choose another output folder")
-
-
-def make_folder(folder: str | os.PathLike) -> None:
-    """``mkdir -p`` with a clear error when the folder cannot be created.
-
-    Arguments
-    ---------
-    folder : str or os.PathLike
-        The folder to create (with its parents); an existing folder is fine.
-
-    Raises
-    ------
-    PermissionError
-        When the folder cannot be written (the message says to choose another one).
-    NotADirectoryError
-        When a file of that name exists.
-
-    Example
-    -------
-    >>> tmp = getfixture("tmp_path")
-    >>> make_folder(tmp / "a" / "b")
-    >>> (tmp / "a" / "b").is_dir()
-    True
-    """
-    folder = Path(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except PermissionError as err:
-        raise _permission_error(folder, err) from err
-    except FileExistsError as err:
-        raise NotADirectoryError(f"output folder {folder} exists and is not a folder") from err
-
-
-def _temporary_file(folder: Path, prefix: str, suffix: str) -> Path:
-    """A new, uniquely named empty file in ``folder`` (for an atomic ``os.replace`` later)."""
-    try:
-        fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
-    except PermissionError as err:
-        raise _permission_error(folder, err) from err
-    os.close(fd)
-    return Path(name)
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Writes a text file through a unique temporary file and an atomic rename.
-
-    Readers (and concurrent writers) see either the old file or the complete new one.
-
-    Arguments
-    ---------
-    path : str or os.PathLike
-        The file to write (its folder must exist).
-    text : str
-        The content (UTF-8).
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-
-    Example
-    -------
-    >>> tmp = getfixture("tmp_path")
-    >>> write_text_atomic(tmp / "a.json", "{}").read_text(), sorted(p.name for p in tmp.iterdir())
-    ('{}', ['a.json'])
-    """
-    path = Path(path)
-    part = _temporary_file(path.parent, f".{path.stem}.", f".partial{path.suffix}")
-    try:
-        part.write_text(text, encoding="utf-8")
-        os.replace(part, path)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    return path
-
-
-class _StemWriter:
-    """Writes ``S`` stems incrementally to uniquely named hidden files, renamed on success.
-
-    Integer encodings are clipped to [-1, 1] and the clipped samples counted (they would wrap
-    around otherwise); files in ``protected`` (the inputs of a run) are never written over.
-    """
-
-    def __init__(self, out_dir: Path, stem: str, num_sources: int, sample_rate: int,
-                 channels: int, subtype: str, num_frames: int, overwrite: bool,
-                 protected: frozenset[Path] = frozenset()) -> None:
-        self.finals = [out_dir / f"{stem}_s{s + 1}.wav" for s in range(num_sources)]
-        inputs = [str(p) for p in self.finals if p.resolve() in protected]
-        if inputs:
-            raise ValueError(f"the stems would be written over the input(s) {inputs}; choose an "
-                             "output folder outside the input folder (or rename the inputs)")
-        existing = [str(p) for p in self.finals if p.exists()]
-        if existing and not overwrite:
-            raise FileExistsError(f"outputs already exist: {existing}; pass --overwrite "
-                                  "(overwrite=True) to replace them")
-        make_folder(out_dir)
-        self.subtype = _wav_subtype(subtype)
-        self.clip = self.subtype not in ("FLOAT", "DOUBLE")
-        size = num_frames * channels * 8  # at most 8 bytes a sample
-        fmt = "RF64" if size >= (1 << 32) - (1 << 20) else "WAV"
-        self.parts: list[Path] = []
-        self.handles: list[sf.SoundFile] = []
-        try:
-            for s in range(num_sources):
-                self.parts.append(_temporary_file(out_dir, f".{stem}_o{s + 1}.", ".partial.wav"))
-                self.handles.append(sf.SoundFile(self.parts[-1], "w", sample_rate, channels,
-                                                 self.subtype, format=fmt))
-        except BaseException:
-            self.abort()
-            raise
-        self.clipped = [0] * num_sources
-
-    def write(self, est: torch.Tensor) -> None:
-        """Appends a block ``[C, n, S]``."""
-        for s, handle in enumerate(self.handles):
-            data = est[:, :, s].T.numpy()  # [n, C]
-            if self.clip:
-                over = np.abs(data) > 1.0
-                if over.any():
-                    self.clipped[s] += int(over.sum())
-                    data = np.clip(data, -1.0, 1.0)
-            handle.write(data)
-
-    def finish(self, order: list[int], by_index: bool = False) -> list[Path]:
-        """Closes the stems, renames output ``order[k]`` to ``<stem>_s{k+1}.wav`` (or output
-        ``s`` to ``<stem>_s{s+1}.wav`` when ``by_index``)."""
-        for handle in self.handles:
-            handle.close()
-        names = [self.finals[s] for s in order] if by_index else self.finals[: len(order)]
-        for s, final in zip(order, names):
-            os.replace(self.parts[s], final)
-        for s in set(range(len(self.parts))) - set(order):
-            self.parts[s].unlink(missing_ok=True)
-        for stale in set(self.finals) - set(names):  # left by an earlier run (overwrite=True)
-            stale.unlink(missing_ok=True)
-        return names
-
-    def abort(self) -> None:
-        """Closes and removes the partial files."""
-        for handle in self.handles:
-            handle.close()
-        for part in self.parts:
-            part.unlink(missing_ok=True)
+        with open(handle.name, "rb") as f:
+            head = f.read(64)
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - (1 << 16)))
+            tail = f.read()
+    except (OSError, TypeError):  # not a named file (a buffer)
+        return None
+    page = tail.rfind(b"OggS")
+    if page < 0 or len(tail) < page + 14:
+        return None
+    granule = int.from_bytes(tail[page + 6: page + 14], "little", signed=True)
+    opus = head.find(b"OpusHead")
+    if opus >= 0 and len(head) >= opus + 12:
+        granule -= int.from_bytes(head[opus + 10: opus + 12], "little")  # pre-skip
+    slack = max(1, handle.samplerate // 100)  # 10 ms: last-page rounding of some encoders
+    if granule <= handle.frames + slack:
+        return None
+    seconds = handle.frames / handle.samplerate
+    return (f"{name} is damaged: its Ogg stream announces {granule} frames but only "
+            f"{handle.frames} could be decoded (corrupt data near {seconds:.2f} s); separated "
+            f"those {handle.frames} frames (re-encode or repair the file for the rest)")
 
 
 @functools.lru_cache(maxsize=64)
@@ -519,14 +360,11 @@ def cached_resampler(orig: int, new: int, device: str = "cpu") -> torchaudio.tra
 
 
 def _scan_finite(handle: sf.SoundFile, name: str, block: int = 1 << 16) -> None:
-    """Raises before any separation if a float file holds NaN/Inf (then rewinds)."""
+    """Raises before any separation if a float file holds NaN/Inf or samples too loud to be
+    audio (then rewinds)."""
     position = 0
     with _decoding(name, position):
         for data in handle.blocks(blocksize=block, dtype="float32", always_2d=True):
-            bad = ~np.isfinite(data)
-            if bad.any():
-                row, col = np.argwhere(bad)[0]
-                raise ValueError(_nonfinite_message(name, position + int(row), int(col),
-                                                    handle.samplerate))
+            _check_samples(data, name, position, handle.samplerate)
             position += len(data)
         handle.seek(0)

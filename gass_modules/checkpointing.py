@@ -106,6 +106,7 @@ class AtomicCheckpointer(Checkpointer):
                                              name="staging", verbosity=logging.DEBUG)
         finally:
             self._staging_dir = None
+        ddp_barrier()  # savers that run on every rank (per-rank stream states) have finished
         result = None
         if if_main_process():
             _fsync_tree(staging)

@@ -2,34 +2,45 @@
 
 ::
 
-    gass-separate IN... [--model DIR|NAME] [--out DIR] [--chunk-seconds S] [--overlap F]
-                  [--device D] [--keep-silent] [--channels mix|each] [--threshold-db DB] [--plot]
-                  [--overwrite] [--trust-model-code]
+    gass-separate IN... [-m/--model DIR|NAME|URL|HUB-ID] [-o/--out DIR] [--chunk-seconds S]
+                  [--overlap F] [--device D] [--keep-silent] [--channels mix|each]
+                  [--threshold-db DB] [--plot] [--overwrite] [--trust-model-code] [--version]
 
-Every input (a file, or a directory searched recursively for ``.wav``, ``.flac`` and ``.ogg``)
-gives ``<name>_s1.wav``, ``<name>_s2.wav``, ... (active sources, loudest first, at the input's rate
-and in its sample format when WAV has it), ``<name>.json`` (activity report: energies and active
-seconds per output, durations, settings) and, with ``--plot``, ``<name>.png`` (spectrograms of the
-mixture and the stems). Files found in a directory keep their sub-folder under ``--out``.
+Every input (a file, or a directory searched recursively for the formats soundfile reads: wav,
+flac, ogg, mp3, aiff, ...) gives ``<name>_s1.wav``, ``<name>_s2.wav``, ... (active sources,
+loudest first, at the input's rate and in its sample format when WAV has it), ``<name>.json``
+(activity report: energies and active seconds per output, durations, settings, the files
+written) and, with ``--plot``, ``<name>.png`` (spectrograms of the mixture and the stems).
+Files found in a directory keep their sub-folder under ``--out``.
 
-Without ``--model`` the separator bundled with gass, GASS-mini (:mod:`gass_modules.pretrained`),
-is used; without ``--out`` the outputs go to ``./separated``.
+Without ``--model`` the best separator bundled with gass (:mod:`gass_modules.pretrained`) is
+used, whatever folders the working directory holds; a ``--model`` name that is both a local
+folder and a bundled model loads the local folder (as SpeechBrain does) and says so. Without
+``--out`` the outputs go to ``./separated``.
 
 Inputs are streamed (memory does not grow with their length; see
-:mod:`gass_modules.inference`). A bad input (missing, not audio, 0 samples, NaN/Inf samples,
-unreadable, outputs that exist without ``--overwrite``, stems that would be written over another
-input) is reported with its reason and skipped; the others are still separated and the exit
-status is 1 at the end. Status 2: the command line or the model folder is wrong.
+:mod:`gass_modules.inference`); a long file shows one progress line (chunks, ETA) on a terminal,
+and a plain line every ``PROGRESS_SECONDS`` otherwise (logs, CI). An input whose report exists
+(separated by an earlier run) is skipped with a "skipped" line and does not change the exit status
+(``--overwrite`` separates it again), so pipelines can rerun the command. A bad input (missing, not
+a regular file, not audio, 0 samples, NaN/Inf or absurdly loud samples, unreadable, outputs that
+would be written over an input or over files gass-separate did not write) is reported with its
+reason and skipped; the others are still separated and the exit status is 1 at the end. Status 2:
+the command line or the model folder is wrong.
 
-Outputs are written to uniquely named hidden files and renamed when complete, under a lock per
-output name: two runs writing the same names into one folder never mix their files (the second
-one fails for that input). Stems of earlier runs (the files their ``.json`` reports list) are not
-taken as inputs when a directory is searched. SIGTERM, like Ctrl-C, removes the partial files;
-the exit status is then 143 (SIGTERM) or 130 (Ctrl-C), 128 plus the signal's number.
+Outputs are written to uniquely named hidden files and renamed when complete (with the
+permissions the umask gives), under a lock per output name: two runs writing the same names into
+one folder never mix their files (the second one fails for that input); a lock and partial files
+left by a killed run are cleared by the next run, with a message. Only files that gass-separate
+wrote (those its ``.json`` reports list) are replaced or removed by ``--overwrite``. Stems of
+earlier runs and gass's hidden working files are not taken as inputs when a directory is
+searched. SIGTERM, like Ctrl-C, removes the partial files (a second signal during that cleanup
+is ignored); the exit status is then 143 (SIGTERM) or 130 (Ctrl-C), 128 plus the signal's
+number.
 
 The model folder is loaded safely (no code from ``hyperparams.yaml`` runs, see
 :func:`gass_modules.safe_hparams.load_model_description`); ``--trust-model-code`` loads it with
-full hyperpyyaml instead, for folders from a trusted source only.
+full hyperpyyaml instead, for folders from a trusted source only (a warning names the folder).
 
 Authors
  * gass developers 2026
@@ -38,26 +49,41 @@ Authors
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import math
 import os
 import signal
+import stat
 import sys
 import threading
+import time
 from pathlib import Path
 
 import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
-from gass_modules.audio import DEFAULT_THRESHOLD_DB, OutputLock, make_folder, write_text_atomic
+from gass_modules.audio import DEFAULT_THRESHOLD_DB, READABLE_SUFFIXES
+from gass_modules.chunking import plan_chunks
 from gass_modules.inference import GASSSeparator
+from gass_modules.model_folder import MIN_CHUNK_SECONDS
 from gass_modules.optional import import_optional
-from gass_modules.pretrained import DEFAULT_MODEL, resolve_model_source
-from gass_modules.stems import Separation
+from gass_modules.output_files import (
+    OutputLock,
+    is_temporary_name,
+    make_folder,
+    read_report,
+    reported_stems,
+    write_text_atomic,
+)
+from gass_modules.pretrained import choose_model, download_folder
+from gass_modules.stems import Separation, _Spectrogram
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
-PLOT_COLUMNS = 800  # time columns of the spectrogram image, whatever the input's length
+AUDIO_SUFFIXES = tuple(sorted(READABLE_SUFFIXES))  # every format soundfile reads
+PROGRESS_SECONDS = 10.0  # without a terminal: one progress line at most this often
+BAR_DELAY = 1.0  # on a terminal: a file still running after this many seconds gets a bar
+DEVICE_TYPES = ("cpu", "cuda")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,16 +102,17 @@ def build_parser() -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(
         prog="gass-separate",
-        description="Separate audio files (wav/flac/ogg, any length, rate and channel count) "
-                    "into their sources with a GASS model folder.")
+        description="Separate audio files (wav, flac, ogg, mp3, ...: any format soundfile reads; "
+                    "any length, rate and channel count) into their sources with a GASS model "
+                    "folder.")
     parser.add_argument("inputs", nargs="+", metavar="IN",
-                        help="audio files or directories (searched recursively for "
-                             f"{', '.join(AUDIO_SUFFIXES)})")
-    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="DIR",
-                        help="model folder (hyperparams.yaml + separator.ckpt) or the name of a "
-                             f"bundled model (default: {DEFAULT_MODEL}, the general separator "
-                             "shipped with gass)")
-    parser.add_argument("--out", default="separated", metavar="DIR",
+                        help="audio files or directories (searched recursively for the formats "
+                             "soundfile reads)")
+    parser.add_argument("-m", "--model", default=None, metavar="DIR",
+                        help="model folder (hyperparams.yaml + separator.ckpt), the name of a "
+                             "bundled model, a URL or a hub id, as SpeechBrain's from_hparams "
+                             "takes (default: the best model bundled with gass)")
+    parser.add_argument("-o", "--out", default="separated", metavar="DIR",
                         help="output folder (default: ./separated, as demucs does)")
     parser.add_argument("--chunk-seconds", type=float, default=None, metavar="S",
                         help="chunk length for long inputs (default: the model folder's)")
@@ -93,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fraction of a chunk shared with the next one, in (0, 0.5] "
                              "(default: the model folder's)")
     parser.add_argument("--device", default=None,
-                        help="torch device, e.g. cpu or cuda:0 (default: cuda when available)")
+                        help="torch device: cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--keep-silent", action="store_true",
                         help="also write outputs under the activity threshold")
     parser.add_argument("--channels", choices=("mix", "each"), default="mix",
@@ -105,13 +132,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plot", action="store_true",
                         help="also write <name>.png with spectrograms of the mixture and stems")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace existing outputs (otherwise such inputs are skipped); "
-                             "inputs are never written over")
+                        help="separate again inputs whose outputs exist, replacing the files an "
+                             "earlier run wrote (otherwise such inputs are skipped); inputs and "
+                             "files gass-separate did not write are never written over")
     parser.add_argument("--trust-model-code", action="store_true",
                         help="load the model folder with full hyperpyyaml, which can run any "
                              "code written in its hyperparams.yaml (only for folders you trust; "
                              "default: a safe loader that builds known separator classes only)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     return parser
+
+
+def _version() -> str:
+    """The installed gass version (``unknown`` when running from a tree that is not installed)."""
+    for name in ("gass", "gass_modules", "gass-modules"):
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "unknown"
 
 
 def previous_outputs(folder: Path) -> set[Path]:
@@ -142,20 +181,7 @@ def previous_outputs(folder: Path) -> set[Path]:
     """
     found: set[Path] = set()
     for report in folder.rglob("*.json"):
-        try:
-            if report.stat().st_size > (1 << 20):
-                continue
-            data = json.loads(report.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError):
-            continue
-        if not isinstance(data, dict) or not isinstance(data.get("sources"), list) or (
-            "input" not in data or "model_sample_rate" not in data
-        ):
-            continue
-        for source in data["sources"]:
-            name = source.get("file") if isinstance(source, dict) else None
-            if isinstance(name, str) and name and Path(name).name == name:
-                found.add((report.parent / name).resolve())
+        found |= reported_stems(report)
     return found
 
 
@@ -164,7 +190,9 @@ def collect_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[tup
 
     A file given directly goes to the output folder itself; files found in a directory keep their
     path relative to it. Two inputs that would write the same outputs are an error for the second.
-    Files found in a directory that earlier runs wrote (:func:`previous_outputs`) are skipped.
+    Files found in a directory that earlier runs wrote (:func:`previous_outputs`), gass's hidden
+    working files (locks, partial files) and anything that is not a regular file (a FIFO would
+    block the reader forever) are skipped; such a file named directly is an error.
 
     Arguments
     ---------
@@ -196,6 +224,8 @@ def collect_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[tup
 
     def add(path: Path, sub: Path) -> None:
         key = (sub, path.stem)
+        if key in owners and owners[key].resolve() == path.resolve():
+            return  # the same file named twice (a shell glob and a folder): separated once
         if key in owners:
             errors.append((str(path), f"its outputs ({sub / path.stem}_s*.wav) would overwrite "
                                       f"those of {owners[key]}; rename one of them or separate "
@@ -208,75 +238,38 @@ def collect_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[tup
         path = Path(item)
         if path.is_dir():
             stems = previous_outputs(path)
-            found = sorted(p for p in path.rglob("*") if p.is_file()
-                           and p.suffix.lower() in AUDIO_SUFFIXES and p.resolve() not in stems)
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES
+                           and not is_temporary_name(p.name) and _is_regular(p)
+                           and p.resolve() not in stems)
             if not found:
-                errors.append((item, f"directory holds no {'/'.join(AUDIO_SUFFIXES)} files"))
+                errors.append((item, "directory holds no audio files (formats soundfile reads: "
+                                     f"{', '.join(AUDIO_SUFFIXES)})"))
             for p in found:
                 add(p, p.parent.relative_to(path))
-        elif path.exists():
-            add(path, Path("."))
-        else:
+        elif not path.exists():
             errors.append((item, "no such file or directory"))
+        elif not _is_regular(path):
+            errors.append((item, "not a regular file (a FIFO, device or socket); expected an "
+                                 "audio file: save the stream to a file first"))
+        else:
+            add(path, Path("."))
     return jobs, errors
 
 
-class _Spectrogram:
-    """Power spectrogram of the mixture and every output, accumulated block by block.
+def _name_max(folder: Path) -> int:
+    """The longest file name (bytes) the file system of ``folder`` allows."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
 
-    Columns average the STFT frames (32 ms Hann, half overlap) whose centre falls in them, so the
-    image has at most ``PLOT_COLUMNS`` columns and memory does not grow with the input length.
-    """
 
-    def __init__(self, num_frames: int, sample_rate: int, num_sources: int) -> None:
-        self.sample_rate = sample_rate
-        self.n_fft = 2 ** max(6, round(math.log2(0.032 * sample_rate)))
-        self.hop = self.n_fft // 2
-        self.width = max(self.hop, math.ceil(num_frames / PLOT_COLUMNS))  # samples a column
-        self.columns = max(1, math.ceil(num_frames / self.width))
-        self.power = torch.zeros(num_sources + 1, self.n_fft // 2 + 1, self.columns)
-        self.count = torch.zeros(self.columns)
-        self.window = torch.hann_window(self.n_fft)
-        self.offset = 0
-
-    def update(self, mix: torch.Tensor, est: torch.Tensor) -> None:
-        """Adds a block ``mix [C, n]``, ``est [C, n, S]``."""
-        signals = torch.cat([mix.unsqueeze(-1), est], dim=-1)  # [C, n, S + 1]
-        channels, length, count = signals.shape
-        if length >= self.n_fft:
-            flat = signals.permute(2, 0, 1).reshape(count * channels, length)
-            spec = torch.stft(flat, self.n_fft, self.hop, window=self.window, center=False,
-                              return_complex=True).abs().pow(2)  # [(S+1)C, F, N]
-            spec = spec.view(count, channels, *spec.shape[1:]).mean(1)  # [S+1, F, N]
-            centres = self.offset + self.n_fft // 2 + self.hop * torch.arange(spec.shape[-1])
-            column = (centres // self.width).clamp(max=self.columns - 1)  # [N]
-            self.power.index_add_(2, column, spec)
-            self.count.index_add_(0, column, torch.ones(spec.shape[-1]))
-        self.offset += length
-
-    def save(self, path: Path, result: Separation, title: str) -> None:
-        """Draws the mixture and the kept stems and writes a PNG."""
-        # no pyplot: no global state, no display needed
-        Figure = import_optional("matplotlib.figure", "plots", "--plot").Figure
-
-        mean = self.power / self.count.clamp(min=1)  # [S+1, F, cols]
-        db = 10 * torch.log10(mean + 1e-12)
-        top = float(db.max())
-        rows = [(0, "mixture")] + [
-            (s + 1, f"s{k + 1}: output {s + 1}, {result.energy_db[s]:.1f} dB")
-            for k, s in enumerate(result.kept)]
-        fig = Figure(figsize=(10, 1.6 * len(rows) + 0.6))
-        axes = fig.subplots(len(rows), 1, sharex=True, squeeze=False)[:, 0]
-        extent = (0.0, result.duration, 0.0, self.sample_rate / 2000)
-        for ax, (index, label) in zip(axes, rows):
-            image = ax.imshow(db[index].numpy(), origin="lower", aspect="auto", extent=extent,
-                              vmin=top - 80, vmax=top, cmap="magma")
-            ax.set_ylabel("kHz")
-            ax.set_title(label, fontsize=9, loc="left")
-        axes[-1].set_xlabel("time (s)")
-        fig.suptitle(title, fontsize=10)
-        fig.colorbar(image, ax=list(axes), label="dB")
-        fig.savefig(path, dpi=90)
+def _is_regular(path: Path) -> bool:
+    """A regular file (following symlinks), checked without opening it (a FIFO would block)."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
 
 
 def _summary(path: Path, result: Separation, info: dict, args: argparse.Namespace,
@@ -298,7 +291,7 @@ def _summary(path: Path, result: Separation, info: dict, args: argparse.Namespac
     chunk_seconds, overlap = model.chunking(args.chunk_seconds, args.overlap)
     return {
         "input": str(path.resolve()),
-        "model": str(resolve_model_source(args.model).resolve()),
+        "model": args.model_label,
         "model_sample_rate": model.sample_rate,
         **info,
         "duration_s": round(result.duration, 6),
@@ -311,41 +304,161 @@ def _summary(path: Path, result: Separation, info: dict, args: argparse.Namespac
         "threshold_db": args.threshold_db,
         "num_active": result.num_active,
         "sources": sources,
+        "plot": f"{path.stem}.png" if args.plot else None,  # the record of what this run wrote
         "warnings": result.warnings,
     }
+
+
+class Skipped(Exception):
+    """An input whose outputs an earlier run wrote (its report exists): not separated again
+    without ``--overwrite``, and not a failure.
+
+    Example
+    -------
+    >>> issubclass(Skipped, Exception) and not issubclass(Skipped, OSError)
+    True
+    """
+
+
+def _check_outputs(path: Path, out_dir: Path, args: argparse.Namespace, num_sources: int,
+                   inputs: frozenset[Path]) -> dict | None:
+    """Decides, under the output lock, whether ``path``'s outputs may be written.
+
+    Returns the earlier run's report (None when there is none); raises :class:`Skipped` for a
+    done input without ``--overwrite``, and ``ValueError`` / ``FileExistsError`` when an output
+    name is an input, or the report or plot name a file that gass-separate did not write (stems
+    are checked when written: :func:`_foreign_stems`)."""
+    report, image = out_dir / f"{path.stem}.json", out_dir / f"{path.stem}.png"
+    named = [report, image] + [out_dir / f"{path.stem}_s{k + 1}.wav" for k in range(num_sources)]
+    clash = [str(p) for p in named if p.resolve() in inputs | {path.resolve()}]
+    if clash:
+        raise ValueError(f"its outputs would be written over the input(s) {clash}; choose an "
+                         "output folder outside the input folder (or rename the inputs)")
+    previous = read_report(report)
+    if report.exists() and previous is None:
+        raise FileExistsError(f"{report} exists and is not a gass-separate report; move it or "
+                              "choose another output folder (--out)")
+    if previous is not None and not args.overwrite:
+        if previous.get("input") != str(path.resolve()):
+            raise FileExistsError(f"outputs already exist ({report}) for another input, "
+                                  f"{previous.get('input')}; choose another output folder "
+                                  "(--out), or pass --overwrite to replace them")
+        if not args.plot or image.exists():
+            raise Skipped(f"outputs exist ({report}); --overwrite separates it again")
+        raise FileExistsError(f"outputs already exist ({report}) but not the plot {image}; "
+                              "pass --overwrite to separate it again with the plot")
+    if args.plot and image.exists() and not (
+        previous is not None and previous.get("plot", image.name) == image.name
+    ):
+        raise FileExistsError(f"{image} exists and no gass-separate report records it as its "
+                              "plot; move it or choose another output folder (--out)")
+    return previous
+
+
+def _foreign_stems(path: Path, out_dir: Path, num_sources: int) -> set[Path]:
+    """Existing files named like ``path``'s stems that no gass-separate report records (a user's
+    ``a_s3.wav``): never replaced nor removed."""
+    written = reported_stems(out_dir / f"{path.stem}.json")
+    names = [out_dir / f"{path.stem}_s{k + 1}.wav" for k in range(num_sources)]
+    return {p.resolve() for p in names if p.exists() and p.resolve() not in written}
+
+
+class _Progress:
+    """Progress of one file: a tqdm line on a terminal (kept when done: chunks, ETA), plain
+    lines at most every ``PROGRESS_SECONDS`` otherwise (a log gets lines, not bar redraws).
+    Nothing is shown for a file done within the first interval."""
+
+    def __init__(self, name: str, frames: int, rate: int, chunks: int) -> None:
+        self.name, self.frames, self.rate, self.chunks = name, frames, rate, chunks
+        self.done = self.count = 0
+        self.start = self.last = time.monotonic()
+        self.bar = None
+        self.terminal = sys.stderr.isatty()
+
+    def update(self, mix: torch.Tensor, est: torch.Tensor) -> None:
+        """Counts a finished block ``mix [C, n]`` (one chunk)."""
+        self.done += mix.shape[-1]
+        self.count += 1
+        now = time.monotonic()
+        if self.terminal:
+            if self.bar is None and now - self.start >= BAR_DELAY and self.count < self.chunks:
+                self.bar = tqdm(total=self.chunks, desc=self.name, unit="chunk", leave=True,
+                                initial=self.count - 1, file=sys.stderr)
+            if self.bar is not None:
+                self.bar.update(1)
+            return
+        if now - self.last >= PROGRESS_SECONDS and self.count < self.chunks:
+            self.last = now
+            elapsed = now - self.start
+            eta = elapsed * (self.frames - self.done) / max(self.done, 1)
+            print(f"gass-separate: {self.name}: {100 * self.done / self.frames:.0f}% "
+                  f"({self.done / self.rate:.1f} of {self.frames / self.rate:.1f} s), chunk "
+                  f"{self.count}/{self.chunks}, ETA {eta:.0f} s", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """Ends the terminal line."""
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _separate_one(model: GASSSeparator, path: Path, out_dir: Path,
                   args: argparse.Namespace, inputs: frozenset[Path] = frozenset()) -> Separation:
     """Separates one input and writes its stems, JSON and optional PNG (under the output lock,
-    each file through a temporary file and a rename; ``inputs`` are never written over)."""
+    each file through a temporary file and a rename; ``inputs`` and files that no gass-separate
+    report records are never written over)."""
     report = out_dir / f"{path.stem}.json"
     image = out_dir / f"{path.stem}.png"
     make_folder(out_dir)
-    with OutputLock(out_dir, path.stem):
-        if not args.overwrite:
-            existing = [str(p) for p in (report, image) if p.exists()]
-            if existing:
-                raise FileExistsError(f"outputs already exist: {existing}; pass --overwrite to "
-                                      "replace them")
+    longest = f".{path.stem}_o{model.num_sources}.12345678.partial.wav"  # the longest name
+    if len(os.fsencode(longest)) > _name_max(out_dir):
+        raise ValueError(f"the name {path.name!r} is too long for its outputs (the file system "
+                         f"allows {_name_max(out_dir)} bytes a name; gass-separate adds up to "
+                         f"{len(longest) - len(path.stem)}): rename the input")
+    with OutputLock(out_dir, path.stem) as lock:
+        for note in lock.notes:
+            tqdm.write(f"gass-separate: {note}", file=sys.stderr)
+        previous = _check_outputs(path, out_dir, args, model.num_sources, inputs)
         try:
             info = sf.info(str(path))
         except Exception:  # separate_to_files says what is wrong with the file
             info = None
-        spectrogram = None
-        if args.plot and info is not None and info.frames > 0:
-            spectrogram = _Spectrogram(info.frames, info.samplerate, model.num_sources)
-        result = model.separate_to_files(
-            path, out_dir=out_dir, channels=args.channels, keep_silent=args.keep_silent,
-            chunk_seconds=args.chunk_seconds, overlap=args.overlap,
-            threshold_db=args.threshold_db, overwrite=args.overwrite,
-            on_block=spectrogram.update if spectrogram else None, progress=True,
-            protected=inputs)
+        spectrogram = progress = None
+        if info is not None and info.frames > 0:
+            if args.plot:
+                spectrogram = _Spectrogram(info.frames, info.samplerate, model.num_sources)
+            try:
+                chunks = plan_chunks(info.frames, info.samplerate, model.sample_rate,
+                                     *model.chunking(args.chunk_seconds, args.overlap)).count
+            except ValueError:  # an unusable rate: separate_to_files says so
+                chunks = 0
+            progress = _Progress(path.name, info.frames, info.samplerate, chunks)
+
+        def on_block(mix: torch.Tensor, est: torch.Tensor) -> None:
+            if spectrogram is not None:
+                spectrogram.update(mix, est)
+            if progress is not None:
+                progress.update(mix, est)
+
+        try:
+            result = model.separate_to_files(
+                path, out_dir=out_dir, channels=args.channels, keep_silent=args.keep_silent,
+                chunk_seconds=args.chunk_seconds, overlap=args.overlap,
+                threshold_db=args.threshold_db, overwrite=args.overwrite, on_block=on_block,
+                progress=False,
+                protected=inputs | _foreign_stems(path, out_dir, model.num_sources))
+        finally:
+            if progress is not None:
+                progress.close()
         described = {"sample_rate": info.samplerate, "channels": info.channels,
                      "format": info.format, "subtype": info.subtype,
                      "num_frames": result.num_frames}
         summary = _summary(path, result, described, args, model)
-        write_text_atomic(report, json.dumps(summary, indent=2) + "\n")
+        try:
+            write_text_atomic(report, json.dumps(summary, indent=2) + "\n")
+        except BaseException:  # unrecorded stems could never be replaced: take them back
+            for stem in result.files:
+                stem.unlink(missing_ok=True)
+            raise
         if spectrogram is not None:
             part = out_dir / f".{path.stem}.{os.getpid()}.partial.png"
             try:
@@ -353,23 +466,47 @@ def _separate_one(model: GASSSeparator, path: Path, out_dir: Path,
                 os.replace(part, image)
             finally:
                 part.unlink(missing_ok=True)
-        elif args.overwrite:
-            image.unlink(missing_ok=True)  # a stale plot from an earlier run would mislead
+        elif previous is not None and previous.get("plot") == image.name:
+            image.unlink(missing_ok=True)  # the earlier run's plot would mislead
     return result
 
 
 class _Terminated(KeyboardInterrupt):
-    """Raised by the SIGTERM handler: unwinds like Ctrl-C (the partial files are removed) and
-    makes ``main`` return ``128 + signum``, the shell's status for a process ended by a signal."""
+    """Raised by the SIGTERM/SIGINT handler: unwinds like Ctrl-C (the partial files are removed)
+    and makes ``main`` return ``128 + signum``, the shell's status for a process ended by a
+    signal."""
 
     def __init__(self, signum: int) -> None:
-        super().__init__(f"terminated by signal {signum}")
+        super().__init__("Ctrl-C" if signum == signal.SIGINT else f"terminated by signal {signum}")
         self.signum = int(signum)
 
 
 def _terminate(signum: int, frame: object) -> None:
-    """SIGTERM handler: unwinds like Ctrl-C, so the partial files are removed."""
+    """SIGTERM/SIGINT handler: unwinds like Ctrl-C, so the partial files are removed; further
+    signals are ignored from then on, so a second Ctrl-C cannot break the cleanup."""
+    for name in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(name, signal.SIG_IGN)
     raise _Terminated(signum)
+
+
+def _check_device(name: str) -> str | None:
+    """Why ``--device name`` cannot run gass-separate (None when it can)."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        return f"--device {name}: {err}"
+    if device.type not in DEVICE_TYPES:
+        return (f"--device {name}: the {device.type} device is not supported by gass-separate; "
+                f"use one of {', '.join(DEVICE_TYPES)} (cuda:N)")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return f"--device {name}: no CUDA device (torch.cuda.is_available() is False); use " \
+                   "--device cpu"
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            return (f"--device {name}: no CUDA device {device.index}; "
+                    f"{torch.cuda.device_count()} visible (cuda:0 to "
+                    f"cuda:{torch.cuda.device_count() - 1})")
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -383,9 +520,10 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        0 when every input was separated, 1 when some failed (reported on stderr), 2 when the
-        model folder cannot be loaded, 130 when interrupted by Ctrl-C (SIGINT) and 143 when
-        terminated by SIGTERM (128 + the signal number, as a shell reports it).
+        0 when every input was separated or skipped (done by an earlier run), 1 when some failed
+        (reported on stderr), 2 when the command line or the model folder is wrong, 130 when
+        interrupted by Ctrl-C (SIGINT) and 143 when terminated by SIGTERM (128 + the signal
+        number, as a shell reports it).
 
     Example
     -------
@@ -393,48 +531,65 @@ def main(argv: list[str] | None = None) -> int:
     >>> main([str(tmp / "a.wav"), "--model", str(tmp / "no_model"), "--out", str(tmp / "o")])
     2
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.chunk_seconds is not None and not (
-        math.isfinite(args.chunk_seconds) and args.chunk_seconds > 0
+        math.isfinite(args.chunk_seconds) and args.chunk_seconds >= MIN_CHUNK_SECONDS
     ):
-        build_parser().error(f"--chunk-seconds must be a positive number, got "
-                             f"{args.chunk_seconds}")
+        parser.error(f"--chunk-seconds must be a number of seconds >= {MIN_CHUNK_SECONDS}, got "
+                     f"{args.chunk_seconds}")
     if args.overlap is not None and not 0 < args.overlap <= 0.5:
-        build_parser().error(f"--overlap must be in (0, 0.5], got {args.overlap}")
+        parser.error(f"--overlap must be in (0, 0.5], got {args.overlap}")
     if not math.isfinite(args.threshold_db):
-        build_parser().error(f"--threshold-db must be a finite number, got {args.threshold_db}")
+        parser.error(f"--threshold-db must be a finite number, got {args.threshold_db}")
     if args.plot:
         try:  # before any file is separated: matplotlib is the optional extra [plots]
             import_optional("matplotlib.figure", "plots", "--plot")
         except ImportError as err:
-            build_parser().error(str(err))
+            parser.error(str(err))
     run_opts = {}
     if args.device is not None:
-        try:
-            torch.device(args.device)
-        except RuntimeError as err:
-            build_parser().error(f"--device: {err}")
+        problem = _check_device(args.device)
+        if problem:
+            parser.error(problem)
         run_opts["device"] = args.device
-    try:
-        model = GASSSeparator.from_hparams(source=args.model, run_opts=run_opts,
-                                           trust_code=args.trust_model_code)
-    except Exception as err:
-        print(f"gass-separate: cannot load the model folder {args.model}: {err}", file=sys.stderr)
-        return 2
-    jobs, errors = collect_inputs(args.inputs)
-    inputs = frozenset(path.resolve() for path, _ in jobs)
-    out_root = Path(args.out)
-    done = 0
-    previous = None
+    previous = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _terminate)
+        previous = {name: signal.signal(name, _terminate)
+                    for name in (signal.SIGTERM, signal.SIGINT)}
+    done = skipped = 0
     try:
-        for path, sub in tqdm(jobs, desc="files", unit="file", disable=len(jobs) < 2):
+        source, note = choose_model(args.model)
+        args.model_label = str(source)
+        if note:
+            print(f"gass-separate: {note}", file=sys.stderr)
+        if args.trust_model_code:
+            print(f"gass-separate: WARNING --trust-model-code: loading {source} with full "
+                  "hyperpyyaml; code written in its hyperparams.yaml may run (use it only for "
+                  "folders from a source you trust)", file=sys.stderr)
+        try:
+            model = GASSSeparator.from_hparams(source=source, run_opts=run_opts,
+                                               savedir=download_folder(source),
+                                               trust_code=args.trust_model_code)
+        except Exception as err:
+            print(f"gass-separate: cannot load the model folder {source}: {err}",
+                  file=sys.stderr)
+            return 2
+        jobs, errors = collect_inputs(args.inputs)
+        named = [Path(item) for item in args.inputs if _is_regular(Path(item))]
+        inputs = frozenset(path.resolve() for path in [p for p, _ in jobs] + named)
+        out_root = Path(args.out)
+        for path, sub in tqdm(jobs, desc="files", unit="file",
+                              disable=len(jobs) < 2 or not sys.stderr.isatty()):
             try:
                 result = _separate_one(model, path, out_root / sub, args, inputs)
+            except Skipped as why:
+                skipped += 1
+                tqdm.write(f"{path}: skipped: {why}")
+                continue
             except Exception as err:  # any failure is this file's; the others still run
                 message = f"{type(err).__name__}: {err}" if not isinstance(
-                    err, (ValueError, FileNotFoundError, FileExistsError)) else str(err)
+                    err, (ValueError, OSError)) else str(err)
                 errors.append((str(path), message))
                 tqdm.write(f"gass-separate: FAILED {path}: {message}", file=sys.stderr)
                 continue
@@ -444,14 +599,18 @@ def main(argv: list[str] | None = None) -> int:
             tqdm.write(f"{path}: {result.num_active} active source(s) -> "
                        f"{', '.join(str(f) for f in result.files) or 'no stems'}")
     except KeyboardInterrupt as err:
+        for name in (signal.SIGINT, signal.SIGTERM):  # the cleanup is done: no more unwinding
+            signal.signal(name, signal.SIG_IGN)
         print(f"gass-separate: interrupted ({err or 'Ctrl-C'}); partial files removed, "
               f"{done} file(s) separated", file=sys.stderr)
         return 128 + int(getattr(err, "signum", signal.SIGINT))
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for name, handler in previous.items():
+            signal.signal(name, handler)
     if errors:
-        print(f"gass-separate: {done} file(s) separated, {len(errors)} failed:", file=sys.stderr)
+        also = f"{skipped} skipped, " if skipped else ""
+        print(f"gass-separate: {done} file(s) separated, {also}{len(errors)} failed:",
+              file=sys.stderr)
         for item, reason in errors:
             print(f"  {item}: {reason}", file=sys.stderr)
         return 1

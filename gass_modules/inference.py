@@ -33,9 +33,11 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from speechbrain.inference.interfaces import Pretrained
+from speechbrain.utils.fetching import LocalStrategy
 
 from gass_modules.audio import (
     DEFAULT_THRESHOLD_DB,
@@ -53,18 +55,24 @@ from gass_modules.model_folder import (
     DEFAULT_CHUNK_SECONDS,
     DEFAULT_OVERLAP,
     HPARAMS_FILE,
+    MIN_CHUNK_SECONDS,
     _check_chunking,
     _check_separator,
     load_separator_checkpoint,
     unwrap_module,
 )
-from gass_modules.optional import local_fetch_options, speechbrain_1_0_precision
-from gass_modules.pretrained import BUNDLED_MODELS, resolve_model_source
+from gass_modules.optional import fetch_options, speechbrain_1_0_precision
+from gass_modules.pretrained import fetch_model_file, model_source
 from gass_modules.safe_hparams import load_model_description
 from gass_modules.stems import Separation, separate_to_stems  # Separation: importable from here
 
+if TYPE_CHECKING:  # SpeechBrain >= 1.1 only (gass_modules.optional.fetch_options)
+    from speechbrain.utils.fetching import FetchConfig
+
 logger = logging.getLogger(__name__)
 MASKING_MODULES = ("encoder", "masknet", "decoder")  # SpeechBrain's separation layout
+MAX_MODEL_RATE = 768_000  # Hz: the highest rate audio interfaces record at
+MAX_CARD_BYTES = 1 << 20  # hyperparams.yaml: a card is ~1 KB; parsing 100s of MB takes minutes
 # what separate_file took before it followed SepformerSeparation.separate_file
 _TO_FILES_OPTIONS = ("out_dir", "channels", "keep_silent", "threshold_db", "overwrite",
                      "on_block", "align", "protected")
@@ -143,37 +151,52 @@ class GASSSeparator(Pretrained):
                                  f"separator has {name}={getattr(model, name)!r}; fix "
                                  f"{HPARAMS_FILE}")
         self._order = resolve_order(hparams.get("order"), fixed_order=hparams.get("fixed_order"))
+        if not 1 <= self.sample_rate <= MAX_MODEL_RATE:
+            raise ValueError(f"sample_rate={self.sample_rate} Hz is not an audio rate a model "
+                             f"runs at (1 to {MAX_MODEL_RATE} Hz); fix {HPARAMS_FILE}")
+        self.chunking()  # the folder's chunking defaults are checked at load, not per file
 
     @classmethod
     def from_hparams(cls, source: str | os.PathLike, hparams_file: str = HPARAMS_FILE,
                      savedir: str | os.PathLike | None = None, trust_code: bool = False,
-                     **kwargs) -> GASSSeparator:
-        """Loads a model folder from the local disk, without running code from it by default.
+                     local_strategy: LocalStrategy = LocalStrategy.SYMLINK,
+                     fetch_config: FetchConfig | None = None, **kwargs) -> GASSSeparator:
+        """Loads a model folder as SpeechBrain's ``from_hparams`` does, without running code
+        from it by default.
+
+        ``source`` is fetched by SpeechBrain (``speechbrain.utils.fetching.fetch``): a local
+        folder is used in place (or linked into ``savedir``), a URL downloaded into ``savedir``,
+        a hub id (``org/name``) taken from the Hugging Face cache or hub (``HF_HUB_OFFLINE=1``
+        or ``FetchConfig(allow_network=False)``: the cache only). A bundled model's name
+        (``"gass-mini"``) is its package folder unless a local folder has that name
+        (:func:`gass_modules.pretrained.model_source`). Files already in ``savedir`` are used.
 
         By default ``hyperparams.yaml`` is read by
-        :func:`gass_modules.safe_hparams.load_model_description`: plain data and ``!new:`` of
-        registered separator classes only (``!apply``, ``!name``, other classes, ... are
-        refused with an error naming ``trust_code``), and the checkpoint is loaded with
-        ``torch.load(weights_only=True)``. ``trust_code=True`` loads the folder as SpeechBrain's
-        ``from_hparams`` does, with full hyperpyyaml, which runs any code the file names: only
-        for folders whose source you trust.
+        :func:`gass_modules.safe_hparams.load_model_description` (plain data and ``!new:`` of
+        registered separator classes; ``!apply``, ``!name``, other classes, ... are refused with
+        an error naming ``trust_code``) and the checkpoint with
+        ``torch.load(weights_only=True)``. ``trust_code=True`` loads with full hyperpyyaml, as
+        SpeechBrain does, which runs any code the file names: only for sources you trust.
 
         Arguments
         ---------
         source : str or os.PathLike
-            The model folder (``hyperparams.yaml`` + ``separator.ckpt``), or the name of a model
-            bundled with gass (``"gass-mini"``, see :mod:`gass_modules.pretrained`).
+            A model folder (``hyperparams.yaml`` + ``separator.ckpt``), a bundled model's name,
+            a URL (``http(s)://.../folder``, with ``savedir``) or a hub id (``org/name``).
         hparams_file : str
             Name of the hyperparameter file inside ``source``.
         savedir : str or os.PathLike, optional
-            With ``trust_code=True``: where SpeechBrain links the collected files (default: load
-            in place). The safe loader always loads in place.
+            Where the fetched files are put (links to local files, downloads); default: local
+            folders are read in place, URLs need it.
         trust_code : bool
             Load with full hyperpyyaml (runs code from the folder; see above).
+        local_strategy : speechbrain.utils.fetching.LocalStrategy
+            How local files reach ``savedir`` (SpeechBrain's default: symlinks).
+        fetch_config : speechbrain.utils.fetching.FetchConfig, optional
+            SpeechBrain's fetching options (network, cache folder, revision, ...).
         **kwargs
             ``overrides`` (values replacing the file's), ``run_opts`` and ``freeze_params``;
-            with ``trust_code=True`` anything ``pretrained_from_hparams`` takes. The network is
-            never used.
+            with ``trust_code=True`` anything ``pretrained_from_hparams`` takes.
 
         Returns
         -------
@@ -187,42 +210,40 @@ class GASSSeparator(Pretrained):
         ...
         FileNotFoundError: model folder not found: no/such/folder; ...
         """
-        folder = resolve_model_source(source)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"model folder not found: {source}; expected a local folder "
-                                    f"with {HPARAMS_FILE} and {CHECKPOINT_FILE} (written by "
-                                    "gass_modules.model_folder.save_model_folder) or a bundled "
-                                    f"model's name ({', '.join(sorted(BUNDLED_MODELS))})")
-        if not (folder / hparams_file).is_file():
-            raise FileNotFoundError(f"{folder / hparams_file} not found; a model folder holds "
-                                    f"{HPARAMS_FILE} and {CHECKPOINT_FILE}")
-        if not trust_code:
-            return cls._from_description(folder, hparams_file, **kwargs)
-        if "fetch_config" not in kwargs:  # never the network (SpeechBrain 1.0 and 1.1 alike)
-            kwargs.update(local_fetch_options())
-        try:
-            return super().from_hparams(source=str(folder.resolve()), hparams_file=hparams_file,
-                                        savedir=savedir, **kwargs)
-        except (FileNotFoundError, ValueError):
-            raise
-        except Exception as err:
-            raise RuntimeError(f"cannot build the model from {folder / hparams_file}: "
-                               f"{type(err).__name__}: {err}") from err
+        name = model_source(source)
+        options = fetch_options(fetch_config)  # FetchConfig on SpeechBrain 1.1, none on 1.0
+        if trust_code:
+            try:
+                return super().from_hparams(source=name, hparams_file=hparams_file,
+                                            savedir=savedir, local_strategy=local_strategy,
+                                            **options, **kwargs)
+            except (FileNotFoundError, ValueError):
+                raise
+            except Exception as err:
+                raise RuntimeError(f"cannot build the model from {source}/{hparams_file}: "
+                                   f"{type(err).__name__}: {err}") from err
+        paths = [fetch_model_file(filename, name, savedir, local_strategy, fetch_config)
+                 for filename in (hparams_file, CHECKPOINT_FILE)]
+        return cls._from_description(*paths, **kwargs)
 
     @classmethod
-    def _from_description(cls, folder: Path, hparams_file: str, overrides: Mapping | str | None
-                          = None, run_opts: Mapping | None = None, freeze_params: bool = True,
+    def _from_description(cls, hparams_path: Path, checkpoint: Path,
+                          overrides: Mapping | str | None = None,
+                          run_opts: Mapping | None = None, freeze_params: bool = True,
                           **unexpected: object) -> GASSSeparator:
         """The safe path of :meth:`from_hparams` (no code from the folder runs)."""
         if unexpected:
             raise TypeError(f"from_hparams got {sorted(unexpected)}, which only the trusted "
                             "loader takes (trust_code=True); the safe loader takes overrides, "
-                            "run_opts and freeze_params")
-        path = folder / hparams_file
-        hparams = load_model_description(path.read_text(encoding="utf-8"), overrides, str(path))
+                            "run_opts, freeze_params, savedir, local_strategy and fetch_config")
+        if hparams_path.stat().st_size > MAX_CARD_BYTES:
+            raise ValueError(f"{hparams_path} has {hparams_path.stat().st_size} bytes; a model "
+                             f"card has a few KB (at most {MAX_CARD_BYTES} accepted)")
+        hparams = load_model_description(hparams_path.read_text(encoding="utf-8"), overrides,
+                                         str(hparams_path))
         separator = hparams.get("separator")
-        _check_separator(separator, str(path))
-        load_separator_checkpoint(separator, folder / CHECKPOINT_FILE)
+        _check_separator(separator, str(hparams_path))
+        load_separator_checkpoint(separator, checkpoint)
         return cls(modules={"separator": separator}, hparams=hparams, run_opts=run_opts,
                    freeze_params=freeze_params)
 
@@ -514,7 +535,7 @@ class GASSSeparator(Pretrained):
         Notes
         -----
         Stems are written to uniquely named hidden files and renamed when complete, under a
-        lock on ``<out_dir>/<name>*`` (``gass_modules.audio.OutputLock``: a second process
+        lock on ``<out_dir>/<name>*`` (``gass_modules.output_files.OutputLock``: a second process
         writing the same names fails with a ``FileExistsError`` instead of mixing its stems with
         these).
 
@@ -574,6 +595,14 @@ class GASSSeparator(Pretrained):
         if overlap is None:
             overlap = float(getattr(self.hparams, "chunk_overlap", DEFAULT_OVERLAP))
         _check_chunking(chunk_seconds, overlap)
+        stride = getattr(unwrap_module(self.mods.separator), "stride", 1)  # a chunk's minimum
+        stride = stride if isinstance(stride, int) and stride > 0 else 1
+        shortest = max(MIN_CHUNK_SECONDS, stride / self.sample_rate)
+        if chunk_seconds < shortest:
+            raise ValueError(f"chunk_seconds={chunk_seconds!r} is too short: this model needs "
+                             f"chunks of at least {shortest:g} s (shorter ones cost a model "
+                             "call every few milliseconds); pass a longer chunk_seconds "
+                             "(--chunk-seconds) or fix the model folder's chunk_seconds")
         return float(chunk_seconds), float(overlap)
 
     def _model(self, x: torch.Tensor) -> torch.Tensor:

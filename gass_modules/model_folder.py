@@ -48,6 +48,10 @@ HPARAMS_FILE = "hyperparams.yaml"
 CHECKPOINT_FILE = "separator.ckpt"
 DEFAULT_CHUNK_SECONDS = 10.0
 DEFAULT_OVERLAP = 0.25
+# Shortest chunk a GASSSeparator runs (its own stride permitting): shorter chunks cost one model
+# call per few milliseconds (minutes for a second of audio) and see less context than any model
+# trained here needs.
+MIN_CHUNK_SECONDS = 0.1
 _RESERVED_KEYS = ("modules", "pretrainer", "chunk_seconds", "chunk_overlap", "order",
                   "fixed_order")
 _TOP_KEY = re.compile(r"^([A-Za-z_]\w*)\s*:", re.MULTILINE)

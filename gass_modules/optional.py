@@ -3,7 +3,7 @@
 The library's run-time needs are ``install_requires`` (setup.py); what only one feature needs is
 an extra (``pip install 'gass_modules[plots]'``: matplotlib for spectrogram figures;
 ``[musdb]``: museval for MUSDB18 cSDR). :func:`import_optional` imports such a module when the
-feature is used and, when it is missing, says which extra brings it. :func:`local_fetch_options`
+feature is used and, when it is missing, says which extra brings it. :func:`fetch_options`
 and :func:`speechbrain_1_0_precision` bridge the SpeechBrain 1.0 / 1.1 differences the library
 meets (fetch options; inference precision, a 1.1 feature gated with a message on 1.0).
 
@@ -18,7 +18,7 @@ import importlib
 from collections.abc import Mapping
 from types import ModuleType
 
-__all__ = ["import_optional", "local_fetch_options", "speechbrain_1_0_precision"]
+__all__ = ["import_optional", "fetch_options", "speechbrain_1_0_precision"]
 
 
 def import_optional(module: str, extra: str, feature: str) -> ModuleType:
@@ -58,38 +58,43 @@ def import_optional(module: str, extra: str, feature: str) -> ModuleType:
                           f"'gass_modules[{extra}]'") from None
 
 
-def local_fetch_options(overwrite: bool = False) -> dict:
-    """Keyword arguments that keep SpeechBrain's fetching local, for either SpeechBrain line.
+def fetch_options(fetch_config: object | None = None, **options: object) -> dict:
+    """SpeechBrain's fetch options as keyword arguments, for either SpeechBrain line.
 
-    SpeechBrain 1.1 groups the fetch options in ``FetchConfig`` (``fetch_config=``), where
-    ``allow_network=False`` makes a missing local file an error instead of a download.
-    SpeechBrain 1.0.x has no ``FetchConfig``: a source that is a local folder is never fetched
-    over the network there, and an existing link is reused, so a caller that needs
-    ``overwrite`` removes the old link itself (see :func:`gass_modules.transfer`).
+    SpeechBrain 1.1 groups them in ``FetchConfig`` (``fetch_config=``: network, overwrite,
+    cache folder, ...). SpeechBrain 1.0.x has no ``FetchConfig`` and fetches with its defaults
+    (a local folder is read in place, a hub id or URL is downloaded, an existing link is
+    reused), so nothing is passed there; a caller that needs ``overwrite`` removes the old link
+    itself (see :func:`gass_modules.transfer.transfer_from_checkpoint`).
 
     Arguments
     ---------
-    overwrite : bool
-        Replace a file or link already collected (SpeechBrain 1.1's ``FetchConfig.overwrite``).
+    fetch_config : speechbrain.utils.fetching.FetchConfig, optional
+        The caller's options (SpeechBrain >= 1.1 only); default: ``FetchConfig(**options)``.
+    **options
+        ``FetchConfig`` fields for the default (e.g. ``allow_network=False``).
 
     Returns
     -------
     dict
-        ``{"fetch_config": FetchConfig(...)}`` on SpeechBrain >= 1.1, ``{}`` on 1.0.x.
+        ``{"fetch_config": ...}`` on SpeechBrain >= 1.1, ``{}`` on 1.0.x.
 
     Example
     -------
     >>> import speechbrain
-    >>> options = local_fetch_options()
+    >>> options = fetch_options(allow_network=False)
     >>> options == {} if speechbrain.__version__.startswith("1.0.") else (
     ...     options["fetch_config"].allow_network is False)
     True
     """
     try:
         from speechbrain.utils.fetching import FetchConfig  # SpeechBrain >= 1.1
-    except ImportError:  # SpeechBrain 1.0.x: local folders are read in place, never downloaded
+    except ImportError:  # SpeechBrain 1.0.x: fetch takes no configuration
+        if fetch_config is not None:
+            raise ValueError("fetch_config needs speechbrain>=1.1 (SpeechBrain 1.0 has no "
+                             "FetchConfig); drop it or pip install 'speechbrain>=1.1'") from None
         return {}
-    return {"fetch_config": FetchConfig(overwrite=overwrite, allow_network=False)}
+    return {"fetch_config": fetch_config if fetch_config is not None else FetchConfig(**options)}
 
 
 def speechbrain_1_0_precision(run_opts: Mapping | None) -> contextlib.AbstractContextManager:

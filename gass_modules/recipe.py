@@ -10,11 +10,13 @@ import inspect
 import io
 import logging
 import shutil
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import ruamel.yaml
 import speechbrain as sb
+from filelock import FileLock, Timeout
 from hyperpyyaml import load_hyperpyyaml, resolve_references
 from ruamel.yaml.comments import CommentedBase
 
@@ -24,10 +26,11 @@ logger = logging.getLogger(__name__)
 def load_recipe(argv: list[str], card_key: str = "model") -> tuple[dict, dict, str]:
     r"""The preamble of every gass recipe's ``train.py``, as SpeechBrain recipes write it.
 
-    Parses the command line (``sb.parse_arguments``), joins the torchrun process group, loads the
-    hparams file with the overrides, creates the experiment folder (saving the hparams, the
-    overrides and, as SpeechBrain recipes do, the calling ``train.py``) and reads back the model
-    card the hparams file includes.
+    Parses the command line (``sb.parse_arguments``; an option given twice is a usage error),
+    joins the torchrun process group, loads the hparams file with the overrides, locks the
+    output folder (:func:`lock_output_folder`: a second training into it is refused), creates
+    the experiment folder (saving the hparams, the overrides and, as SpeechBrain recipes do, the
+    calling ``train.py``) and reads back the model card the hparams file includes.
 
     Arguments
     ---------
@@ -57,15 +60,78 @@ def load_recipe(argv: list[str], card_key: str = "model") -> tuple[dict, dict, s
     >>> (tmp / "exp" / "recipe.py").exists()  # the caller's script is saved, not this module
     False
     """
+    _refuse_repeated_options(argv)
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     sb.utils.distributed.ddp_init_group(run_opts)  # torchrun: one process per device
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
+    lock_output_folder(hparams["output_folder"])
     sb.create_experiment_directory(experiment_directory=hparams["output_folder"],
                                    hyperparams_to_save=hparams_file, overrides=overrides)
     _save_caller_script(Path(hparams["output_folder"]), Path(inspect.stack()[1].filename))
     logger.info(f"seeded with {hparams.get('global_seed')} before building the model")
     return hparams, run_opts, included_card(hparams_file, overrides, key=card_key)
+
+
+def _refuse_repeated_options(argv: list[str]) -> None:
+    """Exits with a usage error (status 2, as argparse) when an option is given twice
+    (``--lr 1 --lr 2``): SpeechBrain would hand both to the yaml parser, whose duplicate-key
+    traceback does not say what went wrong."""
+    seen: dict[str, int] = {}
+    for arg in argv[1:]:
+        if arg.startswith("--") and len(arg) > 2:
+            name = arg[2:].split("=", 1)[0]
+            seen[name] = seen.get(name, 0) + 1
+    repeated = sorted(name for name, count in seen.items() if count > 1)
+    if repeated:
+        print(f"{Path(sys.argv[0]).name}: error: "
+              f"{', '.join('--' + name for name in repeated)} given more than once; give each "
+              "option once (the last one is not taken silently)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+_OUTPUT_LOCKS: dict[Path, FileLock] = {}  # output folders this process trains into
+
+
+def lock_output_folder(folder: str | Path) -> None:
+    """Takes the exclusive lock of a training output folder for this process's lifetime.
+
+    Two trainings writing one folder would exchange checkpoints (the second resumes from the
+    first's, its own seed mixed with the other's weights). The lock is ``filelock`` on
+    ``<folder>/.gass-train.lock`` (``flock``: released by the OS when the process ends, even
+    killed). The same process may lock a folder again (a script running several recipes in a
+    row); with torchrun only the main process takes it (its ranks share the folder).
+
+    Arguments
+    ---------
+    folder : str or pathlib.Path
+        The recipe's ``output_folder`` (created if missing).
+
+    Raises
+    ------
+    RuntimeError
+        When another process holds the folder; the message says what to do.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> lock_output_folder(tmp / "exp")
+    >>> (tmp / "exp" / ".gass-train.lock").exists()
+    True
+    """
+    folder = Path(folder).resolve()
+    if folder in _OUTPUT_LOCKS or not sb.utils.distributed.if_main_process():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(folder / ".gass-train.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise RuntimeError(f"another training is running in {folder} (it holds "
+                           f"{folder / '.gass-train.lock'}); two runs in one output folder would "
+                           "mix their checkpoints: wait for it to end, or give this run another "
+                           "output_folder (e.g. another seed: --seed=N)") from None
+    _OUTPUT_LOCKS[folder] = lock
 
 
 def _save_caller_script(folder: Path, script: Path) -> None:
@@ -154,4 +220,4 @@ def _drop_comments(node: object) -> None:
             _drop_comments(child)
 
 
-__all__ = ["included_card", "load_recipe"]
+__all__ = ["included_card", "load_recipe", "lock_output_folder"]

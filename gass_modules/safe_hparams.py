@@ -29,11 +29,13 @@ Authors
 from __future__ import annotations
 
 import importlib
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 import yaml
 from torch import nn
 
@@ -52,6 +54,12 @@ PRETRAINER = "speechbrain.utils.parameter_transfer.Pretrainer"
 LOAD_HOOK = "gass_modules.model_folder.load_separator_checkpoint"
 # Folders exported before the hook moved to model_folder name it here; still the same function.
 _LOAD_HOOKS = (LOAD_HOOK, "gass_modules.inference.load_separator_checkpoint")
+# Bounds on a model folder's yaml: a real card has a few hundred values and a few levels; aliases
+# can make a 400-byte file stand for billions of values ("billion laughs"), so the file may stand
+# for at most this many values (aliases expanded, counted in linear time) and levels.
+MAX_NODES = 100_000
+MAX_DEPTH = 64
+MAX_MODEL_BYTES = 64 << 30  # parameters + buffers of one separator (GASS-mini: 4 MB)
 _REF = re.compile(r"^\s*<([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)>\s*$")
 _registered: dict[str, type] = {}
 
@@ -182,13 +190,62 @@ _Loader.add_constructor(None, _refuse)
 
 
 def _parse(text: str, where: str) -> Any:
-    """yaml text as plain data and inert tag nodes."""
+    """yaml text as plain data and inert tag nodes, checked by :func:`_check_shape`."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+        tree = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
     except UntrustedCodeError as err:
         raise UntrustedCodeError(f"{where}: {err}; {TRUST_HINT}") from None
     except yaml.YAMLError as err:
         raise ValueError(f"{where} is not valid yaml: {err}") from err
+    except RecursionError:
+        raise ValueError(f"{where} is nested too deeply to be a model card (more than "
+                         f"{MAX_DEPTH} levels)") from None
+    _check_shape(tree, where)
+    return tree
+
+
+def _children(node: Any) -> list:
+    """The values directly under a node (mapping values, list items, ``!new:`` arguments)."""
+    if isinstance(node, _New):
+        return [node.args]
+    if isinstance(node, dict):
+        return list(node.values())
+    if isinstance(node, list):
+        return list(node)
+    return []
+
+
+def _check_shape(tree: Any, where: str) -> None:
+    """Refuses quickly (without recursion, each shared node visited once) a tree that refers to
+    itself, stands for more than ``MAX_NODES`` values once its aliases are expanded, or is
+    nested deeper than ``MAX_DEPTH``."""
+    state: dict[int, int] = {}  # id -> 1 while on the current path, 2 when done
+    size: dict[int, int] = {}  # id -> values under the node once aliases are expanded
+    stack = [(tree, 0, False)]
+    while stack:
+        node, depth, leaving = stack.pop()
+        if leaving:
+            state[id(node)] = 2
+            size[id(node)] = 1 + sum(size.get(id(child), 1) for child in _children(node))
+            if size[id(node)] > MAX_NODES:
+                raise ValueError(f"{where} expands to more than {MAX_NODES} values (aliases "
+                                 "that multiply, as in a 'billion laughs' file); a model card "
+                                 "has a few hundred: refused")
+            continue
+        if not isinstance(node, (dict, list, _New)):
+            continue
+        mark = state.get(id(node))
+        if mark == 1:
+            raise ValueError(f"{where} refers to itself (an alias used inside its own anchor's "
+                             "value); a model card is a tree of plain values")
+        if mark == 2:
+            continue
+        if depth > MAX_DEPTH:
+            raise ValueError(f"{where} is nested too deeply to be a model card (more than "
+                             f"{MAX_DEPTH} levels)")
+        state[id(node)] = 1
+        stack.append((node, depth, True))
+        stack.extend((child, depth + 1, False) for child in _children(node))
 
 
 def _merge(tree: Any, overrides: Mapping, where: str, prefix: str = "") -> None:
@@ -236,23 +293,30 @@ def _resolve(node: Any, root: dict, where: str, seen: dict, stack: tuple = ()) -
     return node
 
 
-def _check(node: Any, where: str, path: str, allowed: set[str]) -> None:
-    """Raises unless every tag under ``node`` is a registered ``!new:``."""
+def _check(node: Any, where: str, path: str, allowed: set[str],
+           seen: set[int] | None = None) -> None:
+    """Raises unless every tag under ``node`` is a registered ``!new:`` (a node shared through
+    aliases is checked once: ``seen``)."""
+    seen = set() if seen is None else seen
+    if isinstance(node, (dict, list, _New)):
+        if id(node) in seen:
+            return
+        seen.add(id(node))
     if isinstance(node, _New):
         if node.target not in allowed:
             raise UntrustedCodeError(f"{where}: line {node.line}: {path}: !new:{node.target} is "
                                      "not a registered separator class (allowed: "
                                      f"{sorted(allowed)}); {TRUST_HINT}")
-        _check(node.args, where, path, allowed)
+        _check(node.args, where, path, allowed, seen)
     elif isinstance(node, _Tagged):
         raise UntrustedCodeError(f"{where}: line {node.line}: {path}: {node.tag}:{node.value} "
                                  f"could run code and is not allowed; {TRUST_HINT}")
     elif isinstance(node, dict):
         for key, value in node.items():
-            _check(value, where, f"{path}.{key}" if path else str(key), allowed)
+            _check(value, where, f"{path}.{key}" if path else str(key), allowed, seen)
     elif isinstance(node, list):
         for k, value in enumerate(node):
-            _check(value, where, f"{path}[{k}]", allowed)
+            _check(value, where, f"{path}[{k}]", allowed, seen)
 
 
 def _check_interface_keys(tree: dict, where: str) -> None:
@@ -289,6 +353,7 @@ def _build(node: Any, built: dict) -> Any:
     if isinstance(node, _New):
         args = _build(node.args, built)
         cls = _separator_class(node.target)
+        _check_size(cls, args, node)
         try:
             value = cls(*args) if isinstance(args, list) else cls(**args)
         except TypeError as err:
@@ -301,6 +366,39 @@ def _build(node: Any, built: dict) -> Any:
         return node
     built[id(node)] = value
     return value
+
+
+def _memory_bytes() -> int | None:
+    """The machine's physical memory (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_size(cls: type, args: Any, node: _New) -> None:
+    """Refuses a separator whose parameters and buffers would not fit in memory, from a build on
+    PyTorch's ``meta`` device (shapes only, nothing allocated), before the real build asks the
+    allocator for hundreds of GB. A class that cannot be built on ``meta`` is not estimated."""
+    try:
+        with torch.device("meta"):
+            probe = cls(*args) if isinstance(args, list) else cls(**args)
+        tensors = list(probe.parameters()) + list(probe.buffers())
+        size = sum(t.numel() * t.element_size() for t in tensors)
+    except RuntimeError as err:  # a size past int64 ("Storage size calculation overflowed")
+        if "overflow" not in str(err):
+            return
+        size = 1 << 63
+    except Exception:  # noqa: BLE001 (the real build reports what is wrong with the arguments)
+        return
+    memory = _memory_bytes()
+    limit = min(memory // 2 if memory else MAX_MODEL_BYTES, MAX_MODEL_BYTES)
+    if size > limit:
+        need = f"{size / 2**30:.3g} GiB" if size < (1 << 63) else "more bytes than int64 counts"
+        raise ValueError(f"!new:{node.target} (line {node.line}) would need {need} "
+                         f"for its parameters alone (at most {limit / 2**30:.0f} GiB is "
+                         "accepted: half this machine's memory, 64 GiB at most): check its "
+                         "dimensions (hidden_channels, n_fft, ...) in the model folder")
 
 
 def load_model_description(text: str, overrides: Mapping | str | None = None,

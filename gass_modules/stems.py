@@ -4,10 +4,11 @@
 count) block by block through a chunked separation (``stream``: e.g.
 :func:`gass_modules.chunking.stream_separation` with a model), measures each output's activity
 relative to the mixture as the blocks come out and writes the stems at the file's rate and
-channel count (:mod:`gass_modules.audio`: atomic writes under an ``OutputLock``), or keeps them in
-memory. Silent outputs are dropped and the others sorted loudest first, unless the outputs are
-labelled stems. :class:`Separation` is the report. ``GASSSeparator.separate_to_files`` runs it
-with the interface's model, chunking and order; the CLI and the ASR front end use that.
+channel count (:mod:`gass_modules.output_files`: atomic writes under an ``OutputLock``), or
+keeps them in memory. Silent outputs are dropped and the others sorted loudest first, unless the
+outputs are labelled stems. :class:`Separation` is the report. ``GASSSeparator.separate_to_files``
+runs it with the interface's model, chunking and order; the CLI and the ASR front end use that.
+``_Spectrogram`` draws the mixture and stems block by block for ``gass-separate --plot``.
 
 Authors
  * gass developers 2026
@@ -27,16 +28,15 @@ import torch
 
 from gass_modules.audio import (
     DEFAULT_THRESHOLD_DB,
-    OutputLock,
     _ActivityMeter,
     _FileReader,
     _open_audio,
     _scan_finite,
-    _StemWriter,
     _truncation_warning,
-    make_folder,
 )
 from gass_modules.chunking import check_rate
+from gass_modules.optional import import_optional
+from gass_modules.output_files import OutputLock, _StemWriter, make_folder
 
 logger = logging.getLogger(__name__)
 
@@ -239,6 +239,67 @@ def separate_to_stems(
                       sources=sources, files=files,
                       clipped=writer.clipped if writer else [0] * num_sources,
                       warnings=notes)
+
+
+PLOT_COLUMNS = 800  # time columns of the spectrogram image, whatever the input's length
+
+
+class _Spectrogram:
+    """Power spectrogram of the mixture and every output, accumulated block by block.
+
+    Columns average the STFT frames (32 ms Hann, half overlap) whose centre falls in them, so the
+    image has at most ``PLOT_COLUMNS`` columns and memory does not grow with the input length.
+    """
+
+    def __init__(self, num_frames: int, sample_rate: int, num_sources: int) -> None:
+        self.sample_rate = sample_rate
+        self.n_fft = 2 ** max(6, round(math.log2(0.032 * sample_rate)))
+        self.hop = self.n_fft // 2
+        self.width = max(self.hop, math.ceil(num_frames / PLOT_COLUMNS))  # samples a column
+        self.columns = max(1, math.ceil(num_frames / self.width))
+        self.power = torch.zeros(num_sources + 1, self.n_fft // 2 + 1, self.columns)
+        self.count = torch.zeros(self.columns)
+        self.window = torch.hann_window(self.n_fft)
+        self.offset = 0
+
+    def update(self, mix: torch.Tensor, est: torch.Tensor) -> None:
+        """Adds a block ``mix [C, n]``, ``est [C, n, S]``."""
+        signals = torch.cat([mix.unsqueeze(-1), est], dim=-1)  # [C, n, S + 1]
+        channels, length, count = signals.shape
+        if length >= self.n_fft:
+            flat = signals.permute(2, 0, 1).reshape(count * channels, length)
+            spec = torch.stft(flat, self.n_fft, self.hop, window=self.window, center=False,
+                              return_complex=True).abs().pow(2)  # [(S+1)C, F, N]
+            spec = spec.view(count, channels, *spec.shape[1:]).mean(1)  # [S+1, F, N]
+            centres = self.offset + self.n_fft // 2 + self.hop * torch.arange(spec.shape[-1])
+            column = (centres // self.width).clamp(max=self.columns - 1)  # [N]
+            self.power.index_add_(2, column, spec)
+            self.count.index_add_(0, column, torch.ones(spec.shape[-1]))
+        self.offset += length
+
+    def save(self, path: Path, result: Separation, title: str) -> None:
+        """Draws the mixture and the kept stems and writes a PNG."""
+        # no pyplot: no global state, no display needed
+        Figure = import_optional("matplotlib.figure", "plots", "--plot").Figure
+
+        mean = self.power / self.count.clamp(min=1)  # [S+1, F, cols]
+        db = 10 * torch.log10(mean + 1e-12)
+        top = float(db.max())
+        rows = [(0, "mixture")] + [
+            (s + 1, f"s{k + 1}: output {s + 1}, {result.energy_db[s]:.1f} dB")
+            for k, s in enumerate(result.kept)]
+        fig = Figure(figsize=(10, 1.6 * len(rows) + 0.6))
+        axes = fig.subplots(len(rows), 1, sharex=True, squeeze=False)[:, 0]
+        extent = (0.0, result.duration, 0.0, self.sample_rate / 2000)
+        for ax, (index, label) in zip(axes, rows):
+            image = ax.imshow(db[index].numpy(), origin="lower", aspect="auto", extent=extent,
+                              vmin=top - 80, vmax=top, cmap="magma")
+            ax.set_ylabel("kHz")
+            ax.set_title(label, fontsize=9, loc="left")
+        axes[-1].set_xlabel("time (s)")
+        fig.suptitle(title, fontsize=10)
+        fig.colorbar(image, ax=list(axes), label="dB")
+        fig.savefig(path, dpi=90)
 
 
 __all__ = ["BlockStream", "Separation", "separate_to_stems"]

@@ -25,7 +25,7 @@ from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.parameter_transfer import Pretrainer
 
 from gass_modules.model_folder import CHECKPOINT_FILE, HPARAMS_FILE
-from gass_modules.optional import local_fetch_options
+from gass_modules.optional import fetch_options
 
 logger = logging.getLogger(__name__)
 
@@ -289,7 +289,7 @@ def transfer_from_checkpoint(separator: torch.nn.Module, source: str | Path,
     link = None if collect_in is None else Path(collect_in) / "separator.ckpt"  # <loadable>.ckpt
     if link is not None and link.is_symlink():  # an earlier call's link is replaced: SpeechBrain
         link.unlink()  # 1.0's collect_files has no overwrite (1.1's FetchConfig has)
-    pretrainer.collect_files(**local_fetch_options(overwrite=True))
+    pretrainer.collect_files(**fetch_options(overwrite=True, allow_network=False))
     pretrainer.load_collected()
     report = hook.report
     if report is None:  # the hook always runs for a loadable; keep the contract explicit

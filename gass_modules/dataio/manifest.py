@@ -54,6 +54,21 @@ __getattr__ = moved_names(__name__, {
 })
 
 _VARIABLE = re.compile(r"\$([\w.]+)")
+# Integer columns and the ranges their storage (int64, int32, int16) and audio allow.
+_INT_RANGES = {"frames": (1, 2**62), "sample_rate": (1, 2**31 - 1), "channels": (1, 2**15 - 1)}
+
+
+def _integer(text: str, column: str, path: Path, line: int) -> int:
+    """A csv field of an integer column, or a ``ValueError`` naming the row."""
+    low, high = _INT_RANGES[column]
+    value = int(text.strip()) if re.fullmatch(r"\s*[+-]?\d+\s*", text) else None
+    if value is None:
+        raise ValueError(f"{path}:{line}: {column} must be a whole number, got {text!r}; "
+                         "rebuild the manifest (tools/make_manifest.py)")
+    if not low <= value <= high:
+        raise ValueError(f"{path}:{line}: {column} = {value} is out of range [{low}, {high}]; "
+                         "rebuild the manifest (tools/make_manifest.py) or drop the row")
+    return value
 
 
 class ClipInfo(NamedTuple):
@@ -478,6 +493,24 @@ class Manifest:
                                  names[self.group_codes[i]]))
         return path
 
+    @staticmethod
+    def _read_rows(path: Path, cols: dict[str, list]) -> None:
+        """Reads the csv rows of :meth:`from_csv` into ``cols`` (checked row by row)."""
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a BOM is not a name
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None or [h.strip() for h in header] != list(CSV_COLUMNS):
+                raise ValueError(
+                    f"expected the header {','.join(CSV_COLUMNS)} in {path}, found {header}; "
+                    "write manifests with Manifest.to_csv or tools/make_manifest.py"
+                )
+            for line, row in enumerate(reader, start=2):
+                if len(row) != len(CSV_COLUMNS):
+                    raise ValueError(f"{path}:{line}: expected {len(CSV_COLUMNS)} fields, "
+                                     f"found {len(row)}: {row}")
+                for c, v in zip(CSV_COLUMNS, row):
+                    cols[c].append(_integer(v, c, path, line) if c in _INT_RANGES else v)
+
     @classmethod
     def from_csv(
         cls, path: str | Path, replacements: Mapping[str, str] | None = None
@@ -514,21 +547,13 @@ class Manifest:
         repl = {"data_root": str(path.parent.resolve())}
         repl.update({k: str(v) for k, v in (replacements or {}).items()})
         cols: dict[str, list] = {c: [] for c in CSV_COLUMNS}
-        with open(path, newline="") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            if header is None or [h.strip() for h in header] != list(CSV_COLUMNS):
-                raise ValueError(
-                    f"expected the header {','.join(CSV_COLUMNS)} in {path}, found {header}; "
-                    "write manifests with Manifest.to_csv or tools/make_manifest.py"
-                )
-            for line, row in enumerate(reader, start=2):
-                if len(row) != len(CSV_COLUMNS):
-                    raise ValueError(f"{path}:{line}: expected {len(CSV_COLUMNS)} fields, "
-                                     f"found {len(row)}: {row}")
-                for c, v in zip(CSV_COLUMNS, row):
-                    cols[c].append(v)
-
+        try:
+            cls._read_rows(path, cols)
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{path} is not UTF-8 text ({err}); save the manifest as UTF-8 "
+                             "(tools/make_manifest.py writes it so)") from None
+        except csv.Error as err:
+            raise ValueError(f"{path} is not a readable csv file ({err})") from None
         def substitute(match: re.Match) -> str:
             if match[1] not in repl:
                 raise KeyError(f"{path}: no value for ${match[1]}; pass "

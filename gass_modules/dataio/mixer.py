@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,6 +129,75 @@ def rms_db(x: np.ndarray) -> float:
     return 10.0 * math.log10(power) if power > 0 else -math.inf
 
 
+def crop_clip(source, frames: int, rate: int, scenario: Scenario,
+              rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
+    """Reads a random crop of one clip, mono, at the scenario's rate (what a mixer source is).
+
+    The rules of :meth:`GASSMixer.read_crop`, for any file or file-like object that
+    ``soundfile`` reads (a path of the file mixer, the bytes of a shard member in a
+    ``BytesIO``): only the crop plus the resampler's context is decoded.
+
+    Arguments
+    ---------
+    source : str, Path or file-like
+        The audio (read with ``soundfile.read(start=, frames=)``).
+    frames : int
+        Its length in frames.
+    rate : int
+        Its sample rate in Hz.
+    scenario : Scenario
+        Gives the output rate and length ``T``.
+    rng : numpy.random.Generator
+        Source of randomness (crop start, placement).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[L]`` float32 samples, ``1 <= L <= T``.
+    int
+        First frame read, in the clip's own rate.
+    int
+        Output sample where the crop goes.
+
+    Example
+    -------
+    >>> import io
+    >>> buf = io.BytesIO()
+    >>> sf.write(buf, np.full(800, 0.5, dtype=np.float32), 8000, format="WAV", subtype="FLOAT")
+    >>> x, start, offset = crop_clip(io.BytesIO(buf.getvalue()), 800, 8000,
+    ...                              Scenario(sample_rate=8000, duration=0.2),
+    ...                              np.random.default_rng(0))
+    >>> x.shape, start, 0 <= offset <= 800, float(x[0])
+    ((800,), 0, True, 0.5)
+    """
+    sc = scenario
+    out_len = sc.num_samples
+    if rate == sc.sample_rate:
+        a, b, margin = 1, 1, 0
+    else:
+        a, b, margin = _resample_margin(rate, sc.sample_rate)
+    need = math.ceil(out_len * a / b)  # source frames covering T output samples
+    if frames >= need:
+        start = a * int(rng.integers((frames - need) // a + 1))
+        first = max(0, start - margin)
+        last = min(frames, start + need + margin)
+    else:
+        start, first, last = 0, 0, frames
+    data, _ = sf.read(source, start=first, frames=last - first, dtype="float32",
+                      always_2d=True)  # [n, C]
+    if data.shape[0] == 0:
+        raise ValueError(f"expected audio frames {first}..{last} in {source}, read none; "
+                         "the manifest or shard record does not match the audio: rebuild it")
+    x = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)  # [n]
+    if rate != sc.sample_rate:
+        y = resample(torch.from_numpy(np.ascontiguousarray(x)), rate, sc.sample_rate)
+        skip = (start - first) // a * b
+        x = y.numpy()[skip:skip + out_len]
+    x = x[:out_len]
+    offset = int(rng.integers(out_len - len(x) + 1)) if len(x) < out_len else 0
+    return np.ascontiguousarray(x, dtype=np.float32), start, offset
+
+
 # ------------------------------------------------------------------------------------ mixer
 @dataclass
 class Mixture:
@@ -195,6 +264,57 @@ class Mixture:
                 "categories": list(self.categories)}
 
 
+def role_tables(scenario: Scenario, categories: Sequence[str],
+                has_clips: Callable[[str], bool]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The draw tables of the scenario's roles over the categories that have clips.
+
+    Shared by the file mixer (categories of a manifest) and the shard source (categories of a
+    shard index): categories absent from the data or of zero weight are left out.
+
+    Arguments
+    ---------
+    scenario : Scenario
+        The mixing scenario.
+    categories : sequence of str
+        The data's categories; a category's code is its position here.
+    has_clips : callable
+        ``has_clips(name)`` is True when the data holds clips of that category.
+
+    Returns
+    -------
+    dict
+        ``{"foreground": (codes, cumulative weights), "background": ...}`` (no ``background``
+        key when no background category has clips).
+
+    Example
+    -------
+    >>> tables = role_tables(Scenario(), ("music", "speech"), lambda name: True)
+    >>> tables["foreground"][0].tolist(), tables["background"][1].tolist()
+    ([1, 0], [1.0])
+    """
+    tables = {}
+    for role, table in (("foreground", scenario.foreground_categories),
+                        ("background", scenario.background_categories)):
+        codes, weights = [], []
+        for name, weight in table.items():
+            if weight > 0 and name in categories and has_clips(name):
+                codes.append(list(categories).index(name))
+                weights.append(weight)
+        ignored = sorted(set(table) - set(categories))
+        if ignored:
+            logger.info("%s categories %s are not in the data: ignored", role, ignored)
+        if codes:
+            cum = np.cumsum(weights) / np.sum(weights)
+            tables[role] = (np.asarray(codes), cum)
+    if "foreground" not in tables:
+        raise ValueError(
+            f"none of the foreground categories {sorted(scenario.foreground_categories)}"
+            f" has clips in the data (it has {list(categories)}); fix the "
+            "scenario's foreground_categories or the data's category column"
+        )
+    return tables
+
+
 class GASSMixer:
     """Draws GASS mixtures from a manifest according to a scenario.
 
@@ -230,27 +350,16 @@ class GASSMixer:
         self.scenario = Scenario.coerce(scenario)
         if len(self.manifest) == 0:
             raise ValueError("expected a manifest with clips, got an empty one")
-        self._roles = {}
-        for role, table in (("foreground", self.scenario.foreground_categories),
-                            ("background", self.scenario.background_categories)):
-            codes, weights = [], []
-            for name, weight in table.items():
-                if weight > 0 and name in self.manifest.categories and len(
-                        self.manifest.indices_of(name)) > 0:
-                    codes.append(self.manifest.category_code(name))
-                    weights.append(weight)
-            ignored = sorted(set(table) - set(self.manifest.categories))
-            if ignored:
-                logger.info("%s categories %s are not in the manifest: ignored", role, ignored)
-            if codes:
-                cum = np.cumsum(weights) / np.sum(weights)
-                self._roles[role] = (np.asarray(codes), cum)
-        if "foreground" not in self._roles:
-            raise ValueError(
-                f"none of the foreground categories {sorted(self.scenario.foreground_categories)}"
-                f" has clips in the manifest (it has {list(self.manifest.categories)}); fix the "
-                "scenario's foreground_categories or the manifest's category column"
-            )
+        self._roles = role_tables(self.scenario, self.manifest.categories,
+                                  lambda name: len(self.manifest.indices_of(name)) > 0)
+        used = set(self.scenario.foreground_categories) | set(self.scenario.background_categories)
+        unknown = sorted(set(self.manifest.categories) - used)
+        if unknown:  # clips the mixer will never draw: a typo, or a category the scenario forgot
+            counts = {name: len(self.manifest.indices_of(name)) for name in unknown}
+            logger.warning("the manifest has categories the scenario does not use, whose clips "
+                           "are never drawn: %s (clips per category); add them to the "
+                           "scenario's foreground/background categories or fix the manifest's "
+                           "category column", counts)
         self._num_cum = np.cumsum(self.scenario.num_sources_probs)
 
     def _pick(self, cum: np.ndarray, rng: np.random.Generator) -> int:
@@ -311,35 +420,8 @@ class GASSMixer:
         ...                                                             start + 16000]))
         ((16000,), 0, True)
         """
-        sc = self.scenario
-        path = self.manifest.paths[clip]
-        frames = int(self.manifest.frames[clip])
-        rate = int(self.manifest.sample_rates[clip])
-        out_len = sc.num_samples
-        if rate == sc.sample_rate:
-            a, b, margin = 1, 1, 0
-        else:
-            a, b, margin = _resample_margin(rate, sc.sample_rate)
-        need = math.ceil(out_len * a / b)  # source frames covering T output samples
-        if frames >= need:
-            start = a * int(rng.integers((frames - need) // a + 1))
-            first = max(0, start - margin)
-            last = min(frames, start + need + margin)
-        else:
-            start, first, last = 0, 0, frames
-        data, _ = sf.read(path, start=first, frames=last - first, dtype="float32",
-                          always_2d=True)  # [n, C]
-        if data.shape[0] == 0:
-            raise ValueError(f"expected audio frames {first}..{last} in {path}, read none; "
-                             "the manifest does not match the file: rebuild it")
-        x = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)  # [n]
-        if rate != sc.sample_rate:
-            y = resample(torch.from_numpy(np.ascontiguousarray(x)), rate, sc.sample_rate)
-            skip = (start - first) // a * b
-            x = y.numpy()[skip:skip + out_len]
-        x = x[:out_len]
-        offset = int(rng.integers(out_len - len(x) + 1)) if len(x) < out_len else 0
-        return np.ascontiguousarray(x, dtype=np.float32), start, offset
+        return crop_clip(self.manifest.paths[clip], int(self.manifest.frames[clip]),
+                         int(self.manifest.sample_rates[clip]), self.scenario, rng)
 
     def draw(self, rng: np.random.Generator) -> Mixture:
         """Draws one mixture (all randomness comes from ``rng``).
@@ -436,5 +518,5 @@ def mixture_rng(seed: int, *keys: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), *map(int, keys)]))
 
 
-__all__ = ["DEFAULT_SCENARIO", "ITEM_KEYS", "GASSMixer", "Mixture", "Scenario", "mixture_rng",
-           "resample", "rms_db"]
+__all__ = ["DEFAULT_SCENARIO", "ITEM_KEYS", "GASSMixer", "Mixture", "Scenario", "crop_clip",
+           "mixture_rng", "resample", "rms_db", "role_tables"]

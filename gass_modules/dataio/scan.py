@@ -24,15 +24,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
+from gass_modules.audio import READABLE_SUFFIXES
 from gass_modules.dataio.manifest import Manifest
 
 # Extensions of the formats libsndfile can read (header-only probes need no decoder).
-AUDIO_EXTENSIONS = frozenset(
-    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".caf", ".w64",
-     ".rf64", ".wv"}
-)
+AUDIO_EXTENSIONS = READABLE_SUFFIXES  # every format soundfile reads (gass_modules.audio)
 
 
 @dataclass
@@ -171,13 +170,17 @@ def probe_files(paths: Sequence[str | os.PathLike], workers: int = 2) -> list[Au
         return list(pool.map(probe_audio, paths, chunksize=64))
 
 
-def check_clips(manifest: Manifest, workers: int = 2) -> list[tuple[str, str, str]]:
+def check_clips(manifest: Manifest, workers: int = 2, tail_checks: int = 2000,
+                seed: int = 0) -> list[tuple[str, str, str]]:
     """Finds the manifest rows a mixer could not read, with header probes in parallel threads.
 
     A row is bad when :func:`probe_audio` gives a reason (missing, unreadable, empty, invalid
     header), or when the file holds fewer frames than the row says (frames past the end), or
-    another rate or channel count. Run it before training: a bad row otherwise fails only when
-    the mixer draws it.
+    another rate or channel count. The header can promise more than the file holds (a truncated
+    or damaged file), so the last frame the row claims is also decoded (:func:`decodes_to`), for
+    every row of a manifest up to ``tail_checks`` rows and for ``tail_checks`` rows drawn at
+    random (``seed``) in a larger one. Run it before training: a bad row otherwise fails only
+    when the mixer draws it, with a message about the crop.
 
     Arguments
     ---------
@@ -185,6 +188,10 @@ def check_clips(manifest: Manifest, workers: int = 2) -> list[tuple[str, str, st
         The clips.
     workers : int
         Number of probing threads.
+    tail_checks : int
+        How many rows get their last frame decoded (all rows when the manifest is smaller).
+    seed : int
+        Seed of the rows sampled for the tail check.
 
     Returns
     -------
@@ -204,8 +211,16 @@ def check_clips(manifest: Manifest, workers: int = 2) -> list[tuple[str, str, st
      ('c', 'missing: no such file')]
     """
     rows = [manifest[i] for i in range(len(manifest))]
+    probes = probe_files([r.path for r in rows], workers)
+    tails = set(range(len(rows))) if len(rows) <= tail_checks else set(
+        np.random.default_rng(seed).choice(len(rows), size=tail_checks, replace=False).tolist())
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        decoded = dict(zip(sorted(tails), pool.map(
+            lambda i: decodes_to(rows[i].path, rows[i].frames)
+            if not isinstance(probes[i], str) and probes[i].frames >= rows[i].frames else True,
+            sorted(tails))))
     bad = []
-    for row, probe in zip(rows, probe_files([r.path for r in rows], workers)):
+    for i, (row, probe) in enumerate(zip(rows, probes)):
         if isinstance(probe, str):
             reason = probe
         elif probe.frames < row.frames:
@@ -217,10 +232,117 @@ def check_clips(manifest: Manifest, workers: int = 2) -> list[tuple[str, str, st
         elif probe.channels != row.channels:
             reason = (f"channels: the manifest says {row.channels}, the file has "
                       f"{probe.channels}")
+        elif decoded.get(i, True) is not True:
+            reason = (f"frames past the end of the decoded audio: the manifest (and header) say "
+                      f"{row.frames} frames, decoding stops at {decoded[i]} (truncated or "
+                      "damaged file: re-encode it or drop the row)")
         else:
             continue
         bad.append((row.id, row.path, reason))
     return bad
+
+
+def decodes_to(path: str | os.PathLike, frames: int) -> bool | int:
+    """Whether a file really decodes up to frame ``frames`` (its header may promise more than
+    its data holds); the number of frames that decode when it does not.
+
+    Only the last claimed frame is read (a seek, then a short read: cheap for WAV and FLAC,
+    a bounded decode for Ogg and MP3).
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        The audio file.
+    frames : int
+        The length the file should have.
+
+    Returns
+    -------
+    bool or int
+        True, or the frames that could be decoded (an int, maybe 0).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> sf.write(folder / "a.wav", np.zeros(800, dtype=np.float32), 8000)
+    >>> decodes_to(folder / "a.wav", 800), decodes_to(folder / "a.wav", 900)
+    (True, 800)
+    """
+    try:
+        with sf.SoundFile(str(path)) as handle:
+            if frames <= handle.frames:
+                handle.seek(frames - 1)
+                if len(handle.read(1)) == 1:
+                    return True
+            handle.seek(0)
+            total = 0
+            for block in handle.blocks(blocksize=1 << 16, frames=frames):
+                total += len(block)
+            return True if total >= frames else total
+    except (sf.LibsndfileError, RuntimeError, OSError, TypeError):
+        return 0
+
+
+def overlapping_clips(splits: dict[str, Manifest]) -> list[tuple[str, str, str, str]]:
+    """Clips that are in two splits (train and test, ...): the same id, or the same audio.
+
+    The same audio is found by a fingerprint of each file (size and a hash of its first and last
+    64 KiB), so a clip copied under another name or path is caught without reading whole
+    corpora. Evaluating on clips seen in training overstates every figure.
+
+    Arguments
+    ---------
+    splits : dict of str to Manifest
+        The manifests by split name.
+
+    Returns
+    -------
+    list of (str, str, str, str)
+        ``(split, other split, clip id, "same id" or "same audio as <id>")``.
+
+    Example
+    -------
+    >>> a = Manifest(["x", "y"], ["no/x.wav", "no/y.wav"], [1, 1], [8000] * 2, [1] * 2,
+    ...              ["s", "s"], ["g", "h"])
+    >>> b = Manifest(["y"], ["no/other.wav"], [1], [8000], [1], ["s"], ["h"])
+    >>> overlapping_clips({"train": a, "test": b})
+    [('train', 'test', 'y', 'same id')]
+    """
+    found = []
+    names = list(splits)
+    ids = {name: set(splits[name].ids.tolist()) for name in names}
+    prints = {name: {} for name in names}
+    for name in names:
+        for clip, path in zip(splits[name].ids.tolist(), splits[name].paths.tolist()):
+            key = _fingerprint(path)
+            if key is not None:
+                prints[name].setdefault(key, clip)
+    for k, first in enumerate(names):
+        for second in names[k + 1:]:
+            found += [(first, second, clip, "same id")
+                      for clip in sorted(ids[first] & ids[second])]
+            for key in sorted(set(prints[first]) & set(prints[second])):
+                a, b = prints[first][key], prints[second][key]
+                if a != b:
+                    found.append((first, second, a, f"same audio as {b}"))
+    return found
+
+
+def _fingerprint(path: str) -> tuple | None:
+    """(size, hash of the first and last 64 KiB) of a file; None when it cannot be read."""
+    import hashlib
+
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            digest = hashlib.blake2b(f.read(1 << 16), digest_size=16)
+            if size > 1 << 16:
+                f.seek(max(1 << 16, size - (1 << 16)))
+                digest.update(f.read(1 << 16))
+    except OSError:
+        return None
+    return size, digest.hexdigest()
 
 
 def _group_of(rel: Path, root_name: str, group_depth: int) -> str:

@@ -5,6 +5,11 @@ A bundled model is an ordinary model folder (``hyperparams.yaml`` + ``separator.
 recipe, corpus and command trained it and what it scored on held-out data. Nothing is
 downloaded. ``tools/bundle_gass_mini.py`` puts a trained run's model folder here.
 
+This module also says where a model comes from: :func:`choose_model` (the CLI's default, and
+names that are both a local folder and a bundled model), :func:`model_source` and
+:func:`fetch_model_file` (a folder, bundled name, URL or hub id through SpeechBrain's fetching,
+for ``GASSSeparator.from_hparams``).
+
 Authors
  * gass developers 2026
 """
@@ -12,14 +17,27 @@ Authors
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["BUNDLED_MODELS", "DEFAULT_MODEL", "bundled_model_folder", "resolve_model_source"]
+from speechbrain.utils.fetching import FetchFrom, LocalStrategy, fetch, guess_source
 
-# name -> folder under gass_modules/pretrained/
+from gass_modules.optional import fetch_options
+
+if TYPE_CHECKING:  # SpeechBrain >= 1.1 only (gass_modules.optional.fetch_options)
+    from speechbrain.utils.fetching import FetchConfig
+
+__all__ = ["BUNDLED_MODELS", "DEFAULT_MODEL", "bundled_model_folder", "bundled_models_present",
+           "choose_model", "default_model", "download_folder", "fetch_model_file", "model_source",
+           "resolve_model_source"]
+
+# name -> folder under gass_modules/pretrained/, best first (default_model takes the first present)
 BUNDLED_MODELS = {"gass-mini": "gass_mini"}
-DEFAULT_MODEL = "gass-mini"
+DEFAULT_MODEL = "gass-mini"  # the model every install has
 _HERE = Path(__file__).resolve().parent
+_CHECKPOINT = "separator.ckpt"  # gass_modules.model_folder's names (a row above this module)
+_HPARAMS = "hyperparams.yaml"
 
 
 def bundled_model_folder(name: str) -> Path:
@@ -48,7 +66,7 @@ def bundled_model_folder(name: str) -> Path:
         raise ValueError(f"no bundled model named {name!r}; bundled: {sorted(BUNDLED_MODELS)} "
                          "(or pass a model folder path)")
     folder = _HERE / BUNDLED_MODELS[name]
-    if not (folder / "separator.ckpt").is_file():
+    if not (folder / _CHECKPOINT).is_file():
         raise FileNotFoundError(f"the bundled model {name!r} is missing from {folder} (the "
                                 "install left out the package data?); reinstall gass_modules or "
                                 "pass a model folder path")
@@ -82,3 +100,203 @@ def resolve_model_source(source: str | os.PathLike) -> Path:
     if not path.exists() and str(source) in BUNDLED_MODELS:
         return bundled_model_folder(str(source))
     return path
+
+
+def bundled_models_present() -> list[str]:
+    """The bundled models whose files this install holds, best first.
+
+    Returns
+    -------
+    list of str
+        Names from :data:`BUNDLED_MODELS`, in its order.
+
+    Example
+    -------
+    >>> "gass-mini" in bundled_models_present()
+    True
+    """
+    return [name for name, folder in BUNDLED_MODELS.items()
+            if (_HERE / folder / _CHECKPOINT).is_file()]
+
+
+def default_model() -> str:
+    """The model used when none is named: the best bundled model present.
+
+    Returns
+    -------
+    str
+        A bundled model's name (:data:`DEFAULT_MODEL` when no other is present).
+
+    Example
+    -------
+    >>> default_model() in BUNDLED_MODELS
+    True
+    """
+    present = bundled_models_present()
+    return present[0] if present else DEFAULT_MODEL
+
+
+def choose_model(source: str | os.PathLike | None) -> tuple[str, str | None]:
+    """What to load for a model argument (``--model``), and a note for the user.
+
+    ``None`` (no model named) is the folder of :func:`default_model`, as a path, so that a
+    folder named like a bundled model in the working directory never replaces it. A name that is
+    both a local folder and a bundled model loads the local folder (SpeechBrain's rule: a local
+    path wins over a hub id), with a note saying so; anything else is passed on as it is (a
+    folder, a bundled name, a URL or a hub id: ``GASSSeparator.from_hparams`` fetches it).
+
+    Arguments
+    ---------
+    source : str, os.PathLike or None
+        The model the user named, if any.
+
+    Returns
+    -------
+    (str, str or None)
+        The source to load and a note (None when there is nothing to say).
+
+    Example
+    -------
+    >>> source, note = choose_model(None)
+    >>> Path(source) == bundled_model_folder(default_model()), note
+    (True, None)
+    >>> choose_model("results/x/model")
+    ('results/x/model', None)
+    """
+    if source is None:
+        return str(bundled_model_folder(default_model())), None
+    name = str(source)
+    if name in BUNDLED_MODELS and Path(name).exists():
+        return name, (f"using the local folder {Path(name).resolve()}, not the bundled model "
+                      f"{name!r} (to load the bundled one, rename or leave that folder, or "
+                      f"pass {bundled_model_folder(name)})")
+    return name, None
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # org/name, as the Hugging Face hub
+
+
+def model_source(source: str | os.PathLike) -> str:
+    """``source`` as SpeechBrain's ``fetch`` should see it (``GASSSeparator.from_hparams``).
+
+    A bundled name becomes its folder (unless a local folder has that name: SpeechBrain's rule,
+    a local path wins), a local folder its absolute path, a URL or an ``org/name`` hub id stays
+    as it is; anything else (a path that is no folder) is a ``FileNotFoundError`` here, before
+    any network lookup.
+
+    Arguments
+    ---------
+    source : str or os.PathLike
+        A model folder, a bundled model's name, a URL or a hub id.
+
+    Returns
+    -------
+    str
+        What to hand to ``speechbrain.utils.fetching.fetch``.
+
+    Example
+    -------
+    >>> model_source("gass-mini") == str(bundled_model_folder("gass-mini"))
+    True
+    >>> model_source("speechbrain/sepformer-wsj02mix")
+    'speechbrain/sepformer-wsj02mix'
+    >>> model_source("no/such/folder")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: model folder not found: no/such/folder; ...
+    """
+    name = os.fspath(source)
+    if name in BUNDLED_MODELS and not Path(name).is_dir():
+        return str(bundled_model_folder(name))
+    if Path(name).is_dir():
+        return str(Path(name).resolve())
+    if name.startswith(("http://", "https://")) or (_HUB_ID.match(name) and not
+                                                    Path(name).exists()):
+        return name
+    raise FileNotFoundError(f"model folder not found: {name}; expected a local folder with "
+                            f"{_HPARAMS} and {_CHECKPOINT} (written by "
+                            "gass_modules.model_folder.save_model_folder), a bundled model's name "
+                            f"({', '.join(sorted(BUNDLED_MODELS))}), a URL or a hub id "
+                            "(org/name)")
+
+
+def fetch_model_file(filename: str, source: str, savedir: str | os.PathLike | None,
+                     local_strategy: LocalStrategy,
+                     fetch_config: FetchConfig | None = None) -> Path:
+    """One file of a model folder through SpeechBrain's ``fetch``, with errors that say which
+    file and source.
+
+    Arguments
+    ---------
+    filename : str
+        ``hyperparams.yaml`` or ``separator.ckpt``.
+    source : str
+        A source from :func:`model_source`.
+    savedir : str or os.PathLike, optional
+        Where SpeechBrain puts the file (a link to a local file, a download); needed for URLs.
+    local_strategy : speechbrain.utils.fetching.LocalStrategy
+        How a local file reaches ``savedir``.
+    fetch_config : speechbrain.utils.fetching.FetchConfig, optional
+        SpeechBrain's fetching options (network, cache folder, revision, ...; SpeechBrain 1.1:
+        see :func:`gass_modules.optional.fetch_options`).
+
+    Returns
+    -------
+    pathlib.Path
+        The local file.
+
+    Example
+    -------
+    >>> path = fetch_model_file("separator.ckpt", model_source("gass-mini"), None,
+    ...                         LocalStrategy.SYMLINK)
+    >>> path == bundled_model_folder("gass-mini") / "separator.ckpt"
+    True
+    """
+    kind, _ = guess_source(source)
+    if kind == FetchFrom.URI and savedir is None:
+        raise ValueError(f"from_hparams(source={source!r}) downloads the model folder: pass "
+                         "savedir=<a local folder> to say where (as in SpeechBrain)")
+    try:
+        path = Path(fetch(filename, source, savedir=savedir, local_strategy=local_strategy,
+                          **fetch_options(fetch_config)))
+    except Exception as err:  # SpeechBrain, urllib and huggingface_hub raise their own types
+        hint = (f" (read as a hub id: there is no local folder {source} either)"
+                if kind == FetchFrom.HUGGING_FACE else "")
+        raise FileNotFoundError(f"cannot fetch {filename} from {source}{hint}: "
+                                f"{type(err).__name__}: {err}; a model folder holds "
+                                f"{_HPARAMS} and {_CHECKPOINT}") from err
+    if not path.is_file():
+        what = "separator checkpoint" if filename == _CHECKPOINT else filename
+        raise FileNotFoundError(f"{what} not found: {path} (fetched from {source}); a model "
+                                f"folder holds {_HPARAMS} and {_CHECKPOINT}")
+    return path
+
+
+def download_folder(source: str | os.PathLike) -> Path | None:
+    """Where a model given by URL is downloaded when the caller names no ``savedir`` (the CLI):
+    ``$GASS_CACHE/models/<hash of the URL>`` (``GASS_CACHE`` defaults to ``~/.cache/gass``), so
+    a second run finds the files there; None for anything else (loaded in place, or from the hub
+    cache).
+
+    Arguments
+    ---------
+    source : str or os.PathLike
+        The model the user named.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The folder for a URL.
+
+    Example
+    -------
+    >>> download_folder("https://example.org/m").parent.name, download_folder("gass-mini")
+    ('models', None)
+    """
+    import hashlib
+
+    name = os.fspath(source)
+    if not name.startswith(("http://", "https://")):
+        return None
+    cache = Path(os.environ.get("GASS_CACHE", "~/.cache/gass")).expanduser()
+    return cache / "models" / hashlib.sha256(name.encode()).hexdigest()[:16]

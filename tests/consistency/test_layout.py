@@ -20,7 +20,8 @@ LIMIT = 620  # "about 600 lines"
 # ones) are not checked here; add them when they join the map.
 ROWS = {
     **dict.fromkeys(("compat", "lobes", "losses", "metrics", "benchmark_metrics", "audio",
-                     "lengths", "dataio", "safe_hparams", "pretrained", "optional", "cards"), 0),
+                     "lengths", "dataio", "safe_hparams", "pretrained", "output_files",
+                     "optional", "cards"), 0),
     **dict.fromkeys(("evaluation", "chunking", "model_folder", "checkpointing", "schedulers",
                      "recipe", "transfer", "intonation", "stems"), 1),
     **dict.fromkeys(("brain", "brain_evaluation", "inference", "transcribe"), 2),
@@ -53,6 +54,10 @@ MOVED = [
                  "fuss_single_source_si_snr", "musdb_csdr", "musdb_usdr", "_museval_metrics")
 ] + [
     ("gass_modules.dataio.manifest", "StringColumn", "gass_modules.dataio.columns"),
+] + [
+    ("gass_modules.audio", name, "gass_modules.output_files")
+    for name in ("OutputLock", "make_folder", "write_text_atomic", "_StemWriter",
+                 "reported_stems", "read_report", "is_temporary_name")
 ] + [
     ("gass_modules.dataio.manifest", name, "gass_modules.dataio.scan")
     for name in ("AUDIO_EXTENSIONS", "AudioHeader", "ScanReport", "check_clips", "probe_audio",

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from test_fuzz_inputs import time_limit  # tests/integration is on sys.path (no __init__.py)
 
-from gass_modules.cli import main
+from gass_modules.cli import collect_inputs, main
 from gass_modules.model_folder import save_model_folder
 from tests.doubles import ScaledCopies
 
@@ -113,15 +114,23 @@ def test_cli_separates_good_files_and_reports_bad_ones(tmp_path, model_dir, caps
 
 
 def test_cli_never_overwrites_without_flag(tmp_path, model_dir, capsys):
-    """A second run fails per file and leaves the outputs; --overwrite replaces them."""
+    """A second run skips the done input (exit 0, a "skipped" line: reruns are idempotent, as
+    --help says; issue 27 item 13) and leaves the outputs; another input of the same name is
+    not "done" (an error, as before); --overwrite replaces them."""
     sf.write(tmp_path / "x.wav", tones(16000, 0.3, 1), 16000, subtype="PCM_16")
     argv = [str(tmp_path / "x.wav"), "--model", str(model_dir), "--out", str(tmp_path / "o")]
     assert main(argv) == 0
     before = {p.name: p.read_bytes() for p in (tmp_path / "o").iterdir()}
     assert sorted(before) == ["x.json", "x_s1.wav", "x_s2.wav"]
     capsys.readouterr()
-    assert main(argv) == 1
-    assert "already exist" in capsys.readouterr().err
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert f"{tmp_path / 'x.wav'}: skipped: outputs exist" in captured.out
+    assert "FAILED" not in captured.err
+    other = one_input(tmp_path / "elsewhere", "x.wav")  # same name, another input: not done
+    assert main([str(other)] + argv[1:]) == 1
+    err = capsys.readouterr().err
+    assert f"outputs already exist ({tmp_path / 'o' / 'x.json'}) for another input" in err
     assert {p.name: p.read_bytes() for p in (tmp_path / "o").iterdir()} == before
     assert main(argv + ["--overwrite", "--keep-silent"]) == 0
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
@@ -196,7 +205,7 @@ def slow(self, *args):
     {action}
     return original(self, *args)
 inference.GASSSeparator._model = slow
-from gass_modules.cli import main
+from gass_modules.cli import collect_inputs, main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -276,3 +285,307 @@ def test_sigterm_removes_partial_files(model_dir, tmp_path, signame, status):
     assert proc.returncode == status, proc.stderr
     assert "interrupted" in proc.stderr and "Traceback" not in proc.stderr
     assert list(out.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- issue 27
+
+
+def one_input(folder: Path, name: str = "a.wav", seconds: float = 0.3) -> Path:
+    """A short mono PCM_16 input at the model's rate."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sf.write(folder / name, tones(16000, seconds, 1), 16000, subtype="PCM_16")
+    return folder / name
+
+
+def test_overwrite_removes_only_files_this_tool_recorded(tmp_path, model_dir, capsys):
+    """Item 1: --overwrite never deletes a <stem>_sK.wav that no run wrote (a user's a_s3.wav
+    beside a.wav, with 2 active sources); a stem an earlier run recorded is replaced or removed,
+    and a foreign file with a stem's name is refused, not replaced."""
+    path = one_input(tmp_path)
+    user = tmp_path / "a_s3.wav"
+    sf.write(user, tones(16000, 0.1, 1), 16000, subtype="PCM_16")
+    mine = user.read_bytes()
+    argv = [str(path), "--model", str(model_dir), "--out", str(tmp_path), "--overwrite"]
+    assert main(argv) == 0
+    assert user.read_bytes() == mine  # 2 active sources: s3 was not this run's
+    assert main(argv + ["--keep-silent"]) == 1  # s3 would replace the user's file: refused
+    assert "would be written over the input(s) or protected files" in capsys.readouterr().err
+    assert user.read_bytes() == mine
+    user.rename(tmp_path / "keep.wav")
+    assert main(argv + ["--keep-silent"]) == 0  # now s3 and s4 are written and recorded
+    assert main(argv) == 0  # and removed again by a run that writes 2 stems
+    assert sorted(p.name for p in tmp_path.glob("a*")) == ["a.json", "a.wav", "a_s1.wav",
+                                                           "a_s2.wav"]
+
+
+@pytest.mark.parametrize("name,extra", [("take.json", []), ("x.png", ["--plot"])])
+def test_report_and_plot_never_overwrite_an_input(tmp_path, model_dir, name, extra, capsys):
+    """Item 2: --out is the input folder and an input is named like the report or the plot of
+    another input (take.json beside take.wav; x.png beside x.wav): the input is kept."""
+    stem = name.split(".")[0]
+    path = one_input(tmp_path, f"{stem}.wav")
+    other = tmp_path / name
+    sf.write(other, tones(16000, 0.2, 1), 16000, format="WAV", subtype="PCM_16")
+    before = other.read_bytes()
+    code = main([str(path), str(other), "--model", str(model_dir), "--out", str(tmp_path),
+                 "--overwrite", *extra])
+    assert code == 1
+    assert "would be written over the input" in capsys.readouterr().err
+    assert other.read_bytes() == before
+
+
+def test_killed_run_leftovers_are_skipped_cleared_and_cleaned(tmp_path, model_dir, capsys):
+    """Item 3: a SIGKILLed run's hidden partial files and lock (with its dead pid) are not taken
+    as inputs by a folder scan; the next run over the folder clears the stale lock with a
+    message and removes the partial files."""
+    import subprocess
+
+    folder = tmp_path / "in"
+    one_input(folder)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs
+    (folder / ".a.gass-lock").write_text(str(dead.pid))
+    for leftover in (".a_o1.k2j4h1x9.partial.wav", ".a.x8s7.partial.json"):
+        sf.write(folder / leftover, tones(16000, 0.1, 1), 16000, format="WAV")
+    jobs, errors = collect_inputs([str(folder)])
+    assert [p.name for p, _ in jobs] == ["a.wav"] and not errors
+    assert main([str(folder), "--model", str(model_dir), "--out", str(folder)]) == 0
+    err = capsys.readouterr().err
+    assert f"cleared the stale lock {folder / '.a.gass-lock'} of process {dead.pid}" in err
+    assert sorted(p.name for p in folder.iterdir()) == ["a.json", "a.wav", "a_s1.wav",
+                                                        "a_s2.wav"]
+
+
+def test_default_model_is_the_bundled_one_whatever_the_working_folder(tmp_path, monkeypatch,
+                                                                      capsys):
+    """Item 5: an empty or foreign ./gass-mini folder does not replace the default model; an
+    explicit --model gass-mini that is also a local folder says which one it used."""
+    from gass_modules.pretrained import bundled_model_folder
+
+    path = one_input(tmp_path / "in", seconds=0.5)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "gass-mini").mkdir()  # empty: loading it would fail
+    assert main([str(path), "-o", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "a.json").read_text())
+    assert report["model"] == str(bundled_model_folder("gass-mini"))
+    capsys.readouterr()
+    assert main([str(path), "-m", "gass-mini", "-o", str(tmp_path / "out2")]) == 2
+    err = capsys.readouterr().err
+    assert f"using the local folder {tmp_path / 'gass-mini'}, not the bundled model" in err
+
+
+def test_chunk_seconds_has_a_minimum(tmp_path, model_dir, capsys):
+    """Item 9: --chunk-seconds 0.001 (minutes of model calls for 0.5 s) is a usage error, and
+    the same value in a model folder is refused at load."""
+    import shutil
+
+    path = one_input(tmp_path, seconds=0.5)
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(path), "--model", str(model_dir), "--chunk-seconds", "0.001"])
+    assert exit_info.value.code == 2
+    assert "--chunk-seconds must be a number of seconds >= 0.1" in capsys.readouterr().err
+    folder = tmp_path / "tiny_chunks"
+    shutil.copytree(model_dir, folder)
+    card = (folder / "hyperparams.yaml").read_text()
+    (folder / "hyperparams.yaml").write_text(card.replace("chunk_seconds: 10.0",
+                                                          "chunk_seconds: 0.001"))
+    assert "chunk_seconds: 0.001" in (folder / "hyperparams.yaml").read_text()
+    assert main([str(path), "--model", str(folder), "--out", str(tmp_path / "o")]) == 2
+    assert "chunk_seconds=0.001 is too short" in capsys.readouterr().err
+
+
+def test_fifo_and_special_files_are_refused_before_opening(tmp_path, model_dir, capsys):
+    """Item 10: a FIFO named as input (or found in a folder) is refused, not opened (opening
+    one blocks forever)."""
+    import os
+
+    fifo = tmp_path / "in" / "live.wav"
+    one_input(tmp_path / "in", "ok.wav")
+    os.mkfifo(fifo)
+    with time_limit(60, "gass-separate on a FIFO"):
+        code = main([str(fifo), str(tmp_path / "in"), "--model", str(model_dir), "--out",
+                     str(tmp_path / "o")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"{fifo}: not a regular file (a FIFO, device or socket)" in err
+    assert "1 file(s) separated, 1 failed" in err  # ok.wav; the FIFO is not scanned either
+
+
+def test_outputs_follow_the_umask(tmp_path, model_dir):
+    """Item 12: stems, report and plot are created 0666 less the umask (0644 under 022), not
+    mkstemp's 0600."""
+    import os
+
+    path = one_input(tmp_path / "in")
+    old = os.umask(0o022)
+    try:
+        assert main([str(path), "--model", str(model_dir), "--out", str(tmp_path / "o"),
+                     "--plot"]) == 0
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "o").iterdir()}
+    assert modes == {"a.json": 0o644, "a.png": 0o644, "a_s1.wav": 0o644, "a_s2.wav": 0o644}
+
+
+def test_trust_model_code_warns_and_names_the_folder(tmp_path, model_dir, capsys):
+    """Item 14: --trust-model-code prints a warning naming the folder before loading it."""
+    path = one_input(tmp_path / "in")
+    assert main([str(path), "--model", str(model_dir), "--out", str(tmp_path / "o"),
+                 "--trust-model-code"]) == 0
+    err = capsys.readouterr().err
+    assert f"WARNING --trust-model-code: loading {model_dir}" in err
+    assert "code written in its hyperparams.yaml may run" in err
+
+
+def test_folder_scan_takes_every_format_soundfile_reads(tmp_path, model_dir):
+    """Item 15: a folder scan picks up mp3 (and aiff, au, ...) as a named file would be."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, fmt, subtype in [("m.mp3", "MP3", "MPEG_LAYER_III"), ("f.aiff", "AIFF", "PCM_16"),
+                               ("u.au", "AU", "PCM_16")]:
+        sf.write(folder / name, tones(16000, 0.5, 1), 16000, format=fmt, subtype=subtype)
+    (folder / "notes.txt").write_text("not audio")
+    assert main([str(folder), "--model", str(model_dir), "--out", str(tmp_path / "o")]) == 0
+    assert sorted(p.name for p in (tmp_path / "o").glob("*.json")) == ["f.json", "m.json",
+                                                                       "u.json"]
+
+
+def test_short_flags_version_and_device_errors(tmp_path, model_dir, capsys):
+    """Item 16: -o/-m work, --version prints the version; --device cuda without CUDA says so,
+    and an unsupported device (mps) is a usage error, not a silent CPU run. (Probe: a file named
+    twice, directly and through its folder, is separated once, not an error.)"""
+    path = one_input(tmp_path / "in")
+    assert main([str(path), str(path.parent), "-m", str(model_dir), "-o", str(tmp_path / "o")]) \
+        == 0
+    assert (tmp_path / "o" / "a_s1.wav").is_file()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("gass-separate ")
+    bad = [("mps", "the mps device is not supported")]
+    if not torch.cuda.is_available():
+        bad.append(("cuda", "--device cuda: no CUDA device"))
+    for device, message in bad:
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(path), "-m", str(model_dir), "--device", device])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and "cannot load the model folder" not in err
+
+
+def test_disk_full_and_too_loud_inputs_say_so(tmp_path, model_dir, monkeypatch, capsys):
+    """Item 17: a full disk says "no space left on device writing PATH" (and leaves no partial
+    file); float input of 1e30 says "input too loud", not "check the checkpoint"."""
+    import errno
+
+    loud = tmp_path / "in" / "loud.wav"
+    loud.parent.mkdir()
+    audio = tones(16000, 0.3, 1).astype(np.float32)
+    audio[1000] = 1e30
+    sf.write(loud, audio, 16000, subtype="FLOAT")
+    assert main([str(loud), "--model", str(model_dir), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "input too loud: sample 1000" in err and "checkpoint" not in err
+
+    path = one_input(tmp_path / "in")
+    original = sf.SoundFile.write
+
+    def full(self, data):
+        if "partial" in str(self.name):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(self, data)
+
+    monkeypatch.setattr(sf.SoundFile, "write", full)
+    assert main([str(path), "--model", str(model_dir), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert f"no space left on device writing {tmp_path / 'o' / 'a_s1.wav'}" in err
+    assert list((tmp_path / "o").iterdir()) == []
+    def no_room(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sf.SoundFile, "write", original)  # the disk fills up at the report:
+    monkeypatch.setattr(Path, "write_text", no_room)
+    assert main([str(path), "--model", str(model_dir), "--out", str(tmp_path / "o")]) == 1
+    assert f"no space left on device writing {tmp_path / 'o' / 'a.json'}" in \
+        capsys.readouterr().err
+    assert list((tmp_path / "o").iterdir()) == []  # no stems left without their record
+
+
+def test_ctrl_c_while_loading_and_twice_leaves_no_traceback(tmp_path, model_dir, monkeypatch,
+                                                           capsys):
+    """Item 17: Ctrl-C while the model loads exits 130 with a message, no traceback; a second
+    Ctrl-C during the cleanup of the first cannot leave partial files."""
+    import subprocess
+
+    path = one_input(tmp_path / "in", seconds=2.0)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr("gass_modules.cli.GASSSeparator.from_hparams", interrupted)
+        assert main([str(path), "--model", str(model_dir)]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    action = ("import os, signal, gass_modules.audio as audio\n"
+              "    slow.calls = getattr(slow, 'calls', 0) + 1\n"
+              "    abort = audio._StemWriter.abort\n"
+              "    def again(self):\n"
+              "        os.kill(os.getpid(), signal.SIGINT); time.sleep(0.2); abort(self)\n"
+              "    audio._StemWriter.abort = again\n"
+              "    if slow.calls == 3: os.kill(os.getpid(), signal.SIGINT)")
+    out = tmp_path / "out"
+    proc = subprocess.run(child([str(path), "--model", str(model_dir), "--out", str(out),
+                                 "--chunk-seconds", "0.2"], action=action),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 130, proc.stderr
+    assert "Traceback" not in proc.stderr and "interrupted" in proc.stderr
+    assert list(out.iterdir()) == []
+
+
+def test_progress_lines_without_a_terminal(tmp_path, model_dir, monkeypatch, capsys):
+    """Item 19: without a terminal a long file gets plain progress lines (percent, chunks, ETA)
+    and no bar redraws (no carriage returns)."""
+    import gass_modules.cli as cli
+
+    path = one_input(tmp_path / "in", seconds=2.0)
+    monkeypatch.setattr(cli, "PROGRESS_SECONDS", 0.0)  # a line per chunk
+    assert main([str(path), "--model", str(model_dir), "--out", str(tmp_path / "o"),
+                 "--chunk-seconds", "0.25"]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "ETA" in line]
+    assert len(lines) >= 5 and "\r" not in err
+    assert lines[0].startswith("gass-separate: a.wav: ") and "chunk 1/" in lines[0]
+    assert "% (" in lines[0] and "of 2.0 s)" in lines[0]
+    # on a terminal: one tqdm line for the file, kept when done (all chunks counted)
+    monkeypatch.setattr(cli, "BAR_DELAY", 0.0)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main([str(path), "--model", str(model_dir), "--out", str(tmp_path / "o2"),
+                 "--chunk-seconds", "0.25"]) == 0
+    err = capsys.readouterr().err
+    assert "ETA" not in err and err.count("\n") == 1  # one line, redrawn in place
+    chunks = lines[-1].split("chunk ")[1].split("/")[1].split(",")[0]
+    assert "a.wav: 100%" in err and f"{chunks}/{chunks}" in err
+
+
+def test_damaged_ogg_warns_that_it_decoded_short(tmp_path, model_dir, capsys):
+    """Item 6: an Ogg Vorbis file with garbage in the middle decodes short (libsndfile stops at
+    the damage); the run warns with the frames announced (last page's granule) and decoded."""
+    t = np.arange(16000 * 10) / 16000
+    good = tmp_path / "good.ogg"
+    sf.write(good, 0.3 * np.sin(2 * np.pi * 440 * t), 16000, format="OGG", subtype="VORBIS")
+    data = bytearray(good.read_bytes())
+    middle = len(data) // 2
+    data[middle: middle + 500] = np.random.default_rng(1).integers(0, 256, 500,
+                                                                   np.uint8).tobytes()
+    bad = tmp_path / "bad.ogg"
+    bad.write_bytes(bytes(data))
+    decoded = sf.info(bad).frames
+    assert 0 < decoded < len(t)  # the damage this test is about
+    assert main([str(good), str(bad), "--model", str(model_dir), "--out", str(tmp_path / "o")]) \
+        == 0
+    err = capsys.readouterr().err
+    assert (f"WARNING {bad} is damaged: its Ogg stream announces {len(t)} frames but only "
+            f"{decoded} could be decoded") in err
+    assert "good.ogg is damaged" not in err
+    report = json.loads((tmp_path / "o" / "bad.json").read_text())
+    assert report["warnings"] and report["num_frames"] == decoded

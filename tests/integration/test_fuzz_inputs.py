@@ -165,3 +165,169 @@ def test_cli_reports_every_malformed_file_without_a_traceback(fuzz_setup, capsys
                                                  "LibsndfileError", "OverflowError",
                                                  "MemoryError", "TypeError")), line
     assert torch.get_num_threads() >= 1
+
+
+# ----------------------------------------------------------------------------- issue 27
+
+ODD_NAMES = ["space name.wav", "ünïcødé-ß.wav", "-dash.wav", "--model.wav", "a_s1.wav",
+             "a.wav", "a.flac", ".hidden.wav", ".a_o1.abcd1234.partial.wav", "b.json.wav",
+             "x" * 200 + ".wav", "new\nline.wav", "tab\t.wav", "semi;colon$HOME.wav",
+             "UPPER.WAV", "dots...wav", "quote'\".wav", "z" * 248 + ".wav"]
+
+
+def test_odd_names_never_lose_an_input(fuzz_setup, tmp_path, capsys):
+    """Names: unicode, spaces, leading dashes, names of stems, reports and working files, long
+    and control characters. Separating the folder into itself, twice with --overwrite, changes
+    no input, takes no output as an input, leaves no lock or partial file and no traceback."""
+    model, _, _ = fuzz_setup
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    for name in ODD_NAMES:
+        sf.write(folder / name, 0.1 * rng.standard_normal((800, 1)).astype(np.float32), 8000,
+                 format="FLAC" if name.endswith(".flac") else "WAV")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    for _ in range(2):
+        with time_limit(CASE_SECONDS * 3, "gass-separate over odd names"):
+            code = main([str(folder), "--model", str(model), "-o", str(folder), "--overwrite"])
+        err = capsys.readouterr().err
+        assert code == 1 and "Traceback" not in err
+        assert f"the name {'z' * 248 + '.wav'!r} is too long for its outputs" in err
+        assert {name: (folder / name).read_bytes() for name in before} == before
+    names = {p.name for p in folder.iterdir()}
+    assert not [n for n in names if n.endswith(".gass-lock") or ".partial" in n
+                and n not in before]
+    # stems of the first run were not separated again (a_s1.wav is an input: a_s1_s1.wav is
+    # its stem, but nothing has the stem of a stem)
+    assert not [n for n in names if "_s1_s1_s1" in n or n.startswith("space name_s1_s")]
+    assert "space name_s1.wav" in names and ("x" * 200 + "_s1.wav") in names
+
+
+def test_non_regular_files_are_refused_without_blocking(fuzz_setup, tmp_path, capsys):
+    """Non-regular files: a FIFO, a symlink to it, a socket, a directory named like audio, a
+    dangling symlink and /dev/null, named directly and found in a folder: a clear error each,
+    never a hang."""
+    import os
+    import socket
+
+    model, _, _ = fuzz_setup
+    folder = tmp_path / "special"
+    folder.mkdir()
+    os.mkfifo(folder / "fifo.wav")
+    (folder / "link.wav").symlink_to(folder / "fifo.wav")
+    (folder / "dir.wav").mkdir()
+    (folder / "dangling.wav").symlink_to(folder / "nowhere.wav")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(folder / "sock.wav"))
+    try:
+        named = [folder / n for n in ("fifo.wav", "link.wav", "sock.wav", "dangling.wav")]
+        with time_limit(CASE_SECONDS, "special files"):
+            code = main([*map(str, named), "/dev/null", str(folder), "--model", str(model),
+                         "-o", str(tmp_path / "out")])
+    finally:
+        server.close()
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    for path in [*named[:3], "/dev/null"]:
+        assert f"{path}: not a regular file" in err
+    assert f"{named[3]}: no such file or directory" in err
+    assert "directory holds no audio files" in err
+
+
+def hostile_cards(card: str, marker: Path) -> dict[str, str]:
+    """Model cards meant to run code, hang, exhaust memory or crash the loader."""
+    deep = "deep: " + "[" * 3000 + "]" * 3000 + "\n"
+    laughs = ["l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for k in range(1, 12):
+        laughs.append(f"l{k}: &l{k} [" + ", ".join([f"*l{k - 1}"] * 10) + "]")
+    return {
+        "apply": card + f"x: !apply:os.system [touch {marker}]\n",
+        "python_tag": card + f"x: !!python/object/apply:os.system [touch {marker}]\n",
+        "new_os": card.replace("!new:tests.doubles.ScaledCopies", "!new:os.system"),
+        "name": card + "x: !name:os.system\n",
+        "ref_expr": card + "x: !ref <sample_rate> * __import__('os').getpid()\n",
+        "module": card + "x: !module:os\n",
+        "include": card + "x: !include:/etc/passwd\n",
+        "laughs": card + "\n".join(laughs) + "\n",
+        "self_ref": card + "loop: &loop [*loop]\n",
+        "deep": card + deep,
+        "huge_string": card + "x: " + "a" * 5_000_000 + "\n",
+        "chunk_tiny": card.replace("chunk_seconds: 10.0", "chunk_seconds: 1.0e-9"),
+        "chunk_nan": card.replace("chunk_seconds: 10.0", "chunk_seconds: .nan"),
+        "rate_zero": card.replace("sample_rate: 8000", "sample_rate: 0"),
+        "rate_huge": card.replace("sample_rate: 8000", "sample_rate: 1000000000000"),
+        "sources_negative": card.replace("num_sources: 2", "num_sources: -3"),
+        "not_mapping": "- just\n- a list\n",
+        "empty": "",
+        "binary": "\x00\x01\x02garbage\xff",
+        "tabs": "sample_rate:\t8000\n\tx: [\n",
+    }
+
+
+def test_hostile_model_cards_end_in_a_clear_error(fuzz_setup, tmp_path):
+    """Hostile yaml: every card that could run code, hang, exhaust memory or crash ends in a
+    ValueError / FileNotFoundError (UntrustedCodeError is one) within seconds, and nothing
+    runs; random byte flips of a valid card, too (or load a model that runs)."""
+    import shutil
+
+    model, _, _ = fuzz_setup
+    card = (model / "hyperparams.yaml").read_text()
+    assert "!new:tests.doubles.ScaledCopies" in card and "chunk_seconds: 10.0" in card
+    marker = tmp_path / "PWNED"
+    cases = hostile_cards(card, marker)
+    rng = np.random.default_rng(11)
+    for k in range(40):
+        data = bytearray(card.encode())
+        for position in rng.integers(0, len(data), size=int(rng.integers(1, 6))):
+            data[position] = int(rng.integers(32, 127))
+        cases[f"flip{k}"] = data.decode("ascii", "replace")
+    for name, text in cases.items():
+        folder = tmp_path / name
+        shutil.copytree(model, folder)
+        (folder / "hyperparams.yaml").write_text(text, encoding="utf-8", errors="replace")
+        with time_limit(CASE_SECONDS, f"card {name}"):
+            try:
+                sep = GASSSeparator.from_hparams(source=folder, run_opts={"device": "cpu"})
+            except CLEAR_ERRORS as err:
+                assert str(err), name
+                continue
+        assert name.startswith("flip"), f"{name} was accepted"
+        out = sep.separate_batch(torch.randn(1, 4000))  # a flip the loader accepts still runs
+        assert torch.isfinite(out).all(), name
+    assert not marker.exists()
+
+
+def test_hostile_manifest_rows_end_in_a_clear_error(tmp_path):
+    """Manifest rows: wrong field counts, numbers out of range or not numbers, BOMs, quotes,
+    unknown $variables, NUL bytes and invalid UTF-8: Manifest.from_csv returns a manifest or
+    raises ValueError / KeyError naming the file, never OverflowError or a crash."""
+    from gass_modules.dataio.manifest import Manifest
+
+    header = "ID,duration,wav,frames,sample_rate,channels,category,group"
+    good = "a,1,/x/a.wav,8000,8000,1,speech,g"
+    rows = [good, "a,1,/x/a.wav,8000,8000", good + ",extra", "a,1,/x/a.wav,1e9,8000,1,s,g",
+            "a,1,/x/a.wav,8000,8000,70000,s,g", "a,1,/x/a.wav,8000,-1,1,s,g",
+            "a,1,/x/a.wav,0,8000,1,s,g", "a,1,/x/a.wav,nan,8000,1,s,g",
+            "a,1,/x/a.wav,8000,99999999999999999999999,1,s,g", 'a,1,"/x/a,b.wav",8,8000,1,s,g',
+            "a,1,$nowhere/a.wav,8000,8000,1,s,g", "a,1,/x/\x00.wav,8000,8000,1,s,g",
+            "a,1,/x/a.wav, 8000 ,8000,1,s,g", ",,,,,,,", "a,1,/x/a.wav,8000,8000,1,,",
+            good + "\n" + good]
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        row = list(good)
+        for position in rng.integers(0, len(row), size=3):
+            row[position] = chr(int(rng.integers(0, 0x250)))
+        rows.append("".join(row))
+    for k, row in enumerate(rows):
+        path = tmp_path / f"m{k}.csv"
+        body = (("\ufeff" if k % 2 else "") + f"{header}\n{row}\n").encode("utf-8", "replace")
+        path.write_bytes(body if k != 5 else body + b"\xff\xfe\x00")
+        with time_limit(CASE_SECONDS, f"manifest row {row!r}"):
+            try:
+                manifest = Manifest.from_csv(path)
+            except (ValueError, KeyError) as err:
+                assert str(path) in str(err) or "unique ids" in str(err) or "path" in str(
+                    err), (row, err)
+                continue
+        assert all(manifest[i].frames >= 1 and manifest[i].sample_rate >= 1
+                   for i in range(len(manifest))), row

@@ -59,3 +59,48 @@ def test_every_bad_row_is_reported_before_training(train, tmp_path):
     assert "frames past the end: the manifest says 9000 frames, the file holds 8000" in message
     assert "row 'ok'" not in message
     assert message.startswith("12 problem(s)")
+
+
+def tiny_recipe(folder: Path) -> Path:
+    """A recipe yaml with an output folder and an included card (what load_recipe needs)."""
+    (folder / "card.yaml").write_text("sample_rate: 8000\nnum_sources: 2\n")
+    (folder / "train.yaml").write_text(f"output_folder: {folder / 'exp'}\nlr: 0.1\n"
+                                       "model: !include:card.yaml\n")
+    return folder / "train.yaml"
+
+
+def test_second_training_into_one_output_folder_is_refused(tmp_path):
+    """Issue 27 item 4: while a training holds its output folder, a second one into the same
+    folder is refused with a clear message (it used to crash one run and resume the other from
+    the first one's checkpoint); the lock goes with the holder, even killed."""
+    from gass_modules.recipe import load_recipe
+
+    recipe = tiny_recipe(tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom gass_modules.recipe import load_recipe\n"
+         f"load_recipe([{str(recipe)!r}])\nprint('locked', flush=True)\ntime.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        lines = iter(holder.stdout.readline, "")
+        assert any(line.strip() == "locked" for line in lines)  # after SpeechBrain's log lines
+        with pytest.raises(RuntimeError, match="another training is running in .*exp.*another "
+                                               "output_folder"):
+            load_recipe([str(recipe)])
+    finally:
+        holder.kill()
+        holder.wait()
+    hparams, _, _ = load_recipe([str(recipe)])  # the holder is gone: the folder is free
+    assert Path(hparams["output_folder"]) == tmp_path / "exp"
+    load_recipe([str(recipe)])  # this process may run a second recipe into it
+
+
+def test_an_option_given_twice_is_a_usage_error(tmp_path, capsys):
+    """Issue 27 item 17: --lr 1 --lr 2 is a usage error naming the option, not ruamel's
+    duplicate-key traceback."""
+    from gass_modules.recipe import load_recipe
+
+    recipe = tiny_recipe(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        load_recipe([str(recipe), "--lr", "1", "--lr=2"])
+    assert exit_info.value.code == 2
+    assert "--lr given more than once" in capsys.readouterr().err

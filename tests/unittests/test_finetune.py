@@ -375,3 +375,31 @@ def test_scorer_rejects_bad_inputs():
     with pytest.raises(ValueError, match="NaN or Inf"):
         scorer.add("x", torch.randn(1, 1000), torch.randn(1, 1000, 2), bad, 8000)
     assert scorer.rows == []
+
+
+def test_benchmark_recipes_take_a_bundled_model_name(tmp_path, monkeypatch):
+    """Issue 27 item 18: --pretrained_path=gass-mini works as in gass-separate, for no_tuning
+    (evaluation of the model as it is) and for fine-tuning (the transfer finds its checkpoint);
+    it was a ValueError ("pass --pretrained_path=<model folder ...>")."""
+    import gass_modules.finetune as finetune
+    from gass_modules.pretrained import bundled_model_folder
+
+    class Reached(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Reached
+
+    seen = {}
+    monkeypatch.setattr(finetune, "build_benchmark_sets", stop)
+    with pytest.raises(Reached):
+        finetune.run_benchmark({"no_tuning": True, "pretrained_path": "gass-mini",
+                                "output_folder": str(tmp_path)}, {}, "")
+    monkeypatch.setattr(finetune, "build_benchmark_sets", lambda hparams: {})
+    monkeypatch.setattr(finetune, "transfer_from_checkpoint",
+                        lambda separator, source, collect_in: seen.update(source=source) or stop())
+    with pytest.raises(Reached):
+        finetune.run_benchmark({"pretrained_path": "gass-mini", "separator": None,
+                                "save_folder": str(tmp_path), "output_folder": str(tmp_path)},
+                               {}, "")
+    assert seen["source"] == str(bundled_model_folder("gass-mini"))

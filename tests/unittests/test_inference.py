@@ -6,6 +6,7 @@ change their output order at every call, so stitching is only right if chunks ar
 """
 
 import argparse
+import json
 import math
 from pathlib import Path
 
@@ -359,7 +360,16 @@ def test_outputs_are_not_overwritten(tmp_path):
     assert (out / "a_s1.wav").read_bytes() == before
     result = sep.separate_to_files(tmp_path / "a.wav", out_dir=out, overwrite=True)
     assert [p.name for p in result.files] == ["a_s1.wav", "a_s2.wav"]
-    assert sorted(p.name for p in out.iterdir()) == ["a_s1.wav", "a_s2.wav"]
+    # stems this run did not write are removed only when a gass-separate report records them
+    # (issue 27 item 1: a user's a_s3.wav is never deleted); no report here, so they stay
+    assert sorted(p.name for p in out.iterdir()) == ["a_s1.wav", "a_s2.wav", "a_s3.wav",
+                                                     "a_s4.wav"]
+    report = {"input": "a.wav", "model_sample_rate": 8000,
+              "sources": [{"file": f"a_s{k}.wav"} for k in (1, 2, 3)]}
+    (out / "a.json").write_text(json.dumps(report))
+    sep.separate_to_files(tmp_path / "a.wav", out_dir=out, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "a_s1.wav", "a_s2.wav",
+                                                     "a_s4.wav"]
 
 
 def test_channels_each_matches_channels_to_channel_zero(tmp_path):
@@ -465,9 +475,16 @@ def test_load_hook_is_strict(tmp_path):
 
 
 def test_from_hparams_needs_a_local_folder(tmp_path):
-    """No network: a missing folder or hyperparams file is a FileNotFoundError."""
+    """A missing folder or hyperparams file is a FileNotFoundError; a hub id that is not in the
+    cache, with the network off (SpeechBrain's FetchConfig), too (issue 27 item 18)."""
+    from speechbrain.utils.fetching import FetchConfig
+
+    with pytest.raises(FileNotFoundError, match="cannot fetch hyperparams.yaml from speechbrain"):
+        GASSSeparator.from_hparams(source="speechbrain/sepformer-wsj02mix",
+                                   fetch_config=FetchConfig(allow_network=False,
+                                                            huggingface_cache_dir=str(tmp_path)))
     with pytest.raises(FileNotFoundError, match="model folder not found"):
-        GASSSeparator.from_hparams(source="speechbrain/sepformer-wsj02mix")
+        GASSSeparator.from_hparams(source=tmp_path / "no" / "folder")
     tmp_path.joinpath("empty").mkdir()
     with pytest.raises(FileNotFoundError, match="hyperparams.yaml not found"):
         GASSSeparator.from_hparams(source=tmp_path / "empty")

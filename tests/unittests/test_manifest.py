@@ -195,3 +195,83 @@ def test_scan_reads_headers_and_reports_skips(tmp_path, tools, capsys):
     assert "speech: 3 clips" in printed and "unreadable: 1" in printed and "empty: 1" in printed
     assert len(Manifest.from_csv(out)) == 3
     assert (tmp_path / "m_train.csv").is_file() and (tmp_path / "m_valid.csv").is_file()
+
+
+# ----------------------------------------------------------------------------- issue 27 item 7
+
+HEADER = "ID,duration,wav,frames,sample_rate,channels,category,group"
+
+
+def test_csv_with_a_bom_header_is_read(tmp_path):
+    """A manifest saved by a spreadsheet starts with a UTF-8 BOM: the header is accepted."""
+    path = tmp_path / "m.csv"
+    path.write_bytes(("\ufeff" + HEADER + "\na,1,/x/a.wav,8000,8000,1,speech,g\n")
+                     .encode("utf-8"))
+    m = Manifest.from_csv(path)
+    assert (m[0].id, m[0].frames, m[0].sample_rate, m[0].channels) == ("a", 8000, 8000, 1)
+
+
+@pytest.mark.parametrize("row,message", [
+    ("a,1,/x/a.wav,8000,8000,70000,speech,g", r"m.csv:2: channels = 70000 is out of range"),
+    ("a,1,/x/a.wav,8000,100000000000,1,speech,g", r"m.csv:2: sample_rate = 100000000000 is out"),
+    ("a,1,/x/a.wav,8000,1e11,1,speech,g", r"m.csv:2: sample_rate must be a whole number, got "
+                                          r"'1e11'"),
+    ("a,1,/x/a.wav,-5,8000,1,speech,g", r"m.csv:2: frames = -5 is out of range"),
+    ("a,1,/x/a.wav,99999999999999999999,8000,1,speech,g", r"m.csv:2: frames = 9+ is out of "),
+])
+def test_out_of_range_integers_are_row_errors(tmp_path, row, message):
+    """Channels 70000 or a rate of 1e11 were an OverflowError traceback from numpy; they are a
+    ValueError naming the file, line, column and value."""
+    path = tmp_path / "m.csv"
+    path.write_text(f"{HEADER}\n{row}\n")
+    with pytest.raises(ValueError, match=message):
+        Manifest.from_csv(path)
+
+
+def test_check_clips_decodes_the_last_frame_a_row_claims(tmp_path):
+    """A file whose header promises more frames than its data holds passes a header probe; the
+    check decodes the row's last frame and reports it (sampled in large manifests)."""
+    from gass_modules.dataio.scan import check_clips
+
+    good, cut = tmp_path / "good.flac", tmp_path / "cut.flac"
+    audio = 0.1 * np.random.default_rng(0).standard_normal(48000).astype(np.float32)
+    sf.write(good, audio, 16000)
+    data = good.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])  # FLAC header still says 48000 frames
+    assert sf.info(cut).frames == 48000
+    m = Manifest(["good", "cut"], [str(good), str(cut)], [48000, 48000], [16000] * 2, [1] * 2,
+                 ["speech"] * 2, ["g", "h"])
+    bad = check_clips(m)
+    assert [(clip, reason.split(":")[0]) for clip, _, reason in bad] == [
+        ("cut", "frames past the end of the decoded audio")]
+    assert "decoding stops at" in bad[0][2]
+    assert check_clips(m, tail_checks=0) == []  # header-only: what passed before
+    many = Manifest([f"c{k}" for k in range(40)], [str(cut)] * 40, [48000] * 40, [16000] * 40,
+                    [1] * 40, ["speech"] * 40, ["g"] * 40)
+    assert len(check_clips(many, tail_checks=5)) == 5  # a sample of 5 rows decoded
+
+
+def test_unknown_categories_and_clips_in_two_splits_warn(tmp_path, caplog):
+    """A category the scenario never draws, and a clip in both train and test (same id, or the
+    same audio under another name), used to pass in silence."""
+    import logging
+
+    from gass_modules.dataio.mixer import GASSMixer
+    from gass_modules.dataio.scan import overlapping_clips
+
+    files = []
+    for k in range(3):
+        files.append(tmp_path / f"c{k}.wav")
+        sf.write(files[-1], (0.1 * (k + 1)) * np.ones(8000, np.float32), 8000)
+    copy = tmp_path / "copy_of_c0.wav"
+    copy.write_bytes(files[0].read_bytes())
+    train = Manifest(["c0", "c1", "c2"], [str(p) for p in files], [8000] * 3, [8000] * 3,
+                     [1] * 3, ["speech", "sfx", "speach"], ["g0", "g1", "g2"])
+    test = Manifest(["c1", "t0"], [str(files[1]), str(copy)], [8000] * 2, [8000] * 2, [1] * 2,
+                    ["sfx", "speech"], ["g1", "g3"])
+    assert overlapping_clips({"train": train, "test": test}) == [
+        ("train", "test", "c1", "same id"), ("train", "test", "c0", "same audio as t0")]
+    with caplog.at_level(logging.WARNING, logger="gass_modules.dataio.mixer"):
+        GASSMixer(train, {"foreground_categories": ["speech", "sfx"], "duration": 1.0,
+                          "sample_rate": 8000})
+    assert "categories the scenario does not use" in caplog.text and "'speach': 1" in caplog.text

@@ -121,3 +121,157 @@ def test_every_shipped_card_is_on_the_allow_list():
         built = load_model_description(text, where=card.name)
         assert isinstance(built["separator"], Separator), card.name
         assert built["separator"].num_sources == built["num_sources"], card.name
+
+
+# ----------------------------------------------------------------------------- issue 27
+
+GASS_MINI_CARD = (ROOT / "gass_modules" / "pretrained" / "gass_mini" / "hyperparams.yaml")
+
+
+def billion_laughs(levels: int = 9) -> str:
+    """The alias bomb: ``levels`` anchors of nine aliases to the previous one (9^levels values
+    in a few hundred bytes)."""
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for k in range(1, levels):
+        lines.append(f"a{k}: &a{k} [" + ", ".join([f"*a{k - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bomb_is_refused_quickly(folder):
+    """Item 8: a 'billion laughs' hyperparams.yaml (9^9 values in ~500 bytes) is refused in
+    well under a second, through the loader and the CLI (it hung in safe_hparams._check)."""
+    import time
+
+    bomb = billion_laughs()
+    assert len(bomb) < 600
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="expands to more than 100000 values"):
+        load_model_description(bomb)
+    assert time.perf_counter() - start < 1.0
+    text = (folder / "hyperparams.yaml").read_text()
+    (folder / "hyperparams.yaml").write_text(text + bomb)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="billion laughs"):
+        GASSSeparator.from_hparams(source=folder)
+    assert time.perf_counter() - start < 2.0
+
+
+@pytest.mark.parametrize("text,message", [
+    ("a: &a [1, *a]\n", "refers to itself"),
+    ("a: &a {b: *a}\n", "refers to itself"),
+    ("a: " + "[" * 100 + "]" * 100 + "\n", "nested too deeply"),
+])
+def test_self_referencing_and_deep_yaml_get_clear_errors(text, message):
+    """Item 17: a self-referencing yaml (an alias inside its own anchor) or absurd nesting is a
+    clear ValueError, not 'maximum recursion depth exceeded'."""
+    with pytest.raises(ValueError, match=message):
+        load_model_description(text)
+
+
+def test_huge_dimensions_are_refused_before_building():
+    """Item 11: dimensions that would allocate hundreds of GB (or overflow) are refused from a
+    size estimate (a build on the meta device) with a message naming the class and the
+    dimensions to check, not a raw allocator error."""
+    card = GASS_MINI_CARD.read_text()
+    for hidden in (200_000, 2_000_000_000):
+        huge = card.replace("hidden_channels: 192", f"hidden_channels: {hidden}")
+        with pytest.raises(ValueError, match=r"TDANetSTFT \(line 3\) would need .* for its "
+                                             r"parameters alone.*check its dimensions"):
+            load_model_description(huge)
+    hparams = load_model_description(card)  # the real card still builds
+    assert sum(p.numel() for p in hparams["separator"].parameters()) < 10_000_000
+
+
+# ------------------------------------------------ item 18: loading through SpeechBrain's fetch
+
+
+def serve(folder: Path):
+    """An HTTP server on 127.0.0.1 serving ``folder`` (a thread); returns (server, base URL)."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def hub_cache(cache: Path, repo: str, folder: Path) -> None:
+    """A Hugging Face hub cache holding ``folder``'s files as ``repo`` at revision main."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    base = cache / f"models--{repo.replace('/', '--')}"
+    (base / "refs").mkdir(parents=True)
+    (base / "refs" / "main").write_text(commit)
+    snapshot = base / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for name in ("hyperparams.yaml", "separator.ckpt"):
+        (snapshot / name).write_bytes((folder / name).read_bytes())
+
+
+def test_from_hparams_fetches_like_speechbrain(folder, tmp_path):
+    """Item 18: local folders, bundled names, URLs (a server on 127.0.0.1) and hub ids (a local
+    hub cache, network off) all load through SpeechBrain's fetch; savedir is honoured (links
+    or downloads land there); the safe loader still refuses code from a fetched folder."""
+    from speechbrain.utils.fetching import FetchConfig
+
+    x = torch.randn(1, 4000)
+    expected = ScaledCopies([0.25, 0.75], 8000)(x)
+
+    def check(sep):
+        torch.testing.assert_close(sep.separate_batch(x), expected)
+
+    saved = tmp_path / "saved_local"
+    check(GASSSeparator.from_hparams(source=folder, savedir=saved))
+    assert (saved / "hyperparams.yaml").is_symlink() and (saved / "separator.ckpt").exists()
+
+    bundled = GASSSeparator.from_hparams(source="gass-mini", savedir=tmp_path / "saved_mini")
+    assert bundled.num_sources == 4 and (tmp_path / "saved_mini" / "separator.ckpt").exists()
+
+    server, url = serve(folder.parent)
+    try:
+        downloads = tmp_path / "saved_url"
+        check(GASSSeparator.from_hparams(source=f"{url}/{folder.name}", savedir=downloads))
+        assert not (downloads / "hyperparams.yaml").is_symlink()
+        assert (downloads / "separator.ckpt").read_bytes() == (
+            folder / "separator.ckpt").read_bytes()
+        with pytest.raises(ValueError, match="pass savedir="):
+            GASSSeparator.from_hparams(source=f"{url}/{folder.name}")
+        # gass-separate -m URL downloads into $GASS_CACHE/models/<hash> (no savedir to pass)
+        audio = tmp_path / "in.wav"
+        import soundfile
+        soundfile.write(audio, x[0].numpy(), 8000, subtype="FLOAT")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("GASS_CACHE", str(tmp_path / "cache"))
+            assert main([str(audio), "-m", f"{url}/{folder.name}", "-o", str(tmp_path / "o")]) == 0
+        assert len(list((tmp_path / "cache" / "models").glob("*/separator.ckpt"))) == 1
+        with pytest.raises(FileNotFoundError, match="cannot fetch hyperparams.yaml"):
+            GASSSeparator.from_hparams(source=f"{url}/missing", savedir=tmp_path / "nothing")
+        marker = tmp_path / "PWNED"
+        evil = tmp_path / "served" / "evil"
+        evil.mkdir(parents=True)
+        (evil / "separator.ckpt").write_bytes((folder / "separator.ckpt").read_bytes())
+        (evil / "hyperparams.yaml").write_text((folder / "hyperparams.yaml").read_text()
+                                               + f"pwned: !apply:os.system [touch {marker}]\n")
+    finally:
+        server.shutdown()
+    server, url = serve(tmp_path / "served")
+    try:
+        with pytest.raises(UntrustedCodeError):
+            GASSSeparator.from_hparams(source=f"{url}/evil", savedir=tmp_path / "saved_evil")
+    finally:
+        server.shutdown()
+    assert not marker.exists()
+
+    cache = tmp_path / "hub"
+    hub_cache(cache, "someone/gass-test", folder)
+    offline = FetchConfig(allow_network=False, huggingface_cache_dir=str(cache))
+    check(GASSSeparator.from_hparams(source="someone/gass-test", fetch_config=offline))
+    hub_saved = tmp_path / "saved_hub"
+    check(GASSSeparator.from_hparams(source="someone/gass-test", fetch_config=offline,
+                                     savedir=hub_saved))
+    assert (hub_saved / "separator.ckpt").exists()
+    with pytest.raises(FileNotFoundError, match="cannot fetch hyperparams.yaml from "
+                                                "someone/other"):
+        GASSSeparator.from_hparams(source="someone/other", fetch_config=offline)

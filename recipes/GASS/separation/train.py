@@ -14,6 +14,10 @@ Usage::
 
 ``data_folder`` holds ``train.csv``, ``valid.csv`` and ``test.csv`` (``tools/make_manifest.py``
 or ``tools/build_demo_corpus.py`` write them; split them by speaker, song or recording).
+With ``--data_format=shards`` the training sources come from WebDataset shards instead
+(``tools/make_shards.py``; ``--train_shards=<index.json, its folder or url>``), read by
+``gass_modules.dataio.shard_source`` with the same mixing rules, split over torchrun ranks and
+loader workers, and resumed where they were; valid and test still come from the manifests.
 
 Authors
  * gass developers 2026
@@ -31,10 +35,14 @@ from hyperpyyaml import resolve_references
 from gass_modules.brain import SeparationBrain
 from gass_modules.dataio.manifest import check_clips, load_manifest
 from gass_modules.dataio.mixer import MixtureStream, make_eval_set
+from gass_modules.dataio.scan import overlapping_clips
+from gass_modules.dataio.shard_source import ShardMixtureStream
+from gass_modules.dataio.shards import ShardError
 from gass_modules.recipe import load_recipe
 
 logger = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")
+DATA_FORMATS = ("files", "shards")
 MAX_LISTED = 50  # bad rows listed in the error (all are counted)
 HOW_TO = ("write the manifests with tools/make_manifest.py (your corpora) or "
           "tools/build_demo_corpus.py (the demo corpus), then pass --data_folder=<their folder>")
@@ -66,7 +74,8 @@ def manifest_paths(argv: list[str]) -> dict[str, Path]:
     Returns
     -------
     dict
-        ``{"train": path, "valid": path, "test": path}``.
+        ``{"train": path, "valid": path, "test": path}`` (no ``train`` with
+        ``data_format: shards``).
 
     Raises
     ------
@@ -86,8 +95,13 @@ def manifest_paths(argv: list[str]) -> dict[str, Path]:
         raise ManifestError(f"no --data_folder given; {HOW_TO}")
     if not Path(folder).is_dir():
         raise ManifestError(f"--data_folder={folder} is not a folder; {HOW_TO}")
+    data_format = resolved.get("data_format", "files")
+    if data_format not in DATA_FORMATS:
+        raise ManifestError(f"data_format: expected one of {DATA_FORMATS}, got {data_format!r}")
     paths = {}
     for split in SPLITS:
+        if split == "train" and data_format == "shards":
+            continue  # the training sources are shards (checked when the stream is built)
         value = resolved.get(f"{split}_manifest")
         if not isinstance(value, str) or not value:
             raise ManifestError(f"{hparams_file} has no {split}_manifest path")
@@ -100,8 +114,10 @@ def check_manifests(argv: list[str], workers: int | None = None) -> None:
 
     Each split's manifest must exist and hold rows; every row's audio is probed (header only,
     in parallel threads: :func:`gass_modules.dataio.manifest.check_clips`, as
-    ``tools/make_manifest.py`` does): missing, unreadable or empty files, frames past the end,
-    another rate or channel count. All problems are reported at once, before training starts.
+    ``tools/make_manifest.py`` does): missing, unreadable or empty files, frames past the end
+    (of the header, or of the decoded audio), another rate or channel count. All problems are
+    reported at once, before training starts. Clips in two splits (same id or same audio) are
+    a warning.
 
     Arguments
     ---------
@@ -116,7 +132,7 @@ def check_manifests(argv: list[str], workers: int | None = None) -> None:
         Listing every problem (at most ``MAX_LISTED`` rows, the rest counted).
     """
     workers = workers or min(16, os.cpu_count() or 1)
-    problems, bad_rows = [], 0
+    problems, bad_rows, loaded = [], 0, {}
     for split, path in manifest_paths(argv).items():
         if not path.is_file():
             problems.append(f"{split}: expected the manifest at {path}; {HOW_TO}")
@@ -129,17 +145,53 @@ def check_manifests(argv: list[str], workers: int | None = None) -> None:
         if len(manifest) == 0:
             problems.append(f"{split}: {path} has no rows; {HOW_TO}")
             continue
+        loaded[split] = manifest
         for clip_id, clip_path, reason in check_clips(manifest, workers):
             bad_rows += 1
             if bad_rows <= MAX_LISTED:
                 problems.append(f"{split}: {path} row {clip_id!r} ({clip_path}): {reason}")
     if bad_rows > MAX_LISTED:
         problems.append(f"... and {bad_rows - MAX_LISTED} more bad rows")
+    shared = overlapping_clips(loaded)
+    if shared:  # a warning: some setups mean it (a smoke test on its own training data)
+        listed = "; ".join(f"{clip} in {a} and {b} ({why})" for a, b, clip, why in shared[:10])
+        logger.warning(f"{len(shared)} clip(s) are in two splits, so the evaluation sees "
+                       f"training data and overstates the results: {listed}"
+                       + (" ..." if len(shared) > 10 else ""))
     if problems:
         raise ManifestError(f"{len(problems)} problem(s) with the manifests, found before "
                             "training (fix the files or remove their rows; "
                             "tools/make_manifest.py skips unusable files):\n  "
                             + "\n  ".join(problems))
+
+
+def train_stream(hparams: dict) -> MixtureStream | ShardMixtureStream:
+    """The training stream of ``data_format``: the file mixer's or the shard source's.
+
+    Arguments
+    ---------
+    hparams : dict
+        The loaded recipe.
+
+    Returns
+    -------
+    MixtureStream or ShardMixtureStream
+        With ``shards``, the stream is registered with the checkpointer (every rank saves the
+        position of its own streams).
+    """
+    if hparams.get("data_format", "files") == "files":
+        return MixtureStream(hparams["train_mixer"](), seed=hparams["seed"])
+    opts = hparams["train_dataloader_opts"]
+    try:
+        stream = ShardMixtureStream(
+            hparams["train_shards"], hparams["scenario"], seed=hparams["seed"],
+            batch_size=opts["batch_size"], batches_per_epoch=opts["looped_nominal_epoch"],
+            buffer_size=hparams["shard_buffer"], resampled=hparams["shard_resampled"],
+            crops_per_clip=hparams["shard_crops_per_clip"])
+    except (ShardError, ValueError) as err:
+        raise ManifestError(f"data_format: shards: {err}") from err
+    hparams["checkpointer"].add_recoverable("train_stream", stream)
+    return stream
 
 
 def build(argv: list[str], brain_class: type = SeparationBrain) -> tuple:
@@ -167,7 +219,7 @@ def build(argv: list[str], brain_class: type = SeparationBrain) -> tuple:
     hparams, run_opts, card = load_recipe(argv)
     eval_seed = hparams.get("eval_seed", hparams["seed"])  # one test set for several seeds
     datasets = {
-        "train": MixtureStream(hparams["train_mixer"], seed=hparams["seed"]),
+        "train": train_stream(hparams),
         "valid": make_eval_set(hparams["valid_mixer"], hparams["num_valid_mixtures"],
                                seed=eval_seed, id_prefix="valid"),
         "test": make_eval_set(hparams["test_mixer"], hparams["num_test_mixtures"],
@@ -195,7 +247,11 @@ def run(brain: SeparationBrain, hparams: dict, datasets: dict, card: str,
     evaluate : bool
         Evaluate and export after training.
     """
-    brain.fit(hparams["epoch_counter"], datasets["train"], datasets["valid"],
+    train = datasets["train"]
+    if isinstance(train, ShardMixtureStream):  # its loader records what was trained on
+        train = train.make_loader(remix=hparams["shard_remix"],
+                                  **hparams["train_dataloader_opts"])
+    brain.fit(hparams["epoch_counter"], train, datasets["valid"],
               train_loader_kwargs=hparams["train_dataloader_opts"],
               valid_loader_kwargs=hparams["valid_dataloader_opts"])
     if not evaluate:

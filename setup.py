@@ -58,6 +58,7 @@ INSTALL_REQUIRES = [
     "PyYAML>=6.0,<7",  # imported directly (safe model loading); hyperpyyaml brings it too
     "ruamel.yaml>=0.17.28,<0.19",  # recipe.py's round-trip trees; ruamel breaks APIs in 0.x minors
     "webdataset>=1.0.2,<2",  # tar shards (gass_modules/dataio/shard*.py, #26)
+    "filelock>=3.12,<5",  # the training-folder lock (recipe.py, #27); torch brings it too
 ]
 
 EXTRAS_REQUIRE = {

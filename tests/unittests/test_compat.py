@@ -20,7 +20,7 @@ from gass_modules.inference import GASSSeparator
 from gass_modules.lobes.base import EXPORT_MIN_TORCH, export_separator
 from gass_modules.lobes.tdanet import TDANetSTFT
 from gass_modules.model_folder import save_model_folder
-from gass_modules.optional import local_fetch_options
+from gass_modules.optional import fetch_options
 from gass_modules.transfer import transfer_from_checkpoint
 from tests.doubles import ScaledCopies
 
@@ -36,9 +36,11 @@ def test_export_is_refused_on_old_torch():
 def test_fetch_options_keep_speechbrain_local():
     """SpeechBrain 1.1: ``FetchConfig(allow_network=False)``; 1.0: no option (a local folder is
     read in place there)."""
-    options = local_fetch_options(overwrite=True)
+    options = fetch_options(overwrite=True, allow_network=False)
     if speechbrain.__version__.startswith("1.0."):
         assert options == {}
+        with pytest.raises(ValueError, match="fetch_config needs speechbrain>=1.1"):
+            fetch_options(object())
     else:
         config = options["fetch_config"]
         assert config.allow_network is False and config.overwrite is True

@@ -542,11 +542,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--overlap must be in (0, 0.5], got {args.overlap}")
     if not math.isfinite(args.threshold_db):
         parser.error(f"--threshold-db must be a finite number, got {args.threshold_db}")
-    if args.plot:
-        try:  # before any file is separated: matplotlib is the optional extra [plots]
-            import_optional("matplotlib.figure", "plots", "--plot")
-        except ImportError as err:
-            parser.error(str(err))
+    try:  # --plot: matplotlib (the extra [plots]) is checked before any file is separated
+        args.plot and import_optional("matplotlib.figure", "plots", "--plot")
+    except ImportError as err:
+        parser.error(str(err))
     run_opts = {}
     if args.device is not None:
         problem = _check_device(args.device)

@@ -33,7 +33,6 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from speechbrain.inference.interfaces import Pretrained
@@ -61,13 +60,10 @@ from gass_modules.model_folder import (
     load_separator_checkpoint,
     unwrap_module,
 )
-from gass_modules.optional import fetch_options, speechbrain_1_0_precision
+from gass_modules.optional import FetchConfig, fetch_options, speechbrain_1_0_precision
 from gass_modules.pretrained import fetch_model_file, model_source
 from gass_modules.safe_hparams import load_model_description
 from gass_modules.stems import Separation, separate_to_stems  # Separation: importable from here
-
-if TYPE_CHECKING:  # SpeechBrain >= 1.1 only (gass_modules.optional.fetch_options)
-    from speechbrain.utils.fetching import FetchConfig
 
 logger = logging.getLogger(__name__)
 MASKING_MODULES = ("encoder", "masknet", "decoder")  # SpeechBrain's separation layout

@@ -18,7 +18,12 @@ import importlib
 from collections.abc import Mapping
 from types import ModuleType
 
-__all__ = ["import_optional", "fetch_options", "speechbrain_1_0_precision"]
+from speechbrain.utils import fetching
+
+__all__ = ["FetchConfig", "import_optional", "fetch_options", "speechbrain_1_0_precision"]
+
+# SpeechBrain 1.1's fetch options (None on 1.0.x, which has none): for annotations and callers
+FetchConfig = getattr(fetching, "FetchConfig", None)
 
 
 def import_optional(module: str, extra: str, feature: str) -> ModuleType:
@@ -87,12 +92,10 @@ def fetch_options(fetch_config: object | None = None, **options: object) -> dict
     ...     options["fetch_config"].allow_network is False)
     True
     """
-    try:
-        from speechbrain.utils.fetching import FetchConfig  # SpeechBrain >= 1.1
-    except ImportError:  # SpeechBrain 1.0.x: fetch takes no configuration
+    if FetchConfig is None:  # SpeechBrain 1.0.x: fetch takes no configuration
         if fetch_config is not None:
             raise ValueError("fetch_config needs speechbrain>=1.1 (SpeechBrain 1.0 has no "
-                             "FetchConfig); drop it or pip install 'speechbrain>=1.1'") from None
+                             "FetchConfig); drop it or pip install 'speechbrain>=1.1'")
         return {}
     return {"fetch_config": fetch_config if fetch_config is not None else FetchConfig(**options)}
 

@@ -19,14 +19,10 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from speechbrain.utils.fetching import FetchFrom, LocalStrategy, fetch, guess_source
 
-from gass_modules.optional import fetch_options
-
-if TYPE_CHECKING:  # SpeechBrain >= 1.1 only (gass_modules.optional.fetch_options)
-    from speechbrain.utils.fetching import FetchConfig
+from gass_modules.optional import FetchConfig, fetch_options
 
 __all__ = ["BUNDLED_MODELS", "DEFAULT_MODEL", "bundled_model_folder", "bundled_models_present",
            "choose_model", "default_model", "download_folder", "fetch_model_file", "model_source",

@@ -5,9 +5,44 @@ import os
 import pytest
 import torch
 
+from gass_modules.lobes.base import EXPORT_MIN_TORCH
 from tests.doubles import ScaledCopies
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+# The compatibility subset (`make compat`, marker `compat`): what a SpeechBrain user's older
+# environment must run. Whole test files, plus one recipe debug run.
+COMPAT_FILES = frozenset({
+    "test_losses.py", "test_mixer.py",  # the loss and the mixer
+    "test_tdanet.py", "test_bsrnn.py", "test_bs_roformer.py",  # lobes
+    "test_inference.py", "test_pretrained.py", "test_speechbrain_compat.py",  # from_hparams,
+    "test_compat.py",                                                         # separate_file
+})
+COMPAT_TESTS = ("tests/integration/test_recipes.py::test_recipe_debug_run[demo]",)
+# tests of export_separator (torch.export), skipped where it is refused (old torch)
+EXPORT_TESTS = frozenset({
+    "test_exportable_blstm_matches_lstm_under_export_at_any_length",
+    "test_export_with_dynamic_length_matches_eager",
+    "test_magnitude_variant_exports_with_dynamic_length", "test_export_matches_eager",
+})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Marks the compatibility subset ``compat``. On a torch older than the one export is tested
+    with, export tests are skipped, and ``test_export_is_refused_on_old_torch`` (which runs only
+    there) checks that ``export_separator`` refuses with a message instead. Tests marked ``cuda``
+    are skipped on a machine without a CUDA GPU (run them with ``pytest -m cuda`` on one)."""
+    old_torch = torch.__version__ < EXPORT_MIN_TORCH
+    no_gpu = pytest.mark.skip(reason="needs a CUDA GPU (marked `cuda`)")
+    for item in items:
+        if "cuda" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(no_gpu)
+        if item.path.name in COMPAT_FILES or item.nodeid in COMPAT_TESTS:
+            item.add_marker(pytest.mark.compat)
+        if old_torch and getattr(item, "originalname", item.name) in EXPORT_TESTS:
+            item.add_marker(pytest.mark.skip(reason=f"export_separator needs torch>="
+                                                    f"{EXPORT_MIN_TORCH} (gated)"))
 
 
 def pytest_configure(config):
@@ -35,13 +70,3 @@ def _doctest_namespace(doctest_namespace):
     doctest_namespace["torch"] = torch
     doctest_namespace["ScaledCopies"] = ScaledCopies
 
-
-def pytest_collection_modifyitems(config, items):
-    """Tests marked ``cuda`` are skipped on a machine without a CUDA GPU (run them with
-    ``pytest -m cuda`` on one)."""
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU (marked `cuda`)")
-    for item in items:
-        if "cuda" in item.keywords:
-            item.add_marker(skip)

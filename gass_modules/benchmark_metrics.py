@@ -39,6 +39,7 @@ from gass_modules.metrics import (
     si_snri,
     snr,
 )
+from gass_modules.optional import import_optional
 
 __all__ = [
     "fuss_active_estimates",
@@ -238,13 +239,10 @@ def _museval_metrics() -> ModuleType:
     is missing (it is not a gass dependency). ``museval/metrics.py`` needs only numpy and scipy,
     so when the package import fails it is loaded on its own from the installed museval.
     """
-    try:
-        from museval import metrics
-        return metrics
+    try:  # museval is the optional extra [musdb]: a clear message when it is missing
+        return import_optional("museval.metrics", "musdb", "MUSDB18 cSDR")
     except RuntimeError:
         spec = importlib.util.find_spec("museval")
-        if spec is None or not spec.submodule_search_locations:
-            raise ImportError("museval is not installed; pip install -r requirements.txt") from None
         path = Path(next(iter(spec.submodule_search_locations))) / "metrics.py"
         module_spec = importlib.util.spec_from_file_location("_gass_museval_metrics", path)
         module = importlib.util.module_from_spec(module_spec)

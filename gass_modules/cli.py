@@ -72,6 +72,7 @@ from gass_modules.chunking import plan_chunks
 from gass_modules.cli_stream import add_stream_arguments, stream_inputs
 from gass_modules.inference import GASSSeparator
 from gass_modules.model_folder import MIN_CHUNK_SECONDS
+from gass_modules.optional import import_optional
 from gass_modules.output_files import (
     OutputLock,
     is_temporary_name,
@@ -513,6 +514,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--overlap must be in (0, 0.5], got {args.overlap}")
     if not math.isfinite(args.threshold_db):
         parser.error(f"--threshold-db must be a finite number, got {args.threshold_db}")
+    try:  # --plot: matplotlib (the extra [plots]) is checked before any file is separated
+        args.plot and import_optional("matplotlib.figure", "plots", "--plot")
+    except ImportError as err:
+        parser.error(str(err))
     run_opts = {}
     if args.device is not None:
         problem = _check_device(args.device)

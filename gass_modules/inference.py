@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 from speechbrain.inference.interfaces import Pretrained
-from speechbrain.utils.fetching import FetchConfig, LocalStrategy
+from speechbrain.utils.fetching import LocalStrategy
 
 from gass_modules.audio import (
     DEFAULT_THRESHOLD_DB,
@@ -60,6 +60,7 @@ from gass_modules.model_folder import (
     load_separator_checkpoint,
     unwrap_module,
 )
+from gass_modules.optional import FetchConfig, fetch_options, speechbrain_1_0_precision
 from gass_modules.pretrained import fetch_model_file, model_source
 from gass_modules.safe_hparams import load_model_description
 from gass_modules.stems import Separation, separate_to_stems  # Separation: importable from here
@@ -68,9 +69,8 @@ logger = logging.getLogger(__name__)
 MASKING_MODULES = ("encoder", "masknet", "decoder")  # SpeechBrain's separation layout
 MAX_MODEL_RATE = 768_000  # Hz: the highest rate audio interfaces record at
 MAX_CARD_BYTES = 1 << 20  # hyperparams.yaml: a card is ~1 KB; parsing 100s of MB takes minutes
-# what separate_file took before it followed SepformerSeparation.separate_file
 _TO_FILES_OPTIONS = ("out_dir", "channels", "keep_silent", "threshold_db", "overwrite",
-                     "on_block", "align", "protected")
+                     "on_block", "align", "protected")  # separate_file's before it followed SB
 
 
 class GASSSeparator(Pretrained):
@@ -135,6 +135,8 @@ class GASSSeparator(Pretrained):
                              f"{{'encoder', 'masknet', 'decoder'}}), got {sorted(modules)}")
         super().__init__(modules=modules, hparams=hparams, run_opts=run_opts,
                          freeze_params=freeze_params)
+        if not hasattr(self, "inference_ctx"):  # SpeechBrain 1.0.x: no precision option
+            self.inference_ctx = speechbrain_1_0_precision(run_opts)
         model = unwrap_module(self.mods.separator)
         _check_separator(model, "GASSSeparator")
         for name in ("sample_rate", "num_sources"):
@@ -203,12 +205,12 @@ class GASSSeparator(Pretrained):
         FileNotFoundError: model folder not found: no/such/folder; ...
         """
         name = model_source(source)
-        fetch_config = fetch_config or FetchConfig()
+        options = fetch_options(fetch_config)  # FetchConfig on SpeechBrain 1.1, none on 1.0
         if trust_code:
             try:
                 return super().from_hparams(source=name, hparams_file=hparams_file,
                                             savedir=savedir, local_strategy=local_strategy,
-                                            fetch_config=fetch_config, **kwargs)
+                                            **options, **kwargs)
             except (FileNotFoundError, ValueError):
                 raise
             except Exception as err:
@@ -358,9 +360,8 @@ class GASSSeparator(Pretrained):
         progress : bool
             Show a tqdm bar over chunks.
         order : str, optional
-            ``"aligned"``: permute each chunk's outputs to match the previous chunk's before
-            overlap-add; ``"fixed"``: output ``k`` is stem ``k`` in every chunk (default: the
-            model folder's ``order``).
+            ``"aligned"`` (each chunk's outputs permuted to match the previous chunk's) or
+            ``"fixed"`` (output ``k`` is stem ``k``); default: the model folder's ``order``.
         align : bool, optional
             Deprecated name of ``order`` (true: ``"aligned"``, false: ``"fixed"``).
 
@@ -511,9 +512,8 @@ class GASSSeparator(Pretrained):
         progress : bool
             Show a tqdm bar over chunks.
         order : str, optional
-            ``"aligned"``: permute each chunk's outputs (and each channel's, with
-            ``channels="each"``) to match before overlap-add; ``"fixed"``: no permutation
-            (default: the model folder's ``order``).
+            ``"aligned"`` (each chunk's and channel's outputs permuted to match before
+            overlap-add) or ``"fixed"`` (none); default: the model folder's ``order``.
         protected : iterable of paths
             Files never written over, e.g. the other inputs of a batch (``gass-separate`` passes
             all its inputs); a stem named like one is an error. ``path`` itself always is.

@@ -39,6 +39,7 @@ from gass_modules.audio import (
     _truncation_warning,
 )
 from gass_modules.chunking import check_rate
+from gass_modules.optional import import_optional
 from gass_modules.output_files import (
     OutputLock,
     _StemWriter,
@@ -459,7 +460,8 @@ class _Spectrogram:
 
     def save(self, path: Path, result: Separation, title: str) -> None:
         """Draws the mixture and the kept stems and writes a PNG."""
-        from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+        # no pyplot: no global state, no display needed
+        Figure = import_optional("matplotlib.figure", "plots", "--plot").Figure
 
         mean = self.power / self.count.clamp(min=1)  # [S+1, F, cols]
         db = 10 * torch.log10(mean + 1e-12)

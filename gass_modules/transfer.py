@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 from speechbrain.utils.checkpoints import Checkpointer
-from speechbrain.utils.fetching import FetchConfig
 from speechbrain.utils.parameter_transfer import Pretrainer
 
 from gass_modules.model_folder import CHECKPOINT_FILE, HPARAMS_FILE
+from gass_modules.optional import fetch_options
 
 logger = logging.getLogger(__name__)
 
@@ -286,7 +286,10 @@ def transfer_from_checkpoint(separator: torch.nn.Module, source: str | Path,
     hook = _RecordingHook()
     pretrainer = Pretrainer(collect_in=collect_in, loadables={"separator": separator},
                             paths={"separator": str(path)}, custom_hooks={"separator": hook})
-    pretrainer.collect_files(fetch_config=FetchConfig(overwrite=True, allow_network=False))
+    link = None if collect_in is None else Path(collect_in) / "separator.ckpt"  # <loadable>.ckpt
+    if link is not None and link.is_symlink():  # an earlier call's link is replaced: SpeechBrain
+        link.unlink()  # 1.0's collect_files has no overwrite (1.1's FetchConfig has)
+    pretrainer.collect_files(**fetch_options(overwrite=True, allow_network=False))
     pretrainer.load_collected()
     report = hook.report
     if report is None:  # the hook always runs for a loadable; keep the contract explicit

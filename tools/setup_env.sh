@@ -66,14 +66,17 @@ fi
 STACK_SITE=$("$STACK/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
 # 3. The clone's own light venv -----------------------------------------------------------------
-marker=".venv/.gass-$hash-$(cat setup.py | sha256sum | cut -c1-12)"
+# (setup.py and the version in gass_modules/__init__.py: the editable install's metadata)
+marker=".venv/.gass-$hash-$(cat setup.py gass_modules/__init__.py | sha256sum | cut -c1-12)"
 if [[ ! -f "$marker" ]]; then
   rm -rf .venv
   "$STACK/bin/python" -m venv .venv
   SITE=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   echo "import site; site.addsitedir('$STACK_SITE')" > "$SITE/gass_stack.pth"
+  # the test tools (setup.py's extra [test], less what the lock pins); build: the packaging
+  # tests build the wheel and sdist with this venv's setuptools (python -m build --no-isolation)
   .venv/bin/python -m pip install -q "setuptools>=64" wheel "pytest>=8" "pytest-timeout>=2.3" \
-    "ruff>=0.6"
+    "ruff>=0.6" "build>=1.0"
   .venv/bin/python -m pip install -q --no-build-isolation --no-deps -e "$ROOT"
   touch "$marker"
 fi

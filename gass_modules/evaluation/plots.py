@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gass_modules.optional import import_optional
+
 
 def plot_separation(path: str | Path, mix: torch.Tensor, targets: torch.Tensor,
                     estimates: Mapping[str, torch.Tensor], sample_rate: int,
@@ -48,10 +50,9 @@ def plot_separation(path: str | Path, mix: torch.Tensor, targets: torch.Tensor,
     >>> plot_separation(out, targets.sum(-1), targets, {"model": targets}, 8000).is_file()
     True
     """
-    import matplotlib
-
+    matplotlib = import_optional("matplotlib", "plots", "spectrogram figures")
     matplotlib.use("Agg")  # no display needed; safe to call repeatedly
-    import matplotlib.pyplot as plt
+    plt = import_optional("matplotlib.pyplot", "plots", "spectrogram figures")
 
     if mix.dim() != 1 or targets.dim() != 2 or targets.shape[0] != mix.shape[0]:
         raise ValueError(f"expected mix [T] and targets [T, S], got {tuple(mix.shape)} and "

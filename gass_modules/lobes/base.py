@@ -456,6 +456,11 @@ class _PaddedCore(nn.Module):
         return self.separator.separate_padded(mix)
 
 
+# torch.export of the lobes is tested from this torch on (torch 2.6, the declared floor, fails
+# inside torchaudio's Spectrogram and lacks torch.compiler.is_exporting); compared as TorchVersion
+EXPORT_MIN_TORCH = "2.11"
+
+
 def export_separator(separator: Separator, max_multiple: int = 1 << 16) -> ExportedProgram:
     """Exports a separator's core with ``torch.export`` and a dynamic batch and length.
 
@@ -489,6 +494,12 @@ def export_separator(separator: Separator, max_multiple: int = 1 << 16) -> Expor
     """
     if not isinstance(separator, Separator):
         raise TypeError(f"export_separator needs a gass Separator, got {type(separator).__name__}")
+    if torch.__version__ < EXPORT_MIN_TORCH:
+        raise RuntimeError(f"export_separator needs torch>={EXPORT_MIN_TORCH}, the oldest torch "
+                           f"gass tests torch.export with (torch 2.6 cannot trace the STFT "
+                           f"encoders or the BLSTM with a symbolic length); torch "
+                           f"{torch.__version__} is installed: pip install "
+                           f"'torch>={EXPORT_MIN_TORCH}' (eager separation works on it)")
     stride = separator.stride
     example = torch.zeros(2, stride * 2)
     param = next(separator.parameters(), None)

@@ -20,6 +20,10 @@ from torch._higher_order_ops.scan import scan
 
 from gass_modules.lobes.base import check_positive_int
 
+# torch.compiler.is_exporting arrived in torch 2.7; on the declared floor (2.6) nothing exports
+# (export_separator refuses torch < EXPORT_MIN_TORCH with a message) and eager calls run nn.LSTM
+_is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)
+
 # torch 2.11's scan partitioner sets its own logger to DEBUG when imported (a leftover), so every
 # export of a scan printed each traced graph; let it follow torch's logging settings instead.
 logging.getLogger("torch._higher_order_ops.partitioner").setLevel(logging.NOTSET)
@@ -64,7 +68,7 @@ class ExportableBLSTM(nn.Module):
         torch.Tensor
             ``[B, L, 2 * hidden_size]``: forward then backward hidden states.
         """
-        if torch.compiler.is_exporting():
+        if _is_exporting():
             return _scan_blstm(x, self.lstm)  # [B, L, 2H]
         return self.lstm(x)[0]  # [B, L, 2H]
 

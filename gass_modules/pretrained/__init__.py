@@ -28,7 +28,9 @@ import os
 import re
 from pathlib import Path
 
-from speechbrain.utils.fetching import FetchConfig, FetchFrom, LocalStrategy, fetch, guess_source
+from speechbrain.utils.fetching import FetchFrom, LocalStrategy, fetch, guess_source
+
+from gass_modules.optional import FetchConfig, fetch_options
 
 __all__ = ["BUNDLED_MODELS", "DEFAULT_MODEL", "bundled_model_folder", "bundled_models_present",
            "choose_model", "default_model", "download_folder", "fetch_model_file", "model_source",
@@ -246,7 +248,8 @@ def model_source(source: str | os.PathLike) -> str:
 
 
 def fetch_model_file(filename: str, source: str, savedir: str | os.PathLike | None,
-                     local_strategy: LocalStrategy, fetch_config: FetchConfig) -> Path:
+                     local_strategy: LocalStrategy,
+                     fetch_config: FetchConfig | None = None) -> Path:
     """One file of a model folder through SpeechBrain's ``fetch``, with errors that say which
     file and source.
 
@@ -260,8 +263,9 @@ def fetch_model_file(filename: str, source: str, savedir: str | os.PathLike | No
         Where SpeechBrain puts the file (a link to a local file, a download); needed for URLs.
     local_strategy : speechbrain.utils.fetching.LocalStrategy
         How a local file reaches ``savedir``.
-    fetch_config : speechbrain.utils.fetching.FetchConfig
-        SpeechBrain's fetching options (network, cache folder, revision, ...).
+    fetch_config : speechbrain.utils.fetching.FetchConfig, optional
+        SpeechBrain's fetching options (network, cache folder, revision, ...; SpeechBrain 1.1:
+        see :func:`gass_modules.optional.fetch_options`).
 
     Returns
     -------
@@ -270,9 +274,8 @@ def fetch_model_file(filename: str, source: str, savedir: str | os.PathLike | No
 
     Example
     -------
-    >>> from speechbrain.utils.fetching import FetchConfig, LocalStrategy
     >>> path = fetch_model_file("separator.ckpt", model_source("gass-mini"), None,
-    ...                         LocalStrategy.SYMLINK, FetchConfig())
+    ...                         LocalStrategy.SYMLINK)
     >>> path == bundled_model_folder("gass-mini") / "separator.ckpt"
     True
     """
@@ -282,7 +285,7 @@ def fetch_model_file(filename: str, source: str, savedir: str | os.PathLike | No
                          "savedir=<a local folder> to say where (as in SpeechBrain)")
     try:
         path = Path(fetch(filename, source, savedir=savedir, local_strategy=local_strategy,
-                          fetch_config=fetch_config))
+                          **fetch_options(fetch_config)))
     except Exception as err:  # SpeechBrain, urllib and huggingface_hub raise their own types
         hint = (f" (read as a hub id: there is no local folder {source} either)"
                 if kind == FetchFrom.HUGGING_FACE else "")

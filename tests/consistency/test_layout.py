@@ -21,7 +21,7 @@ LIMIT = 620  # "about 600 lines"
 ROWS = {
     **dict.fromkeys(("compat", "lobes", "losses", "metrics", "benchmark_metrics", "audio",
                      "lengths", "dataio", "safe_hparams", "pretrained", "output_files",
-                     "sync_free"), 0),
+                     "sync_free", "optional", "cards"), 0),
     **dict.fromkeys(("evaluation", "chunking", "model_folder", "checkpointing", "schedulers",
                      "recipe", "transfer", "intonation", "stems", "compile_regions",
                      "training_step"), 1),

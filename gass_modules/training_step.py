@@ -67,14 +67,17 @@ class GuardedUpdate:
         return bool(getattr(self.optimizer, "_step_supports_amp_scaling", False)) and all(
             group.get("fused") for group in self.optimizer.param_groups)
 
-    def _tensors(self) -> list[torch.Tensor]:
-        """Parameters and optimiser state tensors, the things a step changes."""
-        tensors = []
-        for group in self.optimizer.param_groups:
-            for param in group["params"]:
-                tensors.append(param.data)
-                tensors += [value for value in self.optimizer.state.get(param, {}).values()
-                            if isinstance(value, torch.Tensor)]
+    def _tensors(self) -> dict[tuple, torch.Tensor]:
+        """Parameters and optimiser state tensors, the things a step changes, by a stable key
+        (group, parameter, state name): ``param.data`` is a new Python object at every call, so
+        ``id()`` cannot name it across the step."""
+        tensors = {}
+        for g, group in enumerate(self.optimizer.param_groups):
+            for i, param in enumerate(group["params"]):
+                tensors[(g, i, "")] = param.data
+                for name, value in self.optimizer.state.get(param, {}).items():
+                    if isinstance(value, torch.Tensor):
+                        tensors[(g, i, name)] = value
         return tensors
 
     def step(self, ok: torch.Tensor) -> None:
@@ -92,12 +95,12 @@ class GuardedUpdate:
             finally:
                 del self.optimizer.found_inf
             return
-        before = {id(t): t.clone() for t in self._tensors()}
+        before = {key: t.clone() for key, t in self._tensors().items()}
         self.optimizer.step()
-        for tensor in self._tensors():
+        for key, tensor in self._tensors().items():
             if tensor.device != ok.device:  # e.g. a non-capturable Adam's host step counter
                 continue
-            old = before.get(id(tensor))
+            old = before.get(key)
             if old is None:  # state created by this step: as if it had not been created
                 old = torch.zeros_like(tensor)
             tensor.copy_(torch.where(ok, tensor, old))

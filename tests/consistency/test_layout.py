@@ -22,7 +22,7 @@ ROWS = {
     **dict.fromkeys(("compat", "lobes", "losses", "metrics", "benchmark_metrics", "audio",
                      "lengths", "dataio", "safe_hparams", "pretrained"), 0),
     **dict.fromkeys(("evaluation", "chunking", "model_folder", "checkpointing", "schedulers",
-                     "recipe", "transfer", "intonation", "stems"), 1),
+                     "recipe", "rate_conversion", "transfer", "intonation", "stems"), 1),
     **dict.fromkeys(("brain", "brain_evaluation", "inference", "transcribe"), 2),
     **dict.fromkeys(("finetune", "asr_frontend", "cli"), 3),
 }

@@ -10,8 +10,9 @@
   own flags, and its results are recomputed from the exported model folder with independent
   numpy references;
 * every benchmark fine-tunes from a checkpoint of the GASS recipe (run here in debug mode at
-  8 kHz with 4 outputs), loading what matches and reporting the rest, and evaluates the GASS
-  model folder as it is (no tuning).
+  8 kHz with 4 outputs) at the GASS model's rate and outputs, all weights transferred (or, with
+  ``finetune_rate: benchmark``, at the benchmark's rate with kernels converted), and evaluates
+  the GASS model folder as it is (no tuning).
 
 Recipes run in-process through their ``train.main(argv)`` (the command line a user types,
 without a Python start-up per run, which would double the suite time).
@@ -22,6 +23,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import itertools
+import json
 import math
 import shlex
 import shutil
@@ -33,9 +35,7 @@ import benchmark_fixtures as fixtures  # tests/integration is on sys.path (no __
 import numpy as np
 import pytest
 import soundfile as sf
-import speechbrain as sb
 import torch
-from hyperpyyaml import load_hyperpyyaml
 
 from gass_modules.checkpointing import AtomicCheckpointer
 from gass_modules.dataio.benchmarks import LayoutError, load_benchmark_set
@@ -329,49 +329,51 @@ def test_recipe_debug_run(row, benchmark_data, tmp_path):
 # ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dataset", list(FOLDERS))
 def test_finetune_from_the_gass_recipe_checkpoint(dataset, benchmark_data, gass_run, tmp_path):
-    """Loads every GASS tensor whose shape fits; with another number of outputs exactly the
-    output-sized tensors are re-initialised (and listed); then trains and evaluates."""
+    """finetune_rate: model (the default): the model keeps GASS's rate (8 kHz) and 4 outputs,
+    every tensor loads (100 %, in transfer.txt, transfer.json and eval/headline.json), the
+    benchmark audio is resampled in and the outputs out; then it trains and evaluates."""
     row = row_for(dataset)
     out = tmp_path / "exp"
     source = gass_run / ("save" if dataset in ("FUSS", "DnR") else "model")
     run_row(row, benchmark_data[dataset], out, f"--pretrained_path={source}")
     report = (out / "transfer.txt").read_text()
-    assert "loaded" in report and (out / "eval" / "results.csv").is_file()
-    gass = torch.load(gass_run / "model" / "separator.ckpt", weights_only=True)
+    assert "(100.0% of the values)" in report and not_loaded(report) == set()
+    assert "source model: 4 sources at 8000 Hz" in report
+    assert json.loads((out / "transfer.json").read_text())["transferred_fraction"] == 1.0
+    headline = json.loads((out / "eval" / "headline.json").read_text())
+    assert headline["transferred_fraction"] == 1.0 and headline["finetune_rate"] == "model"
     tuned = GASSSeparator.from_hparams(source=out / "model", run_opts={"device": "cpu"})
-    mismatched = sorted(k for k, v in tuned.mods.separator.state_dict().items()
-                        if gass[k].shape != v.shape)
-    assert not_loaded(report) == set(mismatched)  # exactly the tensors sized by the outputs
-    if NATIVE[dataset][0] == 4:
-        assert mismatched == []
-    else:
-        assert mismatched
-    if dataset != "Libri2Mix":  # the GASS run is at 8 kHz
-        assert "source model: 4 sources at 8000 Hz" in report
+    assert (tuned.num_sources, tuned.sample_rate) == (4, 8000)
+    gass = torch.load(gass_run / "model" / "separator.ckpt", weights_only=True)
+    assert gass.keys() == tuned.mods.separator.state_dict().keys()
+    results = list(csv.DictReader(open(out / "eval" / "results.csv")))
+    assert len(results) >= 1  # scored at the benchmark's rate against its own stems
 
 
 def test_finetune_transfers_values_before_training(benchmark_data, gass_run, tmp_path):
-    """With no training epoch, the exported Libri2Mix model holds the GASS tensors exactly
-    where shapes match, and the recipe's own (seeded) initialisation where they do not."""
-    row = row_for("Libri2Mix")
-    out = tmp_path / "exp"
-    extra = [f"--pretrained_path={gass_run / 'model'}", "--number_of_epochs=0"]
-    run_row(row, benchmark_data["Libri2Mix"], out, *extra)
-    # the recipe's model as built before the transfer: same yaml, same overrides, same seed
-    argv = [str(ROOT / row["Hparam_file"]), f"--data_folder={benchmark_data['Libri2Mix']}",
-            f"--output_folder={tmp_path / 'fresh'}", *shlex.split(row["test_debug_flags"]),
-            *extra]
-    hparams_file, _, overrides = sb.parse_arguments(argv)
-    with open(hparams_file) as fin:
-        fresh = load_hyperpyyaml(fin, overrides)["separator"].state_dict()
+    """With no training epoch, the exported model holds the GASS tensors exactly; at the
+    benchmark's rate (FUSS, 16 kHz, ``finetune_rate: benchmark``) TDANet-Wav's encoder and
+    decoder kernels are resampled to twice their taps (the same ms) and everything else loads."""
+    from gass_modules.rate_conversion import resample_kernel
+
     gass = torch.load(gass_run / "model" / "separator.ckpt", weights_only=True)
+    out = tmp_path / "model_rate"
+    run_row(row_for("Libri2Mix"), benchmark_data["Libri2Mix"], out,
+            f"--pretrained_path={gass_run / 'model'}", "--number_of_epochs=0")
     tuned = torch.load(out / "model" / "separator.ckpt", weights_only=True)
-    same = [k for k in tuned if gass[k].shape == tuned[k].shape]
-    other = [k for k in tuned if k not in same]
-    assert same and other
-    assert all(torch.equal(tuned[k], gass[k]) for k in same)
-    assert all(torch.equal(tuned[k], fresh[k]) for k in other)
-    assert not_loaded((out / "transfer.txt").read_text()) == set(other)
+    assert tuned.keys() == gass.keys() and all(torch.equal(tuned[k], gass[k]) for k in gass)
+    out = tmp_path / "benchmark_rate"
+    run_row(row_for("FUSS"), benchmark_data["FUSS"], out, f"--pretrained_path={gass_run / 'model'}",
+            "--number_of_epochs=0", "--finetune_rate=benchmark")
+    tuned = torch.load(out / "model" / "separator.ckpt", weights_only=True)
+    converted = json.loads((out / "transfer.json").read_text())["converted"]
+    assert converted and all(tuned[k].shape[-1] == 2 * gass[k].shape[-1] for k in converted)
+    for k in gass:
+        expected = resample_kernel(gass[k], tuned[k].shape[-1]) if k in converted else gass[k]
+        assert torch.equal(tuned[k], expected), k
+    sep = GASSSeparator.from_hparams(source=out / "model", run_opts={"device": "cpu"})
+    assert (sep.num_sources, sep.sample_rate) == (4, 16000)
+    assert "finetune_rate: benchmark" in (out / "transfer.txt").read_text()
 
 
 @pytest.mark.parametrize("dataset", list(FOLDERS))

@@ -313,7 +313,8 @@ Cell = tuple[str, str, int, int]  # task, mode, seed, updates
 
 def cells_in_order(tasks: Sequence[str], seeds: Sequence[int], updates: int,
                    long_updates: int | None, long_tasks: Sequence[str]) -> list[Cell]:
-    """The cells, most informative first: fine-tuned, the longer budget, scratch, no tuning.
+    """The cells, most informative first: fine-tuned (each task's first seed, then the next
+    seed), the longer budget, scratch, no tuning.
 
     Arguments
     ---------
@@ -335,12 +336,12 @@ def cells_in_order(tasks: Sequence[str], seeds: Sequence[int], updates: int,
 
     Example
     -------
-    >>> cells_in_order(["music"], [1, 2], 10, 40, ["music"])[:3]
-    [('music', 'finetuned', 1, 10), ('music', 'finetuned', 2, 10), ('music', 'finetuned', 1, 40)]
+    >>> cells_in_order(["music", "speech"], [1, 2], 10, 40, ["music"])[:3]
+    [('music', 'finetuned', 1, 10), ('speech', 'finetuned', 1, 10), ('music', 'finetuned', 2, 10)]
     >>> len(cells_in_order(["music", "speech"], [1, 2], 10, 40, ["music"]))
     14
     """
-    cells = [(t, "finetuned", s, updates) for t in tasks for s in seeds]
+    cells = [(t, "finetuned", s, updates) for s in seeds for t in tasks]
     if long_updates:
         cells += [(t, m, s, long_updates) for t in tasks if t in long_tasks
                   for m in ("finetuned", "scratch") for s in seeds]

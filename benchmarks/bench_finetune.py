@@ -343,8 +343,8 @@ def cells_in_order(tasks: Sequence[str], seeds: Sequence[int], updates: int,
     """
     cells = [(t, "finetuned", s, updates) for s in seeds for t in tasks]
     if long_updates:
-        cells += [(t, m, s, long_updates) for t in tasks if t in long_tasks
-                  for m in ("finetuned", "scratch") for s in seeds]
+        cells += [(t, m, s, long_updates) for s in seeds for t in tasks if t in long_tasks
+                  for m in ("finetuned", "scratch")]  # both starts of a seed, then the next
     cells += [(t, "scratch", s, updates) for t in tasks for s in seeds]
     return cells + [(t, "no_tuning", seeds[0], updates) for t in tasks]
 

@@ -18,15 +18,25 @@ so a task's test mixtures come from speakers, songs and files its training did n
 For each task and seed: **scratch** (the recipe's model, GASS-mini's card with the task's outputs,
 randomly initialised), **GASS-mini without tuning** (the model folder evaluated as it is) and
 **GASS-mini fine-tuned** (``--pretrained_path``, weights transferred by
-``gass_modules.transfer.transfer_from_checkpoint``), all through the benchmark recipes
-(``gass_modules.finetune.run_benchmark``), each trained for the same number of updates with the
-recipe's optimiser and learning rate. Runs go two at a time (one thread each) and are resumable.
+``gass_modules.transfer.prepare_finetuning`` at GASS-mini's rate and 4 outputs: the recipes'
+default ``finetune_rate: model``), all through the benchmark recipes
+(``gass_modules.finetune.run_benchmark``), each trained for the same number of updates: scratch
+with the recipe's optimiser and learning rate, fine-tuning with the recipe's fine-tuning
+settings (``finetune_lr``, warm-up, linear decay over ``finetune_updates`` = the budget). The
+``transferred`` column is the share of the model's values loaded from GASS-mini
+(``<run>/transfer.json``). ``--long-updates`` adds scratch and fine-tuned cells with a longer
+budget for ``--long-tasks`` (music by default), to tell a budget effect from a transfer effect.
+
+Cells run in priority order (fine-tuned, the longer budget, scratch, no tuning), ``--jobs`` at a
+time (one thread each), are resumable (a finished cell is not run again), and the table of what
+has finished so far is rewritten to ``<out>/table.md`` after every cell; a failed cell is
+reported, not fatal.
 
 Usage::
 
     .venv/bin/python benchmarks/bench_finetune.py [--tasks speech music events]
-        [--seeds 1234 2024] [--updates 2000] [--jobs 2] [--model gass-mini|gass-base]
-        [--out results/finetune]
+        [--seeds 1234 2024] [--updates 1000] [--long-updates 4000] [--long-tasks music]
+        [--jobs 2] [--model gass-mini|gass-base] [--out results/finetune]
 
 ``--model gass-base`` runs the same tasks at 16 kHz with GASS-base (once it is bundled) and its
 card.
@@ -39,10 +49,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -272,11 +283,18 @@ def _summary(path: Path) -> dict[str, float]:
     return values
 
 
-def run(task: str, mode: str, seed: int, manifests: Path, out: Path, updates: int) -> dict:
-    """One cell: ``scratch``, ``no_tuning`` or ``finetuned`` on ``task`` with ``seed``."""
+def run(task: str, mode: str, seed: int, manifests: Path, out: Path, updates: int,
+        base_updates: int | None = None) -> dict:
+    """One cell: ``scratch``, ``no_tuning`` or ``finetuned`` on ``task`` with ``seed``.
+
+    Cells with another budget than ``base_updates`` get their own run folder
+    (``<task>-<mode>-seed<seed>-<updates>u``). Returns the summary's metrics, the costs and,
+    for fine-tuned cells, ``transferred`` (the share of values loaded from GASS-mini).
+    """
     t = TASKS[task]
     recipe = ROOT / "recipes" / t.recipe / "separation"
-    run_dir = out / "runs" / f"{task}-{mode}-seed{seed}"
+    suffix = "" if base_updates in (None, updates) else f"-{updates}u"
+    run_dir = out / "runs" / f"{task}-{mode}-seed{seed}{suffix}"
     (run_dir / "save").mkdir(parents=True, exist_ok=True)
     for split in SIZES:  # the recipe's own manifest location, preparation skipped
         (run_dir / "save" / f"{split}.csv").write_text((manifests / f"{split}.csv").read_text())
@@ -289,12 +307,105 @@ def run(task: str, mode: str, seed: int, manifests: Path, out: Path, updates: in
     model = bundled_model_folder(MODEL)
     if mode != "scratch":
         cmd.append(f"--pretrained_path={model}")
+    if mode == "finetuned":  # the recipe's fine-tuning schedule, over this budget
+        cmd.append(f"--finetune_updates={updates}")
     if mode == "no_tuning":
         cmd.append("--no_tuning=True")
     done = run_dir / ("eval_no_tuning" if mode == "no_tuning" else "eval") / "summary.md"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     costs = run_recipe(cmd, run_dir, done, recipe, env)
-    return {**_summary(done), **costs}
+    transfer = run_dir / "transfer.json"
+    moved = json.loads(transfer.read_text())["transferred_fraction"] if transfer.is_file() else None
+    return {**_summary(done), **costs, "transferred": moved}
+
+
+Cell = tuple[str, str, int, int]  # task, mode, seed, updates
+
+
+def cells_in_order(tasks: Sequence[str], seeds: Sequence[int], updates: int,
+                   long_updates: int | None, long_tasks: Sequence[str]) -> list[Cell]:
+    """The cells, most informative first: fine-tuned (each task's first seed, then the next
+    seed), the longer budget, scratch, no tuning.
+
+    Arguments
+    ---------
+    tasks : sequence of str
+        Task names.
+    seeds : sequence of int
+        Seeds (no tuning: the first only, nothing is trained).
+    updates : int
+        The budget of every trained cell.
+    long_updates : int, optional
+        A longer budget for scratch and fine-tuned cells of ``long_tasks``.
+    long_tasks : sequence of str
+        Tasks that get the longer budget.
+
+    Returns
+    -------
+    list of tuple
+        ``(task, mode, seed, updates)`` cells.
+
+    Example
+    -------
+    >>> cells_in_order(["music", "speech"], [1, 2], 10, 40, ["music"])[:3]
+    [('music', 'finetuned', 1, 10), ('speech', 'finetuned', 1, 10), ('music', 'finetuned', 2, 10)]
+    >>> len(cells_in_order(["music", "speech"], [1, 2], 10, 40, ["music"]))
+    14
+    """
+    cells = [(t, "finetuned", s, updates) for s in seeds for t in tasks]
+    if long_updates:
+        cells += [(t, m, s, long_updates) for s in seeds for t in tasks if t in long_tasks
+                  for m in ("finetuned", "scratch")]  # both starts of a seed, then the next
+    cells += [(t, "scratch", s, updates) for t in tasks for s in seeds]
+    return cells + [(t, "no_tuning", seeds[0], updates) for t in tasks]
+
+
+def format_tables(results: dict[Cell, dict | str], tasks: Sequence[str]) -> str:
+    """The markdown tables of the finished cells (a failed cell shows its error).
+
+    Arguments
+    ---------
+    results : dict
+        Cell to its result (``run``'s dict) or an error message.
+    tasks : sequence of str
+        Tasks, in table order.
+
+    Returns
+    -------
+    str
+        One table per task.
+
+    Example
+    -------
+    >>> r = {("music", "finetuned", 1, 10): {"SDR avg": 2.5, "cpu_minutes": 1.0,
+    ...      "wall_minutes": 1.5, "load": 2.0, "transferred": 1.0}}
+    >>> print(format_tables(r, ["music"]).splitlines()[4])
+    | finetuned | 1 | 10 | 100.0 | 2.50 |  |  |  | 1.0 | 1.5 | 2.0 |
+    """
+    lines = []
+    for task in tasks:
+        t = TASKS[task]
+        head = ["mode", "seed", "updates", "transferred %", t.headline, *t.others, "CPU min",
+                "wall min", "load"]
+        lines += [f"#### {task} ({t.recipe} recipe)", "", "| " + " | ".join(head) + " |",
+                  "|" + "---|" * len(head)]
+        for (tk, mode, seed, updates), r in sorted(
+                results.items(), key=lambda kv: (kv[0][3], ("scratch", "no_tuning",
+                                                            "finetuned").index(kv[0][1]),
+                                                 kv[0][2])):
+            if tk != task:
+                continue
+            if isinstance(r, str):
+                lines.append(f"| {mode} | {seed} | {updates} | failed: {r} |")
+                continue
+            moved = r.get("transferred")
+            row = [mode, str(seed), str(updates) if mode != "no_tuning" else "0",
+                   fmt(100.0 * moved, 1) if moved is not None else "",
+                   fmt(r.get(t.headline)), *[fmt(r.get(o)) for o in t.others],
+                   fmt(r["cpu_minutes"], 1), fmt(r["wall_minutes"], 1), fmt(r["load"], 1)]
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -313,7 +424,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[1234, 2024])
-    parser.add_argument("--updates", type=int, default=2000)
+    parser.add_argument("--updates", type=int, default=1000)
+    parser.add_argument("--long-updates", type=int, default=4000,
+                        help="a longer budget for --long-tasks (0: none)")
+    parser.add_argument("--long-tasks", nargs="*", default=["music"], choices=list(TASKS))
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--model", choices=sorted(MODELS), default="gass-mini",
                         help="the bundled model pre-trained by GASS (its rate and card are the "
@@ -331,36 +445,35 @@ def main(argv: list[str] | None = None) -> int:
     train_groups, test_groups = split_groups(held)
     groups = {"train": train_groups, "test": test_groups}
     manifests = {t: build_task(t, held, groups, args.out / "data" / t) for t in args.tasks}
-    cells = [(t, m, s) for t in args.tasks for m in ("scratch", "no_tuning", "finetuned")
-             for s in (args.seeds if m != "no_tuning" else args.seeds[:1])]
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {c: pool.submit(run, c[0], c[1], c[2], manifests[c[0]], args.out,
-                                  args.updates) for c in cells}
-        results = {c: f.result() for c, f in futures.items()}
+    cells = cells_in_order(args.tasks, args.seeds, args.updates, args.long_updates,
+                           args.long_tasks)
     kinds = {k: sum(1 for g in groups[s] if g.startswith(k + "/"))
              for s in groups for k in ("speech", "music", "sfx")}
-    print(f"\nDownstream tasks from the GASS-mini corpus' held-out groups ({RATE} Hz), "
-          f"pre-trained model {MODEL}; "
-          f"{SIZES['train']} training / {SIZES['test']} test mixtures per task, train and test "
-          f"groups disjoint. Same card ({MODEL}'s), recipe optimiser and learning rate, "
-          f"{args.updates} updates per trained cell; no_tuning evaluates {MODEL} as it is "
-          f"(4 outputs matched to the references). {os.cpu_count()} cores, {args.jobs} runs "
-          f"at a time. Held-out groups: {kinds}.\n")
-    for task in args.tasks:
-        t = TASKS[task]
-        head = ["mode", "seed", t.headline, *t.others, "CPU min", "wall min", "load"]
-        print(f"#### {task} ({t.recipe} recipe)\n")
-        print("| " + " | ".join(head) + " |")
-        print("|" + "---|" * len(head))
-        for (tk, mode, seed), r in results.items():
-            if tk != task:
-                continue
-            cells = [mode, str(seed), fmt(r.get(t.headline)),
-                     *[fmt(r.get(o)) for o in t.others],
-                     fmt(r["cpu_minutes"], 1), fmt(r["wall_minutes"], 1), fmt(r["load"], 1)]
-            print("| " + " | ".join(cells) + " |")
-        print()
-    return 0
+    heading = (f"Downstream tasks from the GASS-mini corpus' held-out groups ({RATE} Hz), "
+               f"pre-trained model {MODEL}; "
+               f"{SIZES['train']} training / {SIZES['test']} test mixtures per task, train and "
+               f"test groups disjoint. Same card ({MODEL}'s); scratch with the recipe's "
+               f"optimiser and learning rate, fine-tuned at {MODEL}'s rate and 4 outputs "
+               "(finetune_rate: model) with the recipe's fine-tuning schedule over the cell's "
+               f"updates; no_tuning evaluates {MODEL} as it is (4 outputs matched to the "
+               f"references). {os.cpu_count()} cores, {args.jobs} runs at a time. Held-out "
+               f"groups: {kinds}.\n")
+    results: dict[Cell, dict | str] = {}
+    table = args.out / "table.md"
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {pool.submit(run, c[0], c[1], c[2], manifests[c[0]], args.out, c[3],
+                               args.updates): c for c in cells}
+        for future in as_completed(futures):
+            cell = futures[future]
+            try:
+                results[cell] = future.result()
+            except Exception as err:  # one failed cell must not lose the others
+                results[cell] = f"{type(err).__name__}: {err}"
+            table.write_text(f"{heading}\n{len(results)} of {len(cells)} cells finished.\n\n"
+                             + format_tables(results, args.tasks))
+    print(heading)
+    print(format_tables(results, args.tasks))
+    return 0 if all(isinstance(r, dict) for r in results.values()) else 1
 
 
 if __name__ == "__main__":

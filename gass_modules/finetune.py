@@ -8,8 +8,10 @@ yaml: each community's metrics); at TEST the brain separates whole recordings ch
 their own rate (``gass_modules.chunking``). What is here:
 
 * :func:`run_benchmark`: what a recipe's ``train.py`` does after data preparation: train from
-  scratch, fine-tune from ``pretrained_path`` (``gass_modules.transfer.transfer_from_checkpoint``),
-  or evaluate a GASS model folder as is (``no_tuning``);
+  scratch, fine-tune from ``pretrained_path`` (``gass_modules.transfer.prepare_finetuning``: at
+  the pre-trained model's rate and outputs by default, ``finetune_rate``; with the recipe's
+  fine-tuning optimiser, schedule and updates, :func:`finetuning_settings`), or evaluate a GASS
+  model folder as is (``no_tuning``);
 * :func:`benchmark_scorer`: the recipe's scorer factory (also for recipes written before
   ``scorer:``, with their ``benchmark`` and ``stems`` keys);
 * :class:`BenchmarkBrain`: deprecated, ``SeparationBrain`` with the benchmark's scorer.
@@ -24,6 +26,7 @@ Authors
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import warnings
 from collections.abc import Callable, Mapping
@@ -39,7 +42,7 @@ from gass_modules.evaluation.benchmarks import BenchmarkScorer
 from gass_modules.inference import GASSSeparator
 from gass_modules.model_folder import CHECKPOINT_FILE, HPARAMS_FILE
 from gass_modules.pretrained import resolve_model_source
-from gass_modules.transfer import transfer_from_checkpoint
+from gass_modules.transfer import TransferReport, prepare_finetuning
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +183,71 @@ def build_benchmark_sets(hparams: Mapping) -> dict:
     }
 
 
+FINETUNE_KEYS = {"opt_class": "finetune_opt_class", "lr_scheduler": "finetune_lr_scheduler",
+                 "optimizer_step_limit": "finetune_updates"}
+
+
+def finetuning_settings(hparams: Mapping) -> dict:
+    """The recipe's settings for a fine-tuning run: its ``finetune_*`` keys in place of scratch's.
+
+    ``finetune_opt_class`` replaces ``opt_class``, ``finetune_lr_scheduler`` replaces
+    ``lr_scheduler`` (a per-update scheduler, e.g. warm-up then linear decay) and
+    ``finetune_updates`` becomes SpeechBrain's ``optimizer_step_limit`` (a command-line
+    ``--optimizer_step_limit`` still wins). A recipe without them keeps its scratch settings,
+    with a warning.
+
+    Arguments
+    ---------
+    hparams : Mapping
+        The loaded recipe.
+
+    Returns
+    -------
+    dict
+        A copy of ``hparams`` with the fine-tuning settings in place.
+
+    Example
+    -------
+    >>> out = finetuning_settings({"opt_class": "scratch", "finetune_opt_class": "tuned",
+    ...                            "lr_scheduler": None, "finetune_lr_scheduler": "decay",
+    ...                            "finetune_updates": 2000})
+    >>> out["opt_class"], out["lr_scheduler"], out["optimizer_step_limit"]
+    ('tuned', 'decay', 2000)
+    """
+    settings = dict(hparams)
+    missing = [k for k in FINETUNE_KEYS.values() if k not in hparams]
+    if missing:
+        logger.warning(f"the recipe lacks {missing}: fine-tuning with its scratch settings "
+                       "(add finetune_opt_class, finetune_lr_scheduler and finetune_updates, "
+                       "see recipes/*/separation/hparams/*.yaml)")
+    for key, tuned in FINETUNE_KEYS.items():
+        if tuned in hparams:
+            settings[key] = hparams[tuned]
+    return settings
+
+
+def _use_separator(hparams: dict, separator: torch.nn.Module) -> None:
+    """Puts a rebuilt separator wherever the recipe's yaml put the one it built."""
+    old = hparams["separator"]
+    hparams["separator"] = separator
+    hparams["modules"] = {**hparams["modules"], "separator": separator}
+    checkpointer = hparams.get("checkpointer")
+    if checkpointer is not None:
+        for name, obj in list(checkpointer.recoverables.items()):
+            if obj is old:
+                checkpointer.recoverables[name] = separator
+
+
+def _write_transfer(output: Path, report: TransferReport) -> None:
+    """``transfer.txt`` (the account) and ``transfer.json`` (with the transferred fraction)."""
+    if if_main_process():
+        output.mkdir(parents=True, exist_ok=True)
+        (output / "transfer.txt").write_text(report.format() + "\n")
+        (output / "transfer.json").write_text(json.dumps(report.to_dict(), indent=1))
+    logger.info(f"transferred {100.0 * report.fraction:.1f}% of the parameters' values "
+                f"(finetune_rate: {report.mode})")
+
+
 def run_benchmark(hparams: dict, run_opts: Mapping, card: str) -> SeparationBrain:
     """Trains or fine-tunes on the benchmark, evaluates, exports; or evaluates GASS as is.
 
@@ -190,10 +258,16 @@ def run_benchmark(hparams: dict, run_opts: Mapping, card: str) -> SeparationBrai
       to the references by the best permutation: ``order: aligned``) into
       ``<output_folder>/eval_no_tuning``.
     * otherwise: the recipe's separator (its model card with the benchmark's ``num_sources`` and
-      ``sample_rate``) starts from ``pretrained_path`` when given
-      (:func:`transfer_from_checkpoint`, report in ``<output_folder>/transfer.txt``) or from
-      scratch, is trained with ``SeparationBrain.fit``, evaluated with its best checkpoint into
-      ``<output_folder>/eval`` by the recipe's scorer, and exported to ``model_folder``
+      ``sample_rate``) is trained from scratch, or, with ``pretrained_path``, fine-tuned:
+      rebuilt at the pre-trained model's rate and outputs (``finetune_rate: model``, the
+      default: benchmark audio resampled in, outputs out for scoring) or at the benchmark's
+      rate with windows and kernels converted (``finetune_rate: benchmark``), started from the
+      checkpoint (:func:`gass_modules.transfer.prepare_finetuning`; the account per module in
+      ``<output_folder>/transfer.txt``, the transferred fraction in ``transfer.json`` and in
+      ``eval/headline.json``) and trained with the recipe's fine-tuning settings
+      (:func:`finetuning_settings`). It is trained with ``SeparationBrain.fit``, evaluated with
+      its best checkpoint into ``<output_folder>/eval`` by the recipe's scorer (whole
+      recordings at their own rate), and exported to ``model_folder``
       (``SeparationBrain.export_model_folder``, as the GASS recipe does).
 
     Arguments
@@ -243,12 +317,22 @@ def run_benchmark(hparams: dict, run_opts: Mapping, card: str) -> SeparationBrai
                                 run_opts=run_opts)
         brain.evaluate(datasets["test"], test_loader_kwargs=hparams["test_dataloader_opts"])
         return brain
-    datasets = build_benchmark_sets(hparams)
+    report = None
     if source:
-        report = transfer_from_checkpoint(hparams["separator"], source,
-                                          collect_in=Path(hparams["save_folder"]) / "pretrained")
-        if if_main_process():
-            (output / "transfer.txt").write_text(report.format() + "\n")
+        built = hparams["separator"]
+        separator, report = prepare_finetuning(
+            built, source, int(hparams["sample_rate"]), int(hparams["num_sources"]),
+            mode=str(hparams.get("finetune_rate", "model")),
+            collect_in=Path(hparams["save_folder"]) / "pretrained")
+        hparams = finetuning_settings(hparams)
+        if separator is not built:
+            _use_separator(hparams, separator)
+            # trained at the model's rate and outputs; the test set stays at the benchmark's
+            hparams.update(sample_rate=int(separator.sample_rate),
+                           num_sources=int(separator.num_sources))
+            card = None  # the folder is written (and checked) from the separator's description
+        _write_transfer(output, report)
+    datasets = build_benchmark_sets(hparams)
     brain = SeparationBrain(modules=hparams["modules"], opt_class=hparams["opt_class"],
                             hparams={**hparams, "scorer": benchmark_scorer(hparams)},
                             run_opts=run_opts, checkpointer=hparams["checkpointer"])
@@ -257,8 +341,14 @@ def run_benchmark(hparams: dict, run_opts: Mapping, card: str) -> SeparationBrai
               valid_loader_kwargs=hparams["valid_dataloader_opts"])
     brain.evaluate(datasets["test"], min_key="loss",
                    test_loader_kwargs=hparams["test_dataloader_opts"])
+    headline = brain.eval_folder / "headline.json"
+    if report is not None and if_main_process() and headline.is_file():
+        results = json.loads(headline.read_text())
+        results.update(transferred_fraction=report.fraction, finetune_rate=report.mode)
+        headline.write_text(json.dumps(results, indent=1))
     brain.export_model_folder(card)  # the best checkpoint, loaded by evaluate()
     return brain
 
 
-__all__ = ["BenchmarkBrain", "benchmark_scorer", "build_benchmark_sets", "run_benchmark"]
+__all__ = ["BenchmarkBrain", "benchmark_scorer", "build_benchmark_sets", "finetuning_settings",
+           "run_benchmark"]

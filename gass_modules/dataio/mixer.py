@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -225,6 +225,9 @@ class Mixture:
         Drawn gain of each active source, relative to ``reference_db``.
     scale : float
         Joint anti-clipping factor applied to all targets (1.0 when not needed).
+    components : list of list of int
+        Manifest rows summed in each active slot: ``[clip]`` for a single source, several for
+        a multi-source background (``clips`` holds the first). Empty when not recorded.
 
     Example
     -------
@@ -245,6 +248,7 @@ class Mixture:
     offsets: list[int]
     gains_db: list[float]
     scale: float
+    components: list[list[int]] = field(default_factory=list)
 
     def to_item(self, mix_id: str) -> dict:
         """The mixer item of docs/architecture.md (tensors share memory with the arrays).
@@ -443,6 +447,7 @@ class GASSMixer:
         mix = np.zeros(sc.num_samples, dtype=np.float32)  # [T]
         categories = [""] * sc.max_sources
         clips, roles, starts, offsets, gains = [], [], [], [], []
+        components: list[list[int]] = []
         rejected: set[int] = set()  # clips that gave a silent crop in this mixture
         peak = 0.0
         for slot in range(n):
@@ -453,30 +458,19 @@ class GASSMixer:
             code = int(codes[self._pick(cum, rng)])
             lo, hi = sc.background_gain_db if background else sc.foreground_gain_db
             gain_db = float(rng.uniform(lo, hi))
-            for attempt in range(sc.max_retries + 1):
-                clip = self._choose_clip(code, rng, clips, rejected)
-                x, start, offset = self.read_crop(clip, rng)
-                level = rms_db(x)
-                if math.isnan(level):
-                    raise ValueError(f"clip {m.ids[clip]!r} ({m[clip].path}) holds NaN or Inf "
-                                     f"samples (from frame {start}); repair the file or remove "
-                                     "its row from the manifest")
-                if level >= sc.silence_threshold_db and level > -math.inf:
-                    break
-                rejected.add(clip)
-                if attempt == sc.max_retries:
-                    raise RuntimeError(
-                        f"{sc.max_retries + 1} crops of category {m.categories[code]!r} were "
-                        f"all below silence_threshold_db={sc.silence_threshold_db} dBFS (last: "
-                        f"{m.ids[clip]!r} at {level:.1f} dBFS); remove silent clips from the "
-                        "manifest or lower the threshold"
-                    )
+            x, clip, start, offset, level = self._source_crop(code, rng, clips, rejected)
             x *= np.float32(10.0 ** ((sc.reference_db + gain_db - level) / 20.0))
+            parts = [clip]
+            if background and sc.multi_background_prob > 0 and (
+                    rng.random() < sc.multi_background_prob):
+                x, offset, parts = self._multi_background(x, offset, clip, code, gain_db, rng,
+                                                          clips, rejected)
             targets[offset:offset + len(x), slot] = x
             mix[offset:offset + len(x)] += x  # in slot order, as targets.sum(-1) adds them
             peak = max(peak, float(x.max()), -float(x.min()))
             categories[slot] = m.categories[code]
             clips.append(clip)
+            components.append(parts)
             roles.append(role)
             starts.append(start)
             offsets.append(offset)
@@ -489,7 +483,55 @@ class GASSMixer:
             mix[:] = 0.0  # recomputed from the rescaled targets: the invariant still holds
             for slot in range(n):
                 mix += targets[:, slot]
-        return Mixture(targets, mix, n, categories, clips, roles, starts, offsets, gains, joint)
+        return Mixture(targets, mix, n, categories, clips, roles, starts, offsets, gains, joint,
+                       components)
+
+    def _source_crop(self, code: int, rng: np.random.Generator, used: list[int],
+                     rejected: set[int]) -> tuple[np.ndarray, int, int, int, float]:
+        """A non-silent crop of a clip of category ``code``: ``(x, clip, start, offset, level)``.
+
+        Silent crops are redrawn (their clips added to ``rejected``) at most ``max_retries``
+        times; NaN or Inf samples are an error naming the clip.
+        """
+        sc, m = self.scenario, self.manifest
+        for _ in range(sc.max_retries + 1):
+            clip = self._choose_clip(code, rng, used, rejected)
+            x, start, offset = self.read_crop(clip, rng)
+            level = rms_db(x)
+            if math.isnan(level):
+                raise ValueError(f"clip {m.ids[clip]!r} ({m[clip].path}) holds NaN or Inf "
+                                 f"samples (from frame {start}); repair the file or remove "
+                                 "its row from the manifest")
+            if level >= sc.silence_threshold_db and level > -math.inf:
+                return x, clip, start, offset, level
+            rejected.add(clip)
+        raise RuntimeError(
+            f"{sc.max_retries + 1} crops of category {m.categories[code]!r} were "
+            f"all below silence_threshold_db={sc.silence_threshold_db} dBFS (last: "
+            f"{m.ids[clip]!r} at {level:.1f} dBFS); remove silent clips from the "
+            "manifest or lower the threshold"
+        )
+
+    def _multi_background(self, first: np.ndarray, offset: int, clip: int, code: int,
+                          gain_db: float, rng: np.random.Generator, used: list[int],
+                          rejected: set[int]) -> tuple[np.ndarray, int, list[int]]:
+        """A low-volume multi-source background: ``first`` (already at ``gain_db``) and further
+        clips of its category, each at its own background gain, summed, and the sum scaled to
+        ``gain_db`` (one target, one source). Returns ``(x [T], 0, clips summed)``."""
+        sc = self.scenario
+        lo, hi = sc.multi_background_clips
+        count = int(rng.integers(lo, hi + 1))
+        layer = np.zeros(sc.num_samples, dtype=np.float32)  # [T]
+        layer[offset:offset + len(first)] = first
+        parts = [clip]
+        for _ in range(count - 1):
+            part_db = float(rng.uniform(*sc.background_gain_db))
+            y, other, _, at, level = self._source_crop(code, rng, used + parts, rejected)
+            y *= np.float32(10.0 ** ((sc.reference_db + part_db - level) / 20.0))
+            layer[at:at + len(y)] += y
+            parts.append(other)
+        layer *= np.float32(10.0 ** ((sc.reference_db + gain_db - rms_db(layer)) / 20.0))
+        return layer, 0, parts
 
 
 def mixture_rng(seed: int, *keys: int) -> np.random.Generator:

@@ -54,6 +54,12 @@ class Scenario:
     background_prob : float
         Probability that each source after the first is a background source (the first source
         is always foreground).
+    multi_background_prob : float
+        Probability that a background source is a low-volume multi-source background: several
+        clips of its category, each at its own background gain, summed into the one target slot
+        and scaled together to the slot's gain. Evaluation counts the slot as one source.
+    multi_background_clips : sequence of int
+        ``[low, high]``: the number of clips summed in such a slot, drawn uniformly (at least 2).
     foreground_categories : mapping of str to float, or list of str
         Categories allowed as foreground, with draw weights. Categories absent from a manifest
         are ignored, so one table serves manifests with ``music`` or with stem labels.
@@ -75,8 +81,12 @@ class Scenario:
     Example
     -------
     >>> s = Scenario(duration=2.0, num_sources_probs=[0, 1, 0, 0])
-    >>> s.num_samples, s.max_sources
-    (32000, 4)
+    >>> s.num_samples, s.max_sources, s.multi_background_prob
+    (32000, 4, 0.0)
+    >>> Scenario(multi_background_clips=[1, 3])
+    Traceback (most recent call last):
+      ...
+    ValueError: multi_background_clips: expected [low, high] whole numbers of clips with ...
     >>> Scenario(foreground_gain_db=[-5, 5], background_gain_db=[-3, 0])
     Traceback (most recent call last):
       ...
@@ -84,10 +94,12 @@ class Scenario:
     """
 
     sample_rate: int = 16000
-    duration: float = 6.0
+    duration: float = 4.0
     max_sources: int = 4
     num_sources_probs: Sequence[float] = (0.25, 0.25, 0.25, 0.25)
     background_prob: float = 0.3
+    multi_background_prob: float = 0.0
+    multi_background_clips: Sequence[int] = (2, 3)
     foreground_categories: Mapping[str, float] = field(
         default_factory=lambda: {"speech": 1.0, "music": 1.0, "sfx": 1.0})
     background_categories: Mapping[str, float] = field(
@@ -114,8 +126,17 @@ class Scenario:
                 f"(for 1..{self.max_sources} sources), got {list(self.num_sources_probs)}"
             )
         self.num_sources_probs = tuple((probs / probs.sum()).tolist())
-        if not 0.0 <= self.background_prob <= 1.0:
-            raise ValueError(f"background_prob: expected [0, 1], got {self.background_prob}")
+        for name in ("background_prob", "multi_background_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}: expected a probability in [0, 1], got "
+                                 f"{getattr(self, name)!r}")
+        clips = list(self.multi_background_clips)
+        if len(clips) != 2 or not all(isinstance(c, (int, np.integer)) and not
+                                      isinstance(c, bool) for c in clips) or not (
+                2 <= clips[0] <= clips[1]):
+            raise ValueError(f"multi_background_clips: expected [low, high] whole numbers of "
+                             f"clips with 2 <= low <= high, got {self.multi_background_clips!r}")
+        self.multi_background_clips = (int(clips[0]), int(clips[1]))
         self.foreground_categories = _weights(self.foreground_categories,
                                               "foreground_categories")
         self.background_categories = _weights(self.background_categories,

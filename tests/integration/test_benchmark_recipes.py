@@ -10,8 +10,9 @@
   own flags, and its results are recomputed from the exported model folder with independent
   numpy references;
 * every benchmark fine-tunes from a checkpoint of the GASS recipe (run here in debug mode at
-  8 kHz with 4 outputs), loading what matches and reporting the rest, and evaluates the GASS
-  model folder as it is (no tuning).
+  8 kHz with 4 outputs) at the GASS model's rate and outputs, all weights transferred (or, with
+  ``finetune_rate: benchmark``, at the benchmark's rate with kernels converted), and evaluates
+  the GASS model folder as it is (no tuning).
 
 Recipes run in-process through their ``train.main(argv)`` (the command line a user types,
 without a Python start-up per run, which would double the suite time).
@@ -22,9 +23,11 @@ from __future__ import annotations
 import csv
 import importlib.util
 import itertools
+import json
 import math
 import shlex
 import shutil
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -33,9 +36,7 @@ import benchmark_fixtures as fixtures  # tests/integration is on sys.path (no __
 import numpy as np
 import pytest
 import soundfile as sf
-import speechbrain as sb
 import torch
-from hyperpyyaml import load_hyperpyyaml
 
 from gass_modules.checkpointing import AtomicCheckpointer
 from gass_modules.dataio.benchmarks import LayoutError, load_benchmark_set
@@ -245,40 +246,66 @@ def test_wrong_or_partial_layouts_raise_the_documented_error(dataset, benchmark_
         assert not list(save.glob("*.csv"))
 
 
+def write_stem_mp4(path: Path, streams: list[np.ndarray], rate: int) -> None:
+    """A MUSDB18-style ``.stem.mp4``: the streams (mixture, drums, bass, other, vocals) as AAC
+    audio streams of one mp4, muxed by the ffmpeg program (as MUSDB18's own files are)."""
+    cmd = ["ffmpeg", "-v", "error", "-y"]
+    for k, x in enumerate(streams):
+        sf.write(path.parent / f"{path.name}.{k}.wav", x.astype(np.float32), rate,
+                 subtype="FLOAT")
+        cmd += ["-i", str(path.parent / f"{path.name}.{k}.wav")]
+    for k in range(len(streams)):
+        cmd += ["-map", str(k)]
+    subprocess.run([*cmd, "-c:a", "aac", "-b:a", "256k", str(path)], check=True)
+    for k in range(len(streams)):
+        (path.parent / f"{path.name}.{k}.wav").unlink()
+
+
 def test_musdb_stem_mp4_needs_ffmpeg_or_is_decoded_with_stempeg(tmp_path, monkeypatch):
-    """Without a usable stempeg the error names ffmpeg; with one, .stem.mp4 files are decoded
-    once into the HQ layout (streams 0-4: mixture, drums, bass, other, vocals)."""
+    """Without a usable stempeg the error names ffmpeg; with ffmpeg, real .stem.mp4 files
+    (written here by ffmpeg, AAC) are decoded once by stempeg into the HQ layout, streams 0-4 =
+    mixture, drums, bass, other, vocals, each within AAC's error of what was encoded."""
+    if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
+        pytest.fail("ffmpeg/ffprobe not installed: tools/setup_env.sh installs the packages of "
+                    "tools/debian-packages.txt (apt-get install ffmpeg)")
     prepare = load_recipe_module("MUSDB18", "prepare")
-    data = tmp_path / "musdb18"
+    data, rate = tmp_path / "musdb18", 44100
     tracks = {"train": ["Actions - One Minute Smile", "Band - Song"], "test": ["Band - Test"]}
+    t = np.arange(rate) / rate
+    originals = {}
     for split, names in tracks.items():
         (data / split).mkdir(parents=True)
-        for name in names:
-            (data / split / f"{name}.stem.mp4").write_bytes(b"\x00")
+        for n, name in enumerate(names):
+            stems = [0.2 * np.stack([np.sin(2 * np.pi * f * (n + 1) * t),
+                                     np.sin(2 * np.pi * 1.01 * f * (n + 1) * t)], 1)
+                     for f in (110, 165, 220, 330)]  # drums, bass, other, vocals
+            originals[(split, name)] = [sum(stems), *stems]
+            write_stem_mp4(data / split / f"{name}.stem.mp4", originals[(split, name)], rate)
 
-    monkeypatch.setattr(prepare, "_stempeg", lambda: (_ for _ in ()).throw(RuntimeError(
-        "found MUSDB18 .stem.mp4 files, which need stempeg and the ffmpeg program")))
-    with pytest.raises(RuntimeError, match="ffmpeg"):
-        prepare.prepare_musdb(data, tmp_path / "save")
-    gen = np.random.default_rng(0)
-    decoded = []
+    def broken():
+        raise RuntimeError("found MUSDB18 .stem.mp4 files, which need stempeg and the ffmpeg "
+                           "program")
 
-    def read_stems(path, dtype):
-        stems = gen.uniform(-0.5, 0.5, (5, 4410, 2)).astype(dtype)
-        stems[0] = stems[1:].sum(0)
-        decoded.append(Path(path).name)
-        return stems, 44100
-
-    monkeypatch.setattr(prepare, "_stempeg", lambda: types.SimpleNamespace(read_stems=read_stems))
+    with monkeypatch.context() as patch:
+        patch.setattr(prepare, "_stempeg", broken)
+        with pytest.raises(RuntimeError, match="ffmpeg"):
+            prepare.prepare_musdb(data, tmp_path / "save")
     paths = prepare.prepare_musdb(data, tmp_path / "save")
-    assert len(decoded) == 3
     rows = {s: list(csv.DictReader(open(p))) for s, p in paths.items()}
     assert [len(rows[s]) for s in ("train", "valid", "test")] == [1, 1, 1]
-    vocals = Path(rows["test"][0]["s4_wav"])
-    assert vocals.parent == tmp_path / "save" / "musdb18_decoded" / "test" / "Band - Test"
-    assert sf.info(vocals).channels == 2 and sf.info(vocals).subtype == "PCM_16"
-    prepare.decode_stems(data, tmp_path / "save" / "musdb18_decoded")  # already decoded: skipped
-    assert len(decoded) == 3
+    decoded = tmp_path / "save" / "musdb18_decoded"
+    for (split, name), streams in originals.items():
+        for k, stem in enumerate(("mixture", "drums", "bass", "other", "vocals")):
+            wav = decoded / split / name / f"{stem}.wav"
+            assert sf.info(wav).channels == 2 and sf.info(wav).subtype == "PCM_16"
+            got = sf.read(wav, dtype="float64")[0][: rate]
+            err = got - streams[k][: len(got)]
+            snr = 10 * math.log10(np.sum(streams[k][: len(got)] ** 2) / np.sum(err ** 2))
+            assert len(got) == rate and snr > 20, (split, name, stem, snr)  # AAC at 256 kb/s
+    assert Path(rows["test"][0]["s4_wav"]) == decoded / "test" / "Band - Test" / "vocals.wav"
+    stamp = (decoded / "test" / "Band - Test" / "vocals.wav").stat().st_mtime_ns
+    prepare.decode_stems(data, decoded)  # already decoded: skipped
+    assert (decoded / "test" / "Band - Test" / "vocals.wav").stat().st_mtime_ns == stamp
 
 
 # ----------------------------------------------------------------------------------------------
@@ -287,13 +314,15 @@ def test_musdb_stem_mp4_needs_ffmpeg_or_is_decoded_with_stempeg(tmp_path, monkey
 HEADLINE = {"FUSS": ["MSi", "1S SI-SNR"], "Libri2Mix": ["SI-SNRi", "SDRi"],
             "DnR": ["SDR avg", "SI-SDR avg"], "MUSDB18": ["cSDR avg", "uSDR avg"]}
 NATIVE = {"FUSS": (4, 16000), "Libri2Mix": (2, 8000), "DnR": (3, 44100), "MUSDB18": (4, 44100)}
+NATIVE_STEMS = {"FUSS": ("s1", "s2", "s3", "s4"), "Libri2Mix": ("s1", "s2"),
+                "DnR": ("speech", "music", "sfx"), "MUSDB18": ("drums", "bass", "other", "vocals")}
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[f"{r['Dataset']}-{Path(r['Hparam_file']).stem}"
                                            for r in ROWS])
 def test_recipe_debug_run(row, benchmark_data, tmp_path):
-    """Trains, evaluates whole test recordings, writes results and exports the best checkpoint
-    (Libri2Mix: a result recomputed from the exported model with numpy SI-SNR)."""
+    """Trains, evaluates whole test recordings, writes results and exports the best checkpoint;
+    a row of results.csv is recomputed from the exported model (every benchmark)."""
     needs_card(row)
     dataset = row["Dataset"]
     out = tmp_path / "exp"
@@ -314,14 +343,63 @@ def test_recipe_debug_run(row, benchmark_data, tmp_path):
     assert (sep.num_sources, sep.sample_rate) == NATIVE[dataset]
     # labelled stems (DnR, MUSDB18) are stitched in output order, PIT outputs re-aligned
     assert (sep.order == "fixed") is (dataset in ("DnR", "MUSDB18"))
-    if dataset == "Libri2Mix":  # recompute a result from the exported model, independently
-        test = load_benchmark_set(out / "save" / "test.csv", 2,
-                                  replacements={"data_root": str(benchmark_data[dataset])})
-        item = next(test[i] for i in range(len(test)) if test[i]["id"] == results[0]["id"])
-        est = separate_test_file(out / "model", item["mix_wav"])[0]  # [T, 2]
-        refs, mix = item["targets"][0].double().numpy(), item["mix"][0].double().numpy()
-        assert float(results[0]["si_snri"]) == pytest.approx(np_oracle_si_snri(refs, est, mix),
-                                                             abs=1e-3)
+    recompute_from_the_exported_model(dataset, results, out, benchmark_data[dataset])
+
+
+def recompute_from_the_exported_model(dataset: str, results: list[dict], out: Path,
+                                      data: Path) -> None:
+    """Recomputes a debug run's figures from its exported model folder, independently: the
+    test recordings separated by ``GASSSeparator`` (not the brain), scored with numpy (FUSS,
+    Libri2Mix, DnR, MUSDB18 uSDR) and museval (MUSDB18 cSDR) against ``results.csv``."""
+    stems = len(NATIVE_STEMS[dataset])
+    test = load_benchmark_set(out / "save" / "test.csv", stems,
+                              replacements={"data_root": str(data)})
+    items = {test[i]["id"]: test[i] for i in range(len(test))}
+    # FUSS: the row with the most active references (the PIT assignment matters most)
+    row = max(results, key=lambda r: int(r.get("num_active_refs", 0)))
+    item = items[row["id"]]
+    est = separate_test_file(out / "model", item["mix_wav"])  # [C, T, S] in model order
+    refs, mix = item["targets"].double().numpy(), item["mix"].double().numpy()  # [C, T, S]
+    if dataset == "Libri2Mix":
+        assert float(row["si_snri"]) == pytest.approx(
+            np_oracle_si_snri(refs[0], est[0], mix[0]), abs=1e-3)
+    elif dataset == "FUSS":  # SI-SNR without mean removal, outputs assigned by brute force
+        active = [k for k in range(stems) if np.any(refs[0, :, k])]
+        assert int(row["num_active_refs"]) == len(active) >= 1
+        best = max(itertools.permutations(range(est.shape[-1]), len(active)),
+                   key=lambda perm: sum(np_si_snr(refs[0, :, k], est[0, :, j], False)
+                                        for k, j in zip(active, perm)))
+        for k, j in zip(active, best):
+            stem = NATIVE_STEMS[dataset][k]
+            value = np_si_snr(refs[0, :, k], est[0, :, j], False)
+            assert float(row[f"si_snr_{stem}"]) == pytest.approx(value, abs=1e-3)
+            assert float(row[f"si_snri_{stem}"]) == pytest.approx(
+                value - np_si_snr(refs[0, :, k], mix[0], False), abs=1e-3)
+    elif dataset == "DnR":  # output k is stem k; SDR and zero-mean SI-SDR per stem
+        for k, stem in enumerate(NATIVE_STEMS[dataset]):
+            s, e = refs[..., k].ravel(), est[..., k].ravel()
+            sdr = 10 * math.log10((np.dot(s, s) + 1e-7) / (np.dot(s - e, s - e) + 1e-7))
+            assert float(row[f"sdr_{stem}"]) == pytest.approx(sdr, abs=1e-3)
+            assert float(row[f"si_sdr_{stem}"]) == pytest.approx(np_si_snr(s, e), abs=1e-3)
+    else:  # MUSDB18, stereo: uSDR over both channels, cSDR from museval's bss_eval (v4)
+        from gass_modules.benchmark_metrics import _museval_metrics
+
+        rate = sf.info(item["mix_wav"]).samplerate
+        # museval refuses silent references; v4 (bsseval_sources_version=False) scores each
+        # stem against its own reference only, so the others are scored without them
+        active = [k for k in range(stems) if np.any(refs[..., k])]
+        frames = _museval_metrics().bss_eval(
+            refs[..., active].transpose(2, 1, 0), est[..., active].transpose(2, 1, 0),
+            window=rate, hop=rate, compute_permutation=False, filters_len=512,
+            framewise_filters=False, bsseval_sources_version=False)[0]  # [S', frames]
+        for k, stem in enumerate(NATIVE_STEMS[dataset]):
+            s, e = refs[..., k].ravel(), est[..., k].ravel()
+            usdr = 10 * math.log10((np.dot(s, s) + 1e-7) / (np.dot(s - e, s - e) + 1e-7))
+            if k not in active:  # the metrics module's convention: a silent reference, -100 dB
+                usdr = -100.0 if np.any(e) else 0.0
+            assert float(row[f"usdr_{stem}"]) == pytest.approx(usdr, abs=1e-3)
+            csdr = np.nanmedian(frames[active.index(k)]) if k in active else usdr
+            assert float(row[f"csdr_{stem}"]) == pytest.approx(csdr, abs=1e-2), stem
 
 
 # ----------------------------------------------------------------------------------------------
@@ -329,49 +407,51 @@ def test_recipe_debug_run(row, benchmark_data, tmp_path):
 # ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dataset", list(FOLDERS))
 def test_finetune_from_the_gass_recipe_checkpoint(dataset, benchmark_data, gass_run, tmp_path):
-    """Loads every GASS tensor whose shape fits; with another number of outputs exactly the
-    output-sized tensors are re-initialised (and listed); then trains and evaluates."""
+    """finetune_rate: model (the default): the model keeps GASS's rate (8 kHz) and 4 outputs,
+    every tensor loads (100 %, in transfer.txt, transfer.json and eval/headline.json), the
+    benchmark audio is resampled in and the outputs out; then it trains and evaluates."""
     row = row_for(dataset)
     out = tmp_path / "exp"
     source = gass_run / ("save" if dataset in ("FUSS", "DnR") else "model")
     run_row(row, benchmark_data[dataset], out, f"--pretrained_path={source}")
     report = (out / "transfer.txt").read_text()
-    assert "loaded" in report and (out / "eval" / "results.csv").is_file()
-    gass = torch.load(gass_run / "model" / "separator.ckpt", weights_only=True)
+    assert "(100.0% of the values)" in report and not_loaded(report) == set()
+    assert "source model: 4 sources at 8000 Hz" in report
+    assert json.loads((out / "transfer.json").read_text())["transferred_fraction"] == 1.0
+    headline = json.loads((out / "eval" / "headline.json").read_text())
+    assert headline["transferred_fraction"] == 1.0 and headline["finetune_rate"] == "model"
     tuned = GASSSeparator.from_hparams(source=out / "model", run_opts={"device": "cpu"})
-    mismatched = sorted(k for k, v in tuned.mods.separator.state_dict().items()
-                        if gass[k].shape != v.shape)
-    assert not_loaded(report) == set(mismatched)  # exactly the tensors sized by the outputs
-    if NATIVE[dataset][0] == 4:
-        assert mismatched == []
-    else:
-        assert mismatched
-    if dataset != "Libri2Mix":  # the GASS run is at 8 kHz
-        assert "source model: 4 sources at 8000 Hz" in report
+    assert (tuned.num_sources, tuned.sample_rate) == (4, 8000)
+    gass = torch.load(gass_run / "model" / "separator.ckpt", weights_only=True)
+    assert gass.keys() == tuned.mods.separator.state_dict().keys()
+    results = list(csv.DictReader(open(out / "eval" / "results.csv")))
+    assert len(results) >= 1  # scored at the benchmark's rate against its own stems
 
 
 def test_finetune_transfers_values_before_training(benchmark_data, gass_run, tmp_path):
-    """With no training epoch, the exported Libri2Mix model holds the GASS tensors exactly
-    where shapes match, and the recipe's own (seeded) initialisation where they do not."""
-    row = row_for("Libri2Mix")
-    out = tmp_path / "exp"
-    extra = [f"--pretrained_path={gass_run / 'model'}", "--number_of_epochs=0"]
-    run_row(row, benchmark_data["Libri2Mix"], out, *extra)
-    # the recipe's model as built before the transfer: same yaml, same overrides, same seed
-    argv = [str(ROOT / row["Hparam_file"]), f"--data_folder={benchmark_data['Libri2Mix']}",
-            f"--output_folder={tmp_path / 'fresh'}", *shlex.split(row["test_debug_flags"]),
-            *extra]
-    hparams_file, _, overrides = sb.parse_arguments(argv)
-    with open(hparams_file) as fin:
-        fresh = load_hyperpyyaml(fin, overrides)["separator"].state_dict()
+    """With no training epoch, the exported model holds the GASS tensors exactly; at the
+    benchmark's rate (FUSS, 16 kHz, ``finetune_rate: benchmark``) TDANet-Wav's encoder and
+    decoder kernels are resampled to twice their taps (the same ms) and everything else loads."""
+    from gass_modules.rate_conversion import resample_kernel
+
     gass = torch.load(gass_run / "model" / "separator.ckpt", weights_only=True)
+    out = tmp_path / "model_rate"
+    run_row(row_for("Libri2Mix"), benchmark_data["Libri2Mix"], out,
+            f"--pretrained_path={gass_run / 'model'}", "--number_of_epochs=0")
     tuned = torch.load(out / "model" / "separator.ckpt", weights_only=True)
-    same = [k for k in tuned if gass[k].shape == tuned[k].shape]
-    other = [k for k in tuned if k not in same]
-    assert same and other
-    assert all(torch.equal(tuned[k], gass[k]) for k in same)
-    assert all(torch.equal(tuned[k], fresh[k]) for k in other)
-    assert not_loaded((out / "transfer.txt").read_text()) == set(other)
+    assert tuned.keys() == gass.keys() and all(torch.equal(tuned[k], gass[k]) for k in gass)
+    out = tmp_path / "benchmark_rate"
+    run_row(row_for("FUSS"), benchmark_data["FUSS"], out, f"--pretrained_path={gass_run / 'model'}",
+            "--number_of_epochs=0", "--finetune_rate=benchmark")
+    tuned = torch.load(out / "model" / "separator.ckpt", weights_only=True)
+    converted = json.loads((out / "transfer.json").read_text())["converted"]
+    assert converted and all(tuned[k].shape[-1] == 2 * gass[k].shape[-1] for k in converted)
+    for k in gass:
+        expected = resample_kernel(gass[k], tuned[k].shape[-1]) if k in converted else gass[k]
+        assert torch.equal(tuned[k], expected), k
+    sep = GASSSeparator.from_hparams(source=out / "model", run_opts={"device": "cpu"})
+    assert (sep.num_sources, sep.sample_rate) == (4, 16000)
+    assert "finetune_rate: benchmark" in (out / "transfer.txt").read_text()
 
 
 @pytest.mark.parametrize("dataset", list(FOLDERS))

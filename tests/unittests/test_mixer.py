@@ -318,3 +318,53 @@ def test_sources_of_one_mixture_come_from_distinct_groups(tmp_path):
                       base.channels, ["speech"] * 8, ["alice"] * 8)
     m = GASSMixer(single, scenario).draw(mixture_rng(3, 0))
     assert len(set(m.clips)) == 2  # distinct clips of the one group
+
+
+def test_multi_source_background_is_one_target_of_several_clips(tmp_path):
+    """A low-volume multi-source background: 2-3 distinct clips of its category summed in one
+    slot (each tone found in it by projection, no other), the slot at its drawn gain (closed
+    form RMS), counted as one source; foregrounds stay single clips."""
+    rate, n = 16000, 8000
+    t = np.arange(2 * rate) / rate
+    freqs = [200, 300, 500, 700, 1100, 1300]  # whole periods in 0.5 s: orthogonal tones
+    rows = []
+    for k, f in enumerate(freqs):
+        path = tmp_path / f"tone{k}.wav"
+        sf.write(path, (0.3 * np.sin(2 * np.pi * f * t)).astype(np.float32), rate, "FLOAT")
+        rows.append((f"tone{k}", str(path), len(t), rate, 1, "sfx", f"g{k}"))
+    path = tmp_path / "voice.wav"
+    sf.write(path, np.random.default_rng(0).uniform(-0.3, 0.3, len(t)).astype(np.float32), rate,
+             "FLOAT")
+    rows.append(("voice", str(path), len(t), rate, 1, "speech", "gv"))
+    pool = Manifest(*map(list, zip(*rows)))
+    scenario = {"sample_rate": rate, "duration": n / rate, "max_sources": 3,
+                "num_sources_probs": [0, 1, 0], "background_prob": 1.0,
+                "foreground_categories": {"speech": 1.0}, "background_categories": {"sfx": 1.0},
+                "multi_background_prob": 1.0, "multi_background_clips": [2, 3]}
+    mixer = GASSMixer(pool, scenario)
+    sizes = set()
+    for i in range(12):
+        m = mixer.draw(mixture_rng(9, i))
+        assert m.num_sources == 2 and m.roles == ["foreground", "background"]
+        assert m.categories == ["speech", "sfx", ""] and m.components[0] == [m.clips[0]]
+        parts = m.components[1]
+        assert 2 <= len(parts) <= 3 and len(set(parts)) == len(parts) and parts[0] == m.clips[1]
+        sizes.add(len(parts))
+        slot = m.targets[:, 1].astype(np.float64)
+        amps = []
+        for f in freqs:
+            c, s = (np.dot(slot, fn(2 * np.pi * f * np.arange(n) / rate)) for fn in (np.cos,
+                                                                                   np.sin))
+            amps.append(2 * math.hypot(c, s) / n)
+        present = {pool.ids[p] for p in parts}
+        for k, a in enumerate(amps):
+            assert (a > 1e-4) is (f"tone{k}" in present), (k, a, present)
+        expected = -25.0 + m.gains_db[1] + 20 * math.log10(m.scale)
+        assert rms_db(slot) == pytest.approx(expected, abs=1e-3)
+        np.testing.assert_allclose(m.mix, m.targets.sum(1), atol=1e-6)
+    assert sizes == {2, 3}
+    # off by default: a background is one clip, and the stream of draws is unchanged
+    single = GASSMixer(pool, {**scenario, "multi_background_prob": 0.0})
+    assert all(len(c) == 1 for c in single.draw(mixture_rng(9, 0)).components)
+    with pytest.raises(ValueError, match="multi_background_prob"):
+        Scenario(multi_background_prob=1.5)

@@ -396,10 +396,12 @@ def test_benchmark_recipes_take_a_bundled_model_name(tmp_path, monkeypatch):
         finetune.run_benchmark({"no_tuning": True, "pretrained_path": "gass-mini",
                                 "output_folder": str(tmp_path)}, {}, "")
     monkeypatch.setattr(finetune, "build_benchmark_sets", lambda hparams: {})
-    monkeypatch.setattr(finetune, "transfer_from_checkpoint",
-                        lambda separator, source, collect_in: seen.update(source=source) or stop())
+    monkeypatch.setattr(finetune, "prepare_finetuning",
+                        lambda separator, source, *args, **kwargs: seen.update(source=source)
+                        or stop())
     with pytest.raises(Reached):
         finetune.run_benchmark({"pretrained_path": "gass-mini", "separator": None,
+                                "sample_rate": 8000, "num_sources": 2,
                                 "save_folder": str(tmp_path), "output_folder": str(tmp_path)},
                                {}, "")
     assert seen["source"] == str(bundled_model_folder("gass-mini"))

@@ -366,6 +366,11 @@ def iter_shard(url: str) -> Iterator[tuple[dict, bytes, str]]:
         yield read_record(sample, url)
 
 
+# curl's exit codes for a host that cannot be reached: 6 (name not resolved), 7 (connection
+# refused), 28 (timed out). The same dead url surfaces either as one of these or as an empty stream.
+_CURL_UNREACHABLE = ("6", "7", "28")
+
+
 def explain(err: Exception) -> str:
     """A reader's error in words that say what happened to the shard.
 
@@ -383,6 +388,8 @@ def explain(err: Exception) -> str:
     -------
     >>> explain(ValueError("empty file", "x"))
     'nothing could be read (unreachable url, missing or empty file): empty file'
+    >>> explain(OSError("(['curl', 'http://h/a.tar'],): exit 7 (read)"))[:46]
+    'nothing could be read (unreachable url, curl 7'
     """
     text = str(err.args[0]) if err.args else repr(err)
     if isinstance(err, ShardError):
@@ -392,7 +399,10 @@ def explain(err: Exception) -> str:
     if "unexpected end of data" in text or "truncated" in text:
         return f"the tar is truncated: {text}"
     if "exit " in text and "curl" in text:
-        return f"the download failed (curl {text.rsplit('exit ', 1)[1].split()[0]}): {text}"
+        code = text.rsplit("exit ", 1)[1].split()[0]
+        if code in _CURL_UNREACHABLE:  # the host is not there: say so, whichever way it surfaced
+            return f"nothing could be read (unreachable url, curl {code}): {text}"
+        return f"the download failed (curl {code}): {text}"
     return f"{type(err).__name__}: {text}"
 
 

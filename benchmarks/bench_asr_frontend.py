@@ -46,7 +46,7 @@ from gass_modules.dataio.manifest import load_manifest
 from gass_modules.dataio.mixer import GASSMixer, mixture_rng
 from gass_modules.inference import GASSSeparator
 from gass_modules.metrics import si_snr
-from gass_modules.pretrained import resolve_model_source
+from gass_modules.pretrained import model_source
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("GASS_CACHE", Path.home() / ".cache" / "gass"))
@@ -238,7 +238,10 @@ def main(argv: list[str] | None = None) -> None:
     score(x)
     score_cost = (time.process_time() - t0) / 40.0
 
-    folder = resolve_model_source(args.separator_folder)
+    try:
+        folder = Path(model_source(args.separator_folder))
+    except FileNotFoundError:
+        folder = Path(args.separator_folder)
     if folder.is_dir():
         folder = folder.resolve()
         right, snr_sum, sep_cost, separator = separated_setting(args.corpus, folder,

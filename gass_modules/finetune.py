@@ -41,7 +41,7 @@ from gass_modules.dataio.benchmarks import load_benchmark_set
 from gass_modules.evaluation.benchmarks import BenchmarkScorer
 from gass_modules.inference import GASSSeparator
 from gass_modules.model_folder import CHECKPOINT_FILE, HPARAMS_FILE
-from gass_modules.pretrained import resolve_model_source
+from gass_modules.pretrained import model_source
 from gass_modules.transfer import TransferReport, prepare_finetuning
 
 logger = logging.getLogger(__name__)
@@ -298,7 +298,7 @@ def run_benchmark(hparams: dict, run_opts: Mapping, card: str) -> SeparationBrai
     output = Path(hparams.get("output_folder", "."))
     source = hparams.get("pretrained_path")
     if source:  # a bundled model's name (gass-mini) works as in gass-separate
-        source = str(resolve_model_source(source))
+        source = model_source(source)
     if hparams.get("no_tuning"):
         if not source or not (Path(source) / HPARAMS_FILE).is_file():
             raise ValueError(f"no_tuning evaluates a pre-trained GASS model as is: pass "

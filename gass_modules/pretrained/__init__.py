@@ -33,8 +33,7 @@ from speechbrain.utils.fetching import FetchFrom, LocalStrategy, fetch, guess_so
 from gass_modules.optional import FetchConfig, fetch_options
 
 __all__ = ["BUNDLED_MODELS", "DEFAULT_MODEL", "bundled_model_folder", "bundled_models_present",
-           "choose_model", "default_model", "download_folder", "fetch_model_file", "model_source",
-           "resolve_model_source"]
+           "choose_model", "default_model", "download_folder", "fetch_model_file", "model_source"]
 
 # name -> folder under gass_modules/pretrained/, best first (default_model takes the first present)
 BUNDLED_MODELS = {"gass-base": "gass_base", "gass-mini": "gass_mini"}
@@ -93,40 +92,6 @@ def bundled_model_folder(name: str) -> Path:
                                 "install left out the package data?); reinstall gass_modules or "
                                 "pass a model folder path")
     return folder
-
-
-def resolve_model_source(source: str | os.PathLike) -> Path:
-    """A model folder from a path or a bundled model's name.
-
-    A local folder wins over a bundled name, as in SpeechBrain, where a local path wins over a
-    hub id.
-
-    Arguments
-    ---------
-    source : str or os.PathLike
-        A model folder, or the name of a bundled model (``gass-mini``, ``gass-base``).
-
-    Returns
-    -------
-    pathlib.Path
-        The folder (not checked further when it is a path).
-
-    Raises
-    ------
-    FileNotFoundError
-        For a bundled name whose model is not in this install.
-
-    Example
-    -------
-    >>> resolve_model_source("gass-mini") == bundled_model_folder("gass-mini")
-    True
-    >>> resolve_model_source("results/x/model")
-    PosixPath('results/x/model')
-    """
-    path = Path(source)
-    if not path.exists() and str(source) in BUNDLED_MODELS:
-        return bundled_model_folder(str(source))
-    return path
 
 
 def bundled_models_present() -> list[str]:
@@ -209,7 +174,8 @@ def model_source(source: str | os.PathLike) -> str:
     A bundled name becomes its folder (unless a local folder has that name: SpeechBrain's rule,
     a local path wins), a local folder its absolute path, a URL or an ``org/name`` hub id stays
     as it is; anything else (a path that is no folder) is a ``FileNotFoundError`` here, before
-    any network lookup.
+    any network lookup. An ``org/name`` whose ``org`` is a local folder is read as a mistyped
+    local path (``results/modle``), not as a hub id.
 
     Arguments
     ---------
@@ -231,15 +197,36 @@ def model_source(source: str | os.PathLike) -> str:
     Traceback (most recent call last):
     ...
     FileNotFoundError: model folder not found: no/such/folder; ...
+    >>> import os, tempfile
+    >>> here = os.getcwd()
+    >>> with tempfile.TemporaryDirectory() as tmp:  # results/ exists: a mistyped local path
+    ...     os.chdir(tmp)
+    ...     os.mkdir("results")
+    ...     try:
+    ...         model_source("results/modle")
+    ...     except FileNotFoundError as err:
+    ...         print(str(err)[:59])
+    ...     finally:
+    ...         os.chdir(here)
+    model folder not found: results/modle (results/ is a local
     """
     name = os.fspath(source)
     if name in BUNDLED_MODELS and not Path(name).is_dir():
         return str(bundled_model_folder(name))
     if Path(name).is_dir():
         return str(Path(name).resolve())
-    if name.startswith(("http://", "https://")) or (_HUB_ID.match(name) and not
-                                                    Path(name).exists()):
+    if name.startswith(("http://", "https://")):
         return name
+    if _HUB_ID.match(name) and not Path(name).exists():
+        owner = Path(name).parent
+        if not owner.is_dir():  # org/name, and no local folder "org": the hub
+            return name
+        # "results/model" where results/ is a local folder: a mistyped local path, not a hub id
+        # (asking the hub would retry for half a minute and then fail with a network error)
+        inside = sorted(p.name for p in owner.iterdir() if p.is_dir())[:8]
+        raise FileNotFoundError(f"model folder not found: {name} ({owner}/ is a local folder, "
+                                f"so this is read as a local path, not a hub id; its folders: "
+                                f"{', '.join(inside) or 'none'})")
     raise FileNotFoundError(f"model folder not found: {name}; expected a local folder with "
                             f"{_HPARAMS} and {_CHECKPOINT} (written by "
                             "gass_modules.model_folder.save_model_folder), a bundled model's name "

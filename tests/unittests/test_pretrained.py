@@ -3,7 +3,6 @@
 the other packaging checks (tests/consistency/test_packaging.py, one wheel built per session)."""
 
 import json
-from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -13,7 +12,7 @@ from gass_modules.cli import main
 from gass_modules.dataio.mixer import GASSMixer, make_eval_set
 from gass_modules.inference import GASSSeparator
 from gass_modules.metrics import active_sources, align_estimates, si_snri
-from gass_modules.pretrained import bundled_model_folder, default_model, resolve_model_source
+from gass_modules.pretrained import bundled_model_folder, default_model, model_source
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +22,7 @@ def gass_mini() -> GASSSeparator:
 
 def test_loads_by_name_safely_and_records_its_provenance(gass_mini):
     folder = bundled_model_folder("gass-mini")
-    assert resolve_model_source("gass-mini") == folder
+    assert model_source("gass-mini") == str(folder)
     assert gass_mini.sample_rate == 8000 and gass_mini.num_sources == 4
     assert sum(f.stat().st_size for f in folder.iterdir()) <= 10 * 2**20
     provenance = (folder / "PROVENANCE.md").read_text()
@@ -36,7 +35,7 @@ def test_loads_by_name_safely_and_records_its_provenance(gass_mini):
 def test_a_local_folder_wins_over_a_bundled_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "gass-mini").mkdir()
-    assert resolve_model_source("gass-mini") == Path("gass-mini")
+    assert model_source("gass-mini") == str(tmp_path / "gass-mini")
     with pytest.raises(FileNotFoundError, match="hyperparams.yaml not found"):
         GASSSeparator.from_hparams(source="gass-mini")
     with pytest.raises(FileNotFoundError, match="bundled model's name \\(gass-base, gass-mini\\)"):
@@ -70,3 +69,20 @@ def test_cli_uses_the_best_bundled_model_by_default(tmp_path, monkeypatch, demo_
     report = json.loads((tmp_path / "separated" / "mix.json").read_text())
     assert report["model"] == str(bundled_model_folder(default_model()).resolve())
     assert report["num_active"] >= 1 and (tmp_path / "separated" / "mix_s1.wav").is_file()
+
+
+def test_a_mistyped_local_path_is_not_sent_to_the_hub(tmp_path, monkeypatch):
+    """``results/modle`` where ``results/`` is a local folder is a missing local folder, refused
+    at once with the folder's contents, not an ``org/name`` hub id fetched with retries."""
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results" / "model").mkdir(parents=True)
+    start = time.monotonic()
+    message = r"results/modle \(results/ is a local folder, so this is read as a local path.*its " \
+              r"folders: model"
+    with pytest.raises(FileNotFoundError, match=message):
+        GASSSeparator.from_hparams(source="results/modle")
+    assert time.monotonic() - start < 5
+    # with no local folder of that name the hub id is kept as it is (fetched by SpeechBrain)
+    assert model_source("speechbrain/sepformer-wsj02mix") == "speechbrain/sepformer-wsj02mix"

@@ -1,10 +1,12 @@
-"""Issue 30 item 3: the library entry points the recipes call (``finetune.run_benchmark_recipe``)
-refuse a recipe that lacks what they pass on, before preparing or training anything."""
+"""Issue 30 item 3: the library entry points the recipes call. ``finetune.run_benchmark_recipe``
+refuses a recipe that lacks what it passes on, before preparing or training anything; the GASS
+recipe's ``train_stream`` reads shards (``data_format: shards``) or says why it cannot."""
 
 import logging
 import re
 
 import pytest
+import torch
 
 from gass_modules.finetune import run_benchmark_recipe
 
@@ -43,3 +45,37 @@ def test_the_preparation_gets_the_recipe_values_under_its_own_names(tmp_path):
         logging.disable(logging.NOTSET)
     assert calls == [{"data_folder": str(tmp_path), "save_folder": str(tmp_path / "save"),
                       "skip_prep": True, "sample_rate": 44100}]
+
+
+def _shard_hparams(shards, checkpointer):
+    scenario = {"sample_rate": 8000, "duration": 0.125, "max_retries": 20,
+                "foreground_categories": ["speech", "sfx"], "background_categories": ["sfx"],
+                "num_sources_probs": [0.5, 0.5, 0, 0]}
+    return {"data_format": "shards", "train_shards": str(shards), "scenario": scenario,
+            "seed": 5, "train_dataloader_opts": {"batch_size": 2, "looped_nominal_epoch": 3},
+            "shard_buffer": 16, "shard_resampled": False, "shard_crops_per_clip": 1,
+            "checkpointer": checkpointer}
+
+
+def test_the_gass_training_stream_of_shards(tmp_path):
+    """``data_format: shards``: the shard source, registered with the checkpointer; shards that
+    cannot be read are the user's data (a ManifestError that says so), not a traceback."""
+    from gass_modules.dataio.shard_source import ShardMixtureStream
+    from gass_modules.dataio.shards import write_shards
+    from gass_modules.training.gass_recipe import ManifestError, train_stream
+    from tests.unittests.test_shards import make_corpus
+
+    make_corpus(tmp_path / "wav", per_category=3).to_csv(tmp_path / "train.csv")
+    write_shards(tmp_path / "train.csv", tmp_path / "shards", max_bytes=20000)
+    registered = {}
+    checkpointer = type("Checkpointer", (), {"add_recoverable": lambda self, name, obj:
+                                             registered.update({name: obj})})()
+    stream = train_stream(_shard_hparams(tmp_path / "shards", checkpointer))
+    assert isinstance(stream, ShardMixtureStream) and registered == {"train_stream": stream}
+    items = list(stream)
+    assert len(items) == 6 and all(item["mix"].shape == (1000,) for item in items)
+    assert all(torch.allclose(item["mix"], item["targets"].sum(-1), atol=1e-6)
+               and item["mix"].abs().max() > 0 for item in items)  # mixtures of real clips
+    with pytest.raises(ManifestError, match="data_format: shards: "):
+        train_stream(_shard_hparams(tmp_path / "no_shards", checkpointer))
+    assert list(registered) == ["train_stream"] and registered["train_stream"] is stream

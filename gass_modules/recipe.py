@@ -138,7 +138,7 @@ def _recipe_script() -> Path:
     """The file of the first caller outside ``gass_modules``: the recipe's ``train.py``, also
     when it calls :func:`load_recipe` through a library entry point (``gass_recipe.build``,
     ``finetune.run_benchmark_recipe``)."""
-    package = Path(__file__).resolve().parent
+    package = Path(sys.modules[__name__.split(".")[0]].__file__).resolve().parent  # at any depth
     frame = inspect.currentframe()
     while frame is not None:
         path = Path(frame.f_code.co_filename)

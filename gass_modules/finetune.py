@@ -7,6 +7,9 @@ benchmark's scorer (``scorer: !name:gass_modules.evaluation.benchmarks.Benchmark
 yaml: each community's metrics); at TEST the brain separates whole recordings chunk by chunk at
 their own rate (``gass_modules.chunking``). What is here:
 
+* :func:`run_benchmark_recipe`: the whole of a benchmark recipe's ``train.py`` (the recipe
+  passes its ``prepare`` function): load the recipe, prepare the manifests on the main process,
+  then :func:`run_benchmark`;
 * :func:`run_benchmark`: what a recipe's ``train.py`` does after data preparation: train from
   scratch, fine-tune from ``pretrained_path`` (``gass_modules.transfer.prepare_finetuning``: at
   the pre-trained model's rate and outputs by default, ``finetune_rate``; with the recipe's
@@ -33,7 +36,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
-from speechbrain.utils.distributed import if_main_process
+from speechbrain.utils.distributed import if_main_process, run_on_main
 
 from gass_modules.brain import SeparationBrain
 from gass_modules.chunking import resolve_order
@@ -42,6 +45,7 @@ from gass_modules.evaluation.benchmarks import BenchmarkScorer
 from gass_modules.inference import GASSSeparator
 from gass_modules.model_folder import CHECKPOINT_FILE, HPARAMS_FILE
 from gass_modules.pretrained import model_source
+from gass_modules.recipe import load_recipe
 from gass_modules.transfer import TransferReport, prepare_finetuning
 
 logger = logging.getLogger(__name__)
@@ -350,5 +354,71 @@ def run_benchmark(hparams: dict, run_opts: Mapping, card: str) -> SeparationBrai
     return brain
 
 
-__all__ = ["BenchmarkBrain", "benchmark_scorer", "build_benchmark_sets", "finetuning_settings",
-           "run_benchmark"]
+PREPARE_KEYS = ("data_folder", "save_folder", "skip_prep")  # every benchmark's prepare takes them
+
+
+def run_benchmark_recipe(argv: list[str], prepare: Callable[..., object],
+                         prepare_keys: Mapping[str, str] | None = None) -> SeparationBrain:
+    """A benchmark recipe's ``train.py``: load the recipe, prepare its manifests, then run it.
+
+    The command line is loaded with ``gass_modules.recipe.load_recipe`` (SpeechBrain's run
+    options, torchrun, the locked output folder, the model card as trained); ``prepare`` (the
+    recipe's ``prepare.py`` function) writes the manifests on the main process
+    (``run_on_main``), called with the recipe's ``data_folder``, ``save_folder`` and
+    ``skip_prep`` and the keys of ``prepare_keys``; then :func:`run_benchmark` trains from
+    scratch, fine-tunes from ``--pretrained_path=<GASS model folder>``, or evaluates that folder
+    as it is with ``--no_tuning=True``.
+
+    Arguments
+    ---------
+    argv : list of str
+        Command-line arguments (hparams file, then SpeechBrain run options and overrides).
+    prepare : callable
+        The recipe's data preparation, taking keyword arguments.
+    prepare_keys : Mapping, optional
+        Further keyword arguments of ``prepare``: its argument name -> the recipe's key.
+
+    Returns
+    -------
+    SeparationBrain
+        The brain after evaluation (``brain.scorer`` holds the results).
+
+    Raises
+    ------
+    KeyError
+        When the recipe lacks a key that ``prepare`` is given.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> _ = (tmp / "card.yaml").write_text("sample_rate: 8000\\nnum_sources: 2\\n")
+    >>> _ = (tmp / "bench.yaml").write_text(
+    ...     f"output_folder: {tmp / 'exp'}\\nsave_folder: {tmp / 'exp' / 'save'}\\n"
+    ...     "data_folder: !PLACEHOLDER\\nskip_prep: False\\nrate: 8000\\n"
+    ...     "no_tuning: True\\npretrained_path: null\\nmodel: !include:card.yaml\\n")
+    >>> calls = []
+    >>> logging.disable(logging.INFO)  # the experiment folder's log lines
+    >>> try:  # prepared, then no_tuning without a model folder to evaluate
+    ...     run_benchmark_recipe([str(tmp / "bench.yaml"), f"--data_folder={tmp}"],
+    ...                          lambda **kwargs: calls.append(kwargs), {"sample_rate": "rate"})
+    ... except ValueError as error:
+    ...     print(str(error)[:40])
+    no_tuning evaluates a pre-trained GASS m
+    >>> logging.disable(logging.NOTSET)
+    >>> sorted(calls[0].items()) == [("data_folder", str(tmp)), ("sample_rate", 8000),
+    ...                              ("save_folder", str(tmp / "exp" / "save")),
+    ...                              ("skip_prep", False)]
+    True
+    """
+    hparams, run_opts, card = load_recipe(argv)
+    keys = {name: name for name in PREPARE_KEYS} | dict(prepare_keys or {})
+    missing = sorted(key for key in keys.values() if key not in hparams)
+    if missing:
+        raise KeyError(f"{argv[0]} has no {missing}: the recipe's data preparation "
+                       f"({getattr(prepare, '__name__', prepare)}) is given them; add them")
+    run_on_main(prepare, kwargs={name: hparams[key] for name, key in keys.items()})
+    return run_benchmark(hparams, run_opts, card)
+
+
+__all__ = ["PREPARE_KEYS", "BenchmarkBrain", "benchmark_scorer", "build_benchmark_sets",
+           "finetuning_settings", "run_benchmark", "run_benchmark_recipe"]

@@ -68,7 +68,7 @@ def load_recipe(argv: list[str], card_key: str = "model") -> tuple[dict, dict, s
     lock_output_folder(hparams["output_folder"])
     sb.create_experiment_directory(experiment_directory=hparams["output_folder"],
                                    hyperparams_to_save=hparams_file, overrides=overrides)
-    _save_caller_script(Path(hparams["output_folder"]), Path(inspect.stack()[1].filename))
+    _save_caller_script(Path(hparams["output_folder"]), _recipe_script())
     logger.info(f"seeded with {hparams.get('global_seed')} before building the model")
     return hparams, run_opts, included_card(hparams_file, overrides, key=card_key)
 
@@ -132,6 +132,20 @@ def lock_output_folder(folder: str | Path) -> None:
                            "mix their checkpoints: wait for it to end, or give this run another "
                            "output_folder (e.g. another seed: --seed=N)") from None
     _OUTPUT_LOCKS[folder] = lock
+
+
+def _recipe_script() -> Path:
+    """The file of the first caller outside ``gass_modules``: the recipe's ``train.py``, also
+    when it calls :func:`load_recipe` through a library entry point (``gass_recipe.build``,
+    ``finetune.run_benchmark_recipe``)."""
+    package = Path(sys.modules[__name__.split(".")[0]].__file__).resolve().parent  # at any depth
+    frame = inspect.currentframe()
+    while frame is not None:
+        path = Path(frame.f_code.co_filename)
+        if package not in path.resolve().parents:
+            return path
+        frame = frame.f_back
+    return Path(__file__)  # not reached from a script: nothing is copied
 
 
 def _save_caller_script(folder: Path, script: Path) -> None:

@@ -344,6 +344,10 @@ def test_recipe_debug_run(row, benchmark_data, tmp_path):
     # labelled stems (DnR, MUSDB18) are stitched in output order, PIT outputs re-aligned
     assert (sep.order == "fixed") is (dataset in ("DnR", "MUSDB18"))
     recompute_from_the_exported_model(dataset, results, out, benchmark_data[dataset])
+    # the experiment folder keeps the recipe's train.py, not the library it calls
+    script = ROOT / "recipes" / FOLDERS[dataset] / "separation" / "train.py"
+    assert (out / "train.py").read_bytes() == script.read_bytes()
+    assert not (out / "finetune.py").exists() and not (out / "recipe.py").exists()
 
 
 def recompute_from_the_exported_model(dataset: str, results: list[dict], out: Path,

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from gass_modules.model_folder import save_model_folder
+from gass_modules.training.gass_recipe import evaluate_model_folder
 from tests.doubles import ScaledCopies
 
 GASS = Path(__file__).resolve().parents[2] / "recipes" / "GASS" / "separation"
@@ -49,11 +50,11 @@ def test_evaluates_the_folder_weights_without_training(train, tmp_path):
     assert torch.allclose(brain.modules.separator.gains, torch.tensor([0.7, 0.2]))
 
 
-def test_a_folder_that_does_not_fit_is_an_error(train, tmp_path):
+def test_a_folder_that_does_not_fit_is_an_error(tmp_path):
     folder = save_model_folder(ScaledCopies([0.7, 0.2, 0.1], 8000), tmp_path / "model")
     brain = _Brain(ScaledCopies([0.0, 0.0], 8000))
     with pytest.raises(ValueError, match="does not match"):
-        train.evaluate_model_folder(brain, {"test_dataloader_opts": {}}, {"test": None}, folder)
+        evaluate_model_folder(brain, {"test_dataloader_opts": {}}, {"test": None}, folder)
     with pytest.raises(FileNotFoundError, match="holds no separator.ckpt"):
-        train.evaluate_model_folder(brain, {}, {}, tmp_path / "nowhere")
+        evaluate_model_folder(brain, {}, {}, tmp_path / "nowhere")
     assert brain.calls == []

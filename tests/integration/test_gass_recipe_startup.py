@@ -1,6 +1,5 @@
 """Issue 17 item 7: the GASS recipe validates its manifests before building anything."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -10,18 +9,11 @@ import pytest
 import soundfile as sf
 
 from gass_modules.dataio.manifest import Manifest
+from gass_modules.training.gass_recipe import ManifestError, check_manifests
 
 ROOT = Path(__file__).resolve().parents[2]
 GASS = ROOT / "recipes" / "GASS" / "separation"
 HPARAMS = str(GASS / "hparams" / "tdanet_wav.yaml")
-
-
-@pytest.fixture(scope="module")
-def train():
-    spec = importlib.util.spec_from_file_location("_gass_train_startup", GASS / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("data_folder", [None, "missing", "empty"])
@@ -39,7 +31,7 @@ def test_missing_or_empty_data_folder_is_a_message_not_a_traceback(tmp_path, dat
         assert "train: expected the manifest at" in proc.stderr
 
 
-def test_every_bad_row_is_reported_before_training(train, tmp_path):
+def test_every_bad_row_is_reported_before_training(tmp_path):
     good = tmp_path / "good.wav"
     sf.write(good, 0.1 * np.ones(8000, np.float32), 8000)
     (tmp_path / "empty.wav").write_bytes(b"")
@@ -51,8 +43,8 @@ def test_every_bad_row_is_reported_before_training(train, tmp_path):
                         [8000] * 5, [1] * 5, ["speech"] * 5, ["g"] * 5)
     for split in ("train", "valid", "test"):
         manifest.to_csv(tmp_path / f"{split}.csv")
-    with pytest.raises(train.ManifestError) as caught:
-        train.check_manifests([HPARAMS, f"--data_folder={tmp_path}"], workers=2)
+    with pytest.raises(ManifestError) as caught:
+        check_manifests([HPARAMS, f"--data_folder={tmp_path}"], workers=2)
     message = str(caught.value)
     assert message.count("row 'gone'") == 3 and "missing: no such file" in message
     assert "row 'empty'" in message and "row 'corrupt'" in message

@@ -167,6 +167,7 @@ def test_resume_after_kill_mid_epoch(demo_corpus_small, tmp_path):
     # the experiment folder keeps the script that ran, as SpeechBrain recipes do (issue 16)
     assert (out / "train.py").read_bytes() == (GASS / "train.py").read_bytes()
     assert not (out / "recipe.py").exists() and not (out / "brain.py").exists()
+    assert not (out / "gass_recipe.py").exists()  # the library the script calls is not kept
 
 
 @pytest.mark.slow

@@ -8,17 +8,9 @@ with the thresholded log-MSE without permutation, and evaluated on the 50 test t
 stereo channel separated chunk by chunk, with museval cSDR and uSDR per stem (BSRNN: 8.2 dB cSDR
 on average without extra data).
 
-Usage::
-
-    # from scratch
-    python train.py hparams/tdanet_wav.yaml --data_folder=/data/musdb18hq
-    # fine-tune a GASS checkpoint (model folder, CKPT+ folder or save/ folder of the GASS recipe)
-    python train.py hparams/tdanet_wav.yaml --data_folder=/data/musdb18hq \
-        --pretrained_path=results/GASS/tdanet_wav/1234/model
-    # evaluate the GASS model folder as it is (4 outputs at 16 kHz), no training
-    python train.py hparams/tdanet_wav.yaml --data_folder=/data/musdb18hq \
-        --pretrained_path=results/GASS/tdanet_wav/1234/model --no_tuning=True
-
+Usage: ``python train.py hparams/tdanet_wav.yaml --data_folder=/data/musdb18hq``; add
+``--pretrained_path=<GASS model folder>`` to fine-tune it, and ``--no_tuning=True`` to
+evaluate that folder as it is (README.md; ``gass_modules.finetune.run_benchmark_recipe``).
 ``data_folder`` holds MUSDB18-HQ (``train/``, ``test/`` with one folder per track), or MUSDB18
 (``.stem.mp4``, decoded with stempeg when ffmpeg is installed); see ``prepare.py`` and README.md.
 
@@ -26,37 +18,17 @@ Authors
  * gass developers 2026
 """
 
-import logging
 import sys
 
 from prepare import prepare_musdb
-from speechbrain.utils.distributed import run_on_main
 
 from gass_modules.brain import SeparationBrain
-from gass_modules.finetune import run_benchmark
-from gass_modules.recipe import load_recipe
-
-logger = logging.getLogger(__name__)
+from gass_modules.finetune import run_benchmark_recipe
 
 
 def main(argv: list[str]) -> SeparationBrain:
-    """Parses the command line, prepares the manifests, then trains/fine-tunes and evaluates.
-
-    Arguments
-    ---------
-    argv : list of str
-        Command-line arguments (hparams file, then SpeechBrain run options and overrides).
-
-    Returns
-    -------
-    SeparationBrain
-        The brain after evaluation (``brain.scorer`` holds the results).
-    """
-    hparams, run_opts, card = load_recipe(argv)
-    run_on_main(prepare_musdb, kwargs={
-        "data_folder": hparams["data_folder"], "save_folder": hparams["save_folder"],
-        "skip_prep": hparams["skip_prep"]})
-    return run_benchmark(hparams, run_opts, card)
+    """Prepares the MUSDB18 manifests, then trains, fine-tunes or evaluates."""
+    return run_benchmark_recipe(argv, prepare_musdb)
 
 
 if __name__ == "__main__":

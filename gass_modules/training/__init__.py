@@ -1,0 +1,1 @@
+"""Training: the recipes' library parts (the GASS recipe in ``gass_recipe``)."""

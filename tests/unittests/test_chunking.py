@@ -157,7 +157,7 @@ def test_bad_arguments_say_what_to_do():
         separate_chunked(lambda x: gains(x) * math.nan, mix, sample_rate=8000)
 
 
-# ------------------------------------------------------- one vocabulary of order (gass_modules.order)
+# ---------------------------------------------- one vocabulary of order (gass_modules.order)
 
 
 def test_order_vocabulary_and_its_former_names():

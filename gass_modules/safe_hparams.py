@@ -58,10 +58,13 @@ LOAD_HOOK = "gass_modules.model_folder.load_separator_checkpoint"
 # loader reads the old paths through this table (one of the two compatibility paths kept in
 # 2.0.0; the other is model_folder.folder_order). When a module moves, add one row per separator
 # class and per function a folder can name (old path -> new path); a row may point to an older
-# row's key, chains are followed (current_path).
+# row's key, chains are followed (current_path). Old paths are spelled from _OLD, so that a
+# script rewriting the package's import paths (``gass_modules.X`` -> ``gass_modules.pkg.Y``)
+# leaves these records of the past as they are; values are current paths.
+_OLD = "gass_modules"
 FORMER_PATHS: dict[str, str] = {
     # before #16 (model folders exported before the split of inference.py): the load hook
-    "gass_modules.inference.load_separator_checkpoint": LOAD_HOOK,
+    f"{_OLD}.inference.load_separator_checkpoint": LOAD_HOOK,
 }
 # Bounds on a model folder's yaml: a real card has a few hundred values and a few levels; aliases
 # can make a 400-byte file stand for billions of values ("billion laughs"), so the file may stand
@@ -147,7 +150,7 @@ def current_path(path: str) -> str:
 
     Example
     -------
-    >>> current_path("gass_modules.inference.load_separator_checkpoint")
+    >>> current_path(f"{_OLD}.inference.load_separator_checkpoint")  # a folder from before #16
     'gass_modules.model_folder.load_separator_checkpoint'
     >>> current_path("gass_modules.lobes.bsrnn.BSRNN")
     'gass_modules.lobes.bsrnn.BSRNN'

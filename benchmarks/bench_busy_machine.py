@@ -46,7 +46,7 @@ def _child(threads: int, steps: int, warmup: int) -> None:
     import build_demo_corpus
     from speechbrain.dataio.batch import PaddedBatch
 
-    from gass_modules.dataio.mixer import MixtureStream
+    from gass_modules.dataio.mixture_sets import MixtureStream
 
     corpus = build_demo_corpus.build("small", sample_rate=8000, log=lambda m: None)
     torch.set_num_threads(threads)

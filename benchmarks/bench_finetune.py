@@ -69,7 +69,8 @@ from recipe_runs import fmt, run_recipe  # noqa: E402
 
 from gass_modules.dataio.benchmarks import BenchmarkExample, write_manifests  # noqa: E402
 from gass_modules.dataio.manifest import Manifest  # noqa: E402
-from gass_modules.dataio.mixer import GASSMixer, export_eval_set  # noqa: E402
+from gass_modules.dataio.mixer import GASSMixer  # noqa: E402
+from gass_modules.dataio.mixture_sets import export_eval_set  # noqa: E402
 from gass_modules.pretrained import bundled_model_folder  # noqa: E402
 
 # The pre-trained model (--model): its rate and its card (recipes/GASS/separation/hparams/

@@ -46,7 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gass_modules.dataio.manifest import Manifest, load_manifest  # noqa: E402
-from gass_modules.dataio.mixer import GASSMixer, Scenario, mixture_rng  # noqa: E402
+from gass_modules.dataio.mixer import GASSMixer, mixture_rng  # noqa: E402
+from gass_modules.dataio.scenario import Scenario  # noqa: E402
 from gass_modules.dataio.shard_index import ShardIndex, ShardInfo  # noqa: E402
 from gass_modules.dataio.shard_loader import remix_batch  # noqa: E402
 from gass_modules.dataio.shard_source import ShardMixer, ShardMixtureStream  # noqa: E402

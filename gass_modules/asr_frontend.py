@@ -24,8 +24,7 @@ criterion needs no training and no labelled data, so it works with any separator
 any ``nn.Module`` mapping ``[N, T]`` (+ relative lengths) to ``[N]`` scores can replace it.
 
 :class:`~gass_modules.intonation.IntonationScore`, :func:`~gass_modules.lengths.absolute_lengths`
-and :class:`~gass_modules.transcribe.SeparateThenTranscribe` live in their own modules since #16
-and stay importable from here.
+and :class:`~gass_modules.transcribe.SeparateThenTranscribe` live in their own modules.
 
 Authors
  * gass developers 2026
@@ -44,10 +43,8 @@ from gass_modules.audio import DEFAULT_THRESHOLD_DB, source_activity
 from gass_modules.intonation import IntonationScore
 from gass_modules.lengths import absolute_lengths, length_mask
 from gass_modules.lobes.base import check_mixture
-from gass_modules.transcribe import SeparateThenTranscribe, StreamTranscript
 
-__all__ = ["IntonationScore", "GASSFrontEnd", "StreamSelection", "StreamTranscript",
-           "SeparateThenTranscribe", "absolute_lengths", "rank_streams", "separate_at"]
+__all__ = ["GASSFrontEnd", "StreamSelection", "rank_streams", "separate_at"]
 
 
 @dataclass

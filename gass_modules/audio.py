@@ -6,7 +6,7 @@ which the training loss's inactive-source term ``10 log10(|s|^2 + 10^-2 |x|^2)``
 are reported silent and, by default, not written.
 
 Writing outputs (atomic files, locks, stem files, run records) is
-:mod:`gass_modules.output_files`; its names stay importable from here.
+:mod:`gass_modules.output_files`.
 
 Authors
  * gass developers 2026
@@ -29,17 +29,10 @@ import torch
 import torchaudio
 from torch import nn
 
-from gass_modules.compat import moved_names
 from gass_modules.lobes.base import check_mixture
 
 logger = logging.getLogger(__name__)
 
-# Output writing moved to gass_modules.output_files (#27); importable from here as before.
-__getattr__ = moved_names(__name__, {
-    name: "gass_modules.output_files"
-    for name in ("OutputLock", "make_folder", "write_text_atomic", "_StemWriter",
-                 "_temporary_file", "reported_stems", "read_report", "is_temporary_name")
-})
 
 DEFAULT_THRESHOLD_DB = -20.0
 # File name suffixes of the formats libsndfile reads (soundfile.available_formats()); headerless

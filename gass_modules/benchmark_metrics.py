@@ -12,8 +12,6 @@ silence and the ±100 dB limit):
   median over 1-s frames of museval's BSS Eval v4 SDR (:func:`musdb_csdr`). Their inputs are
   ``[B, T, S]`` or ``[B, C, T, S]`` (stereo), aligned.
 
-They are also importable from :mod:`gass_modules.metrics`, where they were defined before #16.
-
 Authors
  * gass developers 2026
 """

@@ -50,10 +50,10 @@ from gass_modules import metrics
 from gass_modules.brain_evaluation import EvaluationMixin, _holds_recordings
 from gass_modules.brain_step import FastStepMixin
 from gass_modules.checkpointing import AtomicCheckpointer
-from gass_modules.chunking import resolve_order
 from gass_modules.compile_regions import CompiledRegions
 from gass_modules.evaluation.scorer import Scorer
 from gass_modules.model_folder import unwrap_module
+from gass_modules.order import check_no_former_names, resolve_order
 from gass_modules.training_step import GraphedTrainStep
 
 logger = logging.getLogger(__name__)
@@ -80,8 +80,9 @@ class SeparationBrain(FastStepMixin, EvaluationMixin, sb.Brain):
     default scorer), ``scorer`` (a factory of the evaluation's scorer, e.g.
     ``!name:gass_modules.evaluation.benchmarks.BenchmarkScorer``; default ``SeparationReport``),
     ``eval_title`` (the summary's heading), ``order`` (``aligned`` / ``fixed``: the model's
-    output order, for chunked evaluation and the model folder; the deprecated
-    ``eval_alignment: oracle|fixed`` means the same), ``chunk_seconds`` (10) and
+    output order, for chunked evaluation and the model folder, :mod:`gass_modules.order`;
+    ``eval_alignment`` and ``fixed_order``, its names before 2.0.0, are an error that says
+    which ``order`` to write), ``chunk_seconds`` (10) and
     ``chunk_overlap`` (0.25) (recordings are separated in such chunks), ``model_folder``
     (:meth:`export_model_folder`), ``num_threads`` (torch
     intra-op threads of this process, set when the brain is built) and ``max_train_minutes``
@@ -163,8 +164,8 @@ class SeparationBrain(FastStepMixin, EvaluationMixin, sb.Brain):
         self.train_stats: dict = {}
         self.valid_stats: dict = {}  # loss and mean SI-SNRi (2+ sources) of the last validation
         self.scorer: Scorer | None = None  # the last evaluation's (see on_stage_start)
-        self.order = resolve_order(hparams.get("order"),
-                                   eval_alignment=hparams.get("eval_alignment"))
+        check_no_former_names(hparams, "the recipe")
+        self.order = resolve_order(hparams.get("order"))
         self._has_valid = False
         self._valid_si_snri = [0.0, 0]
         self.compile_regions = _flag(hparams, "compile_regions")
@@ -372,8 +373,9 @@ class SeparationBrain(FastStepMixin, EvaluationMixin, sb.Brain):
             valid_loader_kwargs: Mapping | None = None) -> None:
         """``sb.Brain.fit``, plus epoch seeding of iterable training streams.
 
-        For a training set with ``set_epoch`` (``gass_modules.dataio.mixer.MixtureStream``) the
-        stream's epoch key is set before each epoch. With SpeechBrain's
+        For a training set with ``set_epoch``
+        (``gass_modules.dataio.mixture_sets.MixtureStream``) the stream's epoch key is set before
+        each epoch. With SpeechBrain's
         ``looped_nominal_epoch`` (the recommended way: the loader's position is checkpointed, so a
         resumed epoch keeps its length), the stream is endless and its key is set once per run to
         the number of batches drawn before it (0 for a fresh run), so a run resumed after a kill

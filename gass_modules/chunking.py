@@ -28,10 +28,7 @@ must win by 1e-4 to replace the model's own. ``"fixed"`` (labelled stems, e.g. D
 trained without permutation): output ``k`` is stem ``k`` in every chunk and nothing is permuted.
 Chunks are then overlap-added with complementary Hann ramps (``w_up[n] + w_down[n] = 1``).
 
-``order`` replaces three older names of this choice: ``fixed_order`` (model folders and
-``save_model_folder``), ``align`` (``separate_batch`` / ``separate_file``) and
-``eval_alignment`` (``oracle`` / ``fixed`` in the benchmark recipes);
-:func:`resolve_order` still accepts them, with a ``DeprecationWarning``.
+The two words and their checks are :mod:`gass_modules.order`'s, the one owner of this vocabulary.
 
 Authors
  * gass developers 2026
@@ -40,7 +37,6 @@ Authors
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -51,21 +47,13 @@ from tqdm.auto import tqdm
 from gass_modules.audio import _MAX_RATE_PRODUCT, _ArrayReader, cached_resampler
 from gass_modules.losses import best_permutation, pairwise_log_mse, permute
 from gass_modules.model_folder import DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP, _check_chunking
+from gass_modules.order import check_order
 
-__all__ = ["ORDERS", "ROWS", "ChunkPlan", "Reader", "check_rate", "match_channels",
-           "match_chunk", "plan_chunks", "resolve_order", "separate_chunked",
-           "stream_separation"]
+__all__ = ["ROWS", "ChunkPlan", "Reader", "check_rate", "match_channels", "match_chunk",
+           "plan_chunks", "separate_chunked", "stream_separation"]
 
-ORDERS = ("aligned", "fixed")  # see the module docstring
 ROWS = ("items", "channels")  # independent mixtures, or the channels of one recording
 _TIE_MARGIN = 1e-4  # cosine similarity by which another channel order must win
-# deprecated name -> (what it meant, how to map its value onto ``order``)
-_LEGACY_ORDER = {
-    "fixed_order": "fixed_order: true|false",
-    "align": "align=True|False",
-    "eval_alignment": "eval_alignment: oracle|fixed",
-    "alignment": "BenchmarkScorer(alignment='oracle'|'fixed')",
-}
 
 
 @runtime_checkable
@@ -93,103 +81,6 @@ class Reader(Protocol):
     def read(self, start: int, stop: int) -> torch.Tensor:
         """Samples ``[start, stop)`` as ``[C, stop - start]``."""
         ...
-
-
-def resolve_order(order: str | None = None, default: str = "aligned", **legacy: object) -> str:
-    """The source order (``"aligned"`` or ``"fixed"``) from ``order`` or a deprecated name of it.
-
-    The deprecated names, each mapped with a ``DeprecationWarning``: ``fixed_order`` (true:
-    ``"fixed"``), ``align`` (true: ``"aligned"``, false: ``"fixed"``) and ``eval_alignment``
-    or ``alignment`` (``BenchmarkScorer``'s; ``"oracle"``: ``"aligned"``, ``"fixed"``:
-    ``"fixed"``). ``None`` values are ignored.
-
-    Arguments
-    ---------
-    order : str, optional
-        ``"aligned"`` or ``"fixed"`` (module docstring).
-    default : str
-        The order when nothing is given.
-    **legacy
-        ``fixed_order``, ``align``, ``eval_alignment`` or ``alignment``.
-
-    Returns
-    -------
-    str
-        ``"aligned"`` or ``"fixed"``.
-
-    Example
-    -------
-    >>> resolve_order(), resolve_order("fixed")
-    ('aligned', 'fixed')
-    >>> import warnings
-    >>> with warnings.catch_warnings(record=True) as caught:
-    ...     warnings.simplefilter("always")
-    ...     resolve_order(eval_alignment="oracle"), resolve_order(fixed_order=True)
-    ('aligned', 'fixed')
-    >>> [w.category.__name__ for w in caught]
-    ['DeprecationWarning', 'DeprecationWarning']
-    """
-    unknown = sorted(set(legacy) - set(_LEGACY_ORDER))
-    if unknown:
-        raise TypeError(f"resolve_order got {unknown}; the deprecated names of order are "
-                        f"{sorted(_LEGACY_ORDER)}")
-    found = {}
-    for name, value in legacy.items():
-        if value is None:
-            continue
-        if name in ("eval_alignment", "alignment"):
-            if value not in ("oracle", "fixed"):
-                raise ValueError(f"alignment must be one of ('oracle', 'fixed'), got {value!r}; "
-                                 "write order: aligned (PIT models) or order: fixed (labelled "
-                                 "stems) instead of eval_alignment")
-            mapped = "aligned" if value == "oracle" else "fixed"
-        elif not isinstance(value, bool):
-            raise ValueError(f"{name} must be true or false, got {value!r}; write order: "
-                             "aligned or order: fixed instead")
-        elif name == "fixed_order":
-            mapped = "fixed" if value else "aligned"
-        else:  # align
-            mapped = "aligned" if value else "fixed"
-        warnings.warn(f"{_LEGACY_ORDER[name]} is deprecated: use order={mapped!r} "
-                      f"(order: {mapped} in yaml); one of {ORDERS}", DeprecationWarning,
-                      stacklevel=3)
-        found[name] = mapped
-    if order is not None:
-        check_order(order)
-    values = set(found.values()) | ({order} if order is not None else set())
-    if len(values) > 1:
-        given = {**found, **({"order": order} if order is not None else {})}
-        raise ValueError(f"contradicting source orders {given}; give order alone")
-    return values.pop() if values else check_order(default)
-
-
-def check_order(order: object) -> str:
-    """Returns ``order`` when it is one of :data:`ORDERS`, else raises a ``ValueError``.
-
-    Arguments
-    ---------
-    order : object
-        The value to check.
-
-    Returns
-    -------
-    str
-        ``order``.
-
-    Example
-    -------
-    >>> check_order("fixed")
-    'fixed'
-    >>> check_order("oracle")
-    Traceback (most recent call last):
-    ...
-    ValueError: order must be one of ('aligned', 'fixed') ...
-    """
-    if order not in ORDERS:
-        raise ValueError(f"order must be one of {ORDERS} (aligned: outputs permuted to match "
-                         f"from chunk to chunk, for PIT-trained models; fixed: output k is stem "
-                         f"k), got {order!r}")
-    return order
 
 
 def check_rate(sample_rate: object, model_rate: int) -> int:

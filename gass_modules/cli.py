@@ -307,7 +307,6 @@ def _summary(path: Path, result: Separation, info: dict, args: argparse.Namespac
         "chunk_seconds": chunk_seconds,
         "overlap": overlap,
         "order": model.order,  # fixed: labelled stems, output k is stem k, no re-alignment
-        "fixed_order": model.order == "fixed",  # the same, as reports before 'order' said it
         "threshold_db": args.threshold_db,
         "num_active": result.num_active,
         "sources": sources,

@@ -17,7 +17,6 @@ their own rate (``gass_modules.chunking``). What is here:
   model folder as is (``no_tuning``);
 * :func:`benchmark_scorer`: the recipe's scorer factory (also for recipes written before
   ``scorer:``, with their ``benchmark`` and ``stems`` keys);
-* :class:`BenchmarkBrain`: deprecated, ``SeparationBrain`` with the benchmark's scorer.
 
 The loss of labelled-stem benchmarks is ``gass_modules.losses.fixed_order_log_mse``; estimates
 meet references through ``gass_modules.metrics.align_to_references``.
@@ -31,7 +30,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -39,8 +37,7 @@ import torch
 from speechbrain.utils.distributed import if_main_process, run_on_main
 
 from gass_modules.brain import SeparationBrain
-from gass_modules.chunking import resolve_order
-from gass_modules.dataio.benchmarks import load_benchmark_set
+from gass_modules.dataio.benchmark_sets import load_benchmark_set
 from gass_modules.evaluation.benchmarks import BenchmarkScorer
 from gass_modules.inference import GASSSeparator
 from gass_modules.model_folder import CHECKPOINT_FILE, HPARAMS_FILE
@@ -57,9 +54,9 @@ def benchmark_scorer(hparams: Mapping, order: str | None = None
 
     ``hparams["scorer"]`` (``!name:gass_modules.evaluation.benchmarks.BenchmarkScorer`` with the
     benchmark's arguments), with ``order`` replaced when given (``no_tuning`` evaluates a PIT
-    model: ``"aligned"``). A recipe written before ``scorer:`` existed (``benchmark``, ``stems``,
-    ``eval_alignment``, ``csdr_window_seconds`` keys) gets the same scorer, with a
-    ``DeprecationWarning``.
+    model: ``"aligned"``). A recipe without ``scorer:`` (before gass 2.0.0 ``benchmark``,
+    ``stems``, ``eval_alignment`` and ``csdr_window_seconds`` keys made one) is an error that
+    says what to write.
 
     Arguments
     ---------
@@ -83,58 +80,13 @@ def benchmark_scorer(hparams: Mapping, order: str | None = None
     """
     factory = hparams.get("scorer")
     if factory is None:
-        if "benchmark" not in hparams or "stems" not in hparams:
-            raise KeyError("the recipe needs `scorer: !name:gass_modules.evaluation.benchmarks."
-                           "BenchmarkScorer` with its benchmark and stems")
-        warnings.warn("benchmark: and stems: without scorer: are deprecated; add `scorer: "
-                      "!name:gass_modules.evaluation.benchmarks.BenchmarkScorer` with benchmark, "
-                      "stems and order to the recipe", DeprecationWarning, stacklevel=2)
-        factory = functools.partial(
-            BenchmarkScorer, hparams["benchmark"], list(hparams["stems"]),
-            order=resolve_order(hparams.get("order"),
-                                eval_alignment=hparams.get("eval_alignment")),
-            csdr_window_seconds=float(hparams.get("csdr_window_seconds", 1.0)))
+        raise KeyError("the recipe needs `scorer: !name:gass_modules.evaluation.benchmarks."
+                       "BenchmarkScorer` with its benchmark, stems and order (the benchmark: "
+                       "and stems: keys alone were removed in gass 2.0.0; CHANGELOG.md)")
     if not callable(factory):
         raise TypeError(f"scorer must be a factory (`!name:` in the yaml), got "
                         f"{type(factory).__name__}")
     return factory if order is None else functools.partial(factory, order=order)
-
-
-class BenchmarkBrain(SeparationBrain):
-    """Deprecated: a ``SeparationBrain`` whose scorer is the benchmark's.
-
-    Use ``SeparationBrain`` with ``scorer: !name:gass_modules.evaluation.benchmarks.
-    BenchmarkScorer`` in the recipe (as the benchmark recipes do); this class only adds that
-    scorer from the recipe's ``benchmark`` and ``stems`` keys (:func:`benchmark_scorer`).
-
-    Arguments
-    ---------
-    modules, opt_class, hparams, run_opts, checkpointer
-        As for ``SeparationBrain``.
-
-    Example
-    -------
-    >>> import warnings
-    >>> from gass_modules.losses import fixed_order_log_mse
-    >>> model = ScaledCopies([0.5, 0.5], 8000)  # tests/doubles.py: g_s * mix
-    >>> with warnings.catch_warnings(record=True) as caught:
-    ...     warnings.simplefilter("always")
-    ...     brain = BenchmarkBrain({"separator": model}, None,
-    ...                            {"loss": fixed_order_log_mse, "benchmark": "dnr",
-    ...                             "stems": ["speech", "music"], "eval_alignment": "fixed"},
-    ...                            run_opts={"device": "cpu"})
-    >>> brain.order, brain.hparams.scorer().benchmark, caught[0].category.__name__
-    ('fixed', 'dnr', 'DeprecationWarning')
-    """
-
-    def __init__(self, modules=None, opt_class=None, hparams=None, run_opts=None,
-                 checkpointer=None) -> None:
-        warnings.warn("BenchmarkBrain is deprecated: use SeparationBrain with `scorer: "
-                      "!name:gass_modules.evaluation.benchmarks.BenchmarkScorer` in the recipe",
-                      DeprecationWarning, stacklevel=2)
-        hparams = {**(hparams or {}), "scorer": benchmark_scorer(hparams or {})}
-        super().__init__(modules=modules, opt_class=opt_class, hparams=hparams,
-                         run_opts=run_opts, checkpointer=checkpointer)
 
 
 # ------------------------------------------------------------------------------ recipe driver
@@ -314,7 +266,7 @@ def run_benchmark(hparams: dict, run_opts: Mapping, card: str) -> SeparationBrai
                                           run_opts={"device": run_opts.get("device") or "cpu"},
                                           trust_code=bool(hparams.get("trust_model_code")))
         settings = {**hparams, "eval_folder": output / "eval_no_tuning", "order": "aligned",
-                    "eval_alignment": None, "scorer": benchmark_scorer(hparams, "aligned"),
+                    "scorer": benchmark_scorer(hparams, "aligned"),
                     "eval_title": f"{hparams.get('benchmark', 'benchmark')}: GASS model "
                                   f"{source}, no tuning"}
         brain = SeparationBrain(modules={"separator": gass.mods.separator}, hparams=settings,
@@ -420,5 +372,5 @@ def run_benchmark_recipe(argv: list[str], prepare: Callable[..., object],
     return run_benchmark(hparams, run_opts, card)
 
 
-__all__ = ["PREPARE_KEYS", "BenchmarkBrain", "benchmark_scorer", "build_benchmark_sets",
+__all__ = ["PREPARE_KEYS", "benchmark_scorer", "build_benchmark_sets",
            "finetuning_settings", "run_benchmark", "run_benchmark_recipe"]

@@ -30,7 +30,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -46,7 +45,7 @@ from gass_modules.audio import (
     _truncation_warning,
     cached_resampler,
 )
-from gass_modules.chunking import Reader, check_rate, resolve_order, stream_separation
+from gass_modules.chunking import Reader, check_rate, stream_separation
 from gass_modules.lobes.base import check_mixture
 from gass_modules.lobes.masking import EncoderMaskerDecoder
 from gass_modules.model_folder import (
@@ -57,20 +56,22 @@ from gass_modules.model_folder import (
     MIN_CHUNK_SECONDS,
     _check_chunking,
     _check_separator,
+    folder_order,
     load_separator_checkpoint,
     unwrap_module,
 )
 from gass_modules.optional import FetchConfig, fetch_options, speechbrain_1_0_precision
+from gass_modules.order import resolve_order
 from gass_modules.pretrained import fetch_model_file, model_source
 from gass_modules.safe_hparams import load_model_description
-from gass_modules.stems import Separation, separate_to_stems  # Separation: importable from here
+from gass_modules.stems import Separation, separate_to_stems
 
 logger = logging.getLogger(__name__)
 MASKING_MODULES = ("encoder", "masknet", "decoder")  # SpeechBrain's separation layout
 MAX_MODEL_RATE = 768_000  # Hz: the highest rate audio interfaces record at
 MAX_CARD_BYTES = 1 << 20  # hyperparams.yaml: a card is ~1 KB; parsing 100s of MB takes minutes
 _TO_FILES_OPTIONS = ("out_dir", "channels", "keep_silent", "threshold_db", "overwrite",
-                     "on_block", "align", "protected")  # separate_file's before it followed SB
+                     "on_block", "protected")  # separate_file's before it followed SB
 
 
 class GASSSeparator(Pretrained):
@@ -93,8 +94,9 @@ class GASSSeparator(Pretrained):
         ``sample_rate`` and ``num_sources`` (matching the separator; SpeechBrain's ``num_spks``
         stands for ``num_sources``); optionally ``chunk_seconds`` and ``chunk_overlap`` (defaults
         for long inputs) and ``order``: ``"aligned"`` (default, PIT-trained outputs: chunks are
-        permuted to match) or ``"fixed"`` (labelled stems: output ``k`` is stem ``k``; the
-        deprecated ``fixed_order: true`` means the same).
+        permuted to match) or ``"fixed"`` (labelled stems: output ``k`` is stem ``k``); a folder
+        written before gass 2.0.0 may say ``fixed_order: true|false`` instead
+        (:func:`gass_modules.model_folder.folder_order`).
     run_opts : dict, optional
         SpeechBrain run options, e.g. ``{"device": "cuda:0", "precision": "bf16"}``.
     freeze_params : bool
@@ -144,7 +146,7 @@ class GASSSeparator(Pretrained):
                 raise ValueError(f"hparams {name}={getattr(self.hparams, name)!r} but the "
                                  f"separator has {name}={getattr(model, name)!r}; fix "
                                  f"{HPARAMS_FILE}")
-        self._order = resolve_order(hparams.get("order"), fixed_order=hparams.get("fixed_order"))
+        self._order = folder_order(hparams)
         if not 1 <= self.sample_rate <= MAX_MODEL_RATE:
             raise ValueError(f"sample_rate={self.sample_rate} Hz is not an audio rate a model "
                              f"runs at (1 to {MAX_MODEL_RATE} Hz); fix {HPARAMS_FILE}")
@@ -303,25 +305,6 @@ class GASSSeparator(Pretrained):
         """
         return self._order
 
-    @property
-    def fixed_order(self) -> bool:
-        """Deprecated: ``order == "fixed"``.
-
-        Example
-        -------
-        >>> import warnings
-        >>> sep = GASSSeparator(modules={"separator": ScaledCopies([1.0], 8000)},
-        ...                     hparams={"sample_rate": 8000, "num_sources": 1},
-        ...                     run_opts={"device": "cpu"})
-        >>> with warnings.catch_warnings(record=True) as caught:
-        ...     warnings.simplefilter("always")
-        ...     sep.fixed_order, caught[0].category.__name__
-        (False, 'DeprecationWarning')
-        """
-        warnings.warn("GASSSeparator.fixed_order is deprecated: use GASSSeparator.order "
-                      "('aligned' or 'fixed')", DeprecationWarning, stacklevel=2)
-        return self._order == "fixed"
-
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """Same as :meth:`separate_batch` at the model's rate.
 
@@ -339,8 +322,7 @@ class GASSSeparator(Pretrained):
 
     def separate_batch(self, mix: torch.Tensor, sample_rate: int | None = None,
                        chunk_seconds: float | None = None, overlap: float | None = None,
-                       progress: bool = False, order: str | None = None,
-                       align: bool | None = None) -> torch.Tensor:
+                       progress: bool = False, order: str | None = None) -> torch.Tensor:
         """Separates a batch of mixtures of any length and rate.
 
         Items are independent (each has its own chunk alignment). All ``S`` outputs are returned,
@@ -362,8 +344,6 @@ class GASSSeparator(Pretrained):
         order : str, optional
             ``"aligned"`` (each chunk's outputs permuted to match the previous chunk's) or
             ``"fixed"`` (output ``k`` is stem ``k``); default: the model folder's ``order``.
-        align : bool, optional
-            Deprecated name of ``order`` (true: ``"aligned"``, false: ``"fixed"``).
 
         Returns
         -------
@@ -380,7 +360,7 @@ class GASSSeparator(Pretrained):
         signal = mix.detach().float().to(self.device)  # chunks stay on the model's device
         blocks = [est for _, est in self._stream(
             signal, sample_rate=rate, chunk_seconds=chunk_seconds, overlap=overlap,
-            order=resolve_order(order, default=self.order, align=align), progress=progress,
+            order=resolve_order(order, default=self.order), progress=progress,
             name="batch")]
         return torch.cat(blocks, dim=1).to(mix.device)  # [B, T, S]
 
@@ -474,7 +454,6 @@ class GASSSeparator(Pretrained):
         progress: bool = False,
         order: str | None = None,
         protected: Iterable[str | os.PathLike] = (),
-        align: bool | None = None,
         residual: bool = False,
     ) -> Separation:
         """Separates an audio file (wav, flac, ogg, ...) of any length, rate and channel count
@@ -517,8 +496,6 @@ class GASSSeparator(Pretrained):
         protected : iterable of paths
             Files never written over, e.g. the other inputs of a batch (``gass-separate`` passes
             all its inputs); a stem named like one is an error. ``path`` itself always is.
-        align : bool, optional
-            Deprecated name of ``order`` (true: ``"aligned"``, false: ``"fixed"``).
         residual : bool
             Also give the mixture minus the stems (``<name>_residual.wav``, or
             ``Separation.residual``): see :func:`gass_modules.stems.separate_to_stems`.
@@ -549,7 +526,7 @@ class GASSSeparator(Pretrained):
         >>> soundfile.info(result.files[0]).samplerate, soundfile.info(result.files[0]).channels
         (44100, 2)
         """
-        order = resolve_order(order, default=self.order, align=align)
+        order = resolve_order(order, default=self.order)
         stream = functools.partial(self._stream, chunk_seconds=chunk_seconds, overlap=overlap,
                                    order=order, progress=progress)
         return separate_to_stems(stream, path, model_rate=self.sample_rate,

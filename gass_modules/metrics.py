@@ -16,7 +16,7 @@ which align by themselves as the FUSS evaluation does.
   per-mixture mean is :func:`active_mean` (over the active references), not ``.mean(-1)``,
   which would count empty slots.
 * FUSS (Wisdom et al., 2021) and MUSDB (uSDR, cSDR) protocol metrics are in
-  :mod:`gass_modules.benchmark_metrics` (also importable from here), with the same conventions.
+  :mod:`gass_modules.benchmark_metrics`, with the same conventions.
 
 Conventions for silence and perfection (no metric returns NaN or Inf):
 
@@ -46,11 +46,10 @@ from __future__ import annotations
 import fast_bss_eval
 import torch
 
-from gass_modules.compat import moved_names
 from gass_modules.losses import best_permutation, check_sources, permute
+from gass_modules.order import check_order
 
 __all__ = [
-    "ALIGNMENTS",
     "DB_LIMIT",
     "active_mean",
     "active_sources",
@@ -64,17 +63,7 @@ __all__ = [
     "snri",
 ]
 
-# The FUSS and MUSDB protocol metrics moved to gass_modules.benchmark_metrics (#16), which builds
-# on this module; they stay importable from here, resolved when first used.
-__getattr__ = moved_names(__name__, {
-    name: "gass_modules.benchmark_metrics"
-    for name in ("fuss_active_estimates", "fuss_multi_source_si_snri",
-                 "fuss_single_source_si_snr", "musdb_csdr", "musdb_usdr", "_museval_metrics")
-})
-
 DB_LIMIT = 100.0
-# How estimates meet references: the best permutation (PIT models) or output k for stem k.
-ALIGNMENTS = ("oracle", "fixed")
 
 
 def _ratio_db(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
@@ -459,10 +448,10 @@ def align_estimates(targets: torch.Tensor, estimates: torch.Tensor) -> torch.Ten
 
 
 def align_to_references(targets: torch.Tensor, estimates: torch.Tensor,
-                        alignment: str = "oracle") -> torch.Tensor:
+                        order: str = "aligned") -> torch.Tensor:
     """The estimates matched to the references, as many as there are references.
 
-    ``fixed`` keeps output ``k`` for reference ``k``; ``oracle`` takes the permutation that
+    ``"fixed"`` keeps output ``k`` for reference ``k``; ``"aligned"`` takes the permutation that
     maximises the summed SI-SNR over the active references (:func:`align_estimates`), one
     permutation for all channels. With more outputs than references (a 4-output GASS model on
     Libri2Mix) the references get all-zero slots first, so the surplus outputs are matched to
@@ -474,8 +463,9 @@ def align_to_references(targets: torch.Tensor, estimates: torch.Tensor,
         ``[C, T, S_ref]`` references (channels first; ``C = 1`` for mono).
     estimates : torch.Tensor
         ``[C, T, S_est]`` estimates.
-    alignment : str
-        ``oracle`` or ``fixed``.
+    order : str
+        The model's output order (:mod:`gass_modules.order`): ``"aligned"`` (PIT-trained
+        outputs: best permutation) or ``"fixed"`` (output ``k`` is stem ``k``).
 
     Returns
     -------
@@ -490,16 +480,14 @@ def align_to_references(targets: torch.Tensor, estimates: torch.Tensor,
     >>> torch.equal(align_to_references(refs, est), refs)
     True
     """
-    if alignment not in ALIGNMENTS:
-        raise ValueError(f"alignment must be one of {ALIGNMENTS} (oracle: best permutation, "
-                         f"for PIT-trained models; fixed: stem order), got {alignment!r}")
+    check_order(order)
     if targets.dim() != 3 or estimates.dim() != 3 or targets.shape[:2] != estimates.shape[:2]:
         raise ValueError(f"expected targets [C, T, S] and estimates [C, T, S'] with the same C "
                          f"and T, got {tuple(targets.shape)} and {tuple(estimates.shape)}")
     num_refs, num_est = targets.shape[-1], estimates.shape[-1]
     if num_est < num_refs:
         estimates = torch.nn.functional.pad(estimates, (0, num_refs - num_est))
-    if alignment == "fixed":
+    if order == "fixed":
         return estimates[..., :num_refs]
     slots = max(num_refs, num_est)
     refs = torch.nn.functional.pad(targets, (0, slots - num_refs))

@@ -15,8 +15,10 @@ network, and without running code from it (:mod:`gass_modules.safe_hparams`: reg
 separator classes and plain data only; ``trust_code=True`` opts into full hyperpyyaml). Folders
 written before model cards were structured (the recipe's card text plus the same keys, e.g. the
 bundled ``gass_modules/pretrained/gass_mini``) have the same keys and load the same way, and so
-do folders that record the output order as the deprecated ``fixed_order: true|false`` instead of
-``order: fixed|aligned``.
+do folders written before gass 2.0.0 that record the output order as ``fixed_order: true|false``
+instead of ``order: fixed|aligned`` (:func:`folder_order`; folders on disk cannot be rewritten),
+or that name classes and functions by their paths of an earlier layout
+(:data:`gass_modules.safe_hparams.FORMER_PATHS`).
 
 Authors
  * gass developers 2026
@@ -29,6 +31,7 @@ import logging
 import math
 import os
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +43,7 @@ from hyperpyyaml import load_hyperpyyaml, resolve_references
 from torch import nn
 
 from gass_modules.lobes.base import SeparatorDescription
+from gass_modules.order import check_order, order_from_former, resolve_order
 from gass_modules.safe_hparams import LOAD_HOOK, PRETRAINER, registered_separators
 
 logger = logging.getLogger(__name__)
@@ -263,7 +267,7 @@ class ModelCard:
         Class path, constructor arguments, ``sample_rate`` and ``num_sources``
         (:func:`describe_separator`).
     order : str
-        Output order (``gass_modules.chunking``): ``"aligned"`` for unordered outputs (PIT
+        Output order (:mod:`gass_modules.order`): ``"aligned"`` for unordered outputs (PIT
         training; chunks of long inputs are re-aligned), ``"fixed"`` for labelled stems (output
         ``k`` is always stem ``k``).
     chunk_seconds : float
@@ -303,8 +307,6 @@ class ModelCard:
 
     def __post_init__(self) -> None:
         _check_chunking(self.chunk_seconds, self.chunk_overlap)
-        from gass_modules.chunking import check_order  # chunking imports this module
-
         check_order(self.order)
 
     def to_yaml(self) -> str:
@@ -413,8 +415,7 @@ def save_model_folder(
     *,
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
     overlap: float = DEFAULT_OVERLAP,
-    order: str | None = None,
-    fixed_order: bool | None = None,
+    order: str = "aligned",
     overwrite: bool = False,
     card: str | os.PathLike | None = None,
     overrides: Mapping | str | None = None,
@@ -449,13 +450,11 @@ def save_model_folder(
         Default chunk length for long inputs, stored in the folder (``chunk_seconds``).
     overlap : float
         Default fraction of a chunk shared with the next one, in (0, 0.5] (``chunk_overlap``).
-    order : str, optional
+    order : str
         ``"aligned"`` (the default; outputs of a PIT-trained model: long inputs are stitched
         with the chunks' source order aligned) or ``"fixed"`` (labelled stems, output ``k`` is
         always stem ``k``, e.g. DnR or MUSDB18 trained without permutation: no re-alignment,
-        stems keep their index); see ``gass_modules.chunking``.
-    fixed_order : bool, optional
-        Deprecated name of ``order`` (true: ``"fixed"``), with a ``DeprecationWarning``.
+        stems keep their index); see :mod:`gass_modules.order`.
     overwrite : bool
         Replace an existing model folder's files; otherwise a ``FileExistsError`` is raised.
     card : str or os.PathLike, optional
@@ -483,9 +482,6 @@ def save_model_folder(
     >>> sep.mods.separator.gains.tolist()  # the trained values, not the constructor's
     [0.5, 1.5]
     """
-    from gass_modules.chunking import resolve_order  # chunking imports this module
-
-    order = resolve_order(order, fixed_order=fixed_order)
     module = unwrap_module(separator)
     _check_separator(module, "save_model_folder")
     description = describe_separator(module)
@@ -519,6 +515,51 @@ def save_model_folder(
     return out_dir
 
 
+def folder_order(hparams: Mapping, where: str = HPARAMS_FILE) -> str:
+    """The output order a model folder's hyperparameters record (``"aligned"`` when none).
+
+    ``order: aligned|fixed`` is the current key; folders written before it say ``fixed_order:
+    true|false``, which is read as ``order: fixed|aligned`` with a ``DeprecationWarning`` that
+    says how to re-save the folder. This is one of the two compatibility paths kept in 2.0.0
+    (the other: :data:`gass_modules.safe_hparams.FORMER_PATHS`): a folder on disk cannot be
+    rewritten by an upgrade of the code that reads it.
+
+    Arguments
+    ---------
+    hparams : Mapping
+        The folder's top-level keys (``hyperparams.yaml`` loaded).
+    where : str
+        The file, for messages.
+
+    Returns
+    -------
+    str
+        ``"aligned"`` or ``"fixed"``.
+
+    Example
+    -------
+    >>> folder_order({"order": "fixed"}), folder_order({})
+    ('fixed', 'aligned')
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     folder_order({"fixed_order": True}), caught[0].category.__name__
+    ('fixed', 'DeprecationWarning')
+    """
+    order = hparams.get("order")
+    former = hparams.get("fixed_order")
+    if former is None:
+        return resolve_order(order)
+    mapped = order_from_former("fixed_order", former)
+    if order is not None and check_order(order) != mapped:
+        raise ValueError(f"{where} says order: {order} and fixed_order: {former} (order: "
+                         f"{mapped}); keep order: alone")
+    warnings.warn(f"{where} was written before gass 2.0.0 (fixed_order: "
+                  f"{str(former).lower()}): read as order: {mapped}; to write the current "
+                  "keys, load it and save it again with save_model_folder",
+                  DeprecationWarning, stacklevel=2)
+    return mapped
+
+
 def _read_card(card: str | os.PathLike) -> tuple[str, str]:
     """Returns (yaml text, description) for a card given as a path or as yaml text."""
     if isinstance(card, os.PathLike) or (
@@ -535,5 +576,5 @@ def _read_card(card: str | os.PathLike) -> tuple[str, str]:
 
 
 __all__ = ["CHECKPOINT_FILE", "DEFAULT_CHUNK_SECONDS", "DEFAULT_OVERLAP", "HPARAMS_FILE",
-           "ModelCard", "describe_separator", "load_separator_checkpoint", "save_model_folder",
-           "unwrap_module"]
+           "ModelCard", "describe_separator", "folder_order", "load_separator_checkpoint",
+           "save_model_folder", "unwrap_module"]

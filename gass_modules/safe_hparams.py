@@ -10,7 +10,8 @@ recipes' ``no_tuning`` evaluation and the ASR front-end recipe) read it with
 * plain yaml data (numbers, strings, booleans, null, lists, mappings, anchors and aliases);
 * ``!new:<class>`` with a mapping or list of arguments, where ``<class>`` is a registered
   separator class: the gass separators (:data:`BUILTIN_SEPARATORS`) and classes registered with
-  :func:`register_separator`;
+  :func:`register_separator`; a path of an earlier layout is read as its current one
+  (:data:`FORMER_PATHS`, the one table of moves, also for ``!name:`` paths);
 * ``!ref <key>`` to another key of the file (``<a.b>`` for a nested one), without arithmetic;
 * ``modules`` and ``pretrainer`` exactly as :func:`gass_modules.model_folder.save_model_folder`
   writes them (the SpeechBrain interface keys; they are checked, never run: the separator's
@@ -52,8 +53,19 @@ TRUST_HINT = ("if you trust the folder's source, load it with trust_code=True (P
               "separator class, register it with gass_modules.safe_hparams.register_separator")
 PRETRAINER = "speechbrain.utils.parameter_transfer.Pretrainer"
 LOAD_HOOK = "gass_modules.model_folder.load_separator_checkpoint"
-# Folders exported before the hook moved to model_folder name it here; still the same function.
-_LOAD_HOOKS = (LOAD_HOOK, "gass_modules.inference.load_separator_checkpoint")
+# THE table of moves (one place): a class or function path that a model folder written by an
+# earlier version names -> where it is now. Folders on disk cannot be rewritten, so the safe
+# loader reads the old paths through this table (one of the two compatibility paths kept in
+# 2.0.0; the other is model_folder.folder_order). When a module moves, add one row per separator
+# class and per function a folder can name (old path -> new path); a row may point to an older
+# row's key, chains are followed (current_path). Old paths are spelled from _OLD, so that a
+# script rewriting the package's import paths (``gass_modules.X`` -> ``gass_modules.pkg.Y``)
+# leaves these records of the past as they are; values are current paths.
+_OLD = "gass_modules"
+FORMER_PATHS: dict[str, str] = {
+    # before #16 (model folders exported before the split of inference.py): the load hook
+    f"{_OLD}.inference.load_separator_checkpoint": LOAD_HOOK,
+}
 # Bounds on a model folder's yaml: a real card has a few hundred values and a few levels; aliases
 # can make a 400-byte file stand for billions of values ("billion laughs"), so the file may stand
 # for at most this many values (aliases expanded, counted in linear time) and levels.
@@ -123,6 +135,35 @@ def registered_separators() -> list[str]:
     return list(BUILTIN_SEPARATORS) + sorted(set(_registered) - set(BUILTIN_SEPARATORS))
 
 
+def current_path(path: str) -> str:
+    """Where a class or function that a model folder names is now (:data:`FORMER_PATHS`).
+
+    Arguments
+    ---------
+    path : str
+        A dotted path as a folder's ``!new:`` or ``!name:`` tag writes it.
+
+    Returns
+    -------
+    str
+        The current path (``path`` itself when it never moved).
+
+    Example
+    -------
+    >>> current_path(f"{_OLD}.inference.load_separator_checkpoint")  # a folder from before #16
+    'gass_modules.model_folder.load_separator_checkpoint'
+    >>> current_path("gass_modules.lobes.bsrnn.BSRNN")
+    'gass_modules.lobes.bsrnn.BSRNN'
+    """
+    seen = {path}
+    while path in FORMER_PATHS:
+        path = FORMER_PATHS[path]
+        if path in seen:
+            raise ValueError(f"FORMER_PATHS has a cycle through {path}")
+        seen.add(path)
+    return path
+
+
 def _separator_class(path: str) -> type:
     """The registered class at ``path`` (built-in ones are imported from gass_modules)."""
     if path in _registered:
@@ -170,11 +211,11 @@ def _construct_new(loader: _Loader, target: str, node: yaml.Node) -> _New:
     else:
         raise UntrustedCodeError(f"line {node.start_mark.line + 1}: !new:{target} needs a "
                                  "mapping (keyword arguments) or a list (positional arguments)")
-    return _New(target, args, node.start_mark.line + 1)
+    return _New(current_path(target), args, node.start_mark.line + 1)
 
 
 def _construct_name(loader: _Loader, target: str, node: yaml.Node) -> _Tagged:
-    return _Tagged("!name", target, node.start_mark.line + 1)
+    return _Tagged("!name", current_path(target), node.start_mark.line + 1)
 
 
 def _construct_ref(loader: _Loader, node: yaml.Node) -> _Tagged:
@@ -337,7 +378,7 @@ def _check_interface_keys(tree: dict, where: str) -> None:
             hook = hooks.get("separator") if isinstance(hooks, dict) else None
             expected = (isinstance(hooks, dict) and set(hooks) == {"separator"}
                         and isinstance(hook, _Tagged) and hook.tag == "!name"
-                        and hook.value in _LOAD_HOOKS)
+                        and hook.value == LOAD_HOOK)
         if not expected:
             raise UntrustedCodeError(f"{where}: pretrainer is not the one save_model_folder "
                                      f"writes (a {PRETRAINER} loading the separator with "
@@ -470,5 +511,5 @@ def load_model_description(text: str, overrides: Mapping | str | None = None,
     return _build(tree, {})
 
 
-__all__ = ["BUILTIN_SEPARATORS", "UntrustedCodeError", "load_model_description",
-           "register_separator", "registered_separators"]
+__all__ = ["BUILTIN_SEPARATORS", "FORMER_PATHS", "UntrustedCodeError", "current_path",
+           "load_model_description", "register_separator", "registered_separators"]

@@ -4,7 +4,6 @@
 SpeechBrain ASR interface (``EncoderASR``, ``EncoderDecoderASR``: anything with
 ``transcribe_batch(wavs, wav_lens)``) and returns one :class:`StreamTranscript` per active
 stream, most speech-like first (:class:`~gass_modules.intonation.IntonationScore` by default).
-Also importable from :mod:`gass_modules.asr_frontend`, where it was defined before #16.
 
 Authors
  * gass developers 2026

@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from gass_modules.dataio.manifest import scan_audio
+from gass_modules.dataio.scan import scan_audio
 
 
 def main(argv: list[str] | None = None) -> int:

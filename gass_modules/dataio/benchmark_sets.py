@@ -10,8 +10,7 @@ recordings at their own rate and channel count (``mix [C, T]``, ``targets [C, T,
 
 Unlike mixer items, benchmark mixtures need not equal the sum of their targets: Libri2Mix's
 ``mix_both`` adds noise and DnR adds a low noise floor to every mix. The mixture file is what the
-separator hears; the targets are the official references. :func:`load_benchmark_set` is also
-importable from :mod:`gass_modules.dataio.benchmarks`, where it was defined before #16.
+separator hears; the targets are the official references.
 
 Authors
  * gass developers 2026

@@ -15,7 +15,7 @@ the four have in common:
   ``sample_rate`` and ``channels``, and a record of the preparation options so that a second run
   with the same options is skipped, as SpeechBrain recipes do;
 * :func:`~gass_modules.dataio.benchmark_sets.load_benchmark_set`
-  (:mod:`gass_modules.dataio.benchmark_sets`, also importable from here) reads such a manifest
+  (:mod:`gass_modules.dataio.benchmark_sets`) reads such a manifest
   back as a ``DynamicItemDataset`` of mixer items.
 
 Authors
@@ -33,14 +33,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from gass_modules.compat import moved_names
 from gass_modules.dataio.scan import AudioHeader, probe_audio
 
 logger = logging.getLogger(__name__)
-
-# Loading benchmark sets moved to gass_modules.dataio.benchmark_sets (#16), which reads the
-# manifests written here; load_benchmark_set stays importable from here, resolved when used.
-__getattr__ = moved_names(__name__, {"load_benchmark_set": "gass_modules.dataio.benchmark_sets"})
 
 OPTIONS_FILE = "prepare_options.json"
 FIXED_COLUMNS = ("ID", "duration", "mix_wav")

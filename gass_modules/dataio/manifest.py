@@ -22,7 +22,7 @@ loads with ``DynamicItemDataset.from_csv``.
 
 Manifests are made from folders of audio files by :func:`~gass_modules.dataio.scan.scan_audio`
 and checked against the files by :func:`~gass_modules.dataio.scan.check_clips`
-(:mod:`gass_modules.dataio.scan`; those names are also importable from here).
+(:mod:`gass_modules.dataio.scan`).
 
 Authors
  * gass developers 2026
@@ -40,18 +40,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from gass_modules.compat import moved_names
 from gass_modules.dataio.columns import StringColumn
 
 CSV_COLUMNS = ("ID", "duration", "wav", "frames", "sample_rate", "channels", "category", "group")
 
-# Scanning folders and probing files moved to gass_modules.dataio.scan (#16), which builds
-# manifests; those names stay importable from here, resolved when first used.
-__getattr__ = moved_names(__name__, {
-    name: "gass_modules.dataio.scan"
-    for name in ("AUDIO_EXTENSIONS", "AudioHeader", "ScanReport", "check_clips", "probe_audio",
-                 "probe_files", "scan_audio")
-})
 
 _VARIABLE = re.compile(r"\$([\w.]+)")
 # Integer columns and the ranges their storage (int64, int32, int16) and audio allow.

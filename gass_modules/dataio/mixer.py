@@ -21,7 +21,7 @@ Items follow the mixer-item contract (docs/architecture.md, "Mixer item"): ``id`
 ``mix == targets.sum(-1)`` and empty slots are exactly zero. The datasets that consume them
 with SpeechBrain's dataloader (evaluation sets, live or frozen to wav + csv, and the training
 stream ``MixtureStream``) are in :mod:`gass_modules.dataio.mixture_sets`, and the scenario
-table in :mod:`gass_modules.dataio.scenario`; both stay importable from here.
+table in :mod:`gass_modules.dataio.scenario`.
 
 Run the mixer in dataloader workers (``num_workers >= 1``), where PyTorch uses one intra-op
 thread: its resampling convolutions are small, and with several threads on a busy CPU they can
@@ -44,20 +44,13 @@ import soundfile as sf
 import torch
 
 from gass_modules.audio import cached_resampler
-from gass_modules.compat import moved_names
 from gass_modules.dataio.manifest import Manifest, load_manifest
-from gass_modules.dataio.scenario import DEFAULT_SCENARIO, Scenario
+from gass_modules.dataio.scenario import Scenario
 
 logger = logging.getLogger(__name__)
 
 ITEM_KEYS = ("id", "mix", "targets", "num_sources", "categories")
 
-# The datasets of mixer draws moved to gass_modules.dataio.mixture_sets (#16), which builds on
-# this module; they stay importable from here, resolved when first used.
-__getattr__ = moved_names(__name__, {
-    name: "gass_modules.dataio.mixture_sets"
-    for name in ("MixtureStream", "export_eval_set", "load_eval_set", "make_eval_set")
-})
 
 
 # ------------------------------------------------------------------------------------ audio
@@ -560,5 +553,5 @@ def mixture_rng(seed: int, *keys: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), *map(int, keys)]))
 
 
-__all__ = ["DEFAULT_SCENARIO", "ITEM_KEYS", "GASSMixer", "Mixture", "Scenario", "crop_clip",
+__all__ = ["ITEM_KEYS", "GASSMixer", "Mixture", "crop_clip",
            "mixture_rng", "resample", "rms_db", "role_tables"]

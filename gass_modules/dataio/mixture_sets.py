@@ -10,9 +10,7 @@ dataloader and ``PaddedBatch``:
   seeded from (seed, epoch, rank, k) with ``k`` strided over dataloader workers, so DDP ranks and
   workers never repeat each other's mixtures.
 
-Evaluation and training items are drawn from different seed streams, so they never meet. These
-names are also importable from :mod:`gass_modules.dataio.mixer`, where they were defined before
-#16.
+Evaluation and training items are drawn from different seed streams, so they never meet.
 
 Authors
  * gass developers 2026

@@ -8,9 +8,6 @@
   Manifest` (one group per speaker / song / recording folder) and a :class:`ScanReport`.
 * :func:`check_clips` finds the rows of a manifest that a mixer could not read.
 
-These names are also importable from :mod:`gass_modules.dataio.manifest`, where they were
-defined before #16.
-
 Authors
  * gass developers 2026
 """

@@ -53,7 +53,8 @@ import numpy as np
 import torch
 from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
 
-from gass_modules.dataio.mixer import GASSMixer, Scenario, crop_clip, mixture_rng, role_tables
+from gass_modules.dataio.mixer import GASSMixer, crop_clip, mixture_rng, role_tables
+from gass_modules.dataio.scenario import Scenario
 from gass_modules.dataio.shard_loader import ShardLoader
 from gass_modules.dataio.shard_stream import CategoryStream, Entry, reader_info
 from gass_modules.dataio.shards import ShardError, ShardIndex

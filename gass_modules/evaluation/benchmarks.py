@@ -7,7 +7,7 @@ benchmark is one :func:`register_benchmark` call; :class:`BenchmarkScorer` (the 
 benchmark recipes give ``SeparationBrain``, :mod:`gass_modules.evaluation.scorer`) looks it up by
 name.
 
-Metrics (all from ``gass_modules.metrics``):
+Metrics (from ``gass_modules.metrics`` and ``gass_modules.benchmark_metrics``):
 
 * FUSS (Wisdom et al., 2021, DCASE 2020 task 4 evaluation): estimates aligned to the references;
   SI-SNR without mean removal; a (reference, estimate) pair counts when the reference is active
@@ -39,8 +39,8 @@ from pathlib import Path
 
 import torch
 
-from gass_modules import metrics
-from gass_modules.chunking import resolve_order
+from gass_modules import benchmark_metrics, metrics
+from gass_modules.order import resolve_order
 
 __all__ = ["BENCHMARK_METRICS", "BenchmarkMetrics", "BenchmarkScorer", "register_benchmark"]
 
@@ -148,16 +148,14 @@ class BenchmarkScorer:
     stems : sequence of str
         Reference slot names (``s1, s2``; ``speech, music, sfx``; ...), for column names.
     order : str
-        The model's output order (``gass_modules.chunking``): ``"aligned"`` (PIT-trained models,
+        The model's output order (:mod:`gass_modules.order`): ``"aligned"`` (PIT-trained models,
         no-tuning evaluation: estimates matched to the references by the best permutation,
-        ``metrics.align_to_references(..., "oracle")``) or ``"fixed"`` (stem-ordered models:
+        ``metrics.align_to_references(..., "aligned")``) or ``"fixed"`` (stem-ordered models:
         output ``k`` is reference ``k``).
     csdr_window_seconds : float
         MUSDB cSDR frame length and hop (1 s in SiSEC 2018).
     sdr_filter_length : int
         Libri2Mix SDR distortion-filter taps (512 in BSS Eval).
-    alignment : str, optional
-        Deprecated name of ``order``: ``"oracle"`` (``"aligned"``) or ``"fixed"``.
 
     Example
     -------
@@ -165,18 +163,17 @@ class BenchmarkScorer:
     >>> refs = torch.randn(1, 4000, 2)
     >>> aligned = scorer.add("m1", refs.sum(-1), refs, refs[..., [1, 0]] + 0.01 * torch.randn(
     ...                      1, 4000, 2), 8000)
-    >>> 35 < scorer.summary()["SI-SNR"] < 45, scorer.alignment
-    (True, 'oracle')
+    >>> 35 < scorer.summary()["SI-SNR"] < 45, scorer.order
+    (True, 'aligned')
     """
 
     def __init__(self, benchmark: str, stems: Sequence[str], order: str | None = None,
-                 csdr_window_seconds: float = 1.0, sdr_filter_length: int = 512, *,
-                 alignment: str | None = None) -> None:
+                 csdr_window_seconds: float = 1.0, sdr_filter_length: int = 512) -> None:
         if benchmark not in BENCHMARK_METRICS:
             raise ValueError(f"benchmark must be one of {sorted(BENCHMARK_METRICS)} (or one "
                              f"added with register_benchmark), got {benchmark!r}")
         self.benchmark = benchmark
-        self.order = resolve_order(order, alignment=alignment)
+        self.order = resolve_order(order)
         self.stems = list(stems)
         if not self.stems:
             raise ValueError("stems must name at least one reference slot")
@@ -184,12 +181,6 @@ class BenchmarkScorer:
         self.sdr_filter_length = int(sdr_filter_length)
         self.rows: list[dict] = []
         self.skipped: list[str] = []
-
-    @property
-    def alignment(self) -> str:
-        """How estimates meet references (``metrics.ALIGNMENTS``): ``"oracle"`` for
-        ``order="aligned"``, ``"fixed"`` for ``order="fixed"``."""
-        return "oracle" if self.order == "aligned" else "fixed"
 
     @property
     def metrics(self) -> BenchmarkMetrics:
@@ -230,7 +221,7 @@ class BenchmarkScorer:
             raise ValueError(f"expected {len(self.stems)} reference slots ({self.stems}), got "
                              f"{targets.shape[-1]}")
         targets, estimates, mix = (x.detach().double().cpu() for x in (targets, estimates, mix))
-        aligned = metrics.align_to_references(targets, estimates, self.alignment)  # [C, T, S]
+        aligned = metrics.align_to_references(targets, estimates, self.order)  # [C, T, S]
         row = self.metrics.score(self, mix, targets, aligned, sample_rate)
         if row is None:
             self.skipped.append(mix_id)
@@ -263,7 +254,7 @@ class BenchmarkScorer:
         """
         note = self.metrics.note.format(**vars(self))
         lines = [f"### {title}" if title else "### Results", "",
-                 f"alignment: {self.alignment}; {note}", "",
+                 f"order: {self.order}; {note}", "",
                  "| metric | value |", "| --- | --- |"]
         for key, value in self.summary().items():
             shown = f"{value:.0f}" if key == "recordings" else (
@@ -312,7 +303,7 @@ def _score_fuss(scorer, mix, targets, aligned, rate):
         return None
     si = metrics.si_snr(refs, est, zero_mean=False)[0]
     sii = metrics.si_snri(refs, est, x, zero_mean=False)[0]
-    active_est = metrics.fuss_active_estimates(refs, est)[0]  # [S]
+    active_est = benchmark_metrics.fuss_active_estimates(refs, est)[0]  # [S]
     counted = active & active_est
     row = {"num_active_refs": int(active.sum()), "num_active_seps": int(active_est.sum())}
     for k, stem in enumerate(scorer.stems):
@@ -365,7 +356,7 @@ def _summarize_librimix(scorer):
 # ----------------------------------------------------------------------- DnR and MUSDB18
 def _score_dnr(scorer, mix, targets, aligned, rate):
     refs, est = _mono(targets), _mono(aligned)
-    sdr, si_sdr = metrics.musdb_usdr(refs, est)[0], metrics.si_snr(refs, est)[0]
+    sdr, si_sdr = benchmark_metrics.musdb_usdr(refs, est)[0], metrics.si_snr(refs, est)[0]
     row = {}
     for k, stem in enumerate(scorer.stems):
         row[f"sdr_{stem}"] = float(sdr[k])
@@ -376,8 +367,8 @@ def _score_dnr(scorer, mix, targets, aligned, rate):
 def _score_musdb(scorer, mix, targets, aligned, rate):
     refs, est = targets.unsqueeze(0), aligned.unsqueeze(0)  # [1, C, T, S]
     window = max(1, round(scorer.csdr_window_seconds * rate))
-    csdr = metrics.musdb_csdr(refs, est, window=window, hop=window)[0]
-    usdr = metrics.musdb_usdr(refs, est)[0]
+    csdr = benchmark_metrics.musdb_csdr(refs, est, window=window, hop=window)[0]
+    usdr = benchmark_metrics.musdb_usdr(refs, est)[0]
     row = {}
     for k, stem in enumerate(scorer.stems):
         row[f"csdr_{stem}"] = float(csdr[k])

@@ -25,7 +25,7 @@ The skeleton (STFT, band split, blocks, mask MLPs, iSTFT) is :class:`BandSplitSe
 passes BLSTM blocks, and other band-split models their own (BS-RoFormer,
 :mod:`gass_modules.lobes.bs_roformer`, transformer blocks, with ``norm="rms"``).
 
-The parts live in their own modules and stay importable from here: band plans in Hz and their
+The parts live in their own modules: band plans in Hz and their
 bin ranges in :mod:`gass_modules.lobes.bands` (presets ``"music"``, ``"speech"``, ``"gass"``,
 ``"roformer"``, ``"tiger"``, ``"tiger_dnr"``), :class:`BandSplit` and :class:`MaskEstimator` with
 their norms in :mod:`gass_modules.lobes.band_layers`, and :class:`ExportableBLSTM` (a BLSTM that
@@ -46,38 +46,11 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 from torch import nn
 
-# Band plans, band layers and the exportable BLSTM live in their own modules since #16; their
-# names stay importable from here (``from gass_modules.lobes.bsrnn import band_bins``).
-from gass_modules.lobes.band_layers import (  # noqa: F401 (private names kept importable)
-    BAND_NORM_EPS,
-    BAND_NORMS,
-    BAND_SPLIT_NORMS,
-    BandGroups,
-    BandSplit,
-    MaskEstimator,
-    _check_bins,
-    _GroupedBandLayers,
-    _inverse,
-)
-from gass_modules.lobes.bands import (  # noqa: F401 (private names kept importable)
-    BAND_PLANS,
-    GASS_PLAN,
-    MUSIC_PLAN,
-    ROFORMER_PLAN,
-    SPEECH_PLAN,
-    TIGER_DNR_PLAN,
-    TIGER_PLAN,
-    Band,
-    _exact_hz,
-    _preset,
-    band_bins,
-    bin_width_bands,
-    check_band_plan,
-    uniform_bands,
-)
+from gass_modules.lobes.band_layers import BAND_NORMS, BandSplit, MaskEstimator
+from gass_modules.lobes.bands import band_bins
 from gass_modules.lobes.base import Separator, check_positive_int
 from gass_modules.lobes.blocks import ISTFTDecoder, STFTEncoder, apply_complex_masks
-from gass_modules.lobes.blstm import ExportableBLSTM, ResidualBLSTM, _scan_blstm  # noqa: F401
+from gass_modules.lobes.blstm import ResidualBLSTM
 from gass_modules.lobes.causal import ResidualLSTM, StreamingSTFT
 from gass_modules.lobes.masking import check_encoder_features, make_mask_activation
 
@@ -584,9 +557,5 @@ def _band_masks(model: BandSplitSeparator | BSRNNMasker, spec: torch.Tensor) -> 
     return model.mask_estimator(z)  # [B, S, F, T', 2]
 
 
-__all__ = ["BAND_NORMS", "BAND_NORM_EPS", "BAND_PLANS", "BAND_SPLIT_NORMS", "BSRNN", "BSRNNMasker",
-           "Band", "BandGroups", "BandSequenceBlock", "BandSplit", "BandSplitSeparator",
-           "ExportableBLSTM", "GASS_PLAN", "MUSIC_PLAN", "MaskEstimator", "ROFORMER_PLAN",
-           "ResidualBLSTM", "SPEECH_PLAN", "TIGER_DNR_PLAN", "TIGER_PLAN",
-           "across_time_then_bands", "band_bins", "bin_width_bands", "check_band_plan",
-           "uniform_bands"]
+__all__ = ["BSRNN", "BSRNNMasker", "BandSequenceBlock", "BandSplitSeparator",
+           "across_time_then_bands"]

@@ -42,13 +42,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-# The attention layers live in gass_modules.lobes.attention since #16 (importable from here).
-from gass_modules.lobes.attention import (
-    GlobalAttention,
-    LocalAttention,
-    MultiHeadSelfAttention,
-    SinusoidalPositions,
-)
+from gass_modules.lobes.attention import GlobalAttention, LocalAttention
 from gass_modules.lobes.base import Separator, check_positive_int
 from gass_modules.lobes.blocks import (
     Conv1d,
@@ -62,11 +56,7 @@ from gass_modules.lobes.blocks import (
     global_layer_norm,
     pad_to_multiple,
 )
-from gass_modules.lobes.masking import (
-    MASK_ACTIVATIONS,
-    check_encoder_features,
-    make_mask_activation,
-)
+from gass_modules.lobes.masking import check_encoder_features, make_mask_activation
 
 
 class UConvBlock(nn.Module):
@@ -463,5 +453,4 @@ class TDANetSTFT(Separator):
         return self.decoder(masks * spec).permute(1, 2, 0)  # [S, B, L] -> [B, L, S]
 
 
-__all__ = ["MASK_ACTIVATIONS", "GlobalAttention", "LocalAttention", "MultiHeadSelfAttention",
-           "SinusoidalPositions", "TDANetMasker", "TDANetSTFT", "TDANetWav", "UConvBlock"]
+__all__ = ["TDANetMasker", "TDANetSTFT", "TDANetWav", "UConvBlock"]

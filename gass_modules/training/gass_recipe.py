@@ -28,9 +28,9 @@ import yaml
 from hyperpyyaml import resolve_references
 
 from gass_modules.brain import SeparationBrain
-from gass_modules.dataio.manifest import check_clips, load_manifest
-from gass_modules.dataio.mixer import MixtureStream, make_eval_set
-from gass_modules.dataio.scan import overlapping_clips
+from gass_modules.dataio.manifest import load_manifest
+from gass_modules.dataio.mixture_sets import MixtureStream, make_eval_set
+from gass_modules.dataio.scan import check_clips, overlapping_clips
 from gass_modules.dataio.shard_source import ShardMixtureStream
 from gass_modules.dataio.shards import ShardError
 from gass_modules.model_folder import CHECKPOINT_FILE, load_separator_checkpoint
@@ -131,7 +131,7 @@ def check_manifests(argv: list[str], workers: int | None = None) -> None:
     """Validates the manifests before anything is built, reporting every bad row.
 
     Each split's manifest must exist and hold rows; every row's audio is probed (header only,
-    in parallel threads: :func:`gass_modules.dataio.manifest.check_clips`, as
+    in parallel threads: :func:`gass_modules.dataio.scan.check_clips`, as
     ``tools/make_manifest.py`` does): missing, unreadable or empty files, frames past the end
     (of the header, or of the decoded audio), another rate or channel count. All problems are
     reported at once, before training starts. Clips in two splits (same id or same audio) are

@@ -51,10 +51,11 @@ from speechbrain.inference.ASR import EncoderASR
 from speechbrain.nnet.containers import LengthsCapableSequential
 from speechbrain.utils.distributed import run_on_main
 
-from gass_modules.asr_frontend import GASSFrontEnd, SeparateThenTranscribe
+from gass_modules.asr_frontend import GASSFrontEnd
 from gass_modules.inference import GASSSeparator
 from gass_modules.metrics import si_snr
 from gass_modules.model_folder import save_model_folder
+from gass_modules.transcribe import SeparateThenTranscribe
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from prepare import prepare_asr_frontend  # noqa: E402

@@ -1,9 +1,10 @@
-"""The package layout of docs/architecture.md: small modules, one-way imports, old paths kept.
+"""The package layout of docs/architecture.md: small modules, one-way imports, no old paths.
 
 * No module of ``gass_modules/`` is longer than about 600 lines (``LIMIT``).
 * Module-level imports go from a higher row of the module map to a lower one (or the same row),
   never down the map, so there are no cycles.
-* Names moved by a split stay importable from their old module, as the same objects.
+* Every name is imported from the module that defines it: since 2.0.0 no module keeps names
+  importable for an old path (no ``compat.moved_names`` ``__getattr__``, no re-imports).
 """
 
 import ast
@@ -19,7 +20,7 @@ LIMIT = 620  # "about 600 lines"
 # Rows of the import diagram in docs/architecture.md (0 = bottom). Modules not listed (new
 # ones) are not checked here; add them when they join the map.
 ROWS = {
-    **dict.fromkeys(("compat", "lobes", "losses", "metrics", "benchmark_metrics", "audio",
+    **dict.fromkeys(("order", "lobes", "losses", "metrics", "benchmark_metrics", "audio",
                      "lengths", "dataio", "safe_hparams", "pretrained", "output_files",
                      "sync_free", "optional", "cards"), 0),
     **dict.fromkeys(("evaluation", "chunking", "model_folder", "checkpointing", "schedulers",
@@ -29,56 +30,6 @@ ROWS = {
                      "transcribe"), 2),
     **dict.fromkeys(("finetune", "asr_frontend", "cli", "cli_stream"), 3),
 }
-
-# (old module, name, module that defines it now)
-MOVED = [
-    ("gass_modules.lobes.bsrnn", name, "gass_modules.lobes.bands")
-    for name in ("BAND_PLANS", "GASS_PLAN", "MUSIC_PLAN", "ROFORMER_PLAN", "SPEECH_PLAN",
-                 "TIGER_DNR_PLAN", "TIGER_PLAN", "band_bins", "bin_width_bands",
-                 "check_band_plan", "uniform_bands")
-] + [
-    ("gass_modules.lobes.bsrnn", name, "gass_modules.lobes.band_layers")
-    for name in ("BAND_NORMS", "BAND_NORM_EPS", "BAND_SPLIT_NORMS", "BandGroups", "BandSplit",
-                 "MaskEstimator")
-] + [
-    ("gass_modules.lobes.bsrnn", "ExportableBLSTM", "gass_modules.lobes.blstm"),
-    ("gass_modules.lobes.bsrnn", "ResidualBLSTM", "gass_modules.lobes.blstm"),
-] + [
-    ("gass_modules.lobes.tdanet", name, "gass_modules.lobes.attention")
-    for name in ("GlobalAttention", "LocalAttention", "MultiHeadSelfAttention",
-                 "SinusoidalPositions")
-] + [
-    ("gass_modules.lobes.tdanet", name, "gass_modules.lobes.masking")
-    for name in ("MASK_ACTIVATIONS", "check_encoder_features", "make_mask_activation")
-] + [
-    ("gass_modules.metrics", name, "gass_modules.benchmark_metrics")
-    for name in ("fuss_active_estimates", "fuss_multi_source_si_snri",
-                 "fuss_single_source_si_snr", "musdb_csdr", "musdb_usdr", "_museval_metrics")
-] + [
-    ("gass_modules.dataio.manifest", "StringColumn", "gass_modules.dataio.columns"),
-] + [
-    ("gass_modules.audio", name, "gass_modules.output_files")
-    for name in ("OutputLock", "make_folder", "write_text_atomic", "_StemWriter",
-                 "reported_stems", "read_report", "is_temporary_name")
-] + [
-    ("gass_modules.dataio.manifest", name, "gass_modules.dataio.scan")
-    for name in ("AUDIO_EXTENSIONS", "AudioHeader", "ScanReport", "check_clips", "probe_audio",
-                 "probe_files", "scan_audio")
-] + [
-    ("gass_modules.dataio.mixer", name, "gass_modules.dataio.scenario")
-    for name in ("DEFAULT_SCENARIO", "Scenario")
-] + [
-    ("gass_modules.dataio.mixer", name, "gass_modules.dataio.mixture_sets")
-    for name in ("MixtureStream", "export_eval_set", "load_eval_set", "make_eval_set")
-] + [
-    ("gass_modules.dataio.benchmarks", "load_benchmark_set", "gass_modules.dataio.benchmark_sets"),
-    ("gass_modules.asr_frontend", "IntonationScore", "gass_modules.intonation"),
-    ("gass_modules.asr_frontend", "absolute_lengths", "gass_modules.lengths"),
-    ("gass_modules.asr_frontend", "SeparateThenTranscribe", "gass_modules.transcribe"),
-    ("gass_modules.asr_frontend", "StreamTranscript", "gass_modules.transcribe"),
-    ("gass_modules.inference", "Separation", "gass_modules.stems"),
-]
-
 
 def _rel(path: Path) -> str:
     return str(path.relative_to(ROOT))
@@ -110,10 +61,19 @@ def test_imports_never_go_down_the_module_map(path):
     assert higher == [], f"{module} (row {row}) imports {higher} from higher rows"
 
 
-@pytest.mark.parametrize("old,name,new", MOVED, ids=lambda v: v if isinstance(v, str) else "")
-def test_moved_names_stay_importable_from_the_old_module(old, name, new):
-    assert getattr(importlib.import_module(old), name) is getattr(
-        importlib.import_module(new), name)
+def test_no_module_keeps_old_import_paths():
+    """No ``compat.py``, no module-level ``__getattr__`` (PEP 562 shims), and the order module
+    at the bottom imports nothing from gass_modules."""
+    assert not (PACKAGE / "compat.py").exists()
+    shims = [_rel(path) for path in sorted(PACKAGE.rglob("*.py"))
+             if any(isinstance(node, (ast.FunctionDef, ast.Assign)) and "__getattr__" in (
+                 [node.name] if isinstance(node, ast.FunctionDef)
+                 else [getattr(t, "id", "") for t in node.targets])
+                 for node in ast.parse(path.read_text()).body)]
+    assert shims == []
+    order = ast.parse((PACKAGE / "order.py").read_text())
+    assert [n for n in ast.walk(order) if isinstance(n, (ast.Import, ast.ImportFrom))
+            and "gass_modules" in (getattr(n, "module", None) or "")] == []
 
 
 def test_unknown_names_still_fail_to_import():

@@ -39,7 +39,8 @@ import soundfile as sf
 import torch
 
 from gass_modules.checkpointing import AtomicCheckpointer
-from gass_modules.dataio.benchmarks import LayoutError, load_benchmark_set
+from gass_modules.dataio.benchmark_sets import load_benchmark_set
+from gass_modules.dataio.benchmarks import LayoutError
 from gass_modules.inference import GASSSeparator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -461,13 +462,13 @@ def test_finetune_transfers_values_before_training(benchmark_data, gass_run, tmp
 @pytest.mark.parametrize("dataset", list(FOLDERS))
 def test_no_tuning_evaluates_the_gass_model_as_it_is(dataset, benchmark_data, gass_run,
                                                      tmp_path):
-    """The 4-output 8-kHz GASS model on each benchmark: resampled, oracle-aligned, scored;
+    """The 4-output 8-kHz GASS model on each benchmark: resampled, aligned, scored;
     nothing is trained."""
     row = row_for(dataset)
     out = tmp_path / "exp"
     brain = run_row(row, benchmark_data[dataset], out, f"--pretrained_path={gass_run / 'model'}",
                     "--no_tuning=True")
-    assert brain.scorer.alignment == "oracle"
+    assert brain.scorer.order == "aligned"
     assert brain.separator.num_sources == 4
     assert brain.separator.sample_rate == 8000
     results = list(csv.DictReader(open(out / "eval_no_tuning" / "results.csv")))

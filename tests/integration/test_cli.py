@@ -94,8 +94,8 @@ def test_cli_separates_good_files_and_reports_bad_ones(tmp_path, model_dir, caps
                 rate, channels, subtype, frames)
         report = json.loads((folder / f"{stem}.json").read_text())
         assert report["num_active"] == 2 and report["sample_rate"] == rate
-        assert report["fixed_order"] is False  # a PIT model folder: chunks are re-aligned
-        assert report["order"] == "aligned"
+        assert report["order"] == "aligned"  # a PIT model folder: chunks are re-aligned
+        assert "fixed_order" not in report  # its name before 2.0.0 is not written twice
         assert [s["output"] for s in report["sources"]] == [1, 2, 3, 4]
         assert [s["file"] for s in report["sources"]] == [f"{stem}_s1.wav", f"{stem}_s2.wav",
                                                           None, None]
@@ -526,12 +526,12 @@ def test_ctrl_c_while_loading_and_twice_leaves_no_traceback(tmp_path, model_dir,
         patch.setattr("gass_modules.cli.GASSSeparator.from_hparams", interrupted)
         assert main([str(path), "--model", str(model_dir)]) == 130
     assert "interrupted" in capsys.readouterr().err
-    action = ("import os, signal, gass_modules.audio as audio\n"
+    action = ("import os, signal, gass_modules.output_files as output_files\n"
               "    slow.calls = getattr(slow, 'calls', 0) + 1\n"
-              "    abort = audio._StemWriter.abort\n"
+              "    abort = output_files._StemWriter.abort\n"
               "    def again(self):\n"
               "        os.kill(os.getpid(), signal.SIGINT); time.sleep(0.2); abort(self)\n"
-              "    audio._StemWriter.abort = again\n"
+              "    output_files._StemWriter.abort = again\n"
               "    if slow.calls == 3: os.kill(os.getpid(), signal.SIGINT)")
     out = tmp_path / "out"
     proc = subprocess.run(child([str(path), "--model", str(model_dir), "--out", str(out),

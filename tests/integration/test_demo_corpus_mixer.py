@@ -12,8 +12,8 @@ from speechbrain.dataio.dataloader import LoopedLoader, SaveableDataLoader, make
 from speechbrain.dataio.dataset import DynamicItemDataset
 
 from gass_modules.dataio.manifest import Manifest
-from gass_modules.dataio.mixer import (
-    GASSMixer,
+from gass_modules.dataio.mixer import GASSMixer
+from gass_modules.dataio.mixture_sets import (
     MixtureStream,
     export_eval_set,
     load_eval_set,

@@ -16,16 +16,12 @@ import torchaudio
 from hyperpyyaml import load_hyperpyyaml
 from torch import nn
 
-from gass_modules.asr_frontend import (
-    GASSFrontEnd,
-    IntonationScore,
-    SeparateThenTranscribe,
-    absolute_lengths,
-    rank_streams,
-    separate_at,
-)
+from gass_modules.asr_frontend import GASSFrontEnd, rank_streams, separate_at
 from gass_modules.inference import GASSSeparator
+from gass_modules.intonation import IntonationScore
+from gass_modules.lengths import absolute_lengths
 from gass_modules.model_folder import save_model_folder
+from gass_modules.transcribe import SeparateThenTranscribe
 from tests.doubles import ScaledCopies
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,10 +11,10 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from gass_modules.dataio.benchmark_sets import load_benchmark_set
 from gass_modules.dataio.benchmarks import (
     BenchmarkExample,
     LayoutError,
-    load_benchmark_set,
     manifests_ready,
     probe_examples,
     require_folders,

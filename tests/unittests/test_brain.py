@@ -585,24 +585,24 @@ def test_any_scorer_plugs_in_and_bad_ones_say_what_is_expected(tmp_path):
         brain.evaluate(loader(make_items(1)), progressbar=False)
 
 
-def test_eval_alignment_key_and_benchmark_brain_still_work(tmp_path):
-    """Recipes written before ``order`` (``eval_alignment: fixed``) and before ``scorer``
-    (``benchmark`` + ``stems``, ``BenchmarkBrain``) still evaluate, with warnings."""
-    from gass_modules.finetune import BenchmarkBrain
+def test_recipes_of_before_2_0_fail_saying_what_to_write(tmp_path):
+    """A recipe key removed in 2.0.0 (``eval_alignment: fixed``, ``fixed_order: true``) stops the
+    brain with the ``order:`` to write; a recipe with ``benchmark`` + ``stems`` but no ``scorer``
+    gets the scorer line to add; ``BenchmarkBrain`` is gone (``SeparationBrain`` takes the
+    scorer)."""
+    import gass_modules.finetune as finetune
 
-    with pytest.warns(DeprecationWarning, match="eval_alignment"):
-        brain, _ = make_brain(tmp_path, eval_alignment="fixed")
+    with pytest.raises(ValueError, match="eval_alignment: fixed, a name removed in gass 2.0.0: "
+                                         "write order: fixed instead"):
+        make_brain(tmp_path, eval_alignment="fixed")
+    with pytest.raises(ValueError, match="fixed_order: true, .*write order: fixed"):
+        make_brain(tmp_path, fixed_order=True)
+    with pytest.raises(KeyError, match="needs `scorer: !name:gass_modules.evaluation.benchmarks."
+                                       "BenchmarkScorer`.*removed in gass 2.0.0"):
+        finetune.benchmark_scorer({"benchmark": "librimix", "stems": ["s1", "s2"]})
+    assert not hasattr(finetune, "BenchmarkBrain")
+    brain, _ = make_brain(tmp_path, order="fixed")
     assert brain.order == "fixed"
-    with pytest.warns(DeprecationWarning) as caught:
-        old = BenchmarkBrain({"separator": GainSeparator()}, None,
-                             {"loss": pit_log_mse, "benchmark": "librimix", "stems": ["s1", "s2"],
-                              "output_folder": str(tmp_path / "old"), "eval_alignment": "oracle"},
-                             run_opts={"device": "cpu"})
-    messages = " ".join(str(w.message) for w in caught)
-    assert "BenchmarkBrain is deprecated" in messages and "without scorer" in messages
-    old.evaluate(loader(recordings(1, channels=1), batch_size=1), progressbar=False)
-    assert old.scorer.alignment == "oracle" and len(old.scorer.rows) == 1
-    assert (tmp_path / "old" / "eval" / "results.csv").is_file()
 
 
 def test_export_model_folder_is_the_one_export(tmp_path):

@@ -1,25 +1,31 @@
 """Tests of gass_modules.chunking: the model-agnostic chunked separation and the one ``order``.
 
 References: the closed form ``g_s * x`` of a gain separator, torchaudio's resampling, and
-``GASSSeparator`` (which must be a thin layer over the same function). The deprecated names of
-``order`` (``fixed_order``, ``align``, ``eval_alignment``) are each checked to still work, with a
-``DeprecationWarning``.
+``GASSSeparator`` (which must be a thin layer over the same function). The names ``order`` had
+before gass 2.0.0 (``fixed_order``, ``align``, ``eval_alignment``, ``alignment``) are each
+checked to fail with a message naming what to write, except ``fixed_order:`` in a model folder
+on disk, which still loads.
 """
 
 import math
+import re
 
 import pytest
 import torch
 
-from gass_modules.chunking import (
-    plan_chunks,
-    resolve_order,
-    separate_chunked,
-    stream_separation,
-)
+from gass_modules.chunking import plan_chunks, separate_chunked, stream_separation
 from gass_modules.evaluation.benchmarks import BenchmarkScorer
 from gass_modules.inference import GASSSeparator
+from gass_modules.metrics import align_to_references
 from gass_modules.model_folder import save_model_folder
+from gass_modules.order import (
+    FORMER_NAMES,
+    ORDERS,
+    check_no_former_names,
+    check_order,
+    order_from_former,
+    resolve_order,
+)
 from tests.doubles import ScaledCopies
 
 GAINS = torch.tensor([0.6, 0.3, 0.1])
@@ -151,74 +157,105 @@ def test_bad_arguments_say_what_to_do():
         separate_chunked(lambda x: gains(x) * math.nan, mix, sample_rate=8000)
 
 
-# ------------------------------------------------------------------ deprecated names of order
+# ---------------------------------------------- one vocabulary of order (gass_modules.order)
 
 
-def test_resolve_order_maps_every_deprecated_name_with_a_warning():
-    """fixed_order, align and eval_alignment still work; contradictions and typos fail."""
-    for legacy, expected in [({"fixed_order": True}, "fixed"), ({"fixed_order": False}, "aligned"),
-                             ({"align": True}, "aligned"), ({"align": False}, "fixed"),
-                             ({"eval_alignment": "oracle"}, "aligned"),
-                             ({"eval_alignment": "fixed"}, "fixed"),
-                             ({"alignment": "oracle"}, "aligned")]:
-        with pytest.warns(DeprecationWarning, match=f"{next(iter(legacy))}.*deprecated"):
-            assert resolve_order(**legacy) == expected
-    assert resolve_order(default="fixed") == "fixed"
-    with pytest.raises(ValueError, match="contradicting source orders"):
-        with pytest.warns(DeprecationWarning):
-            resolve_order("aligned", fixed_order=True)
-    with pytest.raises(ValueError, match="alignment must be one of"):
-        resolve_order(eval_alignment="pit")
-    with pytest.raises(TypeError, match="deprecated names of order"):
-        resolve_order(fixed=True)
+def test_order_vocabulary_and_its_former_names():
+    """Two words; the four former names map onto them; a typo or a former word fails."""
+    assert ORDERS == ("aligned", "fixed")
+    assert (resolve_order(), resolve_order("fixed"), resolve_order(None, "fixed")) == (
+        "aligned", "fixed", "fixed")
+    expected = {("fixed_order", True): "fixed", ("fixed_order", False): "aligned",
+                ("align", True): "aligned", ("align", False): "fixed",
+                ("eval_alignment", "oracle"): "aligned", ("eval_alignment", "fixed"): "fixed",
+                ("alignment", "oracle"): "aligned", ("alignment", "fixed"): "fixed"}
+    assert {(n, v): order_from_former(n, v) for n in FORMER_NAMES
+            for v in FORMER_NAMES[n]} == expected
+    with pytest.raises(ValueError, match=r"'oracle' is the word of gass before 2.0.0, write "
+                                         r"'aligned'"):
+        check_order("oracle")
+    with pytest.raises(ValueError, match="order must be one of"):
+        resolve_order("pit")
+    with pytest.raises(ValueError, match="fixed_order must be one of"):
+        order_from_former("fixed_order", 1)  # an int is not a yaml boolean
+    with pytest.raises(KeyError, match="not a former name"):
+        order_from_former("fixed", True)
 
 
-def test_align_keyword_still_works(tmp_path):
-    """``separate_batch(align=False)`` / ``separate_to_files(align=...)`` = ``order="fixed"``."""
+@pytest.mark.parametrize("name,value,instead", [
+    ("fixed_order", True, "order: fixed"), ("fixed_order", False, "order: aligned"),
+    ("align", False, "order: fixed"), ("eval_alignment", "oracle", "order: aligned"),
+    ("alignment", "fixed", "order: fixed"), ("eval_alignment", "pit", "order: aligned (PIT")])
+def test_former_names_in_settings_say_what_to_write(name, value, instead):
+    """A recipe key of before 2.0.0 is an error naming the ``order:`` to write, not ignored."""
+    check_no_former_names({"order": "fixed", name: None}, "the recipe")  # null: not given
+    with pytest.raises(ValueError, match=rf"the recipe says {name}: .*removed in gass 2.0.0: "
+                                         rf"write {re.escape(instead)}"):
+        check_no_former_names({name: value}, "the recipe")
+
+
+def test_removed_keywords_are_refused(tmp_path):
+    """``align=``, ``fixed_order=``, ``alignment=`` and ``GASSSeparator.fixed_order`` are gone
+    (a TypeError or AttributeError, never a silent default); ``order=`` gives their results."""
+    import soundfile as sf
+
     sep = GASSSeparator(modules={"separator": ScaledCopies([0.7, 0.3], 8000)},
                         hparams={"sample_rate": 8000, "num_sources": 2},
                         run_opts={"device": "cpu"})
     mix = torch.randn(1, 8000)
-    with pytest.warns(DeprecationWarning, match=r"align=True\|False is deprecated"):
-        old = sep.separate_batch(mix, chunk_seconds=0.3, align=False)
-    torch.testing.assert_close(old, sep.separate_batch(mix, chunk_seconds=0.3, order="fixed"))
-    import soundfile as sf
-
     sf.write(tmp_path / "a.wav", mix[0].numpy(), 8000, subtype="FLOAT")
-    with pytest.warns(DeprecationWarning, match="align"):
-        result = sep.separate_to_files(tmp_path / "a.wav", align=True, keep_silent=True)
-    assert result.sources.shape == (1, 8000, 2)
+    with pytest.raises(TypeError, match="align"):
+        sep.separate_batch(mix, chunk_seconds=0.3, align=False)
+    with pytest.raises(TypeError, match="align"):
+        sep.separate_to_files(tmp_path / "a.wav", align=True)
+    with pytest.raises(TypeError, match="align"):
+        sep.separate_file(tmp_path / "a.wav", align=True)
+    with pytest.raises(TypeError, match="fixed_order"):
+        save_model_folder(ScaledCopies([0.5], 8000), tmp_path / "m", fixed_order=True)
+    with pytest.raises(TypeError, match="alignment"):
+        BenchmarkScorer("dnr", ["speech", "music"], alignment="fixed")
+    assert not hasattr(sep, "fixed_order") and not (tmp_path / "m").exists()
+    refs = torch.randn(1, 400, 2)
+    with pytest.raises(ValueError, match="write 'aligned'"):
+        align_to_references(refs, refs.flip(-1), "oracle")
+    torch.testing.assert_close(align_to_references(refs, refs.flip(-1), "aligned"), refs)
+    fixed = sep.separate_batch(mix, chunk_seconds=0.3, order="fixed")
+    torch.testing.assert_close(fixed, mix[..., None] * torch.tensor([0.7, 0.3]), atol=1e-5,
+                               rtol=1e-4)
 
 
 def test_model_folders_with_fixed_order_still_load(tmp_path):
-    """A folder written before ``order`` (``fixed_order: true`` in hyperparams.yaml), and
-    ``save_model_folder(fixed_order=True)``, give ``order == "fixed"``, with a warning; the
-    ``fixed_order`` property reads it, with a warning."""
-    card = ("sample_rate: 8000\nnum_sources: 2\nseparator: !new:tests.doubles."
-            "ScaledCopies\n    gains: [0.5, 0.5]\n    sample_rate: !ref <sample_rate>\n")
+    """A folder written before ``order`` (``fixed_order: true|false`` in hyperparams.yaml) loads
+    as ``order: fixed|aligned``, with a warning that says how to re-save it; a folder saying both
+    and disagreeing, or a bad order, fails."""
     model = ScaledCopies([0.5, 0.5], 8000)
-    with pytest.warns(DeprecationWarning, match="fixed_order"):
-        folder = save_model_folder(model, tmp_path / "m", card=card, fixed_order=True)
+    folder = save_model_folder(model, tmp_path / "m", order="fixed")
     text = (folder / "hyperparams.yaml").read_text()
     assert "order: fixed" in text and "fixed_order" not in text
-    (folder / "hyperparams.yaml").write_text(text.replace("order: fixed", "fixed_order: true"))
-    with pytest.warns(DeprecationWarning, match=r"fixed_order: true\|false is deprecated"):
-        sep = GASSSeparator.from_hparams(source=folder, run_opts={"device": "cpu"})
-    assert sep.order == "fixed"
-    with pytest.warns(DeprecationWarning, match="GASSSeparator.fixed_order is deprecated"):
-        assert sep.fixed_order is True
+    for old, expected in (("fixed_order: true", "fixed"), ("fixed_order: false", "aligned")):
+        (folder / "hyperparams.yaml").write_text(text.replace("order: fixed", old))
+        with pytest.warns(DeprecationWarning, match=rf"written before gass 2.0.0 \({old}\): "
+                                                    rf"read as order: {expected}.*save_model"):
+            sep = GASSSeparator.from_hparams(source=folder, run_opts={"device": "cpu"})
+        assert sep.order == expected
+    (folder / "hyperparams.yaml").write_text(text + "fixed_order: false\n")
+    with pytest.raises(ValueError, match="says order: fixed and fixed_order: False"):
+        GASSSeparator.from_hparams(source=folder, run_opts={"device": "cpu"})
     with pytest.raises(ValueError, match="order must be one of"):
         GASSSeparator(modules={"separator": model},
                       hparams={"sample_rate": 8000, "num_sources": 2, "order": "pit"})
 
 
-def test_benchmark_scorer_alignment_keyword_still_works():
-    """``BenchmarkScorer(alignment="fixed")`` is ``order="fixed"``; ``alignment`` still reads
-    the scoring's name (``oracle`` / ``fixed``)."""
-    with pytest.warns(DeprecationWarning, match="BenchmarkScorer\\(alignment="):
-        scorer = BenchmarkScorer("dnr", ["speech", "music"], alignment="fixed")
-    assert (scorer.order, scorer.alignment) == ("fixed", "fixed")
-    assert BenchmarkScorer("dnr", ["speech", "music"]).alignment == "oracle"
+def test_benchmark_scorer_speaks_order():
+    """``BenchmarkScorer(order="fixed")`` scores output k against reference k; the default
+    ``"aligned"`` re-matches; the summary says ``order:``, the same word as everywhere."""
+    scorer = BenchmarkScorer("dnr", ["speech", "music"], order="fixed")
+    aligned = BenchmarkScorer("dnr", ["speech", "music"])
+    assert (scorer.order, aligned.order) == ("fixed", "aligned")
     refs = torch.randn(1, 800, 2)
     swapped = scorer.add("m", refs.sum(-1), refs, refs.flip(-1), 8000)["model"]
     torch.testing.assert_close(swapped, refs.flip(-1).double())  # fixed: no re-matching
+    matched = aligned.add("m", refs.sum(-1), refs, refs.flip(-1), 8000)["model"]
+    torch.testing.assert_close(matched, refs.double())
+    assert "order: fixed;" in scorer.summary_markdown()
+    assert "alignment" not in scorer.summary_markdown()

@@ -16,15 +16,15 @@ import pytest
 import torch
 from fast_bss_eval.numpy import sdr as numpy_sdr
 
-from gass_modules.checkpointing import AtomicCheckpointer
-from gass_modules.evaluation.benchmarks import BenchmarkScorer
-from gass_modules.losses import fixed_order_log_mse
-from gass_modules.metrics import (
+from gass_modules.benchmark_metrics import (
     _museval_metrics,
-    align_to_references,
     fuss_multi_source_si_snri,
     fuss_single_source_si_snr,
 )
+from gass_modules.checkpointing import AtomicCheckpointer
+from gass_modules.evaluation.benchmarks import BenchmarkScorer
+from gass_modules.losses import fixed_order_log_mse
+from gass_modules.metrics import align_to_references
 from gass_modules.transfer import (
     find_separator_checkpoint,
     load_matching_parameters,
@@ -177,7 +177,7 @@ def test_fixed_order_loss_is_the_diagonal_log_mse():
 
 
 @pytest.mark.parametrize("num_est", [2, 3, 4])
-def test_oracle_alignment_matches_bruteforce(num_est):
+def test_aligned_order_matches_bruteforce(num_est):
     """Padding the references with silent slots, then the SI-SNR-maximising permutation."""
     gen = np.random.default_rng(num_est)
     refs = gen.standard_normal((1, 400, 2))
@@ -201,7 +201,7 @@ def test_alignment_is_joint_over_channels_and_pads_missing_outputs():
     assert torch.equal(aligned[0], refs[0])
     one = align_to_references(refs, est[..., :1], "fixed")
     assert one.shape == (2, 500, 2) and one[..., 1].abs().max() == 0
-    with pytest.raises(ValueError, match="alignment must be one of"):
+    with pytest.raises(ValueError, match="order must be one of"):
         align_to_references(refs, est, "best")
     with pytest.raises(ValueError, match=r"expected targets \[C, T, S\]"):
         align_to_references(refs[0], est)
@@ -360,11 +360,11 @@ def test_musdb_scoring_matches_museval_and_the_mdx_usdr():
 
 
 def test_scorer_rejects_bad_inputs():
-    """Unknown benchmark or alignment, wrong shapes, wrong slot count, NaN estimates."""
+    """Unknown benchmark or order, wrong shapes, wrong slot count, NaN estimates."""
     with pytest.raises(ValueError, match="benchmark must be one of"):
         BenchmarkScorer("wsj0", ["s1"])
-    with pytest.raises(ValueError, match="alignment must be one of"):
-        BenchmarkScorer("dnr", ["s"], alignment="pit")
+    with pytest.raises(ValueError, match="order must be one of"):
+        BenchmarkScorer("dnr", ["s"], order="pit")
     scorer = BenchmarkScorer("librimix", ["s1", "s2"])
     with pytest.raises(ValueError, match=r"expected mix \[C, T\]"):
         scorer.add("x", torch.zeros(100), torch.zeros(1, 100, 2), torch.zeros(1, 100, 2), 8000)

@@ -5,7 +5,9 @@ import pytest
 import soundfile as sf
 from speechbrain.dataio.dataset import DynamicItemDataset
 
-from gass_modules.dataio.manifest import Manifest, StringColumn, load_manifest, scan_audio
+from gass_modules.dataio.columns import StringColumn
+from gass_modules.dataio.manifest import Manifest, load_manifest
+from gass_modules.dataio.scan import scan_audio
 
 
 def synthetic(n: int, seed: int = 0, groups: int | None = None) -> Manifest:

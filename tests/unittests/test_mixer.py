@@ -14,15 +14,9 @@ from hyperpyyaml import load_hyperpyyaml
 from torch.utils.data import DataLoader
 
 from gass_modules.dataio.manifest import Manifest
-from gass_modules.dataio.mixer import (
-    DEFAULT_SCENARIO,
-    GASSMixer,
-    MixtureStream,
-    Scenario,
-    make_eval_set,
-    mixture_rng,
-    rms_db,
-)
+from gass_modules.dataio.mixer import GASSMixer, mixture_rng, rms_db
+from gass_modules.dataio.mixture_sets import MixtureStream, make_eval_set
+from gass_modules.dataio.scenario import DEFAULT_SCENARIO, Scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -256,7 +250,7 @@ def test_yaml_table_loads_and_recipes_override_it(tmp_path, pool):
         "mixer: !new:gass_modules.dataio.mixer.GASSMixer\n"
         f"    manifest: {manifest_csv}\n"
         "    scenario: !ref <scenario>\n"
-        "train_set: !new:gass_modules.dataio.mixer.MixtureStream\n"
+        "train_set: !new:gass_modules.dataio.mixture_sets.MixtureStream\n"
         "    mixer: !ref <mixer>\n"
         "    seed: 3\n"
         "    epoch_size: 2\n"

@@ -7,6 +7,7 @@ outputs (bit for bit on the CPU) for every card in hparams/models, and folders w
 """
 
 import logging
+import warnings
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from gass_modules.lobes.base import Separator, SeparatorDescription
 from gass_modules.lobes.bsrnn import BSRNN
 from gass_modules.model_folder import ModelCard, describe_separator, save_model_folder
 from gass_modules.pretrained import bundled_model_folder
-from gass_modules.safe_hparams import load_model_description
+from gass_modules.safe_hparams import UntrustedCodeError, load_model_description
 from tests.doubles import ScaledCopies
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,11 +98,29 @@ def test_the_written_card_is_data_for_both_loaders(tmp_path):
                                rtol=1e-5)
 
 
-@pytest.mark.parametrize("order_key", ["fixed_order: false", "order: aligned"])
-def test_folders_written_the_old_way_still_load(tmp_path, order_key):
+# Each earlier layout of a model folder: (how it records the order, the load hook's path, the
+# order it means). Before #16 the hook lived in gass_modules.inference; before ``order`` the
+# folder said ``fixed_order: true|false``.
+# Old paths are spelled from OLD: a script that rewrites the package's import paths must not
+# rewrite these records of the past.
+OLD = "gass_modules"
+LAYOUTS = {
+    "before #16": ("fixed_order: false", f"{OLD}.inference.load_separator_checkpoint",
+                   "aligned"),
+    "after #16, before order": ("fixed_order: true",
+                                "gass_modules.model_folder.load_separator_checkpoint", "fixed"),
+    "order, text card": ("order: aligned", "gass_modules.model_folder.load_separator_checkpoint",
+                         "aligned"),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_folders_written_the_old_way_still_load(tmp_path, layout):
     """The pre-#16 writer: the recipe's card text with references resolved, plus keys appended
     as text (anchors, a comment line), the output order as ``fixed_order:`` (before ``order``)
-    or ``order:``. Such a folder loads unchanged, with the same outputs."""
+    or ``order:``, the load hook at its path of the time. Such a folder loads unchanged, with the
+    same outputs; ``fixed_order`` with a warning naming how to re-save the folder."""
+    order_key, hook, expected = LAYOUTS[layout]
     card = (ROOT / "hparams" / "models" / "bsrnn_small.yaml").read_text()
     old_keys = f"""
 # ---- model folder keys, written by gass_modules.model_folder.save_model_folder ----
@@ -114,7 +133,7 @@ pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
     loadables:
         separator: !ref <separator>
     custom_hooks:
-        separator: !name:gass_modules.model_folder.load_separator_checkpoint
+        separator: !name:{hook}
 """
     text = resolve_references(card.rstrip("\n") + "\n" + old_keys).getvalue()
     assert "&id001" in text  # the old format's shared node
@@ -124,12 +143,19 @@ pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
     folder.mkdir()
     (folder / "hyperparams.yaml").write_text(text)
     torch.save(model.state_dict(), folder / "separator.ckpt")
-    loaded = GASSSeparator.from_hparams(source=folder, run_opts={"device": "cpu"})
-    assert loaded.order == "aligned"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = GASSSeparator.from_hparams(source=folder, run_opts={"device": "cpu"})
+    notes = [str(w.message) for w in caught if w.category is DeprecationWarning]
+    assert loaded.order == expected
+    assert len(notes) == ("fixed_order" in order_key), notes
+    assert all("written before gass 2.0.0" in n and "save_model_folder" in n for n in notes)
     torch.testing.assert_close(outputs(loaded.mods.separator), outputs(model), atol=0, rtol=0)
     # saving it again writes the structured card, which loads with the same outputs
-    again = save_model_folder(loaded.mods.separator, tmp_path / "new")
-    assert "&id001" not in (again / "hyperparams.yaml").read_text()
+    again = save_model_folder(loaded.mods.separator, tmp_path / "new", order=loaded.order)
+    rewritten = (again / "hyperparams.yaml").read_text()
+    assert "&id001" not in rewritten and "fixed_order" not in rewritten
+    assert f"order: {expected}" in rewritten and f"{OLD}.inference" not in rewritten
     reloaded = GASSSeparator.from_hparams(source=again, run_opts={"device": "cpu"})
     torch.testing.assert_close(outputs(reloaded.mods.separator), outputs(model), atol=0, rtol=0)
 
@@ -148,18 +174,30 @@ def test_the_bundled_old_format_model_loads_and_rewrites_identically(tmp_path):
                                atol=0, rtol=0)
 
 
-def test_fixed_order_is_a_deprecated_keyword(tmp_path):
-    """``save_model_folder(fixed_order=...)`` still works, with a ``DeprecationWarning``; the card
-    records ``order``, and contradicting both names fails."""
-    model = ScaledCopies([0.5, 0.5], 8000)
-    with pytest.warns(DeprecationWarning, match=r"fixed_order: true\|false is deprecated"):
-        folder = save_model_folder(model, tmp_path / "m", fixed_order=True)
+def test_a_moved_separator_class_loads_through_the_table_of_moves(tmp_path, monkeypatch):
+    """A folder naming a separator class by a path it had in an earlier layout builds the class
+    at its current path (``safe_hparams.FORMER_PATHS``, chains followed); an unknown path is
+    still refused."""
+    from gass_modules import safe_hparams
+
+    model = ScaledCopies([0.25, 0.75], 8000)
+    folder = save_model_folder(model, tmp_path / "m")
     text = (folder / "hyperparams.yaml").read_text()
-    assert "order: fixed" in text and "fixed_order" not in text
-    assert GASSSeparator.from_hparams(source=folder, run_opts={"device": "cpu"}).order == "fixed"
-    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="contradicting"):
-        save_model_folder(model, tmp_path / "n", order="aligned", fixed_order=True)
-    assert not (tmp_path / "n").exists()
+    monkeypatch.setattr(safe_hparams, "FORMER_PATHS", {
+        **safe_hparams.FORMER_PATHS, "tests.oldest.ScaledCopies": "tests.older.ScaledCopies",
+        "tests.older.ScaledCopies": "tests.doubles.ScaledCopies"})
+    (folder / "hyperparams.yaml").write_text(text.replace("!new:tests.doubles.ScaledCopies",
+                                                          "!new:tests.oldest.ScaledCopies"))
+    loaded = GASSSeparator.from_hparams(source=folder, run_opts={"device": "cpu"})
+    assert type(loaded.mods.separator) is ScaledCopies
+    assert loaded.mods.separator.gains.tolist() == [0.25, 0.75]
+    (folder / "hyperparams.yaml").write_text(text.replace("!new:tests.doubles.ScaledCopies",
+                                                          "!new:tests.nowhere.ScaledCopies"))
+    with pytest.raises(UntrustedCodeError, match="tests.nowhere.ScaledCopies is not a regis"):
+        GASSSeparator.from_hparams(source=folder, run_opts={"device": "cpu"})
+    monkeypatch.setattr(safe_hparams, "FORMER_PATHS", {"a.B": "c.D", "c.D": "a.B"})
+    with pytest.raises(ValueError, match="cycle"):
+        safe_hparams.current_path("a.B")
 
 
 def test_saving_leaves_the_random_state_alone(tmp_path):

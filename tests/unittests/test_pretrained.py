@@ -9,7 +9,8 @@ import soundfile as sf
 import torch
 
 from gass_modules.cli import main
-from gass_modules.dataio.mixer import GASSMixer, make_eval_set
+from gass_modules.dataio.mixer import GASSMixer
+from gass_modules.dataio.mixture_sets import make_eval_set
 from gass_modules.inference import GASSSeparator
 from gass_modules.metrics import active_sources, align_estimates, si_snri
 from gass_modules.pretrained import bundled_model_folder, default_model, model_source

@@ -71,8 +71,9 @@ def test_folders_exported_before_the_module_split_still_load(folder):
     path = folder / "hyperparams.yaml"
     text = path.read_text()
     assert "gass_modules.model_folder.load_separator_checkpoint" in text
+    old = "gass_modules"  # spelled apart: a script rewriting import paths must leave it alone
     path.write_text(text.replace("gass_modules.model_folder.load_separator_checkpoint",
-                                 "gass_modules.inference.load_separator_checkpoint"))
+                                 f"{old}.inference.load_separator_checkpoint"))
     sep = GASSSeparator.from_hparams(source=folder, run_opts={"device": "cpu"})
     assert sep.mods.separator.gains.tolist() == [0.25, 0.75]
 

@@ -58,8 +58,8 @@ MOVED = [
     ("gass_modules.dataio.manifest", "StringColumn", "gass_modules.dataio.columns"),
 ] + [
     ("gass_modules.audio", name, "gass_modules.output_files")
-    for name in ("OutputLock", "make_folder", "write_text_atomic", "_StemWriter",
-                 "reported_stems", "read_report", "is_temporary_name")
+    for name in ("OutputLock", "make_folder", "write_text_atomic", "reported_stems",
+                 "read_report", "is_temporary_name")
 ] + [
     ("gass_modules.dataio.manifest", name, "gass_modules.dataio.scan")
     for name in ("AUDIO_EXTENSIONS", "AudioHeader", "ScanReport", "check_clips", "probe_audio",

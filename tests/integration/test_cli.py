@@ -526,12 +526,12 @@ def test_ctrl_c_while_loading_and_twice_leaves_no_traceback(tmp_path, model_dir,
         patch.setattr("gass_modules.cli.GASSSeparator.from_hparams", interrupted)
         assert main([str(path), "--model", str(model_dir)]) == 130
     assert "interrupted" in capsys.readouterr().err
-    action = ("import os, signal, gass_modules.audio as audio\n"
+    action = ("import os, signal, gass_modules.output_files as output_files\n"
               "    slow.calls = getattr(slow, 'calls', 0) + 1\n"
-              "    abort = audio._StemWriter.abort\n"
+              "    abort = output_files.StemWriter.abort\n"
               "    def again(self):\n"
               "        os.kill(os.getpid(), signal.SIGINT); time.sleep(0.2); abort(self)\n"
-              "    audio._StemWriter.abort = again\n"
+              "    output_files.StemWriter.abort = again\n"
               "    if slow.calls == 3: os.kill(os.getpid(), signal.SIGINT)")
     out = tmp_path / "out"
     proc = subprocess.run(child([str(path), "--model", str(model_dir), "--out", str(out),

@@ -165,6 +165,19 @@ def test_no_other_circle_than_the_order_one():
     assert [c for c in cycles(import_graph(modules(), deferred=True)) if c != ORDER_CYCLE] == []
 
 
+# The separator models of lobes/: each builds on shared parts (band_split, band_layers, bands,
+# blocks, attention, ...), never on another model's module (issue 30).
+MODELS = ("gass_modules.lobes.tdanet", "gass_modules.lobes.bsrnn", "gass_modules.lobes.bs_roformer",
+          "gass_modules.lobes.tiger")
+
+
+def test_no_separator_model_imports_another():
+    graph = import_graph(modules(), deferred=True)
+    found = [f"{model} imports {other}" for model in MODELS for other in MODELS
+             if other in graph[model]]
+    assert found == [], "move what the models share into a part of lobes/:\n" + "\n".join(found)
+
+
 def test_checkers_find_what_they_should(tmp_path):
     """The checkers themselves: a private import, a relative one, a cycle through ``from pkg
     import module`` and one through a package's ``__init__``; deferred imports are no edges."""

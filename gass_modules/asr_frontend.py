@@ -42,7 +42,7 @@ from torch import nn
 from gass_modules.audio import DEFAULT_THRESHOLD_DB, source_activity
 from gass_modules.intonation import IntonationScore
 from gass_modules.lengths import absolute_lengths, length_mask
-from gass_modules.lobes.base import check_mixture
+from gass_modules.lobes.base import check_mixture, check_separator
 
 __all__ = ["GASSFrontEnd", "StreamSelection", "rank_streams", "separate_at"]
 
@@ -81,19 +81,6 @@ class StreamSelection:
     energy_db: torch.Tensor
     active: torch.Tensor
     sources: torch.Tensor
-
-
-def _check_separator_module(separator: object) -> None:
-    """Raises unless ``separator`` follows the separator contract (docs/architecture.md)."""
-    if not isinstance(separator, nn.Module):
-        raise TypeError(f"expected a separator nn.Module (a gass lobe or a GASSSeparator), got "
-                        f"{type(separator).__name__}")
-    for name in ("num_sources", "sample_rate"):
-        value = getattr(separator, name, None)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"a separator needs a positive int attribute {name} "
-                             f"(docs/architecture.md, 'Separator contract'); "
-                             f"{type(separator).__name__} has {value!r}")
 
 
 def separate_at(separator: nn.Module, mix: torch.Tensor, sample_rate: int) -> torch.Tensor:
@@ -182,7 +169,7 @@ class GASSFrontEnd(nn.Module):
                  scorer: nn.Module | None = None, activity_db: float = DEFAULT_THRESHOLD_DB,
                  freeze: bool = True) -> None:
         super().__init__()
-        _check_separator_module(separator)
+        check_separator(separator)
         if not isinstance(sample_rate, int) or isinstance(sample_rate, bool) or sample_rate < 1:
             raise ValueError(f"sample_rate must be a positive int (Hz), got {sample_rate!r}")
         if not isinstance(num_streams, int) or not 1 <= num_streams <= separator.num_sources:

@@ -54,7 +54,7 @@ MAX_SAMPLE_MAGNITUDE = 1e6
 FRAME_SECONDS = 0.1  # activity frames, for the seconds each source is active
 # Largest product of the gcd-reduced rates we resample between: torchaudio's sinc kernel has about
 # 13 * f_in/g * f_m/g taps, so rates without a common divisor (44101 Hz) would need gigabytes.
-_MAX_RATE_PRODUCT = 1 << 22
+MAX_RATE_PRODUCT = 1 << 22
 
 
 def source_activity(
@@ -96,8 +96,33 @@ def source_activity(
     return energy_db.float(), active
 
 
-class _ActivityMeter:
-    """Streams the energies behind :class:`Separation`: totals and 0.1 s frame energies."""
+class ActivityMeter:
+    """Streams the energies behind a separation's report: totals and 0.1 s frame energies.
+
+    Blocks of a mixture and its estimates are added in order (:meth:`update`); :meth:`result`
+    gives what :func:`source_activity` gives for the whole signal (the energy of each output
+    relative to the mixture, and whether it is over the threshold) plus the seconds each output
+    is active (frames of ``FRAME_SECONDS`` whose power is over the threshold times the mixture's
+    mean power), without keeping the audio.
+
+    Arguments
+    ---------
+    num_sources : int
+        ``S``, the number of outputs.
+    sample_rate : int
+        Sample rate in Hz (for the frame length and the seconds).
+
+    Example
+    -------
+    >>> meter = ActivityMeter(num_sources=2, sample_rate=10)
+    >>> mix = torch.ones(1, 20)  # [C, n]: 2 s at 10 Hz
+    >>> est = torch.stack([mix, torch.cat([mix[:, :10], 0 * mix[:, 10:]], 1)], -1)  # [C, n, S]
+    >>> meter.update(mix[:, :7], est[:, :7])
+    >>> meter.update(mix[:, 7:], est[:, 7:])
+    >>> energy_db, active, seconds = meter.result(threshold_db=-20.0)
+    >>> [round(e, 2) for e in energy_db], active, seconds
+    ([0.0, -3.01], [True, True], [2.0, 1.0])
+    """
 
     def __init__(self, num_sources: int, sample_rate: int) -> None:
         self.frame = max(1, round(FRAME_SECONDS * sample_rate))
@@ -139,8 +164,23 @@ class _ActivityMeter:
         return energy_db, active, seconds.tolist()
 
 
-class _ArrayReader:
-    """Reads zero-padded ranges of an in-memory ``[C, N]`` signal."""
+class ArrayReader:
+    """Reads zero-padded ranges of an in-memory ``[C, N]`` signal (the reader of chunking).
+
+    The in-memory twin of :class:`FileReader`: chunked separation reads any range through
+    ``read(start, stop)``, whether the signal is a tensor or a file.
+
+    Arguments
+    ---------
+    signal : torch.Tensor
+        ``[C, N]`` samples.
+
+    Example
+    -------
+    >>> reader = ArrayReader(torch.tensor([[1., 2., 3.]]))
+    >>> reader.length, reader.read(-1, 5).tolist()
+    (3, [[0.0, 1.0, 2.0, 3.0, 0.0, 0.0]])
+    """
 
     def __init__(self, signal: torch.Tensor) -> None:
         self.signal = signal  # [C, N]
@@ -157,11 +197,29 @@ class _ArrayReader:
         return nn.functional.pad(self.signal[:, lo:hi], (lo - start, stop - hi))
 
 
-class _FileReader:
+class FileReader:
     """Reads zero-padded ranges of an open ``soundfile.SoundFile`` sequentially, in blocks.
 
     Only the samples from the last requested start on are kept, so memory is one chunk whatever
-    the file's length; every block is checked for NaN/Inf and for truncation.
+    the file's length; every block is checked for NaN/Inf, for samples too loud to be audio
+    (``MAX_SAMPLE_MAGNITUDE``) and for truncation, with a ``ValueError`` naming the file.
+
+    Arguments
+    ---------
+    handle : soundfile.SoundFile
+        An open file (:func:`open_audio`).
+    name : str
+        The file's name in error messages.
+
+    Example
+    -------
+    >>> import io
+    >>> buffer = io.BytesIO()
+    >>> sf.write(buffer, np.array([[0.5], [0.25], [-0.5]]), 8000, format="WAV", subtype="FLOAT")
+    >>> _ = buffer.seek(0)
+    >>> reader = FileReader(sf.SoundFile(buffer), "three.wav")
+    >>> reader.length, reader.read(-1, 4).tolist()
+    (3, [[0.0, 0.5, 0.25, -0.5, 0.0]])
     """
 
     def __init__(self, handle: sf.SoundFile, name: str) -> None:
@@ -213,7 +271,7 @@ def _check_samples(block: np.ndarray, name: str, position: int, rate: int) -> No
     bad = ~np.isfinite(block)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise ValueError(_nonfinite_message(name, position + int(row), int(col), rate))
+        raise ValueError(nonfinite_message(name, position + int(row), int(col), rate))
     loud = np.abs(block) > MAX_SAMPLE_MAGNITUDE
     if loud.any():
         row, col = np.argwhere(loud)[0]
@@ -224,15 +282,69 @@ def _check_samples(block: np.ndarray, name: str, position: int, rate: int) -> No
                          "the file down (e.g. divide by its peak) and rerun")
 
 
-def _nonfinite_message(name: str, position: int, channel: int, rate: int) -> str:
-    """The error for NaN/Inf input samples."""
+def nonfinite_message(name: str, position: int, channel: int, rate: int) -> str:
+    """The error message for NaN/Inf input samples: where the first one is, and what to do.
+
+    Arguments
+    ---------
+    name : str
+        The input's name (a file, or ``mix[b]``).
+    position : int
+        The sample index of the first NaN/Inf.
+    channel : int
+        Its channel.
+    rate : int
+        Sample rate in Hz (to say the time).
+
+    Returns
+    -------
+    str
+        The message.
+
+    Example
+    -------
+    >>> nonfinite_message("a.wav", 8000, 1, 16000)[:70]
+    'a.wav contains NaN or Inf samples (first at sample 8000, 0.500 s, chan'
+    """
     return (f"{name} contains NaN or Inf samples (first at sample {position}, "
             f"{position / rate:.3f} s, channel {channel}); expected finite audio: replace them "
             "(e.g. numpy.nan_to_num) and rerun")
 
 
-def _open_audio(path: Path) -> sf.SoundFile:
-    """Opens ``path`` for reading, with errors that say what is wrong with the file."""
+def open_audio(path: Path) -> sf.SoundFile:
+    """Opens ``path`` for reading, with errors that say what is wrong with the file.
+
+    Arguments
+    ---------
+    path : pathlib.Path
+        The audio file.
+
+    Returns
+    -------
+    soundfile.SoundFile
+        The open file (use it as a context manager).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        A directory, or a file libsndfile cannot open as audio (the message says why).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> sf.write(folder / "a.wav", np.zeros(80), 8000)
+    >>> with open_audio(folder / "a.wav") as handle:
+    ...     handle.frames, handle.samplerate
+    (80, 8000)
+    >>> _ = (folder / "b.wav").write_text("not audio")
+    >>> open_audio(folder / "b.wav")
+    Traceback (most recent call last):
+    ...
+    ValueError: ... is not a readable audio file (...); expected wav, flac or ogg audio
+    """
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
     if not path.is_file():
@@ -257,8 +369,28 @@ _BLOCK_CODECS = ("IMA_ADPCM", "MS_ADPCM", "GSM610", "G721_32", "G723_24", "G723_
                  "NMS_ADPCM_16", "NMS_ADPCM_24", "NMS_ADPCM_32", "VOX_ADPCM")
 
 
-def _wav_subtype(subtype: str) -> str:
-    """The WAV subtype of the stems for an input of ``subtype`` (module comment above)."""
+def wav_subtype(subtype: str) -> str:
+    """The WAV subtype of the stems written for an input encoded as ``subtype``.
+
+    PCM, float and G.711 encodings are kept; block codecs (ADPCM, GSM 6.10, ...) become
+    ``PCM_16`` (they pad the last block, which would make a stem longer than its input), signed
+    8-bit becomes ``PCM_U8`` (WAV's 8-bit), and codecs WAV cannot hold become ``FLOAT``.
+
+    Arguments
+    ---------
+    subtype : str
+        The input's ``soundfile`` subtype (``SoundFile.subtype``).
+
+    Returns
+    -------
+    str
+        A WAV subtype.
+
+    Example
+    -------
+    >>> [wav_subtype(s) for s in ("PCM_24", "IMA_ADPCM", "PCM_S8", "VORBIS")]
+    ['PCM_24', 'PCM_16', 'PCM_U8', 'FLOAT']
+    """
     if subtype in _WAV_KEEP:
         return subtype
     if subtype == "PCM_S8":
@@ -266,13 +398,40 @@ def _wav_subtype(subtype: str) -> str:
     return "PCM_16" if subtype in _BLOCK_CODECS else "FLOAT"
 
 
-def _truncation_warning(handle: sf.SoundFile, name: str) -> str | None:
+def truncation_warning(handle: sf.SoundFile, name: str) -> str | None:
     """A warning when the header announces more audio than the file holds (None otherwise).
 
     WAV-like files: libsndfile reads the frames that are there and notes
     ``data : N (should be M)`` (bytes) in its log (``extra_info``). Ogg: the stream's own length
     is the granule position of its last page; a stream damaged in the middle decodes (and
     libsndfile counts) only the samples before the damage, so fewer frames than that.
+
+    Arguments
+    ---------
+    handle : soundfile.SoundFile
+        The open file.
+    name : str
+        The file's name in the warning.
+
+    Returns
+    -------
+    str or None
+        The warning (what the header announces, what was read), or None for a whole file.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "cut.wav"
+    >>> sf.write(path, np.zeros(800), 8000, subtype="PCM_16")
+    >>> with open(path, "r+b") as f:
+    ...     _ = f.truncate(44 + 400)  # half the data bytes
+    >>> with open_audio(path) as handle:
+    ...     print(truncation_warning(handle, "cut.wav")[:62])
+    cut.wav is truncated: its header announces 1600 bytes of audio
+    >>> sf.write(path, np.zeros(800), 8000)
+    >>> with open_audio(path) as handle:
+    ...     truncation_warning(handle, "cut.wav") is None
+    True
     """
     if handle.format == "OGG":
         return _ogg_short_warning(handle, name)
@@ -352,9 +511,30 @@ def cached_resampler(orig: int, new: int, device: str = "cpu") -> torchaudio.tra
     return torchaudio.transforms.Resample(orig, new).to(device)
 
 
-def _scan_finite(handle: sf.SoundFile, name: str, block: int = 1 << 16) -> None:
+def scan_finite(handle: sf.SoundFile, name: str, block: int = 1 << 16) -> None:
     """Raises before any separation if a float file holds NaN/Inf or samples too loud to be
-    audio (then rewinds)."""
+    audio (``MAX_SAMPLE_MAGNITUDE``); otherwise rewinds the file to its start.
+
+    Arguments
+    ---------
+    handle : soundfile.SoundFile
+        The open file.
+    name : str
+        The file's name in the error.
+    block : int
+        Frames decoded at a time.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "nan.wav"
+    >>> sf.write(path, np.array([0.0, np.nan, 0.0]), 8000, subtype="FLOAT")
+    >>> with open_audio(path) as handle:
+    ...     scan_finite(handle, "nan.wav")
+    Traceback (most recent call last):
+    ...
+    ValueError: nan.wav contains NaN or Inf samples (first at sample 1, 0.000 s, channel 0); ...
+    """
     position = 0
     with _decoding(name, position):
         for data in handle.blocks(blocksize=block, dtype="float32", always_2d=True):

@@ -29,10 +29,10 @@ import torch
 from gass_modules.losses import check_sources
 from gass_modules.metrics import (
     DB_LIMIT,
-    _check_finite,
     active_mean,
     active_sources,
     align_estimates,
+    check_finite,
     si_snr,
     si_snri,
     snr,
@@ -185,7 +185,7 @@ def _check_musdb(targets: torch.Tensor, estimates: torch.Tensor) -> tuple[torch.
                          f"{tuple(targets.shape)} and {tuple(estimates.shape)}")
     if min(s.shape) < 1:
         raise ValueError(f"expected non-empty signals, got shape {tuple(targets.shape)}")
-    _check_finite(targets=s, estimates=est)
+    check_finite(targets=s, estimates=est)
     return s, est
 
 

@@ -24,8 +24,8 @@ Training follows SpeechBrain's ``sb.Brain`` with the changes separation needs:
 Evaluation (``brain.evaluate(test_set)``) separates each test item and hands it to a scorer
 (:mod:`gass_modules.evaluation.scorer`), then writes the scorer's files and ``headline.json``
 under ``<output_folder>/eval/``; ``export_model_folder`` writes the model folder at the end of a
-recipe. Both live in :mod:`gass_modules.brain_evaluation` (:class:`EvaluationMixin`, which
-``SeparationBrain`` inherits), which documents them.
+recipe. Both are :class:`gass_modules.brain_evaluation.Evaluator`'s, which documents them and
+works alone; the brain delegates to an evaluator of its separator and hyperparameters.
 
 Authors
  * gass developers 2026
@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 
 import speechbrain as sb
 import torch
@@ -47,7 +49,7 @@ from speechbrain.utils.checkpoints import Checkpointer
 from torch import nn
 
 from gass_modules import metrics
-from gass_modules.brain_evaluation import EvaluationMixin, _holds_recordings
+from gass_modules.brain_evaluation import Evaluator
 from gass_modules.brain_step import FastStepMixin
 from gass_modules.checkpointing import AtomicCheckpointer
 from gass_modules.compile_regions import CompiledRegions
@@ -61,7 +63,7 @@ logger = logging.getLogger(__name__)
 EPOCH_SCHEDULERS = (ReduceLROnPlateau, NewBobScheduler)
 
 
-class SeparationBrain(FastStepMixin, EvaluationMixin, sb.Brain):
+class SeparationBrain(FastStepMixin, sb.Brain):
     """Training and evaluation of any gass separator (``modules["separator"]``).
 
     Batches are SpeechBrain ``PaddedBatch`` es of mixer items (docs/architecture.md, "Mixer item"):
@@ -165,6 +167,7 @@ class SeparationBrain(FastStepMixin, EvaluationMixin, sb.Brain):
         self.valid_stats: dict = {}  # loss and mean SI-SNRi (2+ sources) of the last validation
         self.scorer: Scorer | None = None  # the last evaluation's (see on_stage_start)
         check_no_former_names(hparams, "the recipe")
+        self.evaluation: Evaluator | None = None  # the running or last evaluation
         self.order = resolve_order(hparams.get("order"))
         self._has_valid = False
         self._valid_si_snri = [0.0, 0]
@@ -203,6 +206,47 @@ class SeparationBrain(FastStepMixin, EvaluationMixin, sb.Brain):
         """
         return unwrap_module(self.modules.separator)
 
+    # -- evaluation and export (gass_modules.brain_evaluation) ----------------------------------
+    def evaluator(self) -> Evaluator:
+        """A new :class:`~gass_modules.brain_evaluation.Evaluator` of this brain's separator (as
+        the brain runs it: wrapped by DDP or compiled), hyperparameters, device and ``order``.
+
+        Returns
+        -------
+        Evaluator
+            ``evaluate`` starts one per test set (:attr:`evaluation`, its scorer
+            :attr:`scorer`); the export and ``separate_recording`` use a fresh one.
+
+        Example
+        -------
+        >>> from gass_modules.losses import pit_log_mse
+        >>> brain = SeparationBrain({"separator": ScaledCopies([0.5, 0.5], 8000)},
+        ...                         hparams={"loss": pit_log_mse, "order": "fixed"},
+        ...                         run_opts={"device": "cpu"})
+        >>> evaluator = brain.evaluator()
+        >>> evaluator.separator is brain.modules.separator, evaluator.order
+        (True, 'fixed')
+        """
+        return Evaluator(self.modules.separator, self.hparams, device=self.device,
+                         order=self.order)
+
+    @property
+    def eval_folder(self) -> Path:
+        """Where evaluation outputs go: ``hparams.eval_folder`` or ``<output_folder>/eval``
+        (:attr:`Evaluator.eval_folder <gass_modules.brain_evaluation.Evaluator.eval_folder>`)."""
+        return self.evaluator().eval_folder
+
+    def separate_recording(self, mix: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """``[C, T]`` recording at ``sample_rate`` -> ``[C, T, S]`` estimates, separated chunk by
+        chunk (:meth:`gass_modules.brain_evaluation.Evaluator.separate_recording`)."""
+        return self.evaluator().separate_recording(mix, sample_rate)
+
+    def export_model_folder(self, card: str | os.PathLike | None = None,
+                            folder: str | os.PathLike | None = None) -> Path | None:
+        """Writes the separator's model folder from the main process; returns it (None on other
+        processes): :meth:`gass_modules.brain_evaluation.Evaluator.export_model_folder`."""
+        return self.evaluator().export_model_folder(card, folder)
+
     # -- training -------------------------------------------------------------------------------
     def compute_forward(self, batch: PaddedBatch, stage: sb.Stage
                         ) -> torch.Tensor | list[torch.Tensor]:
@@ -223,10 +267,9 @@ class SeparationBrain(FastStepMixin, EvaluationMixin, sb.Brain):
         torch.Tensor or list of torch.Tensor
             ``[B, T, S]`` estimates; for recordings, ``[C, T, S]`` per item.
         """
+        if stage == sb.Stage.TEST:
+            return (self.evaluation or self.evaluator()).separate_batch(batch)
         mix = batch.mix.data.to(self.device, non_blocking=True)  # [B, T]
-        if stage == sb.Stage.TEST and _holds_recordings(batch):
-            return [self.separate_recording(mix[b], int(batch.sample_rate[b]))
-                    for b in range(mix.shape[0])]
         if mix.dim() != 2:
             raise ValueError(f"expected batch.mix.data [B, T], got {tuple(mix.shape)}; the "
                              "mixer must yield mono mixtures of shape [T]")
@@ -259,7 +302,7 @@ class SeparationBrain(FastStepMixin, EvaluationMixin, sb.Brain):
             Scalar loss.
         """
         if stage == sb.Stage.TEST:
-            return self._score_test_batch(predictions, batch)
+            return (self.evaluation or self.evaluator()).score_batch(predictions, batch)
         mix = batch.mix.data.to(self.device)  # [B, T]
         targets = batch.targets.data.to(self.device)  # [B, T, S]
         if targets.dim() != 3 or targets.shape[:2] != mix.shape:
@@ -486,7 +529,8 @@ class SeparationBrain(FastStepMixin, EvaluationMixin, sb.Brain):
         if stage == sb.Stage.VALID:
             self._valid_si_snri = [0.0, 0]  # sum, count
         if stage == sb.Stage.TEST:
-            self.scorer = self._new_scorer()
+            self.evaluation = self.evaluator()
+            self.scorer = self.evaluation.start()
 
     def on_stage_end(self, stage: sb.Stage, stage_loss: float, epoch: int | None = None) -> None:
         """Logs, schedules, checkpoints (TRAIN/VALID) or writes the evaluation (TEST).
@@ -516,7 +560,7 @@ class SeparationBrain(FastStepMixin, EvaluationMixin, sb.Brain):
             self.valid_stats = {"loss": stage_loss, "si_snri": total / count if count else math.nan}
             self._end_of_epoch(epoch, stage_loss, self.valid_stats)
         else:
-            self._write_evaluation(stage_loss)
+            self.evaluation.finish(stage_loss, updates=self.optimizer_step)
 
     def _log_progress(self) -> None:
         """Logs updates done, seconds per update and, under an update budget

@@ -1,6 +1,6 @@
-"""How ``SeparationBrain`` evaluates a separator and exports its model folder.
+"""Evaluation of a separator on a test set, and the export of its model folder.
 
-Evaluation (``brain.evaluate(test_set)``) separates each test item and hands it to a scorer
+:class:`Evaluator` separates each test item and hands it to a scorer
 (:mod:`gass_modules.evaluation.scorer`: ``add`` / ``summary`` / ``write``), then writes the
 scorer's files, ``headline.json`` (updates, parameters, test loss and the scorer's summary) and
 logs the summary, under ``<output_folder>/eval/``. Mixer items (``mix [T]`` at the model's rate)
@@ -18,12 +18,15 @@ are separated as a batch; recordings (benchmark test items: ``mix [C, T]`` with 
 * ``audio/<id>/*.wav`` (estimates, references, mixture) and ``figures/<id>.png`` (spectrograms)
   for the first few mixtures.
 
-:meth:`EvaluationMixin.export_model_folder` writes the model folder at the end of a recipe (the
-GASS recipe and the benchmark recipes call it).
+:meth:`Evaluator.export_model_folder` writes the model folder at the end of a recipe (the GASS
+recipe and the benchmark recipes call it through the brain).
 
-These are the evaluation and export methods of :class:`gass_modules.brain.SeparationBrain`,
-kept apart from its training loop as :class:`EvaluationMixin`, which ``SeparationBrain``
-inherits.
+An :class:`Evaluator` works alone (:meth:`Evaluator.evaluate` on any iterable of
+``PaddedBatch`` es) and is what :class:`gass_modules.brain.SeparationBrain` delegates to: its
+``evaluate(test_set)`` runs SpeechBrain's test loop, whose stage hooks call
+:meth:`Evaluator.start`, :meth:`Evaluator.separate_batch`, :meth:`Evaluator.score_batch` and
+:meth:`Evaluator.finish`, and its ``export_model_folder``, ``separate_recording`` and
+``eval_folder`` are the evaluator's.
 
 Authors
  * gass developers 2026
@@ -35,50 +38,114 @@ import json
 import logging
 import math
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import torch
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.utils.distributed import if_main_process
+from torch import nn
 
 from gass_modules.chunking import separate_chunked
 from gass_modules.evaluation.report import SeparationReport
 from gass_modules.evaluation.scorer import Scorer
-from gass_modules.model_folder import DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP, save_model_folder
+from gass_modules.model_folder import (
+    DEFAULT_CHUNK_SECONDS,
+    DEFAULT_OVERLAP,
+    save_model_folder,
+    unwrap_module,
+)
 
 logger = logging.getLogger(__name__)
 
 
-class EvaluationMixin:
-    """The evaluation and model-folder export of :class:`gass_modules.brain.SeparationBrain`.
+def holds_recordings(batch: PaddedBatch) -> bool:
+    """Whether a test batch holds whole recordings at their own rate.
 
-    A mixin of ``SeparationBrain`` (it reads the brain's ``hparams``, ``modules``,
-    ``separator``, ``device``, ``order``, ``scorer`` and ``optimizer_step``), not a class to use
-    alone. At TEST, ``compute_forward`` separates recordings with :meth:`separate_recording`,
-    ``compute_objectives`` scores each item with the evaluation's scorer, and the end of the
-    stage writes the scorer's files and ``headline.json`` to :attr:`eval_folder`;
-    :meth:`export_model_folder` writes the model folder.
+    Benchmark evaluation items carry ``sample_rate`` (``mix [C, T]`` at that rate); mixer items
+    do not (``mix [T]`` at the model's rate).
+
+    Arguments
+    ---------
+    batch : speechbrain.dataio.batch.PaddedBatch
+        A test batch.
+
+    Returns
+    -------
+    bool
+        True for recordings.
 
     Example
     -------
-    >>> from speechbrain.dataio.batch import PaddedBatch
-    >>> from gass_modules.brain import SeparationBrain
+    >>> mixer = PaddedBatch([{"id": "a", "mix": torch.zeros(8)}])
+    >>> recordings = PaddedBatch([{"id": "a", "mix": torch.zeros(2, 8), "sample_rate": 44100}])
+    >>> holds_recordings(mixer), holds_recordings(recordings)
+    (False, True)
+    """
+    return hasattr(batch, "sample_rate")
+
+
+class Evaluator:
+    """Evaluates a separator on a test set with a scorer; exports its model folder.
+
+    The evaluation of :class:`gass_modules.brain.SeparationBrain`, usable alone: give it the
+    separator and the recipe's hyperparameters, then :meth:`evaluate` batches of mixer items or
+    recordings (or drive :meth:`start`, :meth:`separate_batch`, :meth:`score_batch` and
+    :meth:`finish` from a test loop, as the brain does). The outputs go to :attr:`eval_folder`.
+
+    Arguments
+    ---------
+    separator : torch.nn.Module
+        The separator (wrapped by DDP or ``torch.compile`` or not: it is called as given, its
+        attributes read from the unwrapped module).
+    hparams : Mapping or namespace
+        The recipe's hyperparameters (a dict or SpeechBrain's ``brain.hparams``): ``loss``
+        (required to score), and optionally ``output_folder`` / ``eval_folder``, ``scorer`` (a
+        factory of the scorer, e.g. ``!name:``), ``oracle``, ``activity_db``,
+        ``eval_save_audio``, ``eval_figures`` (the default ``SeparationReport``), ``eval_title``,
+        ``sample_rate``, ``chunk_seconds``, ``chunk_overlap``, ``model_folder`` and
+        ``train_logger``.
+    device : str or torch.device
+        Where recordings are separated.
+    order : str
+        The model's output order (``"aligned"`` or ``"fixed"``), for chunked separation and the
+        model folder.
+
+    Example
+    -------
     >>> from gass_modules.losses import pit_log_mse
     >>> tmp = getfixture("tmp_path")
     >>> refs = torch.randn(2, 8000, 2)
     >>> items = [{"id": f"m{i}", "mix": refs[i].sum(-1), "targets": refs[i], "num_sources": 2,
     ...           "categories": ["speech", "music"]} for i in range(2)]
-    >>> brain = SeparationBrain({"separator": ScaledCopies([0.5, 0.5], 8000)},
-    ...                         hparams={"loss": pit_log_mse, "output_folder": tmp,
-    ...                                  "eval_save_audio": 0, "eval_figures": 0},
-    ...                         run_opts={"device": "cpu"})
-    >>> isinstance(brain, EvaluationMixin)
-    True
-    >>> _ = brain.evaluate(items, progressbar=False,
-    ...                    test_loader_kwargs={"batch_size": 2, "collate_fn": PaddedBatch})
-    >>> sorted(p.name for p in brain.eval_folder.iterdir())
+    >>> evaluator = Evaluator(ScaledCopies([0.5, 0.5], 8000),
+    ...                       {"loss": pit_log_mse, "output_folder": tmp, "eval_save_audio": 0,
+    ...                        "eval_figures": 0})
+    >>> loss = evaluator.evaluate([PaddedBatch(items)])
+    >>> sorted(p.name for p in evaluator.eval_folder.iterdir())
     ['headline.json', 'per_mixture.csv', 'summary.md']
+    >>> headline = json.loads((evaluator.eval_folder / "headline.json").read_text())
+    >>> len(evaluator.scorer.rows), headline["loss"] == loss  # a row per mixture
+    (2, True)
     """
+
+    def __init__(self, separator: nn.Module, hparams: Mapping[str, Any] | Any,
+                 device: str | torch.device = "cpu", order: str = "aligned") -> None:
+        if not isinstance(separator, nn.Module):
+            raise TypeError(f"Evaluator needs the separator nn.Module, got "
+                            f"{type(separator).__name__}")
+        self.separator = separator
+        self.hparams = SimpleNamespace(**hparams) if isinstance(hparams, Mapping) else hparams
+        self.device = torch.device(device)
+        self.order = order  # checked where it is used (separate_chunked, save_model_folder)
+        self.scorer: Scorer | None = None  # the current evaluation's (see start)
+
+    @property
+    def model(self) -> nn.Module:
+        """The separator itself, unwrapped (for its attributes and its parameters)."""
+        return unwrap_module(self.separator)
 
     @property
     def eval_folder(self) -> Path:
@@ -88,29 +155,78 @@ class EvaluationMixin:
             folder = Path(getattr(self.hparams, "output_folder", ".")) / "eval"
         return Path(folder)
 
-    def _new_scorer(self) -> Scorer:
-        """The evaluation's scorer: ``hparams.scorer()`` (a factory, e.g. ``!name:``) or the GASS
-        report with the ``oracle``, ``activity_db``, ``eval_save_audio`` and ``eval_figures``
-        hyperparameters."""
+    def start(self) -> Scorer:
+        """Starts an evaluation with a new scorer (:attr:`scorer`), which it returns.
+
+        The scorer is ``hparams.scorer()`` (a factory, e.g. ``!name:``) or the GASS report with
+        the ``oracle``, ``activity_db``, ``eval_save_audio`` and ``eval_figures``
+        hyperparameters.
+
+        Returns
+        -------
+        Scorer
+            The new scorer.
+        """
         factory = getattr(self.hparams, "scorer", None)
         if factory is None:
             hp = self.hparams
-            return SeparationReport(num_slots=int(self.separator.num_sources),
-                                    oracle=getattr(hp, "oracle", None),
-                                    activity_db=float(getattr(hp, "activity_db", -20.0)),
-                                    save_audio=int(getattr(hp, "eval_save_audio", 3)),
-                                    figures=int(getattr(hp, "eval_figures", 2)))
-        scorer = factory() if callable(factory) else factory
+            scorer = SeparationReport(num_slots=int(self.model.num_sources),
+                                      oracle=getattr(hp, "oracle", None),
+                                      activity_db=float(getattr(hp, "activity_db", -20.0)),
+                                      save_audio=int(getattr(hp, "eval_save_audio", 3)),
+                                      figures=int(getattr(hp, "eval_figures", 2)))
+        else:
+            scorer = factory() if callable(factory) else factory
         if not isinstance(scorer, Scorer):
             raise TypeError(f"hparams['scorer'] must make a scorer (add, summary, write: "
                             f"gass_modules.evaluation.scorer), e.g. `scorer: !name:gass_modules."
                             f"evaluation.benchmarks.BenchmarkScorer`; got {type(scorer).__name__}")
+        self.scorer = scorer
         return scorer
 
-    def _score_test_batch(self, predictions: torch.Tensor | list[torch.Tensor],
-                          batch: PaddedBatch) -> torch.Tensor:
-        """Hands each test item to the scorer and returns the mean recipe loss on the aligned
-        estimates (NaN when an item's estimates are not finite)."""
+    def separate_batch(self, batch: PaddedBatch) -> torch.Tensor | list[torch.Tensor]:
+        """Separates a test batch: mixer items as a batch, recordings one by one, chunked.
+
+        Arguments
+        ---------
+        batch : speechbrain.dataio.batch.PaddedBatch
+            With ``mix`` (``[B, T]``; recordings: ``[B, C, T]`` and ``sample_rate``).
+
+        Returns
+        -------
+        torch.Tensor or list of torch.Tensor
+            ``[B, T, S]`` estimates; for recordings, ``[C, T, S]`` per item.
+        """
+        mix = batch.mix.data.to(self.device, non_blocking=True)  # [B, T]
+        if holds_recordings(batch):
+            return [self.separate_recording(mix[b], int(batch.sample_rate[b]))
+                    for b in range(mix.shape[0])]
+        if mix.dim() != 2:
+            raise ValueError(f"expected batch.mix.data [B, T], got {tuple(mix.shape)}; the "
+                             "mixer must yield mono mixtures of shape [T]")
+        return self.separator(mix)  # [B, T, S]
+
+    def score_batch(self, predictions: torch.Tensor | list[torch.Tensor],
+                    batch: PaddedBatch) -> torch.Tensor:
+        """Hands each test item to the scorer; the mean recipe loss on the aligned estimates.
+
+        Each item is cropped to its own length; an item whose aligned estimates are not finite
+        counts as NaN.
+
+        Arguments
+        ---------
+        predictions : torch.Tensor or list of torch.Tensor
+            From :meth:`separate_batch`.
+        batch : speechbrain.dataio.batch.PaddedBatch
+            With ``mix``, ``targets`` ``[B, T, S]``, ``num_sources``, ``categories`` and ``id``.
+
+        Returns
+        -------
+        torch.Tensor
+            Scalar loss.
+        """
+        if self.scorer is None:
+            raise RuntimeError("score_batch needs a scorer: call start() first (evaluate() does)")
         if isinstance(predictions, list):  # recordings: [C, T, S] each, at their own rate
             items = [(batch.mix.data[b], batch.targets.data[b], est,
                       int(batch.sample_rate[b])) for b, est in enumerate(predictions)]
@@ -119,7 +235,7 @@ class EvaluationMixin:
             if targets.dim() != 3 or targets.shape[:2] != mix.shape:
                 raise ValueError(f"expected batch.targets.data [B, T, S] matching mix "
                                  f"{tuple(mix.shape)}, got {tuple(targets.shape)}")
-            rate = int(getattr(self.hparams, "sample_rate", self.separator.sample_rate))
+            rate = int(getattr(self.hparams, "sample_rate", self.model.sample_rate))
             items = []
             for b in range(mix.shape[0]):
                 length = max(1, int(round(float(batch.mix.lengths[b]) * mix.shape[1])))
@@ -142,10 +258,20 @@ class EvaluationMixin:
                 losses.append(self.hparams.loss(targets, aligned, mix).mean())
         return torch.stack(losses).mean()
 
-    def _write_evaluation(self, test_loss: float) -> None:
+    def finish(self, test_loss: float, updates: int = 0) -> None:
         """Writes the scorer's files and ``headline.json`` (updates, parameters, test loss and the
-        scorer's summary) from the main process and logs the summary."""
-        model = self.separator
+        scorer's summary) from the main process, and logs the summary.
+
+        Arguments
+        ---------
+        test_loss : float
+            The mean test loss (of :meth:`score_batch`).
+        updates : int
+            The training updates of the model, for ``headline.json``.
+        """
+        if self.scorer is None:
+            raise RuntimeError("finish needs a scorer: call start() first (evaluate() does)")
+        model = self.model
         size = sum(p.numel() for p in model.parameters()) / 1e6
         loss = self.hparams.loss
         name = getattr(getattr(loss, "func", loss), "__name__", "loss")
@@ -158,7 +284,7 @@ class EvaluationMixin:
             written = self.scorer.write(self.eval_folder, title)
             if not written:
                 return
-            headline = {"updates": int(self.optimizer_step), "parameters": int(size * 1e6),
+            headline = {"updates": int(updates), "parameters": int(size * 1e6),
                         **stats}
             (self.eval_folder / "headline.json").write_text(json.dumps(headline, indent=1))
             summary = next((p for p in written if p.name == "summary.md"), None)
@@ -168,6 +294,40 @@ class EvaluationMixin:
         if train_logger is not None:  # log_stats is main-process-only and syncs ranks
             train_logger.log_stats(stats_meta={"test": getattr(self.hparams, "eval_title", "") or
                                                "final"}, test_stats=stats)
+
+    def evaluate(self, batches: Iterable[PaddedBatch], updates: int = 0) -> float:
+        """Separates and scores every batch, then writes the evaluation (:meth:`finish`).
+
+        The separator runs in eval mode without gradients (its mode is restored after).
+
+        Arguments
+        ---------
+        batches : iterable of speechbrain.dataio.batch.PaddedBatch
+            Test batches (a ``DataLoader`` with ``collate_fn=PaddedBatch``, or a list).
+        updates : int
+            The training updates of the model, for ``headline.json``.
+
+        Returns
+        -------
+        float
+            The mean test loss over batches (as SpeechBrain's test loop averages it).
+        """
+        self.start()
+        training = self.separator.training
+        self.separator.eval()
+        total, count = 0.0, 0
+        try:
+            with torch.no_grad():
+                for batch in batches:
+                    loss = self.score_batch(self.separate_batch(batch), batch)
+                    total, count = total + float(loss), count + 1
+        finally:
+            self.separator.train(training)
+        if count == 0:
+            raise ValueError("Evaluator.evaluate got no test batches; check the test set")
+        test_loss = total / count
+        self.finish(test_loss, updates)
+        return test_loss
 
     def export_model_folder(self, card: str | os.PathLike | None = None,
                             folder: str | os.PathLike | None = None) -> Path | None:
@@ -195,17 +355,13 @@ class EvaluationMixin:
 
         Example
         -------
-        >>> from gass_modules.brain import SeparationBrain
         >>> from gass_modules.inference import GASSSeparator
-        >>> from gass_modules.losses import fixed_order_log_mse
         >>> tmp = getfixture("tmp_path")
         >>> card = ("sample_rate: 8000\\nnum_sources: 2\\nseparator: !new:tests.doubles."
         ...         "ScaledCopies\\n    gains: [1.0, 1.0]\\n    sample_rate: !ref <sample_rate>\\n")
-        >>> brain = SeparationBrain({"separator": ScaledCopies([0.5, 0.25], 8000)},
-        ...                         hparams={"loss": fixed_order_log_mse, "order": "fixed",
-        ...                                  "model_folder": tmp / "model"},
-        ...                         run_opts={"device": "cpu"})
-        >>> folder = brain.export_model_folder(card)
+        >>> evaluator = Evaluator(ScaledCopies([0.5, 0.25], 8000),
+        ...                       {"model_folder": tmp / "model"}, order="fixed")
+        >>> folder = evaluator.export_model_folder(card)
         >>> GASSSeparator.from_hparams(source=folder, run_opts={"device": "cpu"}).order
         'fixed'
         """
@@ -217,7 +373,7 @@ class EvaluationMixin:
         if not if_main_process():
             return None
         path = save_model_folder(
-            self.separator, folder, card=card, overwrite=True,
+            self.model, folder, card=card, overwrite=True,
             chunk_seconds=float(getattr(self.hparams, "chunk_seconds", DEFAULT_CHUNK_SECONDS)),
             overlap=float(getattr(self.hparams, "chunk_overlap", DEFAULT_OVERLAP)),
             order=self.order)
@@ -241,30 +397,20 @@ class EvaluationMixin:
         Returns
         -------
         torch.Tensor
-            ``[C, T, S]`` estimates in the model's output order, float32 on the brain's device.
+            ``[C, T, S]`` estimates in the model's output order, float32 on the evaluator's device.
 
         Example
         -------
-        >>> from gass_modules.brain import SeparationBrain
-        >>> from gass_modules.losses import pit_log_mse
-        >>> brain = SeparationBrain({"separator": ScaledCopies([0.5, 0.25], 8000)},
-        ...                         hparams={"loss": pit_log_mse, "chunk_seconds": 0.5},
-        ...                         run_opts={"device": "cpu"})
-        >>> brain.separate_recording(torch.ones(2, 44100), 44100).shape  # 1 s, stereo, 44.1 kHz
+        >>> evaluator = Evaluator(ScaledCopies([0.5, 0.25], 8000), {"chunk_seconds": 0.5})
+        >>> evaluator.separate_recording(torch.ones(2, 44100), 44100).shape  # 1 s, stereo, 44.1 kHz
         torch.Size([2, 44100, 2])
         """
         return separate_chunked(
-            self.modules.separator, mix.float(), sample_rate=int(sample_rate),
-            model_rate=int(self.separator.sample_rate),
+            self.separator, mix.float(), sample_rate=int(sample_rate),
+            model_rate=int(self.model.sample_rate),
             chunk_seconds=float(getattr(self.hparams, "chunk_seconds", DEFAULT_CHUNK_SECONDS)),
             overlap=float(getattr(self.hparams, "chunk_overlap", DEFAULT_OVERLAP)),
             order=self.order, rows="channels", device=self.device)
 
 
-def _holds_recordings(batch: PaddedBatch) -> bool:
-    """Whether a test batch holds whole recordings at their own rate (benchmark evaluation
-    items carry ``sample_rate``; mixer items are at the model's rate)."""
-    return hasattr(batch, "sample_rate")
-
-
-__all__ = ["EvaluationMixin"]
+__all__ = ["Evaluator", "holds_recordings"]

@@ -44,9 +44,9 @@ from typing import Protocol, runtime_checkable
 import torch
 from tqdm.auto import tqdm
 
-from gass_modules.audio import _MAX_RATE_PRODUCT, _ArrayReader, cached_resampler
+from gass_modules.audio import MAX_RATE_PRODUCT, ArrayReader, cached_resampler
 from gass_modules.losses import best_permutation, pairwise_log_mse, permute
-from gass_modules.model_folder import DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP, _check_chunking
+from gass_modules.model_folder import DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP, check_chunking
 from gass_modules.order import check_order
 
 __all__ = ["ROWS", "ChunkPlan", "Reader", "check_rate", "match_channels", "match_chunk",
@@ -62,7 +62,7 @@ class Reader(Protocol):
 
     ``read(start, stop)`` returns samples ``[start, stop)`` as ``[C, stop - start]``, zeros
     outside ``[0, length)``. Calls come in increasing ``start`` order, so a file reader can keep
-    only one chunk in memory (``gass_modules.audio._FileReader``); a tensor is wrapped in an
+    only one chunk in memory (``gass_modules.audio.FileReader``); a tensor is wrapped in an
     in-memory reader.
 
     Example
@@ -110,7 +110,7 @@ def check_rate(sample_rate: object, model_rate: int) -> int:
     if not isinstance(sample_rate, int) or isinstance(sample_rate, bool) or sample_rate < 1:
         raise ValueError(f"sample_rate must be a positive int (Hz), got {sample_rate!r}")
     g = math.gcd(sample_rate, model_rate)
-    if (sample_rate // g) * (model_rate // g) > _MAX_RATE_PRODUCT:
+    if (sample_rate // g) * (model_rate // g) > MAX_RATE_PRODUCT:
         raise ValueError(f"cannot resample {sample_rate} Hz to the model's {model_rate} Hz "
                          f"exactly (gcd {g} Hz: the sinc kernel would have billions of taps); "
                          "convert the file to a standard rate (e.g. 44100 or 48000 Hz) first")
@@ -185,7 +185,7 @@ def plan_chunks(length: int, sample_rate: int, model_rate: int, chunk_seconds: f
     >>> plan_chunks(44100, 44100, 16000, 0.5, 0.25).margin > 0  # resampling margins
     True
     """
-    _check_chunking(chunk_seconds, overlap)
+    check_chunking(chunk_seconds, overlap)
     if not isinstance(length, int) or length < 1:
         raise ValueError(f"expected at least 1 sample, got length {length!r}")
     g = math.gcd(sample_rate, model_rate)
@@ -380,7 +380,7 @@ def stream_separation(
                              "x.unsqueeze(0) for one mixture")
         if device is None:
             device = signal.device
-        reader = _ArrayReader(signal.float())
+        reader = ArrayReader(signal.float())
     elif callable(getattr(signal, "read", None)) and isinstance(getattr(signal, "length", None),
                                                                  int):
         reader = signal

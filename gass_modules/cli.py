@@ -82,7 +82,7 @@ from gass_modules.output_files import (
     write_text_atomic,
 )
 from gass_modules.pretrained import choose_model, download_folder
-from gass_modules.stems import FileProgress, Separation, _Spectrogram
+from gass_modules.stems import FileProgress, Separation, Spectrogram
 
 AUDIO_SUFFIXES = tuple(sorted(READABLE_SUFFIXES))  # every format soundfile reads
 DEVICE_TYPES = ("cpu", "cuda")
@@ -395,7 +395,7 @@ def _separate_one(model: GASSSeparator, path: Path, out_dir: Path,
         spectrogram = progress = None
         if info is not None and info.frames > 0:
             if args.plot:
-                spectrogram = _Spectrogram(info.frames, info.samplerate, model.num_sources)
+                spectrogram = Spectrogram(info.frames, info.samplerate, model.num_sources)
             try:
                 chunks = plan_chunks(info.frames, info.samplerate, model.sample_rate,
                                      *model.chunking(args.chunk_seconds, args.overlap)).count

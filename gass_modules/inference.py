@@ -39,14 +39,14 @@ from speechbrain.utils.fetching import LocalStrategy
 
 from gass_modules.audio import (
     DEFAULT_THRESHOLD_DB,
-    _FileReader,
-    _nonfinite_message,
-    _open_audio,
-    _truncation_warning,
+    FileReader,
     cached_resampler,
+    nonfinite_message,
+    open_audio,
+    truncation_warning,
 )
 from gass_modules.chunking import Reader, check_rate, stream_separation
-from gass_modules.lobes.base import check_mixture
+from gass_modules.lobes.base import check_mixture, check_separator
 from gass_modules.lobes.masking import EncoderMaskerDecoder
 from gass_modules.model_folder import (
     CHECKPOINT_FILE,
@@ -54,8 +54,7 @@ from gass_modules.model_folder import (
     DEFAULT_OVERLAP,
     HPARAMS_FILE,
     MIN_CHUNK_SECONDS,
-    _check_chunking,
-    _check_separator,
+    check_chunking,
     folder_order,
     load_separator_checkpoint,
     unwrap_module,
@@ -140,7 +139,7 @@ class GASSSeparator(Pretrained):
         if not hasattr(self, "inference_ctx"):  # SpeechBrain 1.0.x: no precision option
             self.inference_ctx = speechbrain_1_0_precision(run_opts)
         model = unwrap_module(self.mods.separator)
-        _check_separator(model, "GASSSeparator")
+        check_separator(model, "GASSSeparator")
         for name in ("sample_rate", "num_sources"):
             if getattr(self.hparams, name) != getattr(model, name):
                 raise ValueError(f"hparams {name}={getattr(self.hparams, name)!r} but the "
@@ -238,7 +237,7 @@ class GASSSeparator(Pretrained):
         hparams = load_model_description(hparams_path.read_text(encoding="utf-8"), overrides,
                                          str(hparams_path))
         separator = hparams.get("separator")
-        _check_separator(separator, str(hparams_path))
+        check_separator(separator, str(hparams_path))
         load_separator_checkpoint(separator, checkpoint)
         return cls(modules={"separator": separator}, hparams=hparams, run_opts=run_opts,
                    freeze_params=freeze_params)
@@ -353,7 +352,7 @@ class GASSSeparator(Pretrained):
         check_mixture(mix)
         if not torch.isfinite(mix).all():
             b, t = (~torch.isfinite(mix)).nonzero()[0].tolist()
-            raise ValueError(_nonfinite_message(f"mix[{b}]", t, 0, sample_rate or
+            raise ValueError(nonfinite_message(f"mix[{b}]", t, 0, sample_rate or
                                                 self.sample_rate).replace(", channel 0", ""))
         rate = check_rate(self.sample_rate if sample_rate is None else sample_rate,
                           self.sample_rate)
@@ -425,15 +424,15 @@ class GASSSeparator(Pretrained):
                                 "belong to separate_to_files(path, out_dir=..., ...)")
             raise TypeError(f"separate_file got unexpected keyword arguments {options}")
         path = Path(path)
-        with _open_audio(path) as handle:
+        with open_audio(path) as handle:
             length, rate = handle.frames, handle.samplerate
             if length <= 0:
                 raise ValueError(f"expected audio, got 0 samples in {path}")
             check_rate(rate, self.sample_rate)
-            note = _truncation_warning(handle, str(path))
+            note = truncation_warning(handle, str(path))
             if note:
                 logger.warning(note)
-            audio = _FileReader(handle, str(path)).read(0, length)  # [C, N], finite
+            audio = FileReader(handle, str(path)).read(0, length)  # [C, N], finite
         mono = audio.mean(0, keepdim=True).to(self.device)  # [1, N]
         if rate != self.sample_rate:
             mono = cached_resampler(rate, self.sample_rate, str(mono.device))(mono)  # [1, N']
@@ -567,7 +566,7 @@ class GASSSeparator(Pretrained):
             chunk_seconds = float(getattr(self.hparams, "chunk_seconds", DEFAULT_CHUNK_SECONDS))
         if overlap is None:
             overlap = float(getattr(self.hparams, "chunk_overlap", DEFAULT_OVERLAP))
-        _check_chunking(chunk_seconds, overlap)
+        check_chunking(chunk_seconds, overlap)
         stride = getattr(unwrap_module(self.mods.separator), "stride", 1)  # a chunk's minimum
         stride = stride if isinstance(stride, int) and stride > 0 else 1
         shortest = max(MIN_CHUNK_SECONDS, stride / self.sample_rate)

@@ -55,6 +55,7 @@ __all__ = [
     "active_sources",
     "align_estimates",
     "align_to_references",
+    "check_finite",
     "sdr",
     "sdri",
     "si_snr",
@@ -78,8 +79,22 @@ def _float64(*tensors: torch.Tensor) -> list[torch.Tensor]:
     return [x.detach().to(torch.float64) for x in tensors]
 
 
-def _check_finite(**tensors: torch.Tensor) -> None:
-    """Raises a ValueError naming the tensors that hold NaN or Inf."""
+def check_finite(**tensors: torch.Tensor) -> None:
+    """Raises a ValueError naming the tensors that hold NaN or Inf (a metric is undefined there).
+
+    Arguments
+    ---------
+    **tensors : torch.Tensor
+        Names (for the message) and tensors to check.
+
+    Example
+    -------
+    >>> check_finite(targets=torch.zeros(2), estimates=torch.ones(2))
+    >>> check_finite(targets=torch.zeros(2), estimates=torch.tensor([0.0, float("nan")]))
+    Traceback (most recent call last):
+    ...
+    ValueError: metrics got NaN or Inf values in estimates; the metric is undefined there ...
+    """
     bad = [name for name, x in tensors.items() if not bool(torch.isfinite(x).all())]
     if bad:
         raise ValueError(f"metrics got NaN or Inf values in {', '.join(bad)}; the metric is "
@@ -194,7 +209,7 @@ def snr(targets: torch.Tensor, estimates: torch.Tensor) -> torch.Tensor:
     check_sources(targets, estimates)
     with torch.autocast(device_type=targets.device.type, enabled=False):
         s, est = _float64(targets, estimates)
-        _check_finite(targets=s, estimates=est)
+        check_finite(targets=s, estimates=est)
         return _ratio_db(s.square().sum(dim=1), (s - est).square().sum(dim=1))  # [B, S]
 
 
@@ -231,7 +246,7 @@ def si_snr(targets: torch.Tensor, estimates: torch.Tensor, zero_mean: bool = Tru
     check_sources(targets, estimates)
     with torch.autocast(device_type=targets.device.type, enabled=False):
         s, est = _float64(targets, estimates)
-        _check_finite(targets=s, estimates=est)
+        check_finite(targets=s, estimates=est)
         if zero_mean:
             s = s - s.mean(dim=1, keepdim=True)
             est = est - est.mean(dim=1, keepdim=True)
@@ -288,7 +303,7 @@ def sdr(targets: torch.Tensor, estimates: torch.Tensor, filter_length: int = 512
                          f"filter (filter_length={filter_length}); pass a smaller filter_length")
     with torch.autocast(device_type=targets.device.type, enabled=False):
         s, est = _float64(targets, estimates)
-        _check_finite(targets=s, estimates=est)
+        check_finite(targets=s, estimates=est)
         ref_silent = (s == 0).all(dim=1)  # [B, S]
         est_silent = (est == 0).all(dim=1)
         # fast-bss-eval's filter solve is singular for a silent reference: score a stand-in
@@ -440,7 +455,7 @@ def align_estimates(targets: torch.Tensor, estimates: torch.Tensor) -> torch.Ten
     check_sources(targets, estimates)
     with torch.autocast(device_type=targets.device.type, enabled=False):
         s, est = _float64(targets, estimates)
-        _check_finite(targets=s, estimates=est)
+        check_finite(targets=s, estimates=est)
         gain = _pairwise_si_snr(s, est)  # [B, S, S]
         active = active_sources(s).unsqueeze(2)  # [B, S, 1]
         cost = torch.where(active, -gain, torch.zeros_like(gain))  # silent rows: no preference

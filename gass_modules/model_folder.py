@@ -42,7 +42,7 @@ import yaml
 from hyperpyyaml import load_hyperpyyaml, resolve_references
 from torch import nn
 
-from gass_modules.lobes.base import SeparatorDescription
+from gass_modules.lobes.base import SeparatorDescription, check_separator
 from gass_modules.order import check_order, order_from_former, resolve_order
 from gass_modules.safe_hparams import LOAD_HOOK, PRETRAINER, registered_separators
 
@@ -162,20 +162,27 @@ def unwrap_module(module: nn.Module) -> nn.Module:
             return module
 
 
-def _check_separator(separator: object, where: str) -> None:
-    """Raises unless ``separator`` is an ``nn.Module`` with int ``num_sources``/``sample_rate``."""
-    if not isinstance(separator, nn.Module):
-        raise TypeError(f"{where}: expected a separator nn.Module, got {type(separator).__name__}")
-    for name in ("num_sources", "sample_rate"):
-        value = getattr(separator, name, None)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{where}: a separator must have a positive int attribute {name} "
-                             f"(docs/architecture.md, 'Separator contract'), "
-                             f"{type(separator).__name__} has {value!r}")
+def check_chunking(chunk_seconds: float, overlap: float) -> None:
+    """Raises a ``ValueError`` unless ``chunk_seconds > 0`` and ``0 < overlap <= 0.5``.
 
+    The chunking settings of a model card (``chunk_seconds``, ``chunk_overlap``) and of chunked
+    separation (:mod:`gass_modules.chunking`, ``GASSSeparator.separate_long``).
 
-def _check_chunking(chunk_seconds: float, overlap: float) -> None:
-    """Raises a ``ValueError`` unless ``chunk_seconds > 0`` and ``0 < overlap <= 0.5``."""
+    Arguments
+    ---------
+    chunk_seconds : float
+        Seconds per chunk.
+    overlap : float
+        Fraction of a chunk shared with the next one.
+
+    Example
+    -------
+    >>> check_chunking(DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP)
+    >>> check_chunking(10.0, 0.75)
+    Traceback (most recent call last):
+    ...
+    ValueError: overlap is the fraction of a chunk shared with the next one and must be in ...
+    """
     if not isinstance(chunk_seconds, (int, float)) or not math.isfinite(chunk_seconds) or (
         chunk_seconds <= 0
     ):
@@ -207,7 +214,7 @@ def describe_separator(separator: nn.Module) -> SeparatorDescription:
     {'gains': [0.5, 2.0], 'sample_rate': 8000}
     """
     module = unwrap_module(separator)
-    _check_separator(module, "describe_separator")
+    check_separator(module, "describe_separator")
     describe = getattr(module, "describe", None)
     if not callable(describe):
         raise TypeError(f"{type(module).__qualname__} cannot describe itself (no describe() "
@@ -306,7 +313,7 @@ class ModelCard:
     chunk_overlap: float = DEFAULT_OVERLAP
 
     def __post_init__(self) -> None:
-        _check_chunking(self.chunk_seconds, self.chunk_overlap)
+        check_chunking(self.chunk_seconds, self.chunk_overlap)
         check_order(self.order)
 
     def to_yaml(self) -> str:
@@ -359,8 +366,34 @@ def _differences(built: nn.Module, module: nn.Module, what: str) -> list[str]:
     return problems
 
 
-def _rebuild(description: SeparatorDescription, module: nn.Module) -> nn.Module:
-    """``class_path(**arguments)``, with the class imported by its path (the RNG left as is)."""
+def rebuild_separator(description: SeparatorDescription, module: nn.Module) -> nn.Module:
+    """A new separator built from ``description`` as a model folder would build it.
+
+    ``class_path(**arguments)``, with the class imported by its path, checked to be the class
+    of ``module`` (so a folder saved from it loads); the global RNG is left as it was.
+
+    Arguments
+    ---------
+    description : SeparatorDescription
+        What :func:`describe_separator` recorded.
+    module : torch.nn.Module
+        The separator the description was taken from (unwrapped).
+
+    Returns
+    -------
+    torch.nn.Module
+        A freshly initialised separator of the same class and arguments.
+
+    Example
+    -------
+    >>> from gass_modules.lobes.tdanet import TDANetWav
+    >>> model = TDANetWav(num_sources=2, sample_rate=8000, enc_channels=32, enc_kernel_size=16,
+    ...                   enc_stride=8, bottleneck_channels=16, hidden_channels=32, depth=2,
+    ...                   num_blocks=2, num_heads=4)
+    >>> twin = rebuild_separator(describe_separator(model), model)
+    >>> type(twin) is TDANetWav, twin.describe() == model.describe()
+    (True, True)
+    """
     cls = type(module)
     try:
         found: Any = importlib.import_module(cls.__module__)
@@ -398,7 +431,7 @@ def _check_card(card: str | os.PathLike, overrides: Mapping | str | None,
         raise ValueError(f"cannot build model card {where} with overrides {overrides!r}: "
                          f"{type(err).__name__}: {err}") from err
     built = hparams.get("separator")
-    _check_separator(built, f"model card {where}")
+    check_separator(built, f"model card {where}")
     problems = [f"{name}: card key {hparams.get(name)!r}, trained separator "
                 f"{getattr(module, name)!r}"
                 for name in ("num_sources", "sample_rate")
@@ -483,7 +516,7 @@ def save_model_folder(
     [0.5, 1.5]
     """
     module = unwrap_module(separator)
-    _check_separator(module, "save_model_folder")
+    check_separator(module, "save_model_folder")
     description = describe_separator(module)
     model_card = ModelCard(description, order=order, chunk_seconds=chunk_seconds,
                            chunk_overlap=overlap)
@@ -492,7 +525,7 @@ def save_model_folder(
     elif overrides is not None:
         raise ValueError("overrides apply to a model card: pass card= too (the folder itself is "
                          "written from the separator, with its recorded arguments)")
-    problems = _differences(_rebuild(description, module), module, "its description")
+    problems = _differences(rebuild_separator(description, module), module, "its description")
     if problems:
         raise ValueError(f"{description.class_path} built again from the arguments it recorded "
                          f"does not match the trained separator: {'; '.join(problems)}; a "
@@ -576,5 +609,6 @@ def _read_card(card: str | os.PathLike) -> tuple[str, str]:
 
 
 __all__ = ["CHECKPOINT_FILE", "DEFAULT_CHUNK_SECONDS", "DEFAULT_OVERLAP", "HPARAMS_FILE",
-           "ModelCard", "describe_separator", "folder_order", "load_separator_checkpoint",
-           "save_model_folder", "unwrap_module"]
+           "ModelCard", "check_chunking", "describe_separator", "folder_order",
+           "load_separator_checkpoint", "rebuild_separator", "save_model_folder",
+           "unwrap_module"]

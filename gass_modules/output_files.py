@@ -4,7 +4,7 @@ Every file gass writes for a user goes to a uniquely named hidden file in the de
 (``.<name>....partial[.ext]``, with the permissions the umask gives) and is renamed when complete,
 so readers see the old file or the new one, never a part. :class:`OutputLock` keeps two processes
 from writing the same names into one folder, and takes over (with a message) a lock and partial
-files left by a killed run. :class:`_StemWriter` writes the stems of a separation block by block.
+files left by a killed run. :class:`StemWriter` writes the stems of a separation block by block.
 The ``<name>.json`` report ``gass-separate`` writes is the record of what a run wrote
 (:func:`reported_stems`): only recorded files are ever replaced or removed by a later run. A full
 disk says so, naming the file.
@@ -27,7 +27,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from gass_modules.audio import _wav_subtype
+from gass_modules.audio import wav_subtype
 
 try:
     import fcntl
@@ -242,10 +242,34 @@ def _umask() -> int:
     return mask
 
 
-def _temporary_file(folder: Path, prefix: str, suffix: str) -> Path:
+def temporary_file(folder: Path, prefix: str, suffix: str) -> Path:
     """A new, uniquely named empty file in ``folder`` (for an atomic ``os.replace`` later), with
     the permissions of a file created the ordinary way (``0o666`` less the umask; ``mkstemp``
-    alone makes it ``0o600``)."""
+    alone makes it ``0o600``).
+
+    Arguments
+    ---------
+    folder : pathlib.Path
+        Where (an existing folder); errors say when it is not writable or the disk is full.
+    prefix : str
+        Start of the file name (a leading ``.`` hides it; see :func:`is_temporary_name`).
+    suffix : str
+        End of the file name.
+
+    Returns
+    -------
+    pathlib.Path
+        The new empty file.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> part = temporary_file(tmp, ".a.", ".partial.wav")
+    >>> part.parent == tmp, part.name.startswith(".a."), part.stat().st_size
+    (True, True, 0)
+    >>> oct(part.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    True
+    """
     try:
         fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
     except PermissionError as err:
@@ -298,7 +322,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     ('{}', ['a.json'])
     """
     path = Path(path)
-    part = _temporary_file(path.parent, f".{path.stem}.", f".partial{path.suffix}")
+    part = temporary_file(path.parent, f".{path.stem}.", f".partial{path.suffix}")
     try:
         part.write_text(text, encoding="utf-8")
         os.replace(part, path)
@@ -311,7 +335,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return path
 
 
-class _StemWriter:
+class StemWriter:
     """Writes ``S`` stems incrementally to uniquely named hidden files, renamed on success.
 
     Integer encodings are clipped to [-1, 1] and the clipped samples counted (they would wrap
@@ -319,6 +343,39 @@ class _StemWriter:
     ``overwrite``, stems that this run does not write are removed only when an earlier run
     recorded them as its own (listed in the ``<stem>.json`` report beside them,
     :func:`reported_stems`); anything else of that name is left alone.
+
+    Arguments
+    ---------
+    out_dir : pathlib.Path
+        The output folder (made if missing).
+    stem : str
+        The input's name without suffix: stems are ``<stem>_<label>.wav``.
+    num_sources : int
+        ``S``, the number of stems.
+    sample_rate : int
+        Their sample rate in Hz.
+    channels : int
+        Their channels ``C``.
+    subtype : str
+        The input's ``soundfile`` subtype (:func:`gass_modules.audio.wav_subtype` picks theirs).
+    num_frames : int
+        Their expected length (RF64 above 4 GiB).
+    overwrite : bool
+        Whether existing stems may be replaced.
+    protected : frozenset of pathlib.Path
+        Resolved paths never written over (the inputs).
+    labels : list of str or None
+        Stem labels; ``None``: ``s1``, ``s2``, ...
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> writer = StemWriter(tmp, "mix", 2, 8000, 1, "PCM_16", 160, overwrite=False)
+    >>> writer.write(torch.full((1, 160, 2), 0.5) * torch.tensor([1.0, 3.0]))  # [C, n, S]
+    >>> [p.name for p in writer.finish(order=[1, 0])], writer.clipped  # loudest first
+    (['mix_s1.wav', 'mix_s2.wav'], [0, 160])
+    >>> round(float(sf.read(tmp / "mix_s1.wav")[0].max()), 3), sorted(p.name for p in tmp.iterdir())
+    (1.0, ['mix_s1.wav', 'mix_s2.wav'])
     """
 
     def __init__(self, out_dir: Path, stem: str, num_sources: int, sample_rate: int,
@@ -336,7 +393,7 @@ class _StemWriter:
         ):
             self._check_names(self.finals)  # nothing could be written: fail before separating
         make_folder(out_dir)
-        self.subtype = _wav_subtype(subtype)
+        self.subtype = wav_subtype(subtype)
         self.clip = self.subtype not in ("FLOAT", "DOUBLE")
         size = num_frames * channels * 8  # at most 8 bytes a sample
         fmt = "RF64" if size >= (1 << 32) - (1 << 20) else "WAV"
@@ -344,7 +401,7 @@ class _StemWriter:
         self.handles: list[sf.SoundFile] = []
         try:
             for s in range(num_sources):
-                self.parts.append(_temporary_file(out_dir, f".{stem}_{part_names[s]}.",
+                self.parts.append(temporary_file(out_dir, f".{stem}_{part_names[s]}.",
                                                   ".partial.wav"))
                 self.handles.append(sf.SoundFile(self.parts[-1], "w", sample_rate, channels,
                                                  self.subtype, format=fmt))
@@ -493,5 +550,5 @@ def _disk_full(folder: Path) -> bool:
         return False
 
 
-__all__ = ["OutputLock", "is_temporary_name", "make_folder", "read_report", "reported_stems",
-           "write_text_atomic"]
+__all__ = ["OutputLock", "StemWriter", "is_temporary_name", "make_folder", "read_report",
+           "reported_stems", "temporary_file", "write_text_atomic"]

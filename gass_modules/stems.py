@@ -8,7 +8,7 @@ channel count (:mod:`gass_modules.output_files`: atomic writes under an ``Output
 keeps them in memory. Silent outputs are dropped and the others sorted loudest first, unless the
 outputs are labelled stems. :class:`Separation` is the report. ``GASSSeparator.separate_to_files``
 runs it with the interface's model, chunking and order; the CLI and the ASR front end use that.
-``_Spectrogram`` draws the mixture and stems block by block for ``gass-separate --plot``.
+``Spectrogram`` draws the mixture and stems block by block for ``gass-separate --plot``.
 
 Authors
  * gass developers 2026
@@ -32,20 +32,20 @@ from tqdm.auto import tqdm
 
 from gass_modules.audio import (
     DEFAULT_THRESHOLD_DB,
-    _ActivityMeter,
-    _FileReader,
-    _open_audio,
-    _scan_finite,
-    _truncation_warning,
+    ActivityMeter,
+    FileReader,
+    open_audio,
+    scan_finite,
+    truncation_warning,
 )
 from gass_modules.chunking import check_rate
 from gass_modules.optional import import_optional
 from gass_modules.output_files import (
     OutputLock,
-    _StemWriter,
-    _temporary_file,
+    StemWriter,
     make_folder,
     reported_stems,
+    temporary_file,
 )
 
 logger = logging.getLogger(__name__)
@@ -260,12 +260,12 @@ def separate_to_stems(
         raise ValueError(f"threshold_db must be a number of dB, got {threshold_db!r}")
     path = Path(path)
     protected = frozenset(Path(p).resolve() for p in (path, *protected))
-    with _open_audio(path) as handle, contextlib.ExitStack() as stack:
+    with open_audio(path) as handle, contextlib.ExitStack() as stack:
         length, rate, subtype = handle.frames, handle.samplerate, handle.subtype
         if length <= 0:
             raise ValueError(f"expected audio, got 0 samples in {path}")
         rate = check_rate(rate, model_rate)
-        notes = [w for w in [_truncation_warning(handle, str(path))] if w]
+        notes = [w for w in [truncation_warning(handle, str(path))] if w]
         for note in notes:
             logger.warning(note)
         band = bandwidth_note(model_rate, rate, residual)
@@ -273,22 +273,22 @@ def separate_to_stems(
             logger.info(band)
             notes.append(band)
         if subtype in ("FLOAT", "DOUBLE"):
-            _scan_finite(handle, str(path))
+            scan_finite(handle, str(path))
         out_channels = 1 if channels == "mix" else handle.channels
         writer = residual_writer = raw = raw_path = None
         if out_dir is not None:
             make_folder(out_dir)
             stack.enter_context(OutputLock(out_dir, path.stem))
-            writer = _StemWriter(Path(out_dir), path.stem, num_sources, rate, out_channels,
+            writer = StemWriter(Path(out_dir), path.stem, num_sources, rate, out_channels,
                                  subtype, length, overwrite, protected)
             if residual:
                 try:
-                    residual_writer = _StemWriter(Path(out_dir), path.stem, 1, rate,
+                    residual_writer = StemWriter(Path(out_dir), path.stem, 1, rate,
                                                   out_channels, subtype, length, overwrite,
                                                   protected, labels=["residual"])
                     # mixture - all outputs, in float: the silent outputs are added back at the
                     # end, when activity tells which outputs are dropped
-                    raw_path = _temporary_file(Path(out_dir), f".{path.stem}_residual_raw.",
+                    raw_path = temporary_file(Path(out_dir), f".{path.stem}_residual_raw.",
                                                ".partial.wav")
                     raw = sf.SoundFile(raw_path, "w", rate, out_channels, "FLOAT",
                                        format="RF64")
@@ -303,11 +303,11 @@ def separate_to_stems(
                 stale = (Path(out_dir) / f"{path.stem}_residual.wav").resolve()
                 if stale in reported_stems(Path(out_dir) / f"{path.stem}.json"):
                     stale.unlink(missing_ok=True)
-        meter = _ActivityMeter(num_sources, rate)
+        meter = ActivityMeter(num_sources, rate)
         blocks, residual_blocks = [], []
         residual_file = None
         try:
-            separated = stream(_FileReader(handle, str(path)), sample_rate=rate, rows="channels",
+            separated = stream(FileReader(handle, str(path)), sample_rate=rate, rows="channels",
                                downmix=channels == "mix", name=path.name)
             for mix_block, est in separated:
                 mix_block, est = mix_block.cpu(), est.cpu()
@@ -425,11 +425,31 @@ class FileProgress:
 PLOT_COLUMNS = 800  # time columns of the spectrogram image, whatever the input's length
 
 
-class _Spectrogram:
+class Spectrogram:
     """Power spectrogram of the mixture and every output, accumulated block by block.
 
     Columns average the STFT frames (32 ms Hann, half overlap) whose centre falls in them, so the
     image has at most ``PLOT_COLUMNS`` columns and memory does not grow with the input length.
+    :meth:`save` draws it (``gass-separate --plot``; needs the ``plots`` extra).
+
+    Arguments
+    ---------
+    num_frames : int
+        The input's length in samples.
+    sample_rate : int
+        Its sample rate in Hz.
+    num_sources : int
+        ``S``, the number of outputs.
+
+    Example
+    -------
+    >>> spectrogram = Spectrogram(num_frames=1600, sample_rate=8000, num_sources=2)
+    >>> spectrogram.n_fft, spectrogram.power.shape  # [S + 1, F, columns]
+    (256, torch.Size([3, 129, 13]))
+    >>> mix = torch.randn(1, 1600)  # [C, n]
+    >>> spectrogram.update(mix, torch.stack([mix, 0 * mix], -1))  # est [C, n, S]
+    >>> torch.equal(spectrogram.power[0], spectrogram.power[1]), spectrogram.power[2].max().item()
+    (True, 0.0)
     """
 
     def __init__(self, num_frames: int, sample_rate: int, num_sources: int) -> None:
@@ -482,7 +502,7 @@ class _Spectrogram:
         fig.colorbar(image, ax=list(axes), label="dB")
         fig.savefig(path, dpi=90)
 
-def _write_residual(raw_path: Path, dropped: list[Path], out: _StemWriter,
+def _write_residual(raw_path: Path, dropped: list[Path], out: StemWriter,
                     block: int = 1 << 16) -> Path:
     """Writes ``<name>_residual.wav``: the float file of mixture minus all outputs plus the
     dropped outputs' files (so that it is the mixture minus the kept stems), block by block;
@@ -502,4 +522,5 @@ def _write_residual(raw_path: Path, dropped: list[Path], out: _StemWriter,
     return out.finish([0], by_index=True)[0]
 
 
-__all__ = ["BlockStream", "FileProgress", "Separation", "bandwidth_note", "separate_to_stems"]
+__all__ = ["BlockStream", "FileProgress", "Separation", "Spectrogram", "bandwidth_note",
+           "separate_to_stems"]

@@ -421,7 +421,10 @@ def prepare_finetuning(separator: torch.nn.Module, source: str | Path, benchmark
     >>> model.sample_rate, model.describe().arguments["n_fft"], report.fraction < 1.0
     (16000, 128, True)
     """
-    from gass_modules.model_folder import _rebuild, describe_separator  # the one rebuild helper
+    from gass_modules.model_folder import (  # the one rebuild helper
+        describe_separator,
+        rebuild_separator,
+    )
 
     path = find_separator_checkpoint(source)
     source_rate, source_sources = source_model_card(path)
@@ -434,7 +437,7 @@ def prepare_finetuning(separator: torch.nn.Module, source: str | Path, benchmark
     wanted, settings = finetuning_description(description, source_rate, source_sources,
                                               int(benchmark_rate), int(benchmark_sources), mode)
     if wanted != description:
-        separator = _rebuild(wanted, separator)
+        separator = rebuild_separator(wanted, separator)
     ratio = wanted.sample_rate / source_rate if wanted.sample_rate != source_rate else None
     report = transfer_from_checkpoint(separator, path, collect_in=collect_in, rate_ratio=ratio)
     report.mode, report.settings = mode, settings

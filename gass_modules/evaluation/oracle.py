@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gass_modules.evaluation.scoring import _check_pair
+from gass_modules.evaluation.scoring import check_pair
 
 
 class IRMOracle(nn.Module):
@@ -69,7 +69,7 @@ class IRMOracle(nn.Module):
         torch.Tensor
             ``[B, T, S]`` oracle estimates, aligned with ``targets``.
         """
-        _check_pair(mix, targets)
+        check_pair(mix, targets)
         batch, length, num = targets.shape
         dtype = torch.promote_types(mix.dtype, torch.float32)
         window = torch.hann_window(self.n_fft, dtype=dtype, device=mix.device)

@@ -13,8 +13,24 @@ import torch
 from gass_modules import metrics
 
 
-def _check_pair(mix: torch.Tensor, targets: torch.Tensor) -> None:
-    """Raises a ValueError unless ``mix`` is ``[B, T]`` and ``targets`` is ``[B, T, S]``."""
+def check_pair(mix: torch.Tensor, targets: torch.Tensor) -> None:
+    """Raises a ValueError unless ``mix`` is ``[B, T]`` and ``targets`` is ``[B, T, S]``.
+
+    Arguments
+    ---------
+    mix : torch.Tensor
+        ``[B, T]`` mixtures.
+    targets : torch.Tensor
+        ``[B, T, S]`` references, the same ``B`` and ``T``, at least 1 sample and 1 source.
+
+    Example
+    -------
+    >>> check_pair(torch.zeros(2, 8), torch.zeros(2, 8, 4))
+    >>> check_pair(torch.zeros(2, 8), torch.zeros(2, 9, 4))
+    Traceback (most recent call last):
+    ...
+    ValueError: expected mix [B, T] and targets [B, T, S] with the same B and T, got ... (2, 9, 4)
+    """
     if mix.dim() != 2 or targets.dim() != 3 or targets.shape[:2] != mix.shape:
         raise ValueError(f"expected mix [B, T] and targets [B, T, S] with the same B and T, got "
                          f"mix {tuple(mix.shape)} and targets {tuple(targets.shape)}")
@@ -87,7 +103,7 @@ def score_separation(mix: torch.Tensor, targets: torch.Tensor, aligned: torch.Te
     >>> scores["si_snr"][0, 0].item(), bool(scores["si_snr"][0, 1].isnan())
     (100.0, True)
     """
-    _check_pair(mix, targets)
+    check_pair(mix, targets)
     if aligned.shape != targets.shape:
         raise ValueError(f"expected estimates shaped like targets {tuple(targets.shape)}, got "
                          f"{tuple(aligned.shape)}")
@@ -115,4 +131,4 @@ def score_separation(mix: torch.Tensor, targets: torch.Tensor, aligned: torch.Te
     }
 
 
-__all__ = ["power_db", "score_separation"]
+__all__ = ["check_pair", "power_db", "score_separation"]

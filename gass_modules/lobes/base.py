@@ -415,6 +415,38 @@ def check_positive_int(**values: int) -> None:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
+def check_separator(separator: object, where: str = "") -> None:
+    """Raises unless ``separator`` is an ``nn.Module`` with positive int ``num_sources`` and
+    ``sample_rate`` (the attributes every user of a separator reads; docs/architecture.md,
+    "Separator contract").
+
+    Arguments
+    ---------
+    separator : object
+        The candidate separator (a gass lobe, a ``GASSSeparator``, any module of the contract).
+    where : str
+        What is being checked, to start the message (a file, a function); empty for none.
+
+    Example
+    -------
+    >>> check_separator(Separator(num_sources=2, sample_rate=8000, stride=1))
+    >>> check_separator(torch.nn.Linear(2, 2), "card.yaml")
+    Traceback (most recent call last):
+    ...
+    ValueError: card.yaml: a separator needs a positive int attribute num_sources ... has None
+    """
+    prefix = f"{where}: " if where else ""
+    if not isinstance(separator, nn.Module):
+        raise TypeError(f"{prefix}expected a separator nn.Module (a gass lobe or a "
+                        f"GASSSeparator), got {type(separator).__name__}")
+    for name in ("num_sources", "sample_rate"):
+        value = getattr(separator, name, None)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{prefix}a separator needs a positive int attribute {name} "
+                             f"(docs/architecture.md, 'Separator contract'); "
+                             f"{type(separator).__name__} has {value!r}")
+
+
 def check_mixture(mix: torch.Tensor) -> None:
     """Raises a ``ValueError`` that says what to do unless ``mix`` is a ``[B, T]`` float batch.
 

@@ -43,7 +43,7 @@ Departures from the paper, all deliberate:
   zero-padded one (:class:`~gass_modules.lobes.blocks.STFTEncoder`) with the hop as the stride.
 
 The band split, the mask MLPs, the STFT and the masking are BSRNN's
-(:class:`~gass_modules.lobes.bsrnn.BandSplitSeparator`, with RMSNorm); this module adds the
+(:class:`~gass_modules.lobes.band_split.BandSplitSeparator`, with RMSNorm); this module adds the
 transformer blocks.
 
 Authors
@@ -58,8 +58,8 @@ import torch
 from torch import nn
 
 from gass_modules.lobes.band_layers import BAND_NORM_EPS
+from gass_modules.lobes.band_split import BandSplitSeparator, across_time_then_bands
 from gass_modules.lobes.base import check_positive_int
-from gass_modules.lobes.bsrnn import BandSplitSeparator, across_time_then_bands
 
 
 class RMSNorm(nn.RMSNorm):
@@ -381,7 +381,7 @@ class RoFormerBlock(nn.Module):
 class BSRoFormer(BandSplitSeparator):
     """BS-RoFormer separator: mixture ``[B, T]`` -> ``num_sources`` sources ``[B, T, S]``.
 
-    A :class:`~gass_modules.lobes.bsrnn.BandSplitSeparator` (STFT, RMSNorm band split, blocks,
+    A :class:`~gass_modules.lobes.band_split.BandSplitSeparator` (STFT, RMSNorm band split, blocks,
     RMSNorm mask MLPs with a GLU, complex masks, iSTFT) whose blocks are ``num_blocks`` x
     :class:`RoFormerBlock`. The stride is ``hop_length``: a padded length of ``k`` hops gives
     ``k + 1 >= 2`` frames.

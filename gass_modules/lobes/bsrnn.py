@@ -21,19 +21,19 @@ Departures from the paper, all deliberate:
   minimum-length guard.
 
 
-The skeleton (STFT, band split, blocks, mask MLPs, iSTFT) is :class:`BandSplitSeparator`; BSRNN
-passes BLSTM blocks, and other band-split models their own (BS-RoFormer,
-:mod:`gass_modules.lobes.bs_roformer`, transformer blocks, with ``norm="rms"``).
+The skeleton (STFT, band split, blocks, mask MLPs, iSTFT) is
+:class:`~gass_modules.lobes.band_split.BandSplitSeparator`, in
+:mod:`gass_modules.lobes.band_split`, shared by the band-split models: BSRNN passes BLSTM blocks,
+BS-RoFormer (:mod:`gass_modules.lobes.bs_roformer`) transformer blocks, with ``norm="rms"``.
 
 The parts live in their own modules: band plans in Hz and their
 bin ranges in :mod:`gass_modules.lobes.bands` (presets ``"music"``, ``"speech"``, ``"gass"``,
 ``"roformer"``, ``"tiger"``, ``"tiger_dnr"``), :class:`BandSplit` and :class:`MaskEstimator` with
 their norms in :mod:`gass_modules.lobes.band_layers`, and :class:`ExportableBLSTM` (a BLSTM that
 ``torch.export`` traces with a symbolic length) in :mod:`gass_modules.lobes.blstm`. This module
-composes them: :class:`BandSequenceBlock`, :func:`across_time_then_bands`,
-:class:`BandSplitSeparator`, :class:`BSRNN`, and :class:`BSRNNMasker`, the masker form
-(``[B, N, T'] -> [S, B, N, T']``) for SpeechBrain separation recipes, as
-:class:`~gass_modules.lobes.tdanet.TDANetMasker` is TDANet's.
+adds BSRNN's blocks and models: :class:`BandSequenceBlock`, :class:`BSRNN`, and
+:class:`BSRNNMasker`, the masker form (``[B, N, T'] -> [S, B, N, T']``) for SpeechBrain
+separation recipes, as :class:`~gass_modules.lobes.tdanet.TDANetMasker` is TDANet's.
 
 Authors
  * gass developers 2026
@@ -41,17 +41,16 @@ Authors
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from gass_modules.lobes.band_layers import BAND_NORMS, BandSplit, MaskEstimator
-from gass_modules.lobes.bands import band_bins
-from gass_modules.lobes.base import Separator, check_positive_int
-from gass_modules.lobes.blocks import ISTFTDecoder, STFTEncoder, apply_complex_masks
+from gass_modules.lobes.band_layers import BandSplit, MaskEstimator
+from gass_modules.lobes.band_split import BandSplitSeparator, across_time_then_bands, band_masks
+from gass_modules.lobes.base import check_positive_int
 from gass_modules.lobes.blstm import ResidualBLSTM
-from gass_modules.lobes.causal import ResidualLSTM, StreamingSTFT
+from gass_modules.lobes.causal import ResidualLSTM
 from gass_modules.lobes.masking import check_encoder_features, make_mask_activation
 
 
@@ -136,213 +135,6 @@ class BandSequenceBlock(nn.Module):
             return y
 
         return across_time_then_bands(z, time_model, self.band_rnn), carried[0]
-
-
-def across_time_then_bands(
-    z: torch.Tensor,
-    time_model: Callable[[torch.Tensor], torch.Tensor],
-    band_model: Callable[[torch.Tensor], torch.Tensor],
-) -> torch.Tensor:
-    """Applies a sequence model across time within each band, then one across bands per frame.
-
-    The interleaving of the band-split separators (BSRNN's BLSTMs, BS-RoFormer's transformers):
-    the bands of every item become sequences over time ``[B*K, T, N]``, then the frames become
-    sequences over bands ``[B*T, K, N]``.
-
-    Arguments
-    ---------
-    z : torch.Tensor
-        ``[B, T, K, N]`` band features.
-    time_model : callable
-        ``[M, T, N] -> [M, T, N]``, applied with ``M = B * K``.
-    band_model : callable
-        ``[M, K, N] -> [M, K, N]``, applied with ``M = B * T``.
-
-    Returns
-    -------
-    torch.Tensor
-        ``[B, T, K, N]``.
-
-    Example
-    -------
-    >>> z = torch.arange(24.).view(1, 3, 2, 4)  # [B, T, K, N]
-    >>> cumsum = lambda x: x.cumsum(1)  # along the sequence axis
-    >>> out = across_time_then_bands(z, cumsum, lambda x: x)
-    >>> torch.equal(out, z.cumsum(1)), torch.equal(across_time_then_bands(z, lambda x: x, cumsum),
-    ...                                             z.cumsum(2))
-    (True, True)
-    """
-    batch, frames, bands, _ = z.shape
-    z = z.transpose(1, 2).flatten(0, 1)  # [B*K, T, N]
-    z = time_model(z).unflatten(0, (batch, bands)).transpose(1, 2)  # [B, T, K, N]
-    z = band_model(z.flatten(0, 1))  # [B*T, K, N]
-    return z.unflatten(0, (batch, frames))  # [B, T, K, N]
-
-
-
-class BandSplitSeparator(Separator):
-    """The band-split separators' skeleton: STFT, band split, band-sequence blocks, masks, iSTFT.
-
-    STFT (periodic Hann window of ``n_fft`` samples, hop ``hop_length``, zero-padded centred
-    frames) -> :class:`BandSplit` -> ``blocks`` (each ``[B, T', K, N] -> [B, T', K, N]``) ->
-    :class:`MaskEstimator` -> complex masks times the mixture spectrum -> iSTFT. BSRNN and
-    BS-RoFormer differ only in their blocks (and in the norm of the band split and the masks),
-    so a new band-split model subclasses this and passes its blocks. The padded length is a
-    multiple of ``hop_length`` (the stride), so the iSTFT returns exactly that length, and a
-    stride gives two frames (the contract's minimum).
-
-    Arguments
-    ---------
-    num_sources : int
-        ``S``, the number of outputs.
-    sample_rate : int
-        Sample rate in Hz; with ``n_fft`` it turns the band plan into bins.
-    n_fft : int
-        FFT size and window length.
-    hop_length : int
-        Hop in samples (the stride), at most ``n_fft // 2`` so the window overlap-adds safely.
-    band_plan : str or sequence of (float, float)
-        A preset name from :data:`BAND_PLANS` or bands in Hz.
-    feature_dim : int
-        ``N``, features per band.
-    mask_hidden_dim : int
-        Hidden units of the per-band mask MLPs.
-    blocks : callable
-        Called once, with no argument, after the band split is built: returns the blocks (an
-        iterable of modules), applied in turn to the band features. A callable rather than the
-        modules keeps the order in which parameters are created (and initialised from the seed)
-        the order of the model: band split, blocks, masks.
-    norm : str
-        Norm of the band split and the mask MLPs: ``"layer"`` or ``"rms"``.
-
-    Example
-    -------
-    >>> model = BandSplitSeparator(num_sources=2, sample_rate=8000, n_fft=128, hop_length=32,
-    ...                            band_plan="speech", feature_dim=8, mask_hidden_dim=16,
-    ...                            blocks=lambda: [torch.nn.Identity()])
-    >>> model(torch.randn(3, 1001)).shape
-    torch.Size([3, 1001, 2])
-    >>> model.num_bands
-    30
-    """
-
-    def __init__(
-        self,
-        num_sources: int,
-        sample_rate: int,
-        n_fft: int,
-        hop_length: int,
-        band_plan: str | Sequence[Sequence[float]],
-        feature_dim: int,
-        mask_hidden_dim: int,
-        blocks: Callable[[], Iterable[nn.Module]],
-        norm: str = "layer",
-    ) -> None:
-        super().__init__(num_sources=num_sources, sample_rate=sample_rate, stride=hop_length)
-        check_positive_int(feature_dim=feature_dim, mask_hidden_dim=mask_hidden_dim)
-        if norm not in BAND_NORMS:
-            raise ValueError(f"unknown band norm {norm!r}; use one of {BAND_NORMS}")
-        self.n_fft = n_fft
-        self.hop_length = hop_length
-        self.bins = band_bins(band_plan, sample_rate, n_fft)
-        self.num_bands = len(self.bins)
-        self.encoder = STFTEncoder(n_fft, hop_length)  # Hann, centred, zero-padded frames
-        self.decoder = ISTFTDecoder(n_fft, hop_length)
-        self.band_split = BandSplit(self.bins, feature_dim, norm)
-        self.blocks = nn.ModuleList(blocks())
-        self.mask_estimator = MaskEstimator(self.bins, feature_dim, num_sources, mask_hidden_dim,
-                                            norm)
-
-    def separate_padded(self, mix: torch.Tensor) -> torch.Tensor:
-        """Separates a mixture whose length is a multiple of ``hop_length``.
-
-        Arguments
-        ---------
-        mix : torch.Tensor
-            ``[B, L]`` mixture, ``L % hop_length == 0``.
-
-        Returns
-        -------
-        torch.Tensor
-            ``[B, L, S]`` estimated sources.
-        """
-        spec = self.encoder(mix)  # [B, F, T'] complex, T' = L / hop + 1
-        masks = _band_masks(self, spec).float()  # [B, S, F, T', 2]
-        return self.apply_masks(spec, masks)  # [B, L, S]
-
-    def apply_masks(self, spec: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        """Multiplies the mixture spectrum by complex masks and inverts each source.
-
-        Arguments
-        ---------
-        spec : torch.Tensor
-            ``[B, F, T']`` complex mixture spectrogram (``self.encoder(mix)``).
-        masks : torch.Tensor
-            ``[B, S, F, T', 2]`` real and imaginary masks (float32).
-
-        Returns
-        -------
-        torch.Tensor
-            ``[B, L, S]`` waveforms, ``L = (T' - 1) * hop_length``.
-
-        Example
-        -------
-        >>> model = BandSplitSeparator(num_sources=1, sample_rate=8000, n_fft=64,
-        ...                            hop_length=16, band_plan=[(0, 4000)], feature_dim=4,
-        ...                            mask_hidden_dim=4, blocks=lambda: [])
-        >>> mix = torch.randn(2, 160)
-        >>> spec = model.encoder(mix)
-        >>> ones = torch.stack([torch.ones(spec.shape), torch.zeros(spec.shape)], -1)
-        >>> torch.allclose(model.apply_masks(spec, ones.unsqueeze(1))[..., 0], mix, atol=1e-5)
-        True
-        """
-        return apply_complex_masks(self.decoder, spec, masks)  # [B, L, S]
-
-    def init_state(self, batch: int) -> dict:
-        """The state of ``batch`` new streams (causal blocks only: see ``Separator``).
-
-        Arguments
-        ---------
-        batch : int
-            Number of streams.
-
-        Returns
-        -------
-        dict
-            The STFT's buffers and each block's state.
-        """
-        self.check_streaming(batch)
-        window = self.encoder.stft.window
-        stft = StreamingSTFT(window, self.hop_length)
-        return {"stft": stft, "stft_state": stft.init_state(batch), "batch": batch,
-                "blocks": [block.init_state(batch * self.num_bands) for block in self.blocks]}
-
-    def stream_chunk(self, chunk: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
-        """The separation of the samples ``chunk`` finishes (see ``Separator.forward_streaming``).
-
-        Arguments
-        ---------
-        chunk : torch.Tensor
-            ``[B, n]`` the next samples, in the parameters' dtype.
-        state : dict
-            From :meth:`init_state` or the previous call.
-
-        Returns
-        -------
-        tuple
-            ``[B, m, S]`` the next ``m`` output samples, and the state.
-        """
-        stft, buffers = state["stft"], state["stft_state"]
-        spec = stft.analyse(chunk, buffers)  # [B, F, k] complex, the frames completed
-        if spec.shape[-1] == 0:
-            estimates = spec.new_zeros(spec.shape[0], self.num_sources, *spec.shape[1:])
-        else:
-            z = self.band_split(spec)  # [B, k, K, N]
-            for i, block in enumerate(self.blocks):
-                z, state["blocks"][i] = block.forward_streaming(z, state["blocks"][i])
-            masks = self.mask_estimator(z).float()  # [B, S, F, k, 2]
-            estimates = torch.view_as_complex(masks.contiguous()) * spec.unsqueeze(1)
-        return stft.synthesise(estimates, buffers).transpose(1, 2), state  # [B, m, S]
 
 
 class BSRNN(BandSplitSeparator):
@@ -542,20 +334,9 @@ class BSRNNMasker(nn.Module):
         check_encoder_features(feats, self.enc_channels)
         pairs = feats.float().transpose(1, 2).unflatten(2, (-1, 2))  # [B, T', N/2, 2]
         spec = torch.view_as_complex(pairs.contiguous()).transpose(1, 2)  # [B, N/2, T']
-        masks = _band_masks(self, spec)  # [B, S, N/2, T', 2]
+        masks = band_masks(self, spec)  # [B, S, N/2, T', 2]
         masks = masks.permute(1, 0, 2, 4, 3).flatten(2, 3)  # [S, B, N, T'], channel 2j + c
         return self.mask_activation(masks).to(feats.dtype)
 
 
-def _band_masks(model: BandSplitSeparator | BSRNNMasker, spec: torch.Tensor) -> torch.Tensor:
-    """Band split, band-and-sequence blocks and mask estimation: ``[B, F, T']`` complex ->
-    ``[B, S, F, T', 2]`` masks (the part the band-split separators and BSRNN's masker form
-    share)."""
-    z = model.band_split(spec)  # [B, T', K, N]
-    for block in model.blocks:
-        z = block(z)  # [B, T', K, N]
-    return model.mask_estimator(z)  # [B, S, F, T', 2]
-
-
-__all__ = ["BSRNN", "BSRNNMasker", "BandSequenceBlock", "BandSplitSeparator",
-           "across_time_then_bands"]
+__all__ = ["BSRNN", "BSRNNMasker", "BandSequenceBlock"]

@@ -42,13 +42,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gass_modules.lobes.attention import GlobalAttention, LocalAttention
+from gass_modules.lobes.attention import UConvBlock
 from gass_modules.lobes.base import Separator, check_positive_int
 from gass_modules.lobes.blocks import (
     Conv1d,
     ConvDecoder,
     ConvEncoder,
-    ConvNorm,
     ISTFTDecoder,
     STFTEncoder,
     channels_to_complex,
@@ -57,82 +56,6 @@ from gass_modules.lobes.blocks import (
     pad_to_multiple,
 )
 from gass_modules.lobes.masking import check_encoder_features, make_mask_activation
-
-
-class UConvBlock(nn.Module):
-    """One TDANet encoder-decoder block (bottom-up, GA, top-down LA) with a residual.
-
-    Features are frames-last (``[B, T, C]``): every depthwise convolution, normalisation,
-    pooling and up-sampling then runs with channels innermost, about 1.3x faster on CPU than
-    channels-first (the block is dominated by memory-bound ops at the finest scale).
-
-    Arguments
-    ---------
-    channels : int
-        Input/output channels ``B`` (the bottleneck width).
-    hidden_channels : int
-        Width ``H`` of the multi-scale features.
-    depth : int
-        Number of stride-2 down-samplings ``S`` (``S + 1`` scales); the input length must be a
-        multiple of ``2^S``.
-    kernel_size : int
-        Odd kernel of the depthwise convs and of the cascaded LA layers.
-    num_heads : int
-        Attention heads of the GA module (0: no self-attention, the FFN alone).
-    ffn_factor : int
-        FFN width factor of the GA module.
-    dropout : float
-        Dropout of the GA module.
-
-    Example
-    -------
-    >>> block = UConvBlock(channels=8, hidden_channels=16, depth=2, num_heads=4)
-    >>> block(torch.randn(2, 12, 8)).shape
-    torch.Size([2, 12, 8])
-    """
-
-    def __init__(self, channels: int, hidden_channels: int, depth: int = 4,
-                 kernel_size: int = 5, num_heads: int = 8, ffn_factor: int = 2,
-                 dropout: float = 0.1) -> None:
-        super().__init__()
-        check_positive_int(channels=channels, hidden_channels=hidden_channels, depth=depth)
-        self.depth = depth
-        h = hidden_channels
-        self.project = ConvNorm(channels, h, 1, activation=True, frames_last=True)
-        self.down = nn.ModuleList(
-            [ConvNorm(h, h, kernel_size, stride=1 if i == 0 else 2, groups=h, frames_last=True)
-             for i in range(depth + 1)]
-        )
-        self.global_attention = GlobalAttention(h, num_heads, ffn_factor, kernel_size, dropout)
-        self.inject = nn.ModuleList([LocalAttention(h, 1) for _ in range(depth + 1)])
-        self.top_down = nn.ModuleList([LocalAttention(h, kernel_size) for _ in range(depth)])
-        self.residual = Conv1d(h, channels, 1, frames_last=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Runs the block.
-
-        Arguments
-        ---------
-        x : torch.Tensor
-            ``[B, T, C]`` features, ``T`` a multiple of ``2^depth``.
-
-        Returns
-        -------
-        torch.Tensor
-            ``[B, T, C]`` features.
-        """
-        scales = [self.down[0](self.project(x))]  # F_0: [B, T, H]
-        for i in range(1, self.depth + 1):
-            scales.append(self.down[i](scales[-1]))  # F_i: [B, T / 2^i, H]
-        pooled = scales[-1]
-        for i in range(self.depth):  # mean over each window of 2^(S - i) frames
-            pooled = pooled + scales[i].unflatten(1, (-1, 2 ** (self.depth - i))).mean(2)
-        glob = self.global_attention(pooled)  # G: [B, T / 2^S, H]
-        fused = [self.inject[i](f, glob, 2 ** (self.depth - i)) for i, f in enumerate(scales)]
-        out = fused[-1]  # U_S = F'_S: the coarsest level starts the top-down path
-        for i in range(self.depth - 1, -1, -1):
-            out = self.top_down[i](fused[i], out, 2)  # U_i = LA(F'_i, U_{i+1})
-        return self.residual(out) + x
 
 
 class TDANetMasker(nn.Module):

@@ -528,10 +528,10 @@ def test_ctrl_c_while_loading_and_twice_leaves_no_traceback(tmp_path, model_dir,
     assert "interrupted" in capsys.readouterr().err
     action = ("import os, signal, gass_modules.output_files as output_files\n"
               "    slow.calls = getattr(slow, 'calls', 0) + 1\n"
-              "    abort = output_files._StemWriter.abort\n"
+              "    abort = output_files.StemWriter.abort\n"
               "    def again(self):\n"
               "        os.kill(os.getpid(), signal.SIGINT); time.sleep(0.2); abort(self)\n"
-              "    output_files._StemWriter.abort = again\n"
+              "    output_files.StemWriter.abort = again\n"
               "    if slow.calls == 3: os.kill(os.getpid(), signal.SIGINT)")
     out = tmp_path / "out"
     proc = subprocess.run(child([str(path), "--model", str(model_dir), "--out", str(out),

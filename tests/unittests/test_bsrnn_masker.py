@@ -15,7 +15,8 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.nnet.losses import get_si_snr_with_pitwrapper
 
-from gass_modules.lobes.bsrnn import BSRNN, BSRNNMasker, _band_masks
+from gass_modules.lobes.band_split import band_masks
+from gass_modules.lobes.bsrnn import BSRNN, BSRNNMasker
 
 RECIPE_YAML = """
 num_spks: 2
@@ -150,7 +151,7 @@ def test_masks_follow_the_documented_channel_layout():
     feats = torch.randn(3, 12, 7)
     with torch.no_grad():
         spec = torch.complex(feats[:, 0::2], feats[:, 1::2])  # [B, 6, T']
-        pairs = _band_masks(masker, spec)  # [B, S, 6, T', 2]
+        pairs = band_masks(masker, spec)  # [B, S, 6, T', 2]
         got = masker(feats)  # [S, B, 12, T']
     for j in range(6):
         for c in range(2):

@@ -292,7 +292,7 @@ def test_nan_found_while_streaming_removes_partial_outputs(tmp_path, monkeypatch
     x = np.zeros(20000, dtype=np.float32)
     x[15000] = np.nan
     sf.write(tmp_path / "late.wav", x, MODEL_RATE, subtype="FLOAT")
-    monkeypatch.setattr(stems, "_scan_finite", lambda handle, name: None)
+    monkeypatch.setattr(stems, "scan_finite", lambda handle, name: None)
     sep = interface(ScaledCopies(GAINS, MODEL_RATE))
     with pytest.raises(ValueError, match="sample 15000"):
         sep.separate_to_files(tmp_path / "late.wav", out_dir=tmp_path / "out", chunk_seconds=0.2)

@@ -145,24 +145,11 @@ def test_no_import_cycles():
         "\n".join(" <-> ".join(c) for c in found))
 
 
-# The chunking <-> model_folder circle (the order vocabulary: model_folder defers its import of
-# chunking.check_order) is removed by the other part of issue 30 (branch issue-30a: one module
-# owns the output order). Expected here until it merges; then this test passes (xpass).
-ORDER_CYCLE = ["gass_modules.chunking", "gass_modules.model_folder"]
-
-
-@pytest.mark.xfail(ORDER_CYCLE in cycles(import_graph(modules(), deferred=True)), strict=False,
-                   reason="chunking <-> model_folder (order vocabulary) until issue-30a merges")
 def test_no_import_circles_through_deferred_imports():
     """Imports inside functions count too: a deferred import only hides a circle."""
     found = cycles(import_graph(modules(), deferred=True))
     assert found == [], "import circles among gass_modules modules (any import):\n" + (
         "\n".join(" <-> ".join(c) for c in found))
-
-
-def test_no_other_circle_than_the_order_one():
-    """While the order circle is expected (xfail above), no other circle may appear."""
-    assert [c for c in cycles(import_graph(modules(), deferred=True)) if c != ORDER_CYCLE] == []
 
 
 # The separator models of lobes/: each builds on shared parts (band_split, band_layers, bands,

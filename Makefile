@@ -4,7 +4,7 @@ PYTEST_ARGS ?=
 # passed on to the demo's train.py, e.g. make demo DEMO_ARGS="--device=cuda --batch_size=32"
 DEMO_ARGS ?=
 
-.PHONY: setup test compat lint demo bench clean
+.PHONY: setup test test-fast compat lint demo bench clean
 
 setup:
 	@bash tools/setup_env.sh
@@ -13,6 +13,13 @@ test: setup
 	$(PY) -m ruff check .
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# For local work: ruff and the suite without the tests marked `slow` (torch.export traces, the
+# recipes' debug runs, the wheel builds). CI (.ci/run) runs `make test`, which runs them all.
+test-fast: setup
+	$(PY) -m ruff check .
+	@$(PY) -m pytest -m "not slow" $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test-fast: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 # The compatibility subset (tests marked `compat`: lobes, loss, mixer, from_hparams /
 # separate_file, one recipe debug run) on the oldest versions setup.py declares: SpeechBrain

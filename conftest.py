@@ -20,7 +20,11 @@ COMPAT_FILES = frozenset({
     "test_compat.py",                                                         # separate_file
 })
 COMPAT_TESTS = ("tests/integration/test_recipes.py::test_recipe_debug_run[demo]",)
-# tests of export_separator (torch.export), skipped where it is refused (old torch)
+# tests of export_separator (torch.export): marked `slow` (2026-12-07, 2 shared cores, load
+# 1.2-2.5: the 14 cases took 288 s, the five TDANet/TIGER cards of the contract 208 s of it;
+# `make test-fast` leaves them out, `make test` and CI run them), and skipped where export is
+# refused (old torch).
+# tests/consistency/test_suite_selection.py checks that every test that exports is listed here.
 EXPORT_TESTS = frozenset({
     "test_exportable_blstm_matches_lstm_under_export_at_any_length",
     "test_export_with_dynamic_length_matches_eager",
@@ -29,10 +33,11 @@ EXPORT_TESTS = frozenset({
 
 
 def pytest_collection_modifyitems(config, items):
-    """Marks the compatibility subset ``compat``. On a torch older than the one export is tested
-    with, export tests are skipped, and ``test_export_is_refused_on_old_torch`` (which runs only
-    there) checks that ``export_separator`` refuses with a message instead. Tests marked ``cuda``
-    are skipped on a machine without a CUDA GPU (run them with ``pytest -m cuda`` on one)."""
+    """Marks the compatibility subset ``compat`` and the export tests ``slow``. On a torch older
+    than the one export is tested with, export tests are skipped, and
+    ``test_export_is_refused_on_old_torch`` (which runs only there) checks that
+    ``export_separator`` refuses with a message instead. Tests marked ``cuda`` are skipped on a
+    machine without a CUDA GPU (run them with ``pytest -m cuda`` on one)."""
     old_torch = torch.__version__ < EXPORT_MIN_TORCH
     no_gpu = pytest.mark.skip(reason="needs a CUDA GPU (marked `cuda`)")
     for item in items:
@@ -40,7 +45,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(no_gpu)
         if item.path.name in COMPAT_FILES or item.nodeid in COMPAT_TESTS:
             item.add_marker(pytest.mark.compat)
-        if old_torch and getattr(item, "originalname", item.name) in EXPORT_TESTS:
+        exports = getattr(item, "originalname", item.name) in EXPORT_TESTS
+        if exports:
+            item.add_marker(pytest.mark.slow)
+        if old_torch and exports:
             item.add_marker(pytest.mark.skip(reason=f"export_separator needs torch>="
                                                     f"{EXPORT_MIN_TORCH} (gated)"))
 

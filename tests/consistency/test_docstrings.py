@@ -9,8 +9,6 @@ need module and function docstrings.
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_FILES = sorted((ROOT / "gass_modules").rglob("*.py"))
 SCRIPT_FILES = sorted(
@@ -22,9 +20,9 @@ def _public(node) -> bool:
     return not node.name.startswith("_")
 
 
-def _problems(path: Path, need_examples: bool) -> list[str]:
+def _problems(path: Path, need_examples: bool, root: Path = ROOT) -> list[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
-    rel = path.relative_to(ROOT)
+    rel = path.relative_to(root)
     out = []
     if not ast.get_docstring(tree):
         out.append(f"{rel}: module docstring missing")
@@ -45,33 +43,36 @@ def _problems(path: Path, need_examples: bool) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("path", PACKAGE_FILES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_package_docstrings(path):
-    """gass_modules: docstrings with runnable Examples for public functions and classes."""
-    assert _problems(path, need_examples=True) == []
+def docstring_problems(paths: list[Path], need_examples: bool, root: Path = ROOT) -> list[str]:
+    """The problems of every file of ``paths``, one line each."""
+    return [problem for path in paths for problem in _problems(path, need_examples, root)]
 
 
-@pytest.mark.parametrize("path", SCRIPT_FILES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_script_docstrings(path):
-    """tools/benchmarks/recipes: module and public function docstrings."""
-    assert _problems(path, need_examples=False) == []
+def test_package_docstrings():
+    """gass_modules: docstrings with runnable Examples for public functions and classes (the
+    failure lists every problem of every module)."""
+    problems = docstring_problems(PACKAGE_FILES, need_examples=True)
+    assert not problems, "docstrings to write:\n" + "\n".join(problems)
+
+
+def test_script_docstrings():
+    """tools/benchmarks/recipes: module and public function docstrings (every problem listed)."""
+    problems = docstring_problems(SCRIPT_FILES, need_examples=False)
+    assert not problems, "docstrings to write:\n" + "\n".join(problems)
 
 
 def test_checker_flags_missing_docstrings(tmp_path):
-    """The checker itself catches what it should (a test that can fail)."""
+    """The checker itself catches what it should (a test that can fail), in every file given."""
     bad = tmp_path / "bad.py"
     bad.write_text('"""Mod."""\n\ndef f():\n    """No example."""\n\nclass C:\n    def m(self):\n'
                    "        pass\n")
-    probs = _problems_rel(bad)
+    also = tmp_path / "also.py"
+    also.write_text("def g():\n    pass\n")
+    probs = docstring_problems([bad, also], need_examples=True, root=tmp_path)
     assert any("f: no 'Example'" in p for p in probs)
     assert any("C: docstring missing" in p for p in probs)
     assert any("C.m: docstring missing" in p for p in probs)
-
-
-def _problems_rel(path):
-    global ROOT
-    saved, ROOT = ROOT, path.parent
-    try:
-        return _problems(path, need_examples=True)
-    finally:
-        ROOT = saved
+    assert "also.py: module docstring missing" in probs
+    assert "also.py:1 g: docstring missing" in probs
+    assert docstring_problems([also], need_examples=False, root=tmp_path) == [
+        "also.py: module docstring missing", "also.py:1 g: docstring missing"]

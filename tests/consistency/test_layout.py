@@ -35,10 +35,21 @@ def _rel(path: Path) -> str:
     return str(path.relative_to(ROOT))
 
 
-@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=_rel)
-def test_modules_stay_small(path):
-    lines = len(path.read_text().splitlines())
-    assert lines <= LIMIT, f"{_rel(path)} has {lines} lines: split it by concept"
+def long_modules(package: Path = PACKAGE, limit: int = LIMIT) -> list[str]:
+    """The modules of ``package`` longer than ``limit`` lines, each with its length."""
+    out = []
+    for path in sorted(package.rglob("*.py")):
+        lines = len(path.read_text().splitlines())
+        if lines > limit:
+            out.append(f"{path.relative_to(package.parent)} has {lines} lines")
+    return out
+
+
+def test_modules_stay_small():
+    """No module is longer than LIMIT lines; the failure lists every one that is."""
+    offenders = long_modules()
+    assert not offenders, (f"split these by concept (at most {LIMIT} lines each):\n"
+                           + "\n".join(offenders))
 
 
 def _row(module: str) -> int | None:
@@ -47,18 +58,47 @@ def _row(module: str) -> int | None:
     return ROWS.get(parts[1]) if len(parts) > 1 and parts[0] == "gass_modules" else None
 
 
-@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=_rel)
-def test_imports_never_go_down_the_module_map(path):
-    module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-    row = _row(module)
-    if row is None:
-        pytest.skip(f"{module} is not in the module map")
-    tree = ast.parse(path.read_text())
-    imported = [node.module for node in tree.body if isinstance(node, ast.ImportFrom)
-                and node.module] + [alias.name for node in tree.body
-                                    if isinstance(node, ast.Import) for alias in node.names]
-    higher = [name for name in imported if (_row(name) or 0) > row]
-    assert higher == [], f"{module} (row {row}) imports {higher} from higher rows"
+def upward_imports(package: Path = PACKAGE) -> list[str]:
+    """Module-level imports of ``package`` from a higher row of the map, one line per module
+    (modules not on the map are not checked here)."""
+    out = []
+    for path in sorted(package.rglob("*.py")):
+        module = ".".join(path.relative_to(package.parent).with_suffix("").parts)
+        module = module.removesuffix(".__init__")
+        row = _row(module)
+        if row is None:
+            continue
+        tree = ast.parse(path.read_text())
+        imported = [node.module for node in tree.body if isinstance(node, ast.ImportFrom)
+                    and node.module] + [alias.name for node in tree.body
+                                        if isinstance(node, ast.Import) for alias in node.names]
+        higher = [name for name in imported if (_row(name) or 0) > row]
+        if higher:
+            out.append(f"{module} (row {row}) imports {higher} from higher rows")
+    return out
+
+
+def test_imports_never_go_down_the_module_map():
+    """No module imports from a higher row; the failure lists every module that does."""
+    offenders = upward_imports()
+    assert not offenders, "imports against the module map:\n" + "\n".join(offenders)
+
+
+def test_layout_checkers_list_every_planted_offender(tmp_path):
+    """Both checkers catch planted offenders in a throw-away package, all of them at once, and
+    pass the modules that keep the rules."""
+    package = tmp_path / "gass_modules"
+    (package / "lobes").mkdir(parents=True)
+    (package / "audio.py").write_text("from gass_modules.brain import SeparationBrain\n")
+    (package / "lobes" / "base.py").write_text("import gass_modules.inference\n"
+                                               + "x = 1\n" * LIMIT)
+    (package / "losses.py").write_text("from gass_modules.audio import load\n")
+    (package / "brain.py").write_text("from gass_modules.audio import load\n" * (LIMIT + 1))
+    assert long_modules(package) == [f"gass_modules/brain.py has {LIMIT + 1} lines",
+                                     f"gass_modules/lobes/base.py has {LIMIT + 1} lines"]
+    assert upward_imports(package) == [
+        "gass_modules.audio (row 0) imports ['gass_modules.brain'] from higher rows",
+        "gass_modules.lobes.base (row 0) imports ['gass_modules.inference'] from higher rows"]
 
 
 def test_no_module_keeps_old_import_paths():

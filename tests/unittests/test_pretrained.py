@@ -43,9 +43,18 @@ def test_a_local_folder_wins_over_a_bundled_name(tmp_path, monkeypatch):
         GASSSeparator.from_hparams(source="gass-maxi")
 
 
+# Mean SI-SNRi of the bundled GASS-mini on the 12 mixtures below (24 active references),
+# measured by this very test on 2026-12-07 (demo corpus small tier, eval set seed 0, CPU, one
+# thread): 5.87 dB. The test accepts MEASURED_SI_SNRI +- SI_SNRI_BAND: a drop of 1 dB is a
+# regression of the model, the loader, the chunking or the metric; a rise of as much means the
+# bundled model changed, and this figure must be measured again and updated with it.
+MEASURED_SI_SNRI = 5.87
+SI_SNRI_BAND = 1.0
+
+
 def test_separates_held_out_real_mixtures(gass_mini, demo_corpus_small):
     """2-source mixtures of the small tier's test split (real voices, rendered songs, recorded
-    events): the bundled model improves them on average, by more than 2 dB."""
+    events): the bundled model improves them by its measured mean SI-SNRi, within 1 dB."""
     mixer = GASSMixer(demo_corpus_small.manifests["test"],
                       {"duration": 2.0, "num_sources_probs": [0, 1, 0, 0]})
     items = make_eval_set(mixer, 12, seed=0)
@@ -55,7 +64,9 @@ def test_separates_held_out_real_mixtures(gass_mini, demo_corpus_small):
     gains = si_snri(targets, align_estimates(targets, est), mix)  # [B, 4]
     active = active_sources(targets)
     mean = float(gains[active].mean())
-    assert active.sum() == 24 and 2.0 < mean < 30.0, mean
+    assert active.sum() == 24
+    assert abs(mean - MEASURED_SI_SNRI) < SI_SNRI_BAND, (
+        f"mean SI-SNRi {mean:.2f} dB, measured {MEASURED_SI_SNRI} dB ± {SI_SNRI_BAND}")
 
 
 def test_cli_uses_the_best_bundled_model_by_default(tmp_path, monkeypatch, demo_corpus_small):

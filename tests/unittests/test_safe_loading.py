@@ -1,5 +1,6 @@
 """Issue 17 item 3: model folders are loaded without running code from them by default."""
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from gass_modules import safe_hparams
 from gass_modules.cli import main
 from gass_modules.inference import GASSSeparator
 from gass_modules.lobes.base import Separator
@@ -15,6 +17,7 @@ from gass_modules.safe_hparams import (
     UntrustedCodeError,
     load_model_description,
     register_separator,
+    registered_separators,
 )
 from tests.doubles import ScaledCopies
 
@@ -102,7 +105,33 @@ class _Doubler(Separator):
         return mix.unsqueeze(-1) * self.scale
 
 
-def test_registered_user_class_and_overrides_load_safely(tmp_path):
+@contextlib.contextmanager
+def restored_separator_registry():
+    """Classes given to ``register_separator`` inside are forgotten on leaving: the allow-list
+    is process-wide, and a class left registered by one test would let every later test load
+    folders that must be refused (its dict is swapped for a copy, then put back)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(safe_hparams, "_registered", dict(safe_hparams._registered))
+        yield
+
+
+@pytest.fixture
+def separator_registry():
+    """A test may register separators: they are unregistered after it."""
+    with restored_separator_registry():
+        yield
+
+
+def test_the_registry_fixture_restores_the_allow_list():
+    before = registered_separators()
+    with restored_separator_registry():
+        register_separator(_Doubler)
+        assert f"{_Doubler.__module__}._Doubler" in registered_separators()
+    assert registered_separators() == before
+    assert f"{_Doubler.__module__}._Doubler" not in registered_separators()
+
+
+def test_registered_user_class_and_overrides_load_safely(tmp_path, separator_registry):
     folder = save_model_folder(_Doubler(8000), tmp_path / "m", chunk_seconds=3.0)
     with pytest.raises(UntrustedCodeError, match="_Doubler is not a registered"):
         GASSSeparator.from_hparams(source=folder)

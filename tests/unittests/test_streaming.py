@@ -409,3 +409,41 @@ TDANET_REFERENCE = [
     0.4969381, -0.0794043, -0.8468155, -0.4939766, -0.3857243, 0.1826796, -1.4765785, 0.7911081,
     -0.4332761, -0.4064526, -0.9187638, 0.2363331, -0.4132686, -0.6978262, -0.3605445,
     -0.5475995]
+
+
+def test_stream_overwrite_replaces_only_what_gass_separate_recorded(tmp_path):
+    """#27's rule on ``--stream``: a user's ``a_s3.wav`` (no report records it) survives a
+    ``--stream --overwrite`` run, which fails that input (status 1) before writing anything; a
+    stream's own stems are recorded in ``a.json`` and replaced by the next ``--overwrite`` run;
+    a ``a.json`` that is not a report is never written over."""
+    import json
+
+    import soundfile as sf
+
+    from gass_modules.cli import main
+    from gass_modules.model_folder import save_model_folder
+
+    model = causal_model()
+    folder = tmp_path / "model"
+    save_model_folder(model, folder)
+    sf.write(tmp_path / "a.wav", (0.2 * torch.randn(2000)).numpy(), RATE, subtype="FLOAT")
+    out = tmp_path / "out"
+    out.mkdir()
+    mine = out / "a_s3.wav"
+    sf.write(mine, torch.ones(100).numpy(), RATE)
+    before = mine.read_bytes()
+    run = [str(tmp_path / "a.wav"), "--stream", "--model", str(folder), "--out", str(out),
+           "--overwrite"]
+    assert main(run) == 1
+    assert mine.read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == ["a_s3.wav"]  # nothing else written
+    mine.rename(tmp_path / "kept.wav")
+    assert main(run) == 0
+    report = json.loads((out / "a.json").read_text())
+    assert [s["file"] for s in report["sources"]] == ["a_s1.wav", "a_s2.wav", "a_s3.wav"]
+    (out / "a_s2.wav").write_bytes(b"stale")  # our own file, recorded: replaced
+    assert main(run) == 0
+    assert sf.info(out / "a_s2.wav").frames == 2000
+    (out / "a.json").write_text('{"takes": 3}')  # a user's notes now hold the name
+    assert main(run) == 1
+    assert (out / "a.json").read_text() == '{"takes": 3}'

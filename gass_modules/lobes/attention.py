@@ -420,11 +420,15 @@ class LocalAttention(nn.Module):
             ``[B, n, C]`` fused frames.
         """
         convs = state["convs"]
+        if coarse.shape[1]:  # most calls at the coarse scales complete no coarse frame
+            gate, convs[1] = self.gate.forward_streaming(coarse, convs[1])  # [B, m, C]
+            shift, convs[2] = self.shift.forward_streaming(coarse, convs[2])
+            state["gate"] = torch.cat([state["gate"], torch.sigmoid(gate)], dim=1)
+            state["shift"] = torch.cat([state["shift"], shift], dim=1)
+        if fine.shape[1] == 0:
+            return fine
         local, convs[0] = self.local.forward_streaming(fine, convs[0])  # [B, n, C]
-        gate, convs[1] = self.gate.forward_streaming(coarse, convs[1])  # [B, m, C]
-        shift, convs[2] = self.shift.forward_streaming(coarse, convs[2])
-        gate = torch.cat([state["gate"], torch.sigmoid(gate)], dim=1)
-        shift = torch.cat([state["shift"], shift], dim=1)
+        gate, shift = state["gate"], state["shift"]
         done = state["done"]
         index = torch.arange(done, done + fine.shape[1], device=fine.device) // factor
         index = index - state["first"]  # the coarse frame of each fine frame, in the kept ones

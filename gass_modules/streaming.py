@@ -20,6 +20,7 @@ Authors
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -30,6 +31,12 @@ import torch
 import torchaudio
 
 from gass_modules.lobes.base import check_positive_int
+from gass_modules.output_files import (
+    make_folder,
+    read_report,
+    reported_stems,
+    write_text_atomic,
+)
 
 
 class StreamingSeparator:
@@ -315,6 +322,12 @@ def stream_to_stems(separator: torch.nn.Module, source: str | Path | BinaryIO,
     ``S`` outputs are written: whether one is silent is known only at the end. Each stem has
     exactly as many samples as the input; output ``k`` is the same source throughout.
 
+    Like the batch ``gass-separate``, the run records what it writes in a ``<name>.json``
+    report beside the stems (written before the stems, so that a stream cut short is recorded
+    too), and replaces (``overwrite``) only files such a report records: a stem name taken by
+    a file no report records (a user's ``<name>_s3.wav``), or a ``<name>.json`` that is not a
+    report, fails the run before anything is written, overwrite or not.
+
     Arguments
     ---------
     separator : torch.nn.Module
@@ -332,7 +345,7 @@ def stream_to_stems(separator: torch.nn.Module, source: str | Path | BinaryIO,
     realtime : bool
         Read a file no faster than real time.
     overwrite : bool
-        Replace existing stems (otherwise a ``FileExistsError``).
+        Replace the stems (and report) of an earlier run (otherwise a ``FileExistsError``).
 
     Returns
     -------
@@ -360,11 +373,20 @@ def stream_to_stems(separator: torch.nn.Module, source: str | Path | BinaryIO,
         rate = live.sample_rate if sample_rate is None else sample_rate
         check_positive_int(sample_rate=rate)
     paths = [out_dir / f"{name}_s{k + 1}.wav" for k in range(live.num_sources)]
-    existing = [p for p in paths if p.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{existing[0]} exists; pass overwrite=True (--overwrite) to "
-                              "replace it")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    report = out_dir / f"{name}.json"
+    try:
+        _claim_outputs(paths, report, overwrite)
+    except BaseException:
+        if handle is not None:
+            handle.close()
+        raise
+    make_folder(out_dir)
+    write_text_atomic(report, json.dumps({
+        "input": str(Path(source).resolve()) if handle is not None else "-",
+        "model_sample_rate": live.sample_rate, "sample_rate": rate, "stream": True,
+        "hop_s": live.hop / live.sample_rate,
+        "sources": [{"output": k + 1, "file": p.name} for k, p in enumerate(paths)]},
+        indent=2) + "\n")
     to_model = StreamingResampler(rate, live.sample_rate)
     to_input = StreamingResampler(live.sample_rate, rate, batch=live.num_sources)
     block = max(1, round(live.hop * rate / live.sample_rate))
@@ -409,6 +431,27 @@ def stream_to_stems(separator: torch.nn.Module, source: str | Path | BinaryIO,
         if handle is not None:
             handle.close()
     return paths
+
+
+def _claim_outputs(paths: list[Path], report: Path, overwrite: bool) -> None:
+    """Raises unless :func:`stream_to_stems` may write ``paths`` and ``report`` (#27's rule:
+    only files a gass-separate report records are replaced, and only with ``overwrite``); with
+    ``overwrite``, removes the files the old report records that this run will not write."""
+    previous = read_report(report)
+    if report.exists() and previous is None:
+        raise FileExistsError(f"{report} exists and is not a gass-separate report; move it or "
+                              "choose another output folder (--out)")
+    recorded = reported_stems(report)
+    foreign = [str(p) for p in paths if p.exists() and p.resolve() not in recorded]
+    if foreign:
+        raise FileExistsError(f"{foreign} exist and no gass-separate report records them as "
+                              "its outputs (--overwrite replaces only those); move them or "
+                              "choose another output folder (--out)")
+    if previous is not None and not overwrite:
+        raise FileExistsError(f"outputs already exist ({report}); pass overwrite=True "
+                              "(--overwrite) to replace them")
+    for stale in recorded - {p.resolve() for p in paths}:  # ours, and no longer recorded
+        stale.unlink(missing_ok=True)
 
 
 __all__ = ["StreamingResampler", "StreamingSeparator", "stream_to_stems"]

@@ -6,13 +6,15 @@
   official TDANet attends across the batch by mistake);
 * :class:`GlobalAttention` (GA): self-attention then a convolutional feed-forward network
   (``num_heads=0``: the feed-forward network alone, as TIGER uses it);
-* :class:`LocalAttention` (LA): a coarse input gates and shifts a finer one;
-* :class:`UConvBlock`: TDANet's multi-scale encoder-decoder block built from them (bottom-up
-  depthwise convolutions, GA at the coarsest scale, top-down LA), the block of
-  :mod:`gass_modules.lobes.tdanet` that :mod:`gass_modules.lobes.tiger` shares (without
-  self-attention), so neither model imports the other.
+* :class:`LocalAttention` (LA): a coarse input gates and shifts a finer one.
 
-Features are frames-last, ``[B, T, C]``.
+With ``causal=True`` (issue #28) GA and LA are built from the causal parts of
+:mod:`gass_modules.lobes.causal` (left-padded convolutions, frame-wise LayerNorms; GA attends to
+a bounded look-back of past frames) and stream (``init_state`` / ``forward_streaming``).
+
+Features are frames-last, ``[B, T, C]``. :mod:`gass_modules.lobes.uconv` builds TDANet's
+encoder-decoder block from them (used by :mod:`gass_modules.lobes.tdanet` and
+:mod:`gass_modules.lobes.tiger`).
 
 Authors
  * gass developers 2026
@@ -27,6 +29,13 @@ from torch import nn
 
 from gass_modules.lobes.base import check_positive_int
 from gass_modules.lobes.blocks import Conv1d, ConvNorm
+from gass_modules.lobes.causal import (
+    CausalConv1d,
+    CausalConvNorm,
+    lookback_mask,
+    sequential_state,
+    stream_sequential,
+)
 
 
 class SinusoidalPositions(nn.Module):
@@ -121,13 +130,16 @@ class MultiHeadSelfAttention(nn.Module):
         self.qkv = nn.Linear(channels, 3 * channels)
         self.out = nn.Linear(channels, channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Attends over frames, independently for each item.
 
         Arguments
         ---------
         x : torch.Tensor
             ``[B, T, C]`` sequence.
+        attn_mask : torch.Tensor, optional
+            ``[T, T]`` bool, ``True`` where query ``i`` may attend to key ``j`` (all when
+            ``None``).
 
         Returns
         -------
@@ -137,7 +149,8 @@ class MultiHeadSelfAttention(nn.Module):
         qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, -1))  # [B, T, 3, h, C / h]
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, h, T, C / h]
         heads = nn.functional.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0)  # [B, h, T, C / h]
+            q, k, v, attn_mask=attn_mask,
+            dropout_p=self.dropout if self.training else 0.0)  # [B, h, T, C / h]
         return self.out(heads.transpose(1, 2).flatten(2))  # [B, T, C]
 
 
@@ -162,9 +175,23 @@ class GlobalAttention(nn.Module):
         Kernel of the FFN's depthwise conv (odd).
     dropout : float
         Dropout in the attention and the FFN.
+    causal : bool
+        Frame ``t`` sees frames ``<= t`` only: the attention is masked to the last ``lookback``
+        frames and has no positional encoding (a stream's positions grow without bound, past
+        any length trained on; the mask and the causal convolutions carry the order, as causal
+        transformers learn position without one, Haviv et al. 2022), the FFN's convolutions
+        are left-padded and its norms frame-wise; the module streams.
+    lookback : int
+        Frames each frame attends to, itself included (``causal`` only).
 
     Example
     -------
+    >>> live = GlobalAttention(channels=16, num_heads=4, causal=True, lookback=3).eval()
+    >>> x = torch.randn(2, 10, 16)
+    >>> state = live.init_state(2)
+    >>> parts = [live.forward_streaming(p, state) for p in x.split([4, 0, 1, 5], dim=1)]
+    >>> torch.allclose(torch.cat(parts, 1), live(x), atol=1e-5)
+    True
     >>> ga = GlobalAttention(channels=16, num_heads=4)
     >>> ga(torch.randn(2, 10, 16)).shape
     torch.Size([2, 10, 16])
@@ -174,9 +201,10 @@ class GlobalAttention(nn.Module):
     """
 
     def __init__(self, channels: int, num_heads: int = 8, ffn_factor: int = 2,
-                 kernel_size: int = 5, dropout: float = 0.1) -> None:
+                 kernel_size: int = 5, dropout: float = 0.1, causal: bool = False,
+                 lookback: int = 32) -> None:
         super().__init__()
-        check_positive_int(channels=channels, ffn_factor=ffn_factor)
+        check_positive_int(channels=channels, ffn_factor=ffn_factor, lookback=lookback)
         if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads < 0:
             raise ValueError(f"num_heads must be an int >= 0 (0: no self-attention), got "
                              f"{num_heads!r}")
@@ -185,11 +213,24 @@ class GlobalAttention(nn.Module):
                              f"({num_heads})")
         hidden = ffn_factor * channels
         self.num_heads = num_heads
+        self.causal = causal
+        self.lookback = lookback
         if num_heads:
             self.norm = nn.LayerNorm(channels)
-            self.positions = SinusoidalPositions(channels)
+            if not causal:
+                self.positions = SinusoidalPositions(channels)
             self.attention = MultiHeadSelfAttention(channels, num_heads, dropout)
             self.attention_dropout = nn.Dropout(dropout)
+        if causal:
+            self.ffn = nn.Sequential(
+                CausalConvNorm(channels, hidden, 1, bias=False),
+                CausalConv1d(hidden, hidden, kernel_size, groups=hidden),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+                CausalConvNorm(hidden, channels, 1, bias=False),
+                nn.Dropout(dropout),
+            )
+            return
         self.ffn = nn.Sequential(
             ConvNorm(channels, hidden, 1, bias=False, frames_last=True),
             Conv1d(hidden, hidden, kernel_size, padding=(kernel_size - 1) // 2, groups=hidden,
@@ -213,11 +254,58 @@ class GlobalAttention(nn.Module):
         torch.Tensor
             ``[B, T, C]`` global features ``G``.
         """
-        if self.num_heads:  # a constant of the module, not a branch on shapes
+        if self.num_heads and self.causal:  # constants of the module, not branches on shapes
+            query = self.norm(x)
+            mask = lookback_mask(x.shape[1], self.lookback, x.device)
+            x = x + self.attention_dropout(self.attention(query, mask))
+        elif self.num_heads:
             query = self.norm(x)
             query = query + self.positions(query).to(query.dtype)
             x = x + self.attention_dropout(self.attention(query))
         return x + self.ffn(x)
+
+    def init_state(self, batch: int) -> dict:
+        """A new stream's state (causal modules): no past frames, the FFN's buffers.
+
+        Arguments
+        ---------
+        batch : int
+            Number of streams.
+
+        Returns
+        -------
+        dict
+            ``past`` (the normalised frames still in the look-back) and ``ffn``.
+        """
+        if not self.causal:
+            raise TypeError("GlobalAttention streams only when built with causal=True")
+        weight = self.ffn[0].conv.weight
+        return {"past": weight.new_zeros(batch, 0, self.norm.normalized_shape[0])
+                if self.num_heads else None, "ffn": sequential_state(self.ffn, batch)}
+
+    def forward_streaming(self, x: torch.Tensor, state: dict) -> torch.Tensor:
+        """The next frames of :meth:`forward` (``[B, n, C]``, ``n >= 0``); updates ``state``.
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            ``[B, n, C]`` the next frames.
+        state : dict
+            From :meth:`init_state`; updated in place.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, n, C]``.
+        """
+        if x.shape[1] == 0:
+            return x
+        if self.num_heads:  # the kept frames are keys and values; only the new ones query
+            keys = torch.cat([state["past"], self.norm(x)], dim=1)  # [B, m + n, C]
+            mask = lookback_mask(keys.shape[1], self.lookback, x.device)
+            x = x + self.attention_dropout(self.attention(keys, mask)[:, -x.shape[1]:])
+            state["past"] = keys[:, max(0, keys.shape[1] - (self.lookback - 1)):]
+        return x + stream_sequential(self.ffn, x, state["ffn"])
 
 
 class LocalAttention(nn.Module):
@@ -233,17 +321,35 @@ class LocalAttention(nn.Module):
         Feature channels ``C``.
     kernel_size : int
         Odd kernel of the depthwise convs.
+    causal : bool
+        :class:`~gass_modules.lobes.causal.CausalConvNorm` convolutions (left-padded,
+        frame-wise norms); the coarse frame ``c`` then serves fine frames ``r c .. r c + r - 1``
+        while it sees nothing after fine frame ``r c`` (when built causally), and the layer
+        streams.
 
     Example
     -------
+    >>> live = LocalAttention(channels=8, kernel_size=5, causal=True)
+    >>> fine, coarse = torch.randn(2, 12, 8), torch.randn(2, 3, 8)
+    >>> state = live.init_state(2)
+    >>> a = live.forward_streaming(fine[:, :5], coarse[:, :2], 4, state)
+    >>> b = live.forward_streaming(fine[:, 5:], coarse[:, 2:], 4, state)
+    >>> torch.allclose(torch.cat([a, b], 1), live(fine, coarse, 4), atol=1e-6)
+    True
     >>> la = LocalAttention(channels=8, kernel_size=5)
     >>> la(torch.randn(2, 12, 8), torch.randn(2, 3, 8), factor=4).shape
     torch.Size([2, 12, 8])
     """
 
-    def __init__(self, channels: int, kernel_size: int = 5) -> None:
+    def __init__(self, channels: int, kernel_size: int = 5, causal: bool = False) -> None:
         super().__init__()
         check_positive_int(channels=channels, kernel_size=kernel_size)
+        self.causal = causal
+        if causal:
+            self.local, self.gate, self.shift = (
+                CausalConvNorm(channels, channels, kernel_size, groups=channels, bias=False)
+                for _ in range(3))
+            return
         self.local, self.gate, self.shift = (
             ConvNorm(channels, channels, kernel_size, groups=channels, bias=False,
                      frames_last=True) for _ in range(3))
@@ -272,78 +378,64 @@ class LocalAttention(nn.Module):
         local = self.local(fine).unflatten(1, (-1, factor))  # [B, T / r, r, C]
         return torch.addcmul(shift, local, gate).flatten(1, 2)  # [B, T, C]
 
-
-class UConvBlock(nn.Module):
-    """One TDANet encoder-decoder block (bottom-up, GA, top-down LA) with a residual.
-
-    Features are frames-last (``[B, T, C]``): every depthwise convolution, normalisation,
-    pooling and up-sampling then runs with channels innermost, about 1.3x faster on CPU than
-    channels-first (the block is dominated by memory-bound ops at the finest scale).
-
-    Arguments
-    ---------
-    channels : int
-        Input/output channels ``B`` (the bottleneck width).
-    hidden_channels : int
-        Width ``H`` of the multi-scale features.
-    depth : int
-        Number of stride-2 down-samplings ``S`` (``S + 1`` scales); the input length must be a
-        multiple of ``2^S``.
-    kernel_size : int
-        Odd kernel of the depthwise convs and of the cascaded LA layers.
-    num_heads : int
-        Attention heads of the GA module (0: no self-attention, the FFN alone).
-    ffn_factor : int
-        FFN width factor of the GA module.
-    dropout : float
-        Dropout of the GA module.
-
-    Example
-    -------
-    >>> block = UConvBlock(channels=8, hidden_channels=16, depth=2, num_heads=4)
-    >>> block(torch.randn(2, 12, 8)).shape
-    torch.Size([2, 12, 8])
-    """
-
-    def __init__(self, channels: int, hidden_channels: int, depth: int = 4,
-                 kernel_size: int = 5, num_heads: int = 8, ffn_factor: int = 2,
-                 dropout: float = 0.1) -> None:
-        super().__init__()
-        check_positive_int(channels=channels, hidden_channels=hidden_channels, depth=depth)
-        self.depth = depth
-        h = hidden_channels
-        self.project = ConvNorm(channels, h, 1, activation=True, frames_last=True)
-        self.down = nn.ModuleList(
-            [ConvNorm(h, h, kernel_size, stride=1 if i == 0 else 2, groups=h, frames_last=True)
-             for i in range(depth + 1)]
-        )
-        self.global_attention = GlobalAttention(h, num_heads, ffn_factor, kernel_size, dropout)
-        self.inject = nn.ModuleList([LocalAttention(h, 1) for _ in range(depth + 1)])
-        self.top_down = nn.ModuleList([LocalAttention(h, kernel_size) for _ in range(depth)])
-        self.residual = Conv1d(h, channels, 1, frames_last=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Runs the block.
+    def init_state(self, batch: int) -> dict:
+        """A new stream's state (causal layers): the convolutions' buffers, no coarse frame.
 
         Arguments
         ---------
-        x : torch.Tensor
-            ``[B, T, C]`` features, ``T`` a multiple of ``2^depth``.
+        batch : int
+            Number of streams.
+
+        Returns
+        -------
+        dict
+            The three convolutions' states, the coarse frames still needed (``gate``,
+            ``shift``, the first one's index ``first``) and the fine frames done (``done``).
+        """
+        if not self.causal:
+            raise TypeError("LocalAttention streams only when built with causal=True")
+        empty = self.gate.conv.weight.new_zeros(batch, 0, self.gate.conv.out_channels)
+        return {"convs": [conv.init_state(batch) for conv in (self.local, self.gate,
+                                                               self.shift)],
+                "gate": empty, "shift": empty, "first": 0, "done": 0}
+
+    def forward_streaming(self, fine: torch.Tensor, coarse: torch.Tensor, factor: int,
+                          state: dict) -> torch.Tensor:
+        """The next fine frames of :meth:`forward` from the next fine and coarse frames.
+
+        Arguments
+        ---------
+        fine : torch.Tensor
+            ``[B, n, C]`` the next fine frames.
+        coarse : torch.Tensor
+            ``[B, m, C]`` the next coarse frames: with those before, at least up to coarse
+            frame ``floor((done + n - 1) / factor)``.
+        factor : int
+            Exact length ratio.
+        state : dict
+            From :meth:`init_state`; updated in place.
 
         Returns
         -------
         torch.Tensor
-            ``[B, T, C]`` features.
+            ``[B, n, C]`` fused frames.
         """
-        scales = [self.down[0](self.project(x))]  # F_0: [B, T, H]
-        for i in range(1, self.depth + 1):
-            scales.append(self.down[i](scales[-1]))  # F_i: [B, T / 2^i, H]
-        pooled = scales[-1]
-        for i in range(self.depth):  # mean over each window of 2^(S - i) frames
-            pooled = pooled + scales[i].unflatten(1, (-1, 2 ** (self.depth - i))).mean(2)
-        glob = self.global_attention(pooled)  # G: [B, T / 2^S, H]
-        fused = [self.inject[i](f, glob, 2 ** (self.depth - i)) for i, f in enumerate(scales)]
-        out = fused[-1]  # U_S = F'_S: the coarsest level starts the top-down path
-        for i in range(self.depth - 1, -1, -1):
-            out = self.top_down[i](fused[i], out, 2)  # U_i = LA(F'_i, U_{i+1})
-        return self.residual(out) + x
+        convs = state["convs"]
+        if coarse.shape[1]:  # most calls at the coarse scales complete no coarse frame
+            gate, convs[1] = self.gate.forward_streaming(coarse, convs[1])  # [B, m, C]
+            shift, convs[2] = self.shift.forward_streaming(coarse, convs[2])
+            state["gate"] = torch.cat([state["gate"], torch.sigmoid(gate)], dim=1)
+            state["shift"] = torch.cat([state["shift"], shift], dim=1)
+        if fine.shape[1] == 0:
+            return fine
+        local, convs[0] = self.local.forward_streaming(fine, convs[0])  # [B, n, C]
+        gate, shift = state["gate"], state["shift"]
+        done = state["done"]
+        index = torch.arange(done, done + fine.shape[1], device=fine.device) // factor
+        index = index - state["first"]  # the coarse frame of each fine frame, in the kept ones
+        out = torch.addcmul(shift[:, index], local, gate[:, index])  # [B, n, C]
+        state["done"] = done = done + fine.shape[1]
+        drop = done // factor - state["first"]  # coarse frames no later fine frame needs
+        state["gate"], state["shift"] = gate[:, drop:], shift[:, drop:]
+        state["first"] += drop
+        return out

@@ -210,31 +210,16 @@ class BandSplitSeparator(Separator):
                 "blocks": [block.init_state(batch * self.num_bands) for block in self.blocks]}
 
     def stream_chunk(self, chunk: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
-        """The separation of the samples ``chunk`` finishes (see ``Separator.forward_streaming``).
-
-        Arguments
-        ---------
-        chunk : torch.Tensor
-            ``[B, n]`` the next samples, in the parameters' dtype.
-        state : dict
-            From :meth:`init_state` or the previous call.
-
-        Returns
-        -------
-        tuple
-            ``[B, m, S]`` the next ``m`` output samples, and the state.
-        """
-        stft, buffers = state["stft"], state["stft_state"]
-        spec = stft.analyse(chunk, buffers)  # [B, F, k] complex, the frames completed
-        if spec.shape[-1] == 0:
-            estimates = spec.new_zeros(spec.shape[0], self.num_sources, *spec.shape[1:])
-        else:
+        """The separation of the samples ``chunk`` finishes (see ``Separator.stream_chunk``)."""
+        def estimate(spec: torch.Tensor) -> torch.Tensor:  # [B, F, k] -> [B, S, F, k]
             z = self.band_split(spec)  # [B, k, K, N]
             for i, block in enumerate(self.blocks):
                 z, state["blocks"][i] = block.forward_streaming(z, state["blocks"][i])
             masks = self.mask_estimator(z).float()  # [B, S, F, k, 2]
-            estimates = torch.view_as_complex(masks.contiguous()) * spec.unsqueeze(1)
-        return stft.synthesise(estimates, buffers).transpose(1, 2), state  # [B, m, S]
+            return torch.view_as_complex(masks.contiguous()) * spec.unsqueeze(1)
+
+        return state["stft"].separate(chunk, state["stft_state"], self.num_sources,
+                                      estimate), state
 
 
 def band_masks(model: nn.Module, spec: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,9 @@ before:
   symbolic length;
 * :class:`StreamingSTFT`: the centred, zero-padded STFT and least-squares iSTFT of
   :class:`~gass_modules.lobes.blocks.STFTEncoder` / :class:`~gass_modules.lobes.blocks.ISTFTDecoder`
-  computed chunk by chunk: the frames and the output samples equal the whole signal's.
+  computed chunk by chunk: the frames and the output samples equal the whole signal's;
+* :class:`CausalConv1d`, :class:`CausalConvNorm` (left-padded, any stride, frame-wise norm),
+  :func:`causal_mean_pool`, :func:`lookback_mask`, :func:`stream_uconv`: TDANet's block causal.
 
 The ``state`` of a stream is a plain dict of tensors (and ints) that ``init_state`` returns and
 ``forward_streaming`` returns updated; nothing is stored on the module, so one model serves any
@@ -24,11 +26,14 @@ Authors
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch._higher_order_ops.scan import scan
 
 from gass_modules.lobes.base import check_positive_int
+from gass_modules.lobes.blocks import Conv1d
 
 
 class ResidualLSTM(nn.Module):
@@ -281,6 +286,36 @@ class StreamingSTFT:
         state["position"] += done
         return out[..., skip:]
 
+    def separate(self, chunk: torch.Tensor, state: dict, num_sources: int,
+                 estimate: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """Analyses ``chunk``, maps the frames it completes to sources, synthesises them.
+
+        The streaming step of an STFT separator: :meth:`analyse`, then ``estimate`` on the
+        ``[B, F, k]`` frames (``k >= 1``; skipped when none is complete), then :meth:`synthesise`.
+
+        Arguments
+        ---------
+        chunk : torch.Tensor
+            ``[B, n]`` the next samples.
+        state : dict
+            From :meth:`init_state`; updated in place.
+        num_sources : int
+            ``S``.
+        estimate : callable
+            ``[B, F, k]`` complex mixture frames -> ``[B, S, F, k]`` complex source frames.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, m, S]`` the output samples finished.
+        """
+        spec = self.analyse(chunk, state)  # [B, F, k] complex, the frames completed
+        if spec.shape[-1] == 0:
+            estimates = spec.new_zeros(spec.shape[0], num_sources, *spec.shape[1:])
+        else:
+            estimates = estimate(spec)  # [B, S, F, k]
+        return self.synthesise(estimates, state).transpose(1, 2)  # [B, m, S]
+
     def _envelope(self, start: int, length: int) -> torch.Tensor:
         """The overlap-added squared window at padded positions ``[start, start + length)``."""
         positions = torch.arange(start, start + length)
@@ -289,4 +324,297 @@ class StreamingSTFT:
         return self.envelope[index].to(self.window.device)
 
 
-__all__ = ["ResidualLSTM", "StreamingSTFT"]
+class CausalConv1d(Conv1d):
+    """A frames-last convolution padded on the left only: output ``t`` sees inputs ``<= s t``.
+
+    ``y[t] = sum_m w[m] x[s t - (k - 1) + m]`` (zeros before the first frame), so a stride-``s``
+    output ``t`` depends on input frames up to ``s t`` and the output has ``ceil(T / s)``
+    frames. Same parameters as ``nn.Conv1d`` (``padding=0``); :meth:`forward_streaming` keeps
+    the inputs the next outputs still need, so chunks give what one call gives.
+
+    Arguments
+    ---------
+    in_channels : int
+        Input channels.
+    out_channels : int
+        Output channels.
+    kernel_size : int
+        Kernel size ``k``.
+    stride : int
+        Stride ``s``.
+    groups : int
+        Convolution groups.
+    bias : bool
+        Whether the convolution has a bias.
+
+    Example
+    -------
+    >>> conv = CausalConv1d(4, 4, 5, stride=2, groups=4)
+    >>> x = torch.randn(2, 9, 4)
+    >>> conv(x).shape
+    torch.Size([2, 5, 4])
+    >>> a, state = conv.forward_streaming(x[:, :4], conv.init_state(2))
+    >>> b, state = conv.forward_streaming(x[:, 4:], state)
+    >>> torch.allclose(torch.cat([a, b], 1), conv(x), atol=1e-6)
+    True
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 groups: int = 1, bias: bool = True) -> None:
+        check_positive_int(kernel_size=kernel_size, stride=stride)
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, groups=groups,
+                         bias=bias, frames_last=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, T, C_in] -> [B, ceil(T / s), C_out]``, zeros on the left."""
+        return super().forward(nn.functional.pad(x, (0, 0, self.kernel_size[0] - 1, 0)))
+
+    def init_state(self, batch: int) -> torch.Tensor:
+        """The left padding of a new stream: ``[batch, k - 1, C_in]`` zeros."""
+        return self.weight.new_zeros(batch, self.kernel_size[0] - 1, self.in_channels)
+
+    def forward_streaming(self, x: torch.Tensor,
+                          state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The outputs the next frames ``x`` (``[B, n, C_in]``, ``n >= 0``) complete.
+
+        Returns ``[B, m, C_out]`` (``m >= 0``: the stride groups arrivals) and the new state.
+        """
+        if x.shape[1] == 0:  # the state never holds a whole window (k - 1 frames at most)
+            return state.new_zeros(state.shape[0], 0, self.out_channels), state
+        buffer = torch.cat([state, x.to(state.dtype)], dim=1)  # [B, k - 1 + n, C_in]
+        kernel, stride = self.kernel_size[0], self.stride[0]
+        count = (buffer.shape[1] - kernel) // stride + 1 if buffer.shape[1] >= kernel else 0
+        used = buffer[:, :(count - 1) * stride + kernel]
+        if count == 0:
+            return buffer.new_zeros(buffer.shape[0], 0, self.out_channels), buffer
+        if self.groups == self.in_channels == self.out_channels and kernel > 1:
+            # depthwise on a few frames: window products (a oneDNN conv call costs ~0.3 ms)
+            out = (used.unfold(1, kernel, stride) * self.weight[:, 0]).sum(-1)  # [B, m, C]
+            out = out if self.bias is None else out + self.bias
+        else:
+            out = Conv1d.forward(self, used)  # [B, m, C_out]
+        return out, buffer[:, count * stride:]
+
+
+class CausalConvNorm(nn.Module):
+    """:class:`CausalConv1d`, then a frame-wise LayerNorm, then an optional PReLU.
+
+    The causal counterpart of :class:`~gass_modules.lobes.blocks.ConvNorm`: gLN's statistics
+    span every frame, so it is replaced by a LayerNorm over the channels of each frame (the cLN
+    of causal Conv-TasNet, SpeechBrain's ``ChannelwiseLayerNorm``; ``nn.LayerNorm`` computes it
+    fused), which needs no state when streaming.
+
+    Arguments
+    ---------
+    in_channels, out_channels, kernel_size, stride, groups, bias
+        Those of :class:`CausalConv1d`.
+    activation : bool
+        Append a PReLU.
+
+    Example
+    -------
+    >>> layer = CausalConvNorm(4, 6, 3, stride=2, activation=True)
+    >>> x = torch.randn(2, 7, 4)
+    >>> a, state = layer.forward_streaming(x[:, :2], layer.init_state(2))
+    >>> b, state = layer.forward_streaming(x[:, 2:], state)
+    >>> torch.allclose(torch.cat([a, b], 1), layer(x), atol=1e-6), layer(x).shape
+    (True, torch.Size([2, 4, 6]))
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 groups: int = 1, bias: bool = True, activation: bool = False) -> None:
+        super().__init__()
+        self.conv = CausalConv1d(in_channels, out_channels, kernel_size, stride, groups, bias)
+        self.norm = nn.LayerNorm(out_channels, eps=1e-8)  # gLN's eps
+        self.act = nn.PReLU() if activation else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, T, C_in] -> [B, ceil(T / stride), C_out]``."""
+        return self.act(self.norm(self.conv(x)))
+
+    def init_state(self, batch: int) -> torch.Tensor:
+        """The convolution's state (see :meth:`CausalConv1d.init_state`)."""
+        return self.conv.init_state(batch)
+
+    def forward_streaming(self, x: torch.Tensor,
+                          state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """As :meth:`CausalConv1d.forward_streaming`, normalised and activated."""
+        y, state = self.conv.forward_streaming(x, state)
+        return (self.act(self.norm(y)) if y.shape[1] else y), state
+
+
+def causal_mean_pool(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Means over windows of ``factor`` frames that end at frames ``factor * c``.
+
+    Output ``c`` averages input frames ``factor * c - factor + 1 .. factor * c`` (zeros before
+    frame 0): coarse frame ``c`` then summarises nothing later than the fine frame it is
+    aligned with (the strided :class:`CausalConv1d` aligns the same way).
+
+    Arguments
+    ---------
+    x : torch.Tensor
+        ``[B, T, C]``, ``T`` a multiple of ``factor``.
+    factor : int
+        Window and stride.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, T / factor, C]``.
+
+    Example
+    -------
+    >>> causal_mean_pool(torch.arange(1.0, 7.0).view(1, 6, 1), 2).flatten()
+    tensor([0.5000, 2.5000, 4.5000])
+    """
+    padded = nn.functional.pad(x, (0, 0, factor - 1, 0))[:, :x.shape[1]]
+    return padded.unflatten(1, (-1, factor)).mean(2)
+
+
+def lookback_mask(length: int, lookback: int, device: torch.device | None = None
+                  ) -> torch.Tensor:
+    """The attention mask of a bounded look-back: query ``i`` sees keys ``i - lookback < j <= i``.
+
+    Arguments
+    ---------
+    length : int
+        Sequence length.
+    lookback : int
+        Frames each query sees (itself included).
+    device : torch.device, optional
+        Where the mask lives.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[length, length]`` bool, ``True`` where attention is allowed.
+
+    Example
+    -------
+    >>> lookback_mask(4, 2).int()
+    tensor([[1, 0, 0, 0],
+            [1, 1, 0, 0],
+            [0, 1, 1, 0],
+            [0, 0, 1, 1]], dtype=torch.int32)
+    """
+    steps = torch.arange(length, device=device)
+    distance = steps[:, None] - steps[None, :]  # [L, L]: i - j
+    return (distance >= 0) & (distance < lookback)
+
+
+def stream_sequential(layers: nn.Sequential, x: torch.Tensor, states: list) -> torch.Tensor:
+    """Streams ``x`` through ``layers``: those with ``forward_streaming`` carry a state.
+
+    Arguments
+    ---------
+    layers : torch.nn.Sequential
+        Layers; the others (activations, dropout) act frame by frame.
+    x : torch.Tensor
+        The next frames.
+    states : list
+        One entry per layer (``None`` for stateless ones), from :func:`sequential_state`;
+        updated in place.
+
+    Returns
+    -------
+    torch.Tensor
+        The frames the layers complete.
+
+    Example
+    -------
+    >>> layers = nn.Sequential(CausalConv1d(2, 2, 3), nn.ReLU())
+    >>> x = torch.randn(1, 5, 2)
+    >>> states = sequential_state(layers, 1)
+    >>> parts = [stream_sequential(layers, p, states) for p in x.split(2, dim=1)]
+    >>> torch.allclose(torch.cat(parts, 1), layers(x), atol=1e-6)
+    True
+    """
+    for i, layer in enumerate(layers):
+        if states[i] is None:
+            x = layer(x)
+        else:
+            x, states[i] = layer.forward_streaming(x, states[i])
+    return x
+
+
+def sequential_state(layers: nn.Sequential, batch: int) -> list:
+    """The states :func:`stream_sequential` starts from (``None`` for stateless layers).
+
+    Arguments
+    ---------
+    layers : torch.nn.Sequential
+        Layers.
+    batch : int
+        Number of streams.
+
+    Returns
+    -------
+    list
+        One state per layer.
+
+    Example
+    -------
+    >>> [None if s is None else tuple(s.shape)
+    ...  for s in sequential_state(nn.Sequential(CausalConv1d(2, 3, 4), nn.ReLU()), 5)]
+    [(5, 3, 2), None]
+    """
+    return [layer.init_state(batch) if hasattr(layer, "forward_streaming") else None
+            for layer in layers]
+
+
+def stream_uconv(block: nn.Module, x: torch.Tensor, state: dict) -> torch.Tensor:
+    """The next frames of a causal TDANet block: frame ``j`` is out once input ``j`` is in.
+
+    The block's ``forward`` computed as frames arrive: after ``n`` input frames in all, scale
+    ``i`` has ``ceil(n / 2^i)`` frames; each coarse frame is computed once, when the fine frame
+    it is aligned with arrives, and every scale's convolutions, pooling windows and LA layers
+    carry their own state.
+
+    Arguments
+    ---------
+    block : torch.nn.Module
+        A causal :class:`~gass_modules.lobes.uconv.UConvBlock`.
+    x : torch.Tensor
+        ``[B, n, C]`` the next frames (``n >= 0``).
+    state : dict
+        From the block's ``init_state``; updated in place.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, n, C]``.
+
+    Example
+    -------
+    >>> from gass_modules.lobes.uconv import UConvBlock
+    >>> block = UConvBlock(channels=8, hidden_channels=16, depth=2, num_heads=4, causal=True,
+    ...                    lookback=2).eval()
+    >>> x = torch.randn(2, 12, 8)
+    >>> state = block.init_state(2)
+    >>> parts = [stream_uconv(block, p, state) for p in x.split([3, 1, 8], dim=1)]
+    >>> torch.allclose(torch.cat(parts, 1), block(x), atol=1e-5)
+    True
+    """
+    scales, y = [], block.project(x)
+    for i, conv in enumerate(block.down):
+        y, state["down"][i] = conv.forward_streaming(y, state["down"][i])
+        scales.append(y)  # F_i: the frames of scale i this call completes
+    pooled = scales[-1]
+    for i in range(block.depth):  # the windows (causal_mean_pool's) ending at new coarse frames
+        r = 2 ** (block.depth - i)
+        buffer = torch.cat([state["pool"][i], scales[i]], dim=1)
+        ready = pooled.shape[1] * r
+        if ready:  # most calls complete no coarse frame
+            pooled = pooled + buffer[:, :ready].unflatten(1, (pooled.shape[1], r)).mean(2)
+        state["pool"][i] = buffer[:, ready:]
+    glob = block.global_attention.forward_streaming(pooled, state["global"])
+    fused = [la.forward_streaming(f, glob, 2 ** (block.depth - i), state["inject"][i])
+             for i, (la, f) in enumerate(zip(block.inject, scales))]
+    out = fused[-1]
+    for i in range(block.depth - 1, -1, -1):
+        out = block.top_down[i].forward_streaming(fused[i], out, 2, state["top_down"][i])
+    return block.residual(out) + x
+
+
+__all__ = ["CausalConv1d", "CausalConvNorm", "ResidualLSTM", "StreamingSTFT", "causal_mean_pool",
+           "lookback_mask", "sequential_state", "stream_sequential", "stream_uconv"]

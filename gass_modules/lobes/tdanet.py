@@ -1,8 +1,9 @@
 """TDANet (Li, Yang & Hu, ICLR 2023) as SpeechBrain lobes: TDANet-Wav and TDANet-STFT.
 
 "An efficient encoder-decoder architecture with top-down attention for speech separation".
-The masker of TDANet is one encoder-decoder block (:class:`UConvBlock`) unfolded ``num_blocks``
-times with shared weights. Inside the block (paper §3, Fig. 1-2), with ``S = depth``:
+The masker of TDANet is one encoder-decoder block
+(:class:`~gass_modules.lobes.uconv.UConvBlock`) unfolded ``num_blocks`` times with shared weights.
+Inside the block (paper §3, Fig. 1-2), with ``S = depth``:
 
 * bottom-up: ``F_0 = DWConv(P(x))`` and ``F_i = DWConv_stride2(F_{i-1})`` for ``i = 1..S``,
   i.e. ``S + 1`` scales of ``T / 2^i`` frames (depthwise convs + gLN);
@@ -29,6 +30,11 @@ Separators (``gass_modules.lobes.base.Separator``, ``[B, T] -> [B, T, S]``):
 * :class:`TDANetSTFT`: STFT encoder, real+imag channels into the masker, complex masks on the
   spectrogram, iSTFT decoder.
 
+``causal=True`` (issue #28) makes the block causal (left-padded convolutions and pooling,
+frame-wise LayerNorms, attention over a bounded look-back of past coarse frames: see
+:class:`UConvBlock`) and TDANet-STFT streams (``init_state`` / ``forward_streaming``), each scale
+of each unfolded block carrying its own state.
+
 Both expose ``encoder``, ``masker`` (:class:`TDANetMasker`, ``[B, N, T'] -> [S, B, N, T']``, the
 SpeechBrain ``Dual_Path_Model`` convention) and ``decoder``, so the masker composes with
 ``speechbrain.lobes.models.dual_path.Encoder``/``Decoder`` (see :class:`TDANetMasker`).
@@ -42,7 +48,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gass_modules.lobes.attention import UConvBlock
 from gass_modules.lobes.base import Separator, check_positive_int
 from gass_modules.lobes.blocks import (
     Conv1d,
@@ -55,7 +60,11 @@ from gass_modules.lobes.blocks import (
     global_layer_norm,
     pad_to_multiple,
 )
+from gass_modules.lobes.causal import (
+    StreamingSTFT,
+)
 from gass_modules.lobes.masking import check_encoder_features, make_mask_activation
+from gass_modules.lobes.uconv import UConvBlock
 
 
 class TDANetMasker(nn.Module):
@@ -96,6 +105,11 @@ class TDANetMasker(nn.Module):
     mask_channels : int, optional
         Channels of each mask (default ``enc_channels``; e.g. ``F`` magnitude masks from ``2F``
         real+imag features).
+    causal : bool
+        A causal block (see :class:`UConvBlock`) and a frame-wise LayerNorm of the input for
+        gLN: mask frame ``t`` depends on feature frames ``<= t``; the masker streams.
+    attention_lookback : int
+        Coarse frames the causal GA attends to.
 
     Example
     -------
@@ -120,7 +134,8 @@ class TDANetMasker(nn.Module):
                  hidden_channels: int = 512, depth: int = 4, num_blocks: int = 16,
                  kernel_size: int = 5, num_heads: int = 8, ffn_factor: int = 2,
                  dropout: float = 0.1, mask_activation: str = "relu",
-                 mask_channels: int | None = None) -> None:
+                 mask_channels: int | None = None, causal: bool = False,
+                 attention_lookback: int = 32) -> None:
         super().__init__()
         mask_channels = enc_channels if mask_channels is None else mask_channels
         check_positive_int(enc_channels=enc_channels, num_sources=num_sources,
@@ -132,10 +147,12 @@ class TDANetMasker(nn.Module):
         self.num_sources = num_sources
         self.num_blocks = num_blocks
         self.multiple = 2 ** depth
-        self.norm = global_layer_norm(enc_channels)
+        self.causal = causal
+        self.norm = nn.LayerNorm(enc_channels, eps=1e-8) if causal else global_layer_norm(
+            enc_channels)
         self.bottleneck = Conv1d(enc_channels, bottleneck_channels, 1, frames_last=True)
         self.block = UConvBlock(bottleneck_channels, hidden_channels, depth, kernel_size,
-                                num_heads, ffn_factor, dropout)
+                                num_heads, ffn_factor, dropout, causal, attention_lookback)
         # Re-injects the block input before every application after the first (absent when the
         # block runs once, so that every parameter is used).
         self.reinject = nn.Sequential(
@@ -164,13 +181,31 @@ class TDANetMasker(nn.Module):
         """
         check_encoder_features(feats, self.enc_channels)
         frames = feats.shape[-1]
-        x0 = self.bottleneck(self.norm(feats).transpose(1, 2))  # [B, T', B_c]
+        normed = (self.norm(feats.transpose(1, 2)) if self.causal  # frame-wise
+                  else self.norm(feats).transpose(1, 2))
+        x0 = self.bottleneck(normed)  # [B, T', B_c]
         x0 = pad_to_multiple(x0, self.multiple, dim=1)  # [B, T'', B_c]
         x = self.block(x0)
         for _ in range(self.num_blocks - 1):
             x = self.block(self.reinject(x0 + x))
-        masks = self.mask(x[:, :frames]).unflatten(2, (self.num_sources, self.mask_channels))
+        return self._masks(x[:, :frames])
+
+    def _masks(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, T', B_c]`` block output -> ``[S, B, N, T']`` masks."""
+        masks = self.mask(x).unflatten(2, (self.num_sources, self.mask_channels))
         return self.mask_activation(masks).permute(2, 0, 3, 1)  # [B, T', S, N] -> [S, B, N, T']
+
+    def init_state(self, batch: int) -> list:
+        """A new stream's state (causal maskers): one per application of the shared block."""
+        return [self.block.init_state(batch) for _ in range(self.num_blocks)]
+
+    def forward_streaming(self, feats: torch.Tensor, state: list) -> torch.Tensor:
+        """``[B, N, k]`` next encoder frames -> their ``[S, B, N, k]`` masks (updates ``state``)."""
+        x0 = self.bottleneck(self.norm(feats.transpose(1, 2)))  # [B, k, B_c]
+        x = self.block.forward_streaming(x0, state[0])
+        for i in range(1, self.num_blocks):
+            x = self.block.forward_streaming(self.reinject(x0 + x), state[i])
+        return self._masks(x)
 
 
 class TDANetWav(Separator):
@@ -303,9 +338,26 @@ class TDANetSTFT(Separator):
         ``"ri"`` (real and imaginary parts) or ``"mag"`` (magnitude to the power 0.3).
     mask_type : str
         ``"complex"`` or ``"magnitude"``.
+    causal : bool
+        A causal masker (:class:`TDANetMasker`), so the output at sample ``n`` depends on the
+        input up to ``n + n_fft - 2`` (``lookahead``: the window, as for the causal BSRNN) and
+        the model streams (``init_state`` / ``forward_streaming``).
+    attention_lookback : int
+        Coarse frames (``hop_length * 2^depth`` samples each) the causal GA attends to.
 
     Example
     -------
+    >>> live = TDANetSTFT(num_sources=2, sample_rate=8000, n_fft=64, hop_length=16,
+    ...                   bottleneck_channels=16, hidden_channels=32, depth=2, num_blocks=2,
+    ...                   num_heads=4, causal=True, attention_lookback=4).eval()
+    >>> live.causal, live.lookahead
+    (True, 62)
+    >>> mix = torch.randn(1, 400)
+    >>> out, state = live.forward_streaming(mix, live.init_state(1))
+    >>> out.shape  # the samples the first 400 finish: 400 - n_fft + hop
+    torch.Size([1, 352, 2])
+    >>> torch.allclose(out, live(mix)[:, :352], atol=1e-5)
+    True
     >>> model = TDANetSTFT(num_sources=2, sample_rate=8000, n_fft=64, hop_length=16,
     ...                    bottleneck_channels=16, hidden_channels=32, depth=2, num_blocks=2,
     ...                    num_heads=4).eval()
@@ -330,7 +382,8 @@ class TDANetSTFT(Separator):
                  hidden_channels: int = 512, depth: int = 4, num_blocks: int = 16,
                  kernel_size: int = 5, num_heads: int = 8, ffn_factor: int = 2,
                  dropout: float = 0.1, mask_activation: str = "linear", features: str = "ri",
-                 mask_type: str = "complex") -> None:
+                 mask_type: str = "complex", causal: bool = False,
+                 attention_lookback: int = 32) -> None:
         check_positive_int(hop_length=hop_length, depth=depth)
         if features not in self.FEATURES:
             raise ValueError(f"features must be one of {self.FEATURES}, got {features!r}")
@@ -340,7 +393,11 @@ class TDANetSTFT(Separator):
             raise ValueError("mask_activation='softmax' makes ratio masks summing to 1 across "
                              "sources, which applies to magnitude masks only; set "
                              "mask_type='magnitude' (or pick another mask_activation)")
+        if not isinstance(causal, bool):
+            raise ValueError(f"causal must be True or False, got {causal!r}")
         super().__init__(num_sources, sample_rate, hop_length * 2 ** depth)
+        self.causal = causal
+        self.lookahead = n_fft - 2 if causal else None  # as BSRNN's (the periodic Hann window)
         self.features = features
         self.mask_type = mask_type
         self.encoder = STFTEncoder(n_fft, hop_length)
@@ -348,7 +405,8 @@ class TDANetSTFT(Separator):
         self.masker = TDANetMasker(
             2 * bins if features == "ri" else bins, num_sources, bottleneck_channels,
             hidden_channels, depth, num_blocks, kernel_size, num_heads, ffn_factor, dropout,
-            mask_activation, mask_channels=2 * bins if mask_type == "complex" else bins)
+            mask_activation, 2 * bins if mask_type == "complex" else bins, causal,
+            attention_lookback)
         self.decoder = ISTFTDecoder(n_fft, hop_length)
 
     def separate_padded(self, mix: torch.Tensor) -> torch.Tensor:
@@ -365,15 +423,38 @@ class TDANetSTFT(Separator):
             ``[B, L, S]`` estimated sources.
         """
         spec = self.encoder(mix)  # [B, F, N] complex
-        if self.features == "ri":  # constants of the module, not branches on shapes
-            feats = complex_to_channels(spec)  # [B, 2F, N]
-        else:  # |X|^0.3 from the squared magnitude: finite gradient at |X| = 0
-            feats = (spec.real.square() + spec.imag.square() + 1e-12).pow(
-                self.MAGNITUDE_EXPONENT / 2)  # [B, F, N]
-        masks = self.masker(feats)  # [S, B, 2F or F, N]
-        if self.mask_type == "complex":
-            masks = channels_to_complex(masks)  # [S, B, F, N] complex
+        masks = self._complex_masks(self.masker(self._features(spec)))  # [S, B, F, N]
         return self.decoder(masks * spec).permute(1, 2, 0)  # [S, B, L] -> [B, L, S]
 
+    def _features(self, spec: torch.Tensor) -> torch.Tensor:
+        """``[B, F, N]`` complex spectrum -> ``[B, 2F or F, N]`` masker input."""
+        if self.features == "ri":  # constants of the module, not branches on shapes
+            return complex_to_channels(spec)  # [B, 2F, N]
+        # |X|^0.3 from the squared magnitude: finite gradient at |X| = 0
+        return (spec.real.square() + spec.imag.square() + 1e-12).pow(
+            self.MAGNITUDE_EXPONENT / 2)  # [B, F, N]
 
-__all__ = ["TDANetMasker", "TDANetSTFT", "TDANetWav", "UConvBlock"]
+    def _complex_masks(self, masks: torch.Tensor) -> torch.Tensor:
+        """``[S, B, 2F or F, N]`` masker output -> masks applicable to the spectrum."""
+        if self.mask_type == "complex":
+            return channels_to_complex(masks)  # [S, B, F, N] complex
+        return masks
+
+    def init_state(self, batch: int) -> dict:
+        """``batch`` new streams' state (causal models; see ``Separator``): STFT, masker."""
+        self.check_streaming(batch)
+        stft = StreamingSTFT(self.encoder.stft.window, self.encoder.hop_length)
+        return {"stft": stft, "stft_state": stft.init_state(batch), "batch": batch,
+                "masker": self.masker.init_state(batch)}
+
+    def stream_chunk(self, chunk: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        """The separation of the samples ``chunk`` finishes (see ``Separator.stream_chunk``)."""
+        def estimate(spec: torch.Tensor) -> torch.Tensor:  # [B, F, k] -> [B, S, F, k]
+            masks = self.masker.forward_streaming(self._features(spec), state["masker"])
+            return (self._complex_masks(masks) * spec).transpose(0, 1)
+
+        return state["stft"].separate(chunk, state["stft_state"], self.num_sources,
+                                      estimate), state
+
+
+__all__ = ["TDANetMasker", "TDANetSTFT", "TDANetWav"]

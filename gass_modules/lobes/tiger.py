@@ -22,7 +22,7 @@ model, in the paper's order:
 * decoder: masks times the mixture spectrum, iSTFT.
 
 MSA is TDANet's encoder-decoder block (the same authors' earlier model), reused here as
-:class:`~gass_modules.lobes.attention.UConvBlock` with ``num_heads=0``: bottom-up depthwise stride-2
+:class:`~gass_modules.lobes.uconv.UConvBlock` with ``num_heads=0``: bottom-up depthwise stride-2
 convolutions give ``depth + 1`` scales, their average-pooled sum goes through a convolutional FFN
 (TIGER has no self-attention there), and selective-attention layers
 (``x * sigmoid(W_a g)↑ + W_g g↑``) inject the global features into every scale and fuse the
@@ -61,7 +61,6 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from gass_modules.lobes.attention import UConvBlock
 from gass_modules.lobes.band_layers import BandGroups, BandSplit
 from gass_modules.lobes.bands import band_bins
 from gass_modules.lobes.base import Separator, check_positive_int
@@ -72,6 +71,7 @@ from gass_modules.lobes.blocks import (
     apply_complex_masks,
     pad_to_multiple,
 )
+from gass_modules.lobes.uconv import UConvBlock
 
 
 class HeadProjection(nn.Module):
@@ -201,7 +201,7 @@ class FrequencyFrameBlock(nn.Module):
     """TIGER's frequency-frame interleaved (FFI) block: a frequency path, then a frame path.
 
     Frequency path: every frame's ``K`` bands are a sequence for MSA
-    (:class:`~gass_modules.lobes.attention.UConvBlock` without self-attention), then F³A attends
+    (:class:`~gass_modules.lobes.uconv.UConvBlock` without self-attention), then F³A attends
     across the bands (each band described by all frames); ``Z <- Z + LN(F³A(MSA(Z)))``. Frame
     path: the same across the ``T`` frames of every band (each frame described by all bands).
     Each MSA call zero-pads its sequence to a multiple of ``2^depth`` and crops back.

@@ -48,6 +48,7 @@ EXPECTED_PARAMS = {
     "tiger_small": 0.82e6,  # TIGER small (Xu et al. 2025), 0.82 M at 16 kHz with 2 sources
     "tiger": 0.82e6,  # TIGER at GASS's 4 outputs: the paper's size, 2 more mask outputs
     "bsrnn_causal": 0.85e6,  # bsrnn_small's widths, unidirectional time LSTMs (#28)
+    "tdanet_stft_causal": 0.49e6,  # GASS-mini's widths at 16 kHz, causal block (#28)
 }
 PARAM_TOLERANCE = 0.15
 

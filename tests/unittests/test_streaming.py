@@ -289,3 +289,161 @@ def test_gass_separate_stream_writes_stems_from_a_file_and_from_stdin(tmp_path, 
                  "--out", str(out)]) == 2
     assert main([str(tmp_path / "a.wav"), "--stream", "--model", str(folder), "--out", str(out),
                  "--hop-ms", "0"]) == 2
+
+
+# ---- causal TDANet-STFT (#28): the multi-scale block streamed, scale by scale ----
+
+
+def causal_tdanet(seed: int = 0, **overrides):
+    """A small causal TDANet-STFT at the demo's STFT (8 kHz, 32-ms window, 8-ms hop) with
+    complex features and masks (the card has magnitude ones) and a 2-frame look-back, so
+    that the bound on the attention is reached within a second."""
+    from gass_modules.lobes.tdanet import TDANetSTFT
+
+    torch.manual_seed(seed)
+    kwargs = dict(num_sources=3, sample_rate=RATE, n_fft=256, hop_length=64,
+                  bottleneck_channels=16, hidden_channels=32, depth=3, num_blocks=2,
+                  num_heads=4, causal=True, attention_lookback=2)
+    kwargs.update(overrides)
+    return TDANetSTFT(**kwargs).eval()
+
+
+@pytest.mark.parametrize("chunk", [1, 37, 64, 500, 3001])
+def test_causal_tdanet_streamed_equals_its_full_forward(chunk):
+    """Chunks of any size (one sample, not aligned with the 64-sample hop nor the 512-sample
+    coarse frame, several coarse frames at once) give what ``forward`` gives on the whole
+    signal, max abs difference <= 1e-5, over 12 coarse frames (6x the look-back)."""
+    model = causal_tdanet()
+    length = 6000 if chunk > 1 else 1500
+    mix = 0.5 * torch.randn(2, length)
+    with torch.no_grad():
+        full = model(mix)
+        state = model.init_state(2)
+        outs = [model.forward_streaming(p, state)[0] for p in mix.split(chunk, dim=1)]
+    streamed = torch.cat(outs, dim=1)
+    assert length - model.lookahead - 1 <= streamed.shape[1] <= length
+    assert float((streamed - full[:, :streamed.shape[1]]).abs().max()) <= 1e-5
+    assert float(streamed.abs().max()) > 1e-3  # not vacuous
+
+
+def test_causal_tdanet_through_the_streaming_separator():
+    """``StreamingSeparator`` at a 20-ms hop gives the full causal forward on all but the
+    look-ahead, and the forward on the signal followed by silence on all of it."""
+    model = causal_tdanet()
+    mix = 0.3 * torch.randn(1, 5001)
+    with torch.no_grad():
+        full = model(mix)
+        padded = model(torch.cat([mix, torch.zeros(1, 2 * model.lookahead)], dim=1))[:, :5001]
+    out = StreamingSeparator(model, hop=0.02).separate(mix)
+    body = 5001 - model.lookahead
+    assert float((out[:, :body] - full[:, :body]).abs().max()) <= 1e-5
+    assert float((out - padded).abs().max()) <= 1e-5
+
+
+def test_causal_global_attention_is_a_sliding_window_of_the_unmasked_one():
+    """Brute force: frame ``t`` of the masked attention equals the unmasked attention run on
+    frames ``t - lookback + 1 .. t`` alone (its last frame); no positional encoding."""
+    from gass_modules.lobes.attention import GlobalAttention
+    from gass_modules.lobes.causal import lookback_mask
+
+    torch.manual_seed(0)
+    ga = GlobalAttention(channels=8, num_heads=2, causal=True, lookback=3).eval()
+    x = torch.randn(2, 12, 8)
+    with torch.no_grad():
+        query = ga.norm(x)
+        masked = ga.attention(query, lookback_mask(12, 3))
+        for t in range(12):
+            window = query[:, max(0, t - 2):t + 1]
+            assert torch.allclose(masked[:, t], ga.attention(window)[:, -1], atol=1e-6)
+        changed = x.clone()
+        changed[:, :3] = torch.randn(2, 3, 8)
+        # frame 2 reaches attention outputs 2-4 (look-back 3), which reach FFN outputs 2-8
+        # (its causal 5-tap convolution): frames >= 9 do not see the change, frame 8 does
+        diff = (ga(changed) - ga(x)).abs().amax(dim=(0, 2))
+    assert not hasattr(ga, "positions")
+    assert float(diff[9:].max()) == 0.0 and float(diff[8]) > 1e-4
+
+
+def test_causal_mean_pool_against_loops():
+    """Each coarse frame is the mean of the ``factor`` fine frames ending at its own
+    position (zeros before the first frame)."""
+    from gass_modules.lobes.causal import causal_mean_pool
+
+    x = torch.randn(2, 12, 3)
+    for factor in (1, 2, 4):
+        got = causal_mean_pool(x, factor)
+        for c in range(12 // factor):
+            frames = [x[:, j] if j >= 0 else torch.zeros(2, 3)
+                      for j in range(factor * c - factor + 1, factor * c + 1)]
+            assert torch.allclose(got[:, c], torch.stack(frames).mean(0), atol=1e-6)
+
+
+def test_causal_tdanet_refuses_bad_options_and_non_causal_twin_is_unchanged():
+    """``causal`` must be a bool; the non-causal TDANet-STFT gives the outputs of the code
+    before the causal option (values computed with main at b687dc0, this seed and input)."""
+    from gass_modules.lobes.tdanet import TDANetSTFT
+
+    with pytest.raises(ValueError, match="causal must be True or False"):
+        causal_tdanet(causal="yes")
+    with pytest.raises(ValueError, match="lookback"):
+        causal_tdanet(attention_lookback=0)
+    torch.manual_seed(0)
+    model = TDANetSTFT(num_sources=2, sample_rate=8000, n_fft=64, hop_length=16,
+                       bottleneck_channels=16, hidden_channels=32, depth=2, num_blocks=2,
+                       num_heads=4).eval()
+    with pytest.raises(TypeError, match="not causal"):
+        model.init_state(1)
+    torch.manual_seed(1)
+    mix = torch.randn(2, 700)
+    with torch.no_grad():
+        out = model(mix)
+    assert not model.causal and model.lookahead is None
+    assert torch.allclose(out[:, ::97].flatten()[:24], torch.tensor(TDANET_REFERENCE),
+                          atol=1e-6, rtol=0)
+    assert float(out.abs().sum()) == pytest.approx(1226.24853515625, rel=1e-5)
+
+
+# computed with the code before the causal TDANet (main at b687dc0), see the test above
+TDANET_REFERENCE = [
+    0.1124417, 0.151615, 0.4746944, 0.3211481, 0.2820484, 0.1664003, -0.2279676, 0.2639101,
+    0.4969381, -0.0794043, -0.8468155, -0.4939766, -0.3857243, 0.1826796, -1.4765785, 0.7911081,
+    -0.4332761, -0.4064526, -0.9187638, 0.2363331, -0.4132686, -0.6978262, -0.3605445,
+    -0.5475995]
+
+
+def test_stream_overwrite_replaces_only_what_gass_separate_recorded(tmp_path):
+    """#27's rule on ``--stream``: a user's ``a_s3.wav`` (no report records it) survives a
+    ``--stream --overwrite`` run, which fails that input (status 1) before writing anything; a
+    stream's own stems are recorded in ``a.json`` and replaced by the next ``--overwrite`` run;
+    a ``a.json`` that is not a report is never written over."""
+    import json
+
+    import soundfile as sf
+
+    from gass_modules.cli import main
+    from gass_modules.model_folder import save_model_folder
+
+    model = causal_model()
+    folder = tmp_path / "model"
+    save_model_folder(model, folder)
+    sf.write(tmp_path / "a.wav", (0.2 * torch.randn(2000)).numpy(), RATE, subtype="FLOAT")
+    out = tmp_path / "out"
+    out.mkdir()
+    mine = out / "a_s3.wav"
+    sf.write(mine, torch.ones(100).numpy(), RATE)
+    before = mine.read_bytes()
+    run = [str(tmp_path / "a.wav"), "--stream", "--model", str(folder), "--out", str(out),
+           "--overwrite"]
+    assert main(run) == 1
+    assert mine.read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == ["a_s3.wav"]  # nothing else written
+    mine.rename(tmp_path / "kept.wav")
+    assert main(run) == 0
+    report = json.loads((out / "a.json").read_text())
+    assert [s["file"] for s in report["sources"]] == ["a_s1.wav", "a_s2.wav", "a_s3.wav"]
+    (out / "a_s2.wav").write_bytes(b"stale")  # our own file, recorded: replaced
+    assert main(run) == 0
+    assert sf.info(out / "a_s2.wav").frames == 2000
+    (out / "a.json").write_text('{"takes": 3}')  # a user's notes now hold the name
+    assert main(run) == 1
+    assert (out / "a.json").read_text() == '{"takes": 3}'

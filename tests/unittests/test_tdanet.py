@@ -20,7 +20,8 @@ from gass_modules.lobes.attention import (
     SinusoidalPositions,
 )
 from gass_modules.lobes.base import export_separator
-from gass_modules.lobes.tdanet import TDANetMasker, TDANetSTFT, TDANetWav, UConvBlock
+from gass_modules.lobes.tdanet import TDANetMasker, TDANetSTFT, TDANetWav
+from gass_modules.lobes.uconv import UConvBlock
 
 SMALL = dict(bottleneck_channels=8, hidden_channels=16, depth=2, num_blocks=3, num_heads=4)
 

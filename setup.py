@@ -12,7 +12,8 @@ are declared from the package's own compatibility policy; tests/consistency/test
 checks that the lock satisfies the ranges and that every import of the library is declared.
 
 The model cards (``hparams/models/*.yaml``) and the mixer tables (``hparams/mixer/*.yaml``) are
-installed as ``gass_modules/hparams/`` (see :mod:`gass_modules.cards`): ``package_dir`` maps the
+installed as ``gass_modules/hparams/`` (see :mod:`gass_modules.model_folder.cards`): ``package_dir``
+maps the
 repository's ``hparams/`` folder into the package at build time, so ``hparams/`` stays the one
 copy. An editable install reads them from the repository.
 """
@@ -64,7 +65,8 @@ INSTALL_REQUIRES = [
 EXTRAS_REQUIRE = {
     # spectrogram figures: gass-separate --plot, gass_modules.evaluation.plots
     "plots": ["matplotlib>=3.7,<4"],
-    # MUSDB18 cSDR/uSDR (gass_modules.benchmark_metrics.musdb_csdr): museval's BSS Eval v4
+    # MUSDB18 cSDR/uSDR (gass_modules.evaluation.benchmark_metrics.musdb_csdr): museval's BSS Eval
+    # v4
     "musdb": ["museval>=0.4.1,<0.5"],
     # the repository's tests and packaging checks (mido writes the MIDI files the corpus tests
     # parse; the corpus builder itself parses MIDI without it)
@@ -93,10 +95,12 @@ setup(
     package_dir={"gass_modules.hparams": "hparams"},
     package_data={
         "gass_modules.hparams": ["models/*.yaml", "mixer/*.yaml"],
-        # the bundled GASS-mini model folder (gass_modules/pretrained/gass_mini, about 2 MB)
-        "gass_modules.pretrained": ["*/hyperparams.yaml", "*/separator.ckpt", "*/PROVENANCE.md"],
+        # the bundled GASS-mini model folder (gass_modules/model_folder/pretrained/gass_mini, about
+        # 2 MB)
+        "gass_modules.model_folder.pretrained": ["*/hyperparams.yaml", "*/separator.ckpt",
+                                                "*/PROVENANCE.md"],
     },
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
-    entry_points={"console_scripts": ["gass-separate=gass_modules.cli:main"]},
+    entry_points={"console_scripts": ["gass-separate=gass_modules.inference.cli:main"]},
 )

@@ -40,14 +40,14 @@ from pathlib import Path
 
 import torch
 
-from gass_modules.asr_frontend import rank_streams
+from gass_modules.asr.frontend import rank_streams
+from gass_modules.asr.intonation import IntonationScore
 from gass_modules.audio import DEFAULT_THRESHOLD_DB, source_activity
 from gass_modules.dataio.manifest import load_manifest
 from gass_modules.dataio.mixer import GASSMixer, mixture_rng
-from gass_modules.inference import GASSSeparator
-from gass_modules.intonation import IntonationScore
+from gass_modules.inference.separator import GASSSeparator
 from gass_modules.metrics import si_snr
-from gass_modules.pretrained import model_source
+from gass_modules.model_folder.pretrained import model_source
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("GASS_CACHE", Path.home() / ".cache" / "gass"))

@@ -2,7 +2,8 @@
 
 GASS (Pons et al., ICASSP 2024) reports that its general separators, fine-tuned, beat the same
 model trained from scratch on each downstream benchmark. This tests it at small scale with the
-bundled GASS-mini model (``gass_modules/pretrained``, trained on the GASS-mini corpus' *train*
+bundled GASS-mini model (``gass_modules/model_folder/pretrained``, trained on the GASS-mini corpus'
+*train*
 split) on three tasks built from the corpus' valid and test splits, i.e. from speakers, songs
 and sound files GASS-mini never heard:
 
@@ -18,9 +19,11 @@ so a task's test mixtures come from speakers, songs and files its training did n
 For each task and seed: **scratch** (the recipe's model, GASS-mini's card with the task's outputs,
 randomly initialised), **GASS-mini without tuning** (the model folder evaluated as it is) and
 **GASS-mini fine-tuned** (``--pretrained_path``, weights transferred by
-``gass_modules.transfer.prepare_finetuning`` at GASS-mini's rate and 4 outputs: the recipes'
+``gass_modules.training.transfer.prepare_finetuning`` at GASS-mini's rate and 4 outputs: the
+recipes'
 default ``finetune_rate: model``), all through the benchmark recipes
-(``gass_modules.finetune.run_benchmark``), each trained for the same number of updates: scratch
+(``gass_modules.training.benchmark_runs.run_benchmark``), each trained for the same number of
+updates: scratch
 with the recipe's optimiser and learning rate, fine-tuning with the recipe's fine-tuning
 settings (``finetune_lr``, warm-up, linear decay over ``finetune_updates`` = the budget). The
 ``transferred`` column is the share of the model's values loaded from GASS-mini
@@ -71,7 +74,7 @@ from gass_modules.dataio.benchmarks import BenchmarkExample, write_manifests  # 
 from gass_modules.dataio.manifest import Manifest  # noqa: E402
 from gass_modules.dataio.mixer import GASSMixer  # noqa: E402
 from gass_modules.dataio.mixture_sets import export_eval_set  # noqa: E402
-from gass_modules.pretrained import bundled_model_folder  # noqa: E402
+from gass_modules.model_folder.pretrained import bundled_model_folder  # noqa: E402
 
 # The pre-trained model (--model): its rate and its card (recipes/GASS/separation/hparams/
 # gass_mini.yaml, gass_base.yaml), so every tensor but the output layer transfers; the recipes

@@ -98,7 +98,7 @@ def child(spec: dict) -> dict:
     import torch
     import torchaudio
 
-    from gass_modules.inference import GASSSeparator
+    from gass_modules.inference.separator import GASSSeparator
 
     register_standin()
     torch.set_num_threads(1)
@@ -173,7 +173,7 @@ def make_folder(card: str, work: Path) -> tuple[Path, int]:
     import torch
     from hyperpyyaml import load_hyperpyyaml
 
-    from gass_modules.model_folder import save_model_folder
+    from gass_modules.model_folder.folder import save_model_folder
 
     torch.manual_seed(0)
     if card == "standin":

@@ -5,7 +5,8 @@ Two parts, one command:
 * **Latency and real-time factor** (``--speed``): the causal BSRNN at the demo size (8 kHz,
   ``n_fft`` 256 / hop 64, BSRNN-small widths: ``bsrnn_causal`` in :data:`ARCHS`) and the
   causal TDANet-STFT at GASS-mini's size (``tdanet_stft_causal``, the demo's widths) run by
-  :class:`gass_modules.streaming.StreamingSeparator` at hops of 10, 20 and 40 ms on one torch
+  :class:`gass_modules.inference.streaming.StreamingSeparator` at hops of 10, 20 and 40 ms on one
+  torch
   thread: its algorithmic latency (what the wrapper reports: the window plus the wait for a
   hop's worth of input) and its real-time factor (thread CPU seconds per second of audio over a
   stream of ``--seconds`` seconds), beside the non-causal twin (``bsrnn``, same widths) and the
@@ -130,7 +131,7 @@ def speed(seconds: float, context: float) -> list[dict]:
         One row per (model, hop): ``model``, ``mode``, ``hop_ms``, ``latency_ms``, ``rtf``,
         ``params``, ``load``.
     """
-    from gass_modules.streaming import StreamingSeparator
+    from gass_modules.inference.streaming import StreamingSeparator
 
     torch.set_num_threads(1)
     rows = []

@@ -6,7 +6,7 @@ clipping at 5, Adam) on random one-second mixtures at the card's rate, through t
 
 * ``eager``: the default step (on a GPU its sync-free form: no host read inside the step);
 * ``compile``: ``compile_regions: true``, each repeated block compiled once
-  (:mod:`gass_modules.compile_regions`);
+  (:mod:`gass_modules.training.compile_regions`);
 * ``graph``: ``cuda_graphs: true``, forward to update captured in one CUDA graph (GPU only; bf16
   autocast and TF32 there, as the recipes recommend on a GPU; eager and compile run the same
   precision for a like-for-like ratio).
@@ -54,10 +54,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import speechbrain as sb  # noqa: E402
 from bench_separators import build_baseline  # noqa: E402
 
-from gass_modules.brain import SeparationBrain  # noqa: E402
 from gass_modules.losses import pit_log_mse  # noqa: E402
+from gass_modules.training.brain import SeparationBrain  # noqa: E402
 
-GASS_MINI = ROOT / "gass_modules" / "pretrained" / "gass_mini" / "hyperparams.yaml"
+GASS_MINI = ROOT / "gass_modules" / "model_folder" / "pretrained" / "gass_mini" / "hyperparams.yaml"
 CARD_1P44M = {"bottleneck_channels": 128, "hidden_channels": 384, "depth": 4, "num_blocks": 6}
 CARDS = ("gass_mini", "tdanet_1p44m", "tdanet_stft", "tdanet_paper", "bsrnn_small",
          "bs_roformer", "sepformer")

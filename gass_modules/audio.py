@@ -6,7 +6,7 @@ which the training loss's inactive-source term ``10 log10(|s|^2 + 10^-2 |x|^2)``
 are reported silent and, by default, not written.
 
 Writing outputs (atomic files, locks, stem files, run records) is
-:mod:`gass_modules.output_files`.
+:mod:`gass_modules.inference.output_files`.
 
 Authors
  * gass developers 2026

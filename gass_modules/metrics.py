@@ -16,7 +16,7 @@ which align by themselves as the FUSS evaluation does.
   per-mixture mean is :func:`active_mean` (over the active references), not ``.mean(-1)``,
   which would count empty slots.
 * FUSS (Wisdom et al., 2021) and MUSDB (uSDR, cSDR) protocol metrics are in
-  :mod:`gass_modules.benchmark_metrics`, with the same conventions.
+  :mod:`gass_modules.evaluation.benchmark_metrics`, with the same conventions.
 
 Conventions for silence and perfection (no metric returns NaN or Inf):
 

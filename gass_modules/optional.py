@@ -70,7 +70,7 @@ def fetch_options(fetch_config: object | None = None, **options: object) -> dict
     cache folder, ...). SpeechBrain 1.0.x has no ``FetchConfig`` and fetches with its defaults
     (a local folder is read in place, a hub id or URL is downloaded, an existing link is
     reused), so nothing is passed there; a caller that needs ``overwrite`` removes the old link
-    itself (see :func:`gass_modules.transfer.transfer_from_checkpoint`).
+    itself (see :func:`gass_modules.training.transfer.transfer_from_checkpoint`).
 
     Arguments
     ---------

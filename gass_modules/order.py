@@ -1,7 +1,8 @@
 """Output order of a separator: the one vocabulary, ``"aligned"`` or ``"fixed"``.
 
 Every place that asks how a model's outputs are ordered uses these two words and this module's
-checks: chunked separation (:mod:`gass_modules.chunking`), the model folder's ``order:`` key,
+checks: chunked separation (:mod:`gass_modules.inference.chunking`), the model folder's ``order:``
+key,
 ``GASSSeparator.order``, the recipes' ``order:`` key, and evaluation (estimates matched to
 references by :func:`gass_modules.metrics.align_to_references`, ``BenchmarkScorer(order=...)``).
 
@@ -14,7 +15,8 @@ references by :func:`gass_modules.metrics.align_to_references`, ``BenchmarkScore
 Before gass 2.0.0 the same choice had four other names (:data:`FORMER_NAMES`); they were removed
 in 2.0.0 (CHANGELOG.md). :func:`check_no_former_names` turns one met in a recipe's settings into
 an error that says what to write instead. Model folders on disk cannot be rewritten, so their
-``fixed_order: true|false`` still loads (``gass_modules.model_folder.folder_order``), mapped by
+``fixed_order: true|false`` still loads (``gass_modules.model_folder.folder.folder_order``), mapped
+by
 :func:`order_from_former`.
 
 This module is at the bottom of the import graph: it imports nothing from gass_modules.

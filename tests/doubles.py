@@ -3,7 +3,8 @@
 ``ScaledCopies`` is a separator that separates nothing (output ``s`` is ``g_s * x``); it makes
 the examples and tests of model folders, export, the CLI and the ASR front end runnable without a
 trained network, with closed-form expected values. It is registered with
-:func:`gass_modules.safe_hparams.register_separator` when this module is imported, so model
+:func:`gass_modules.model_folder.safe_hparams.register_separator` when this module is imported, so
+model
 folders naming ``tests.doubles.ScaledCopies`` load without ``trust_code``; the root
 ``conftest.py`` hands it to the package's doctests (``doctest_namespace``).
 
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 
 from gass_modules.lobes.base import Separator
-from gass_modules.safe_hparams import register_separator
+from gass_modules.model_folder.safe_hparams import register_separator
 
 
 @register_separator

@@ -1,10 +1,11 @@
 """Puts a trained GASS run into the package as a bundled model, with its provenance.
 
-The bundled models (:mod:`gass_modules.pretrained`: ``gass-mini``, trained on CPU by
+The bundled models (:mod:`gass_modules.model_folder.pretrained`: ``gass-mini``, trained on CPU by
 ``recipes/GASS/separation/hparams/gass_mini.yaml``; ``gass-base``, trained on a lent GPU by
 ``hparams/gass_base.yaml``) are model folders shipped inside gass and loaded by name
 (``GASSSeparator.from_hparams(source="gass-base")``, ``gass-separate --model gass-base``). This
-copies a run's exported model folder to ``gass_modules/pretrained/<folder>``, checks that it
+copies a run's exported model folder to ``gass_modules/model_folder/pretrained/<folder>``, checks
+that it
 loads safely and is small enough to ship, and writes ``PROVENANCE.md``: the command, the corpus
 (its content key, tier and rate), the update count, the device, the parameter count and the
 held-out figures of the run's own evaluation (``eval/summary.md``, ``eval/headline.json``).
@@ -39,7 +40,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PRETRAINED = ROOT / "gass_modules" / "pretrained"
+PRETRAINED = ROOT / "gass_modules" / "model_folder" / "pretrained"
 FILES = ("hyperparams.yaml", "separator.ckpt")
 MB = 1024 * 1024
 # name -> (title, largest folder a package may carry, recipe yaml): issue 15 (GASS-mini, the
@@ -212,7 +213,7 @@ def bundle(name: str, run: Path, command: str, dest: Path | None = None,
     command : str
         The command that trained it.
     dest : pathlib.Path, optional
-        Where to write (default: the name's folder under ``gass_modules/pretrained``).
+        Where to write (default: the name's folder under ``gass_modules/model_folder/pretrained``).
     device : str, optional
         Where it was trained (into the provenance).
     updates : int, optional
@@ -228,8 +229,8 @@ def bundle(name: str, run: Path, command: str, dest: Path | None = None,
     ValueError
         When the run is not finished, too large, or its provenance would name machine paths.
     """
-    from gass_modules.inference import GASSSeparator  # the safe loader must accept it
-    from gass_modules.pretrained import BUNDLED_MODELS
+    from gass_modules.inference.separator import GASSSeparator  # the safe loader must accept it
+    from gass_modules.model_folder.pretrained import BUNDLED_MODELS
 
     if name not in MODELS:
         raise ValueError(f"no bundled model named {name!r}; known: {sorted(MODELS)}")
@@ -252,8 +253,8 @@ def bundle(name: str, run: Path, command: str, dest: Path | None = None,
     # folders exported before issue 16 name the load hook by its old module; ship the current one
     card = (model / "hyperparams.yaml").read_text()
     (dest / "hyperparams.yaml").write_text(card.replace(
-        "gass_modules.inference.load_separator_checkpoint",
-        "gass_modules.model_folder.load_separator_checkpoint"))
+        "gass_modules.inference.separator.load_separator_checkpoint",
+        "gass_modules.model_folder.folder.load_separator_checkpoint"))
     (dest / "PROVENANCE.md").write_text(text)
     GASSSeparator.from_hparams(source=dest, run_opts={"device": "cpu"})
     return dest
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--updates", type=int, default=None,
                         help="updates of the kept checkpoint (default: eval/headline.json's)")
     parser.add_argument("--dest", type=Path, default=None,
-                        help="output folder (default: gass_modules/pretrained/<name>)")
+                        help="output folder (default: gass_modules/model_folder/pretrained/<name>)")
     args = parser.parse_args(argv)
     try:
         dest = bundle(args.name, args.run, args.command, args.dest, args.device, args.updates)

@@ -192,8 +192,8 @@ import speechbrain as sb
 import yaml
 from hyperpyyaml import load_hyperpyyaml
 
-from gass_modules.model_folder import load_separator_checkpoint, save_model_folder
-from gass_modules.recipe import included_card
+from gass_modules.model_folder.folder import load_separator_checkpoint, save_model_folder
+from gass_modules.training.recipe import included_card
 
 run = Path(sys.argv[1])
 hparams_file, _, overrides = sb.parse_arguments(sys.argv[3:])

@@ -6,7 +6,8 @@
                                      [--max-seconds 600] [--trust-model-code]
 
 The model folder is loaded safely (no code from its ``hyperparams.yaml`` runs; see
-:mod:`gass_modules.safe_hparams`); ``--trust-model-code`` loads it with full hyperpyyaml, for
+:mod:`gass_modules.model_folder.safe_hparams`); ``--trust-model-code`` loads it with full
+hyperpyyaml, for
 folders from a trusted source only.
 
 The program is the separator's core, exported by ``gass_modules.lobes.base.export_separator``:
@@ -41,7 +42,7 @@ from pathlib import Path
 
 import torch
 
-from gass_modules.inference import GASSSeparator
+from gass_modules.inference.separator import GASSSeparator
 from gass_modules.lobes.base import Separator, export_separator
 
 

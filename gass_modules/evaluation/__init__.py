@@ -1,7 +1,26 @@
-"""Evaluation of separators: the IRM oracle, per-source scores, reports and figures.
+"""Evaluation: scorers, the benchmarks' metrics, the IRM oracle and reports.
 
-* :mod:`gass_modules.evaluation.oracle`: :class:`~gass_modules.evaluation.oracle.IRMOracle`;
-* :mod:`gass_modules.evaluation.scoring`: ``power_db`` and ``score_separation``;
-* :mod:`gass_modules.evaluation.report`: ``SeparationReport`` (CSV and markdown summary);
-* :mod:`gass_modules.evaluation.plots`: ``plot_separation`` (spectrogram figures).
+Example
+-------
+>>> import gass_modules.evaluation as pkg
+>>> all(hasattr(pkg, name) for name in pkg.__all__)
+True
 """
+
+from gass_modules.evaluation.benchmarks import BenchmarkMetrics, BenchmarkScorer, register_benchmark
+from gass_modules.evaluation.brain_evaluation import Evaluator
+from gass_modules.evaluation.oracle import IRMOracle
+from gass_modules.evaluation.report import SeparationReport
+from gass_modules.evaluation.scorer import Scorer
+from gass_modules.evaluation.scoring import score_separation
+
+__all__ = [
+    "Scorer",
+    "score_separation",
+    "BenchmarkScorer",
+    "BenchmarkMetrics",
+    "register_benchmark",
+    "IRMOracle",
+    "Evaluator",
+    "SeparationReport",
+]

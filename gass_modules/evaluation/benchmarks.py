@@ -7,7 +7,7 @@ benchmark is one :func:`register_benchmark` call; :class:`BenchmarkScorer` (the 
 benchmark recipes give ``SeparationBrain``, :mod:`gass_modules.evaluation.scorer`) looks it up by
 name.
 
-Metrics (from ``gass_modules.metrics`` and ``gass_modules.benchmark_metrics``):
+Metrics (from ``gass_modules.metrics`` and ``gass_modules.evaluation.benchmark_metrics``):
 
 * FUSS (Wisdom et al., 2021, DCASE 2020 task 4 evaluation): estimates aligned to the references;
   SI-SNR without mean removal; a (reference, estimate) pair counts when the reference is active
@@ -39,7 +39,8 @@ from pathlib import Path
 
 import torch
 
-from gass_modules import benchmark_metrics, metrics
+from gass_modules import metrics
+from gass_modules.evaluation import benchmark_metrics
 from gass_modules.order import resolve_order
 
 __all__ = ["BENCHMARK_METRICS", "BenchmarkMetrics", "BenchmarkScorer", "register_benchmark"]

@@ -2,9 +2,10 @@
 
 A band-split separator (Y. Luo and J. Yu, "Music source separation with band-split RNN",
 IEEE/ACM TASLP 2023, arXiv 2209.15174) takes the STFT of the mixture, splits its bins into ``K``
-bands projected to ``N`` features each (:class:`~gass_modules.lobes.band_layers.BandSplit`),
+bands projected to ``N`` features each (:class:`~gass_modules.lobes.parts.band_layers.BandSplit`),
 models the band features ``[B, T', K, N]`` with a stack of blocks, estimates a complex mask per
-band and source (:class:`~gass_modules.lobes.band_layers.MaskEstimator`), and inverts the masked
+band and source (:class:`~gass_modules.lobes.parts.band_layers.MaskEstimator`), and inverts the
+masked
 spectra. The models differ only in their blocks: BSRNN (:mod:`gass_modules.lobes.bsrnn`) uses
 BLSTMs, BS-RoFormer (:mod:`gass_modules.lobes.bs_roformer`) transformers, each across time
 within a band and then across bands within a frame (:func:`across_time_then_bands`).
@@ -23,11 +24,11 @@ from collections.abc import Callable, Iterable, Sequence
 import torch
 from torch import nn
 
-from gass_modules.lobes.band_layers import BAND_NORMS, BandSplit, MaskEstimator
-from gass_modules.lobes.bands import band_bins
 from gass_modules.lobes.base import Separator, check_positive_int
-from gass_modules.lobes.blocks import ISTFTDecoder, STFTEncoder, apply_complex_masks
-from gass_modules.lobes.causal import StreamingSTFT
+from gass_modules.lobes.parts.band_layers import BAND_NORMS, BandSplit, MaskEstimator
+from gass_modules.lobes.parts.bands import band_bins
+from gass_modules.lobes.parts.blocks import ISTFTDecoder, STFTEncoder, apply_complex_masks
+from gass_modules.lobes.parts.causal import StreamingSTFT
 
 
 def across_time_then_bands(
@@ -75,8 +76,9 @@ class BandSplitSeparator(Separator):
     """The band-split separators' skeleton: STFT, band split, band-sequence blocks, masks, iSTFT.
 
     STFT (periodic Hann window of ``n_fft`` samples, hop ``hop_length``, zero-padded centred
-    frames) -> :class:`~gass_modules.lobes.band_layers.BandSplit` -> ``blocks`` (each
-    ``[B, T', K, N] -> [B, T', K, N]``) -> :class:`~gass_modules.lobes.band_layers.MaskEstimator`
+    frames) -> :class:`~gass_modules.lobes.parts.band_layers.BandSplit` -> ``blocks`` (each
+    ``[B, T', K, N] -> [B, T', K, N]``) ->
+    :class:`~gass_modules.lobes.parts.band_layers.MaskEstimator`
     -> complex masks times the mixture spectrum -> iSTFT. BSRNN and BS-RoFormer differ only in
     their blocks (and in the norm of the band split and the masks),
     so a new band-split model subclasses this and passes its blocks. The padded length is a
@@ -94,7 +96,7 @@ class BandSplitSeparator(Separator):
     hop_length : int
         Hop in samples (the stride), at most ``n_fft // 2`` so the window overlap-adds safely.
     band_plan : str or sequence of (float, float)
-        A preset name from :data:`~gass_modules.lobes.bands.BAND_PLANS` or bands in Hz.
+        A preset name from :data:`~gass_modules.lobes.parts.bands.BAND_PLANS` or bands in Hz.
     feature_dim : int
         ``N``, features per band.
     mask_hidden_dim : int

@@ -9,7 +9,7 @@ length, which is what lets ``torch.export`` trace it with a symbolic length ``st
 A separator also describes itself: every subclass of :class:`Separator` records the arguments
 its constructor was called with, and :meth:`Separator.describe` returns them with the class path
 as a :class:`SeparatorDescription` (plain data). A model folder is written from that description
-(``gass_modules.model_folder``), so the folder builds the same architecture again.
+(``gass_modules.model_folder.folder``), so the folder builds the same architecture again.
 
 Authors
  * gass developers 2026
@@ -37,9 +37,9 @@ class SeparatorDescription:
     """What builds a separator again: its class path and constructor arguments, as plain data.
 
     :meth:`Separator.describe` returns it; a model folder records it
-    (``gass_modules.model_folder.save_model_folder``) and loading builds
+    (``gass_modules.model_folder.folder.save_model_folder``) and loading builds
     ``class_path(**arguments)`` again, for registered classes only
-    (``gass_modules.safe_hparams``).
+    (``gass_modules.model_folder.safe_hparams``).
 
     Arguments
     ---------
@@ -320,7 +320,7 @@ class Separator(nn.Module):
             raise TypeError(f"{type(self).__name__} is not causal (its output looks at the "
                             "whole input), so it cannot stream; use a causal card (causal: true "
                             "in hparams/models, e.g. bsrnn_causal.yaml) or separate whole "
-                            "chunks with gass_modules.chunking.stream_separation")
+                            "chunks with gass_modules.inference.chunking.stream_separation")
         check_positive_int(batch=batch)
 
     def init_state(self, batch: int) -> dict:
@@ -364,7 +364,7 @@ class Separator(nn.Module):
         all, at least the first ``m - lookahead - 1`` outputs are out, and they equal ``forward`` on
         those ``m`` samples (the model is causal and its state carries what came before). How
         many come out per call varies with the chunk's alignment to the model's hop;
-        :class:`gass_modules.streaming.StreamingSeparator` turns that into a fixed delay.
+        :class:`gass_modules.inference.streaming.StreamingSeparator` turns that into a fixed delay.
 
         Arguments
         ---------

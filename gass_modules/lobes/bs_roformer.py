@@ -40,7 +40,8 @@ Departures from the paper, all deliberate:
 * One model outputs all ``S`` sources: each band's mask MLP has one hidden layer for all sources
   and an output layer for all their masks (the paper trains one model per stem).
 * Dropout defaults to 0 (the paper's 0.1 is in the music card); the STFT is the shared
-  zero-padded one (:class:`~gass_modules.lobes.blocks.STFTEncoder`) with the hop as the stride.
+  zero-padded one (:class:`~gass_modules.lobes.parts.blocks.STFTEncoder`) with the hop as the
+  stride.
 
 The band split, the mask MLPs, the STFT and the masking are BSRNN's
 (:class:`~gass_modules.lobes.band_split.BandSplitSeparator`, with RMSNorm); this module adds the
@@ -57,9 +58,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from gass_modules.lobes.band_layers import BAND_NORM_EPS
 from gass_modules.lobes.band_split import BandSplitSeparator, across_time_then_bands
 from gass_modules.lobes.base import check_positive_int
+from gass_modules.lobes.parts.band_layers import BAND_NORM_EPS
 
 
 class RMSNorm(nn.RMSNorm):
@@ -398,7 +399,7 @@ class BSRoFormer(BandSplitSeparator):
         Hop in samples (the stride), at most ``n_fft // 2`` (10 ms in the paper).
     band_plan : str or sequence of (float, float)
         A preset name (``"roformer"`` is the paper's, ``"gass"``, ``"speech"``, ``"music"``) or
-        bands in Hz (see :func:`~gass_modules.lobes.bands.band_bins`).
+        bands in Hz (see :func:`~gass_modules.lobes.parts.bands.band_bins`).
     feature_dim : int
         ``D``, features per band (384 in the paper).
     num_blocks : int

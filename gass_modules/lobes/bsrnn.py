@@ -16,7 +16,7 @@ Departures from the paper, all deliberate:
   only on item ``b``, and zero-padding a mixture does not change the statistics of its frames.
 * One mask head per band outputs masks for all ``S`` sources at once (the paper trains one model
   per source).
-* The STFT (the shared :class:`~gass_modules.lobes.blocks.STFTEncoder`) zero-pads its centred
+* The STFT (the shared :class:`~gass_modules.lobes.parts.blocks.STFTEncoder`) zero-pads its centred
   frames rather than reflecting, so lengths down to one hop work and ``torch.export`` adds no
   minimum-length guard.
 
@@ -27,9 +27,10 @@ The skeleton (STFT, band split, blocks, mask MLPs, iSTFT) is
 BS-RoFormer (:mod:`gass_modules.lobes.bs_roformer`) transformer blocks, with ``norm="rms"``.
 
 The parts live in their own modules: band plans in Hz and their
-bin ranges in :mod:`gass_modules.lobes.bands` (presets ``"music"``, ``"speech"``, ``"gass"``,
+bin ranges in :mod:`gass_modules.lobes.parts.bands` (presets ``"music"``, ``"speech"``, ``"gass"``,
 ``"roformer"``, ``"tiger"``, ``"tiger_dnr"``), :class:`BandSplit` and :class:`MaskEstimator` with
-their norms in :mod:`gass_modules.lobes.band_layers`, and :class:`ExportableBLSTM` (a BLSTM that
+their norms in :mod:`gass_modules.lobes.parts.band_layers`, and :class:`ExportableBLSTM` (a BLSTM
+that
 ``torch.export`` traces with a symbolic length) in :mod:`gass_modules.lobes.blstm`. This module
 adds BSRNN's blocks and models: :class:`BandSequenceBlock`, :class:`BSRNN`, and
 :class:`BSRNNMasker`, the masker form (``[B, N, T'] -> [S, B, N, T']``) for SpeechBrain
@@ -46,12 +47,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from gass_modules.lobes.band_layers import BandSplit, MaskEstimator
 from gass_modules.lobes.band_split import BandSplitSeparator, across_time_then_bands, band_masks
 from gass_modules.lobes.base import check_positive_int
 from gass_modules.lobes.blstm import ResidualBLSTM
-from gass_modules.lobes.causal import ResidualLSTM
-from gass_modules.lobes.masking import check_encoder_features, make_mask_activation
+from gass_modules.lobes.parts.band_layers import BandSplit, MaskEstimator
+from gass_modules.lobes.parts.causal import ResidualLSTM
+from gass_modules.lobes.parts.masking import check_encoder_features, make_mask_activation
 
 
 class BandSequenceBlock(nn.Module):
@@ -64,7 +65,8 @@ class BandSequenceBlock(nn.Module):
     hidden_dim : int
         BLSTM hidden units per direction.
     causal : bool
-        Model time with a unidirectional LSTM (:class:`~gass_modules.lobes.causal.ResidualLSTM`,
+        Model time with a unidirectional LSTM
+        (:class:`~gass_modules.lobes.parts.causal.ResidualLSTM`,
         ``hidden_dim`` units), so frame ``t`` depends on frames ``<= t`` only and the block
         streams (:meth:`forward_streaming`); the band BLSTM stays (it runs within a frame).
 

@@ -2,7 +2,8 @@
 
 "An efficient encoder-decoder architecture with top-down attention for speech separation".
 The masker of TDANet is one encoder-decoder block
-(:class:`~gass_modules.lobes.uconv.UConvBlock`) unfolded ``num_blocks`` times with shared weights.
+(:class:`~gass_modules.lobes.parts.uconv.UConvBlock`) unfolded ``num_blocks`` times with shared
+weights.
 Inside the block (paper §3, Fig. 1-2), with ``S = depth``:
 
 * bottom-up: ``F_0 = DWConv(P(x))`` and ``F_i = DWConv_stride2(F_{i-1})`` for ``i = 1..S``,
@@ -49,7 +50,7 @@ import torch
 from torch import nn
 
 from gass_modules.lobes.base import Separator, check_positive_int
-from gass_modules.lobes.blocks import (
+from gass_modules.lobes.parts.blocks import (
     Conv1d,
     ConvDecoder,
     ConvEncoder,
@@ -60,11 +61,11 @@ from gass_modules.lobes.blocks import (
     global_layer_norm,
     pad_to_multiple,
 )
-from gass_modules.lobes.causal import (
+from gass_modules.lobes.parts.causal import (
     StreamingSTFT,
 )
-from gass_modules.lobes.masking import check_encoder_features, make_mask_activation
-from gass_modules.lobes.uconv import UConvBlock
+from gass_modules.lobes.parts.masking import check_encoder_features, make_mask_activation
+from gass_modules.lobes.parts.uconv import UConvBlock
 
 
 class TDANetMasker(nn.Module):

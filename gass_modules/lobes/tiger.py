@@ -8,8 +8,8 @@ model, in the paper's order:
 * band split: the bins are grouped into ``K`` sub-bands by a band plan in Hz (prior knowledge:
   narrow bands where speech has most of its information, wide bands above); each band's
   ``[Re, Im]`` parts are normalised and projected to ``N`` features, giving ``Z`` of shape
-  ``[B, T, K, N]`` (:class:`~gass_modules.lobes.band_layers.BandSplit`, band plans from
-  :func:`~gass_modules.lobes.bands.band_bins`, preset ``"tiger"``);
+  ``[B, T, K, N]`` (:class:`~gass_modules.lobes.parts.band_layers.BandSplit`, band plans from
+  :func:`~gass_modules.lobes.parts.bands.band_bins`, preset ``"tiger"``);
 * separator: one frequency-frame interleaved (FFI) block (:class:`FrequencyFrameBlock`) applied
   ``num_blocks`` times with **shared parameters**, ``Z_1 = FFI(Z_0)`` and
   ``Z_{b+1} = FFI(PReLU(DW1x1(Z_0 + Z_b)))``. Each FFI block runs a frequency path (each frame
@@ -22,7 +22,8 @@ model, in the paper's order:
 * decoder: masks times the mixture spectrum, iSTFT.
 
 MSA is TDANet's encoder-decoder block (the same authors' earlier model), reused here as
-:class:`~gass_modules.lobes.uconv.UConvBlock` with ``num_heads=0``: bottom-up depthwise stride-2
+:class:`~gass_modules.lobes.parts.uconv.UConvBlock` with ``num_heads=0``: bottom-up depthwise
+stride-2
 convolutions give ``depth + 1`` scales, their average-pooled sum goes through a convolutional FFN
 (TIGER has no self-attention there), and selective-attention layers
 (``x * sigmoid(W_a g)↑ + W_g g↑``) inject the global features into every scale and fuse the
@@ -61,17 +62,17 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from gass_modules.lobes.band_layers import BandGroups, BandSplit
-from gass_modules.lobes.bands import band_bins
 from gass_modules.lobes.base import Separator, check_positive_int
-from gass_modules.lobes.blocks import (
+from gass_modules.lobes.parts.band_layers import BandGroups, BandSplit
+from gass_modules.lobes.parts.bands import band_bins
+from gass_modules.lobes.parts.blocks import (
     Conv1d,
     ISTFTDecoder,
     STFTEncoder,
     apply_complex_masks,
     pad_to_multiple,
 )
-from gass_modules.lobes.uconv import UConvBlock
+from gass_modules.lobes.parts.uconv import UConvBlock
 
 
 class HeadProjection(nn.Module):
@@ -201,7 +202,7 @@ class FrequencyFrameBlock(nn.Module):
     """TIGER's frequency-frame interleaved (FFI) block: a frequency path, then a frame path.
 
     Frequency path: every frame's ``K`` bands are a sequence for MSA
-    (:class:`~gass_modules.lobes.uconv.UConvBlock` without self-attention), then F³A attends
+    (:class:`~gass_modules.lobes.parts.uconv.UConvBlock` without self-attention), then F³A attends
     across the bands (each band described by all frames); ``Z <- Z + LN(F³A(MSA(Z)))``. Frame
     path: the same across the ``T`` frames of every band (each frame described by all bands).
     Each MSA call zero-pads its sequence to a multiple of ``2^depth`` and crops back.
@@ -291,7 +292,7 @@ class BandMaskHead(nn.Module):
     Arguments
     ---------
     bins : sequence of (int, int)
-        Contiguous bin ranges of the bands (see :func:`~gass_modules.lobes.bands.band_bins`).
+        Contiguous bin ranges of the bands (see :func:`~gass_modules.lobes.parts.bands.band_bins`).
     feature_dim : int
         ``N``, a multiple of ``num_sources``.
     num_sources : int
@@ -371,7 +372,7 @@ class TIGER(Separator):
     """TIGER separator: mixture ``[B, T]`` -> ``num_sources`` sources ``[B, T, S]``.
 
     STFT (Hann window of ``n_fft`` samples, hop ``hop_length``, zero-padded centred frames) ->
-    :class:`~gass_modules.lobes.band_layers.BandSplit` (``norm="band"``) -> one
+    :class:`~gass_modules.lobes.parts.band_layers.BandSplit` (``norm="band"``) -> one
     :class:`FrequencyFrameBlock` applied ``num_blocks`` times with shared parameters ->
     :class:`BandMaskHead` -> masks times the mixture spectrum -> iSTFT. The stride is
     ``hop_length * 2^depth``: the ``L / hop + 1`` frames are padded to a multiple of ``2^depth``

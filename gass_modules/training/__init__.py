@@ -1,1 +1,37 @@
-"""Training: the recipes' library parts (the GASS recipe in ``gass_recipe``)."""
+"""Training: the Brain, its fast step, checkpoints, weight transfer, schedulers
+and the library side of the recipes.
+
+Example
+-------
+>>> import gass_modules.training as pkg
+>>> all(hasattr(pkg, name) for name in pkg.__all__)
+True
+"""
+
+from gass_modules.training.benchmark_runs import run_benchmark, run_benchmark_recipe
+from gass_modules.training.brain import SeparationBrain
+from gass_modules.training.checkpointing import AtomicCheckpointer
+from gass_modules.training.compile_regions import compile_regions
+from gass_modules.training.recipe import load_recipe
+from gass_modules.training.schedulers import WallClockLinearDecay
+from gass_modules.training.training_step import GraphedTrainStep, GuardedUpdate
+from gass_modules.training.transfer import (
+    TransferReport,
+    prepare_finetuning,
+    transfer_from_checkpoint,
+)
+
+__all__ = [
+    "SeparationBrain",
+    "AtomicCheckpointer",
+    "compile_regions",
+    "GuardedUpdate",
+    "GraphedTrainStep",
+    "TransferReport",
+    "prepare_finetuning",
+    "transfer_from_checkpoint",
+    "WallClockLinearDecay",
+    "load_recipe",
+    "run_benchmark",
+    "run_benchmark_recipe",
+]

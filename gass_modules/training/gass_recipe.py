@@ -5,7 +5,8 @@ and sound events drawn on the fly. The recipe's ``train.py`` parses its command 
 
 * :func:`build`: checks the manifests before anything is built (:func:`check_manifests`, every
   bad row reported at once as a :class:`ManifestError`), loads the recipe
-  (``gass_modules.recipe.load_recipe``: run options, torchrun, the output folder), and builds the
+  (``gass_modules.training.recipe.load_recipe``: run options, torchrun, the output folder), and
+  builds the
   training stream of ``data_format`` (:func:`train_stream`: the file mixer's, or WebDataset
   shards'), the held-out mixtures and the brain;
 * :func:`run`: trains (``SeparationBrain.fit``), evaluates the best checkpoint on the test
@@ -27,14 +28,14 @@ import speechbrain as sb
 import yaml
 from hyperpyyaml import resolve_references
 
-from gass_modules.brain import SeparationBrain
 from gass_modules.dataio.manifest import load_manifest
 from gass_modules.dataio.mixture_sets import MixtureStream, make_eval_set
 from gass_modules.dataio.scan import check_clips, overlapping_clips
 from gass_modules.dataio.shard_source import ShardMixtureStream
 from gass_modules.dataio.shards import ShardError
-from gass_modules.model_folder import CHECKPOINT_FILE, load_separator_checkpoint
-from gass_modules.recipe import load_recipe
+from gass_modules.model_folder.folder import CHECKPOINT_FILE, load_separator_checkpoint
+from gass_modules.training.brain import SeparationBrain
+from gass_modules.training.recipe import load_recipe
 
 logger = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")

@@ -10,7 +10,7 @@
 
    * ``clean``: the speech alone;
    * ``mixture``: speech + interference;
-   * ``gass``: the mixture through :class:`gass_modules.asr_frontend.GASSFrontEnd` (separation,
+   * ``gass``: the mixture through :class:`gass_modules.asr.frontend.GASSFrontEnd` (separation,
      then the stream picked by the intonation score);
    * ``gass_oracle_pick``: the same separation, the output closest to the speech (SI-SNR)
      picked with knowledge of the reference: what a perfect selection would give;
@@ -51,11 +51,11 @@ from speechbrain.inference.ASR import EncoderASR
 from speechbrain.nnet.containers import LengthsCapableSequential
 from speechbrain.utils.distributed import run_on_main
 
-from gass_modules.asr_frontend import GASSFrontEnd
-from gass_modules.inference import GASSSeparator
+from gass_modules.asr.frontend import GASSFrontEnd
+from gass_modules.asr.transcribe import SeparateThenTranscribe
+from gass_modules.inference.separator import GASSSeparator
 from gass_modules.metrics import si_snr
-from gass_modules.model_folder import save_model_folder
-from gass_modules.transcribe import SeparateThenTranscribe
+from gass_modules.model_folder.folder import save_model_folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from prepare import prepare_asr_frontend  # noqa: E402

@@ -6,7 +6,9 @@
 * Module-level imports among gass_modules modules form no cycle, so imports flow one way (from the
   recipes and CLI down to the lobes, losses and audio; docs/architecture.md). Imports inside
   functions (deferred on purpose) are not edges; ``from gass_modules import x`` names the module
-  ``x`` when ``x`` is one, and importing a package's module also imports the package.
+  ``x`` when ``x`` is one, and importing a package's module also imports the package (its
+  face, ``__init__.py``), except for the module's own packages, which Python initialises before
+  it: a face may import its package's modules.
 
 Both tests list every offender, not only the first.
 """
@@ -84,11 +86,15 @@ def import_graph(known: dict[str, Path], deferred: bool = False) -> dict[str, se
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
                 source = _absolute(node, name, path.name == "__init__.py")
-                targets = [source] + [f"{source}.{alias.name}" for alias in node.names]
+                # ``from pkg import module`` imports the module; ``from pkg import name`` the face
+                targets = [f"{source}.{alias.name}" if f"{source}.{alias.name}" in known
+                           else source for alias in node.names]
             for target in targets:
                 if target in known:
-                    edges.update([target, *_parents(target, known)])
-        edges.update(_parents(name, known))
+                    # the packages above the target, except this module's own: a package is
+                    # initialised before its modules, so its face may import them
+                    edges.update([target, *(p for p in _parents(target, known)
+                                            if not name.startswith(p + "."))])
         edges.discard(name)
         graph[name] = edges
     return graph
@@ -185,11 +191,11 @@ def test_checkers_find_what_they_should(tmp_path):
         "from pkg.b import _hidden", "from pkg.b import _z", "from pkg.b import _q"]
     assert found[0].startswith("pkg/a.py:2: ")
     graph = import_graph(known)
-    assert graph["pkg.sub.d"] == {"pkg", "pkg.sub"}  # the deferred import is no edge
-    assert graph["pkg.c"] == {"pkg", "pkg.sub", "pkg.sub.d"}  # pkg._x is not a module of pkg
-    assert cycles(graph) == [["pkg.a", "pkg.b"], ["pkg.c", "pkg.sub", "pkg.sub.d"],
-                             ["pkg.e", "pkg.f"]]
+    # the deferred import is no edge, nor are d's own packages (initialised before it)
+    assert graph["pkg.sub.d"] == set()
+    assert graph["pkg.c"] == {"pkg.sub", "pkg.sub.d"}  # pkg._x is not a module of pkg
+    assert cycles(graph) == [["pkg.a", "pkg.b"], ["pkg.c", "pkg.sub"], ["pkg.e", "pkg.f"]]
     del graph["pkg.b"]
     assert ["pkg.a", "pkg.b"] not in cycles(graph)
     assert ["pkg.a", "pkg.b", "pkg.sub.d"] not in cycles(import_graph(known))
-    assert import_graph(known, deferred=True)["pkg.sub.d"] == {"pkg", "pkg.sub", "pkg.a", "pkg.b"}
+    assert import_graph(known, deferred=True)["pkg.sub.d"] == {"pkg.a", "pkg.b"}

@@ -9,6 +9,7 @@
 
 import ast
 import importlib
+import re
 from pathlib import Path
 
 import pytest
@@ -17,19 +18,20 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "gass_modules"
 LIMIT = 620  # "about 600 lines"
 
-# Rows of the import diagram in docs/architecture.md (0 = bottom). Modules not listed (new
-# ones) are not checked here; add them when they join the map.
+# Rows of the import diagram in docs/architecture.md ("Imports go one way"; 0 = bottom): the
+# bottom modules at the package root and the packages above them. Every module of the package
+# has a row (test_every_module_has_a_row).
 ROWS = {
-    **dict.fromkeys(("order", "lobes", "losses", "metrics", "benchmark_metrics", "audio",
-                     "lengths", "dataio", "safe_hparams", "pretrained", "output_files",
-                     "sync_free", "optional", "cards"), 0),
-    **dict.fromkeys(("evaluation", "chunking", "model_folder", "checkpointing", "schedulers",
-                     "recipe", "rate_conversion", "transfer", "intonation", "stems",
-                     "compile_regions", "training_step"), 1),
-    **dict.fromkeys(("brain", "brain_evaluation", "brain_step", "inference", "streaming",
-                     "transcribe"), 2),
-    **dict.fromkeys(("finetune", "asr_frontend", "cli", "cli_stream"), 3),
+    **dict.fromkeys(("audio", "losses", "metrics", "order", "lengths", "sync_free", "optional",
+                     "lobes", "dataio"), 0),
+    "model_folder": 1,
+    "inference": 2,
+    **dict.fromkeys(("evaluation", "asr"), 3),
+    "training": 4,
 }
+ROOT_MODULES_MAX = 10  # issue 30: at most 10 modules at the package root
+MAP = ROOT / "docs" / "architecture.md"
+
 
 def _rel(path: Path) -> str:
     return str(path.relative_to(ROOT))
@@ -56,6 +58,36 @@ def _row(module: str) -> int | None:
     """The row of ``gass_modules.<top>...`` in the import diagram (None: not in the map)."""
     parts = module.split(".")
     return ROWS.get(parts[1]) if len(parts) > 1 and parts[0] == "gass_modules" else None
+
+
+def modules_of(package: Path = PACKAGE) -> list[str]:
+    """Every module of ``package`` as a path relative to it (``lobes/base.py``)."""
+    return [str(path.relative_to(package)) for path in sorted(package.rglob("*.py"))]
+
+
+def _defines_code(path: Path) -> bool:
+    """Whether a module defines a function or a class (a package face only imports)."""
+    return any(isinstance(node, (ast.FunctionDef, ast.ClassDef))
+               for node in ast.parse(path.read_text()).body)
+
+
+def unmapped(package: Path = PACKAGE, text: str | None = None) -> list[str]:
+    """What the module map of docs/architecture.md and the package disagree on: modules without
+    a row in the map, rows naming a module that does not exist, top-level names without a row
+    in ``ROWS``."""
+    text = MAP.read_text() if text is None else text
+    section = text[text.index("## Module map"):]
+    section = section[:section.index("\n## ", 1)] if "\n## " in section[1:] else section
+    listed = set(re.findall(r"^\| `([\w/]+\.py)` \|", section, re.M))
+    present = {m for m in modules_of(package) if not m.endswith("__init__.py")
+               or _defines_code(package / m)}  # a package's face (imports only) has no row
+    out = [f"{m}: no row in the module map of docs/architecture.md"
+           for m in sorted(present - listed)]
+    out += [f"{m}: a row of the module map, but no such module" for m in sorted(listed - present)]
+    tops = {m.split("/")[0].removesuffix(".py") for m in modules_of(package)} - {"__init__"}
+    out += [f"{t}: no row in ROWS (tests/consistency/test_layout.py) and the import diagram"
+            for t in sorted(tops - set(ROWS))]
+    return out
 
 
 def upward_imports(package: Path = PACKAGE) -> list[str]:
@@ -85,20 +117,56 @@ def test_imports_never_go_down_the_module_map():
 
 
 def test_layout_checkers_list_every_planted_offender(tmp_path):
-    """Both checkers catch planted offenders in a throw-away package, all of them at once, and
+    """The checkers catch planted offenders in a throw-away package, all of them at once, and
     pass the modules that keep the rules."""
     package = tmp_path / "gass_modules"
     (package / "lobes").mkdir(parents=True)
-    (package / "audio.py").write_text("from gass_modules.brain import SeparationBrain\n")
-    (package / "lobes" / "base.py").write_text("import gass_modules.inference\n"
+    (package / "training").mkdir()
+    (package / "audio.py").write_text("from gass_modules.training.brain import SeparationBrain\n")
+    (package / "lobes" / "base.py").write_text("import gass_modules.inference.separator\n"
                                                + "x = 1\n" * LIMIT)
     (package / "losses.py").write_text("from gass_modules.audio import load\n")
-    (package / "brain.py").write_text("from gass_modules.audio import load\n" * (LIMIT + 1))
-    assert long_modules(package) == [f"gass_modules/brain.py has {LIMIT + 1} lines",
-                                     f"gass_modules/lobes/base.py has {LIMIT + 1} lines"]
+    (package / "training" / "brain.py").write_text("from gass_modules.audio import load\n"
+                                                   * (LIMIT + 1))
+    (package / "extra.py").write_text("")
+    assert long_modules(package) == [f"gass_modules/lobes/base.py has {LIMIT + 1} lines",
+                                     f"gass_modules/training/brain.py has {LIMIT + 1} lines"]
     assert upward_imports(package) == [
-        "gass_modules.audio (row 0) imports ['gass_modules.brain'] from higher rows",
-        "gass_modules.lobes.base (row 0) imports ['gass_modules.inference'] from higher rows"]
+        "gass_modules.audio (row 0) imports ['gass_modules.training.brain'] from higher rows",
+        "gass_modules.lobes.base (row 0) imports ['gass_modules.inference.separator'] from "
+        "higher rows"]
+    text = ("## Module map\n\n| module | concept |\n|---|---|\n| `audio.py` | a |\n"
+            "| `losses.py` | b |\n| `lobes/base.py` | c |\n| `lobes/gone.py` | d |\n\n## Next\n"
+            "| `training/brain.py` | after the map: not a row of it |\n")
+    assert unmapped(package, text) == [
+        "extra.py: no row in the module map of docs/architecture.md",
+        "training/brain.py: no row in the module map of docs/architecture.md",
+        "lobes/gone.py: a row of the module map, but no such module",
+        "extra: no row in ROWS (tests/consistency/test_layout.py) and the import diagram"]
+
+
+def test_every_module_has_a_row_in_the_map():
+    """docs/architecture.md is the map of the package: a module added without its row there (or
+    a top-level name without its row in the import diagram) fails, as does a row left behind."""
+    offenders = unmapped()
+    assert not offenders, "the module map and the package disagree:\n" + "\n".join(offenders)
+
+
+def test_few_modules_at_the_package_root():
+    """The bottom modules and the packages above them; everything else lives in a package."""
+    root = sorted(p.name for p in PACKAGE.glob("*.py") if p.name != "__init__.py")
+    assert len(root) <= ROOT_MODULES_MAX, f"{len(root)} modules at the package root: {root}"
+
+
+def test_every_package_has_a_public_face():
+    """Each package's ``__init__.py`` lists its public names in ``__all__``, and they import."""
+    for init in sorted(PACKAGE.rglob("__init__.py")):
+        if init.parent == PACKAGE or init.parent.name == "pretrained":
+            continue
+        module = importlib.import_module(".".join(init.parent.relative_to(ROOT).parts))
+        assert getattr(module, "__all__", None), f"{init.relative_to(ROOT)} has no __all__"
+        missing = [name for name in module.__all__ if not hasattr(module, name)]
+        assert missing == [], f"{init.relative_to(ROOT)}: {missing} in __all__ but not defined"
 
 
 def test_no_module_keeps_old_import_paths():

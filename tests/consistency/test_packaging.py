@@ -40,7 +40,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 import gass_modules
-from gass_modules import cards
+from gass_modules.model_folder import cards
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "gass_modules"
@@ -230,7 +230,7 @@ def test_wheel_and_sdist_metadata(dists):
     assert set(meta.get_all("Provides-Extra")) == set(EXTRAS_REQUIRE)
     with zipfile.ZipFile(dists["wheel"]) as zf:
         (entry,) = [n for n in zf.namelist() if n.endswith(".dist-info/entry_points.txt")]
-        assert "gass-separate = gass_modules.cli:main" in zf.read(entry).decode()
+        assert "gass-separate = gass_modules.inference.cli:main" in zf.read(entry).decode()
     with tarfile.open(dists["sdist"]) as tf:
         (info,) = [m for m in tf.getmembers() if m.name.count("/") == 1
                    and m.name.endswith("/PKG-INFO")]
@@ -251,16 +251,16 @@ def test_wheel_holds_the_models_and_cards_and_is_small(dists):
             inside = f"gass_modules/hparams/{card.parent.name}/{card.name}"
             assert inside in names, f"{inside} missing from the wheel"
             assert zf.read(inside) == card.read_bytes()
-        for model in (PACKAGE / "pretrained").iterdir():
+        for model in (PACKAGE / "model_folder" / "pretrained").iterdir():
             if model.is_dir() and (model / "separator.ckpt").is_file():
                 for part in ("hyperparams.yaml", "separator.ckpt", "PROVENANCE.md"):
-                    assert zf.read(f"gass_modules/pretrained/{model.name}/{part}") == (
+                    assert zf.read(f"gass_modules/model_folder/pretrained/{model.name}/{part}") == (
                         model / part).read_bytes()
     assert not {n for n in names if n.split("/")[0] in ("tests", "recipes", "tools", "hparams")}
     with tarfile.open(dists["sdist"]) as tf:
         members = {m.name.split("/", 1)[1] for m in tf.getmembers() if "/" in m.name}
     assert {"LICENSE", "setup.py", "hparams/models/tdanet_stft.yaml",
-            "gass_modules/pretrained/gass_mini/separator.ckpt"} <= members
+            "gass_modules/model_folder/pretrained/gass_mini/separator.ckpt"} <= members
 
 
 @pytest.mark.slow
@@ -282,13 +282,14 @@ def test_installed_package_builds_every_card_by_include_outside_the_repository(i
     and the bundled model come from site-packages; a SpeechBrain-style recipe yaml in a temp
     folder builds every card by ``!include:`` of ``cards.path(name)`` (with the recipe's own
     ``num_sources`` overriding the card's, as the repository's recipes do), ``python -m
-    gass_modules.cards`` prints the paths, and the bundled GASS-mini separates a file."""
+    gass_modules.model_folder.cards`` prints the paths, and the bundled GASS-mini separates a
+    file."""
     script = textwrap.dedent('''
         import json, sys, numpy as np, soundfile as sf, torch
         from hyperpyyaml import load_hyperpyyaml
         import gass_modules
-        from gass_modules import cards
-        from gass_modules.inference import GASSSeparator
+        from gass_modules.model_folder import cards
+        from gass_modules.inference.separator import GASSSeparator
         torch.set_num_threads(1)
         out = {"package": gass_modules.__file__, "folder": str(cards.folder()), "built": {}}
         for name in cards.names():
@@ -316,6 +317,7 @@ def test_installed_package_builds_every_card_by_include_outside_the_repository(i
     assert sorted(out["built"]) == cards.names()
     assert all(value[1] == 2 for value in out["built"].values()), out["built"]
     assert out["separated"] == [1, 8000, 4]
-    listed = run(installed["python"], "-m", "gass_modules.cards", cwd=tmp_path).stdout.split()
+    listed = run(installed["python"], "-m", "gass_modules.model_folder.cards",
+                 cwd=tmp_path).stdout.split()
     assert listed == [str(site / "gass_modules/hparams/models" / f"{n}.yaml")
                       for n in cards.names()]

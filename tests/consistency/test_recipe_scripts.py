@@ -4,7 +4,7 @@ the library, and the benchmark recipes call one entry point instead of carrying 
 * Every ``recipes/*/separation/train.py`` has at most ``LIMIT`` lines.
 * A benchmark recipe (a ``train.py`` beside a ``prepare.py``) holds at most ``BENCHMARK_CODE``
   lines of code besides its docstrings (imports, ``main`` and its call of
-  ``gass_modules.finetune.run_benchmark_recipe``).
+  ``gass_modules.training.benchmark_runs.run_benchmark_recipe``).
 * No two separation ``train.py`` share a run of ``RUN`` identical lines (docstrings included, as
   the ``duplicates`` tool counts them): what they share lives in the library.
 """
@@ -65,7 +65,7 @@ def test_benchmark_recipes_only_call_the_shared_entry_point():
         code = code_lines(text)
         if len(code) > BENCHMARK_CODE or "run_benchmark_recipe(" not in text:
             offenders[_rel(path)] = len(code)
-    assert offenders == {}, ("a benchmark train.py calls gass_modules.finetune."
+    assert offenders == {}, ("a benchmark train.py calls gass_modules.training.benchmark_runs."
                              f"run_benchmark_recipe in at most {BENCHMARK_CODE} lines of code: "
                              f"{offenders}")
 

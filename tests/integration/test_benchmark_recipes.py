@@ -38,10 +38,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from gass_modules.checkpointing import AtomicCheckpointer
 from gass_modules.dataio.benchmark_sets import load_benchmark_set
 from gass_modules.dataio.benchmarks import LayoutError
-from gass_modules.inference import GASSSeparator
+from gass_modules.inference.separator import GASSSeparator
+from gass_modules.training.checkpointing import AtomicCheckpointer
 
 ROOT = Path(__file__).resolve().parents[2]
 FOLDERS = {"FUSS": "FUSS", "Libri2Mix": "LibriMix", "DnR": "DnR", "MUSDB18": "MUSDB18"}
@@ -389,7 +389,7 @@ def recompute_from_the_exported_model(dataset: str, results: list[dict], out: Pa
             assert float(row[f"sdr_{stem}"]) == pytest.approx(sdr, abs=1e-3)
             assert float(row[f"si_sdr_{stem}"]) == pytest.approx(np_si_snr(s, e), abs=1e-3)
     else:  # MUSDB18, stereo: uSDR over both channels, cSDR from museval's bss_eval (v4)
-        from gass_modules.benchmark_metrics import _museval_metrics
+        from gass_modules.evaluation.benchmark_metrics import _museval_metrics
 
         rate = sf.info(item["mix_wav"]).samplerate
         # museval refuses silent references; v4 (bsseval_sources_version=False) scores each
@@ -439,7 +439,7 @@ def test_finetune_transfers_values_before_training(benchmark_data, gass_run, tmp
     """With no training epoch, the exported model holds the GASS tensors exactly; at the
     benchmark's rate (FUSS, 16 kHz, ``finetune_rate: benchmark``) TDANet-Wav's encoder and
     decoder kernels are resampled to twice their taps (the same ms) and everything else loads."""
-    from gass_modules.rate_conversion import resample_kernel
+    from gass_modules.training.rate_conversion import resample_kernel
 
     gass = torch.load(gass_run / "model" / "separator.ckpt", weights_only=True)
     out = tmp_path / "model_rate"

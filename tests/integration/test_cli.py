@@ -1,4 +1,4 @@
-"""Integration tests of ``gass-separate`` (gass_modules.cli) and ``tools/export.py``.
+"""Integration tests of ``gass-separate`` (gass_modules.inference.cli) and ``tools/export.py``.
 
 The model folder holds a gain separator (``g_s * x``), so every number in the JSON reports has a
 closed form: output ``s`` has energy ``20 log10(g_s)`` dB relative to the mixture.
@@ -17,8 +17,8 @@ import soundfile as sf
 import torch
 from test_fuzz_inputs import time_limit  # tests/integration is on sys.path (no __init__.py)
 
-from gass_modules.cli import collect_inputs, main
-from gass_modules.model_folder import save_model_folder
+from gass_modules.inference.cli import collect_inputs, main
+from gass_modules.model_folder.folder import save_model_folder
 from tests.doubles import ScaledCopies
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,7 +161,7 @@ def test_console_script_is_installed():
     """The gass-separate console script (setup.py) is installed and points at main."""
     scripts = importlib.metadata.entry_points(group="console_scripts")
     (entry,) = [e for e in scripts if e.name == "gass-separate"]
-    assert entry.value == "gass_modules.cli:main" and entry.load() is main
+    assert entry.value == "gass_modules.inference.cli:main" and entry.load() is main
     assert (Path(sys.executable).parent / "gass-separate").exists()
 
 
@@ -198,14 +198,14 @@ SLOW_CHILD = """
 import sys, time
 sys.path.insert(0, {root!r})
 import tests.doubles  # registers ScaledCopies, the model folder's separator
-import gass_modules.inference as inference
+import gass_modules.inference.separator as inference
 original = inference.GASSSeparator._model
 def slow(self, *args):
     time.sleep({delay})
     {action}
     return original(self, *args)
 inference.GASSSeparator._model = slow
-from gass_modules.cli import collect_inputs, main
+from gass_modules.inference.cli import collect_inputs, main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -360,7 +360,7 @@ def test_default_model_is_the_bundled_one_whatever_the_working_folder(tmp_path, 
                                                                       capsys):
     """Item 5: an empty or foreign ./gass-mini folder does not replace the default model; an
     explicit --model gass-mini that is also a local folder says which one it used."""
-    from gass_modules.pretrained import bundled_model_folder
+    from gass_modules.model_folder.pretrained import bundled_model_folder
 
     path = one_input(tmp_path / "in", seconds=0.5)
     monkeypatch.chdir(tmp_path)
@@ -523,10 +523,10 @@ def test_ctrl_c_while_loading_and_twice_leaves_no_traceback(tmp_path, model_dir,
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr("gass_modules.cli.GASSSeparator.from_hparams", interrupted)
+        patch.setattr("gass_modules.inference.cli.GASSSeparator.from_hparams", interrupted)
         assert main([str(path), "--model", str(model_dir)]) == 130
     assert "interrupted" in capsys.readouterr().err
-    action = ("import os, signal, gass_modules.output_files as output_files\n"
+    action = ("import os, signal, gass_modules.inference.output_files as output_files\n"
               "    slow.calls = getattr(slow, 'calls', 0) + 1\n"
               "    abort = output_files.StemWriter.abort\n"
               "    def again(self):\n"
@@ -545,7 +545,7 @@ def test_ctrl_c_while_loading_and_twice_leaves_no_traceback(tmp_path, model_dir,
 def test_progress_lines_without_a_terminal(tmp_path, model_dir, monkeypatch, capsys):
     """Item 19: without a terminal a long file gets plain progress lines (percent, chunks, ETA)
     and no bar redraws (no carriage returns)."""
-    import gass_modules.stems as stems
+    import gass_modules.inference.stems as stems
 
     path = one_input(tmp_path / "in", seconds=2.0)
     monkeypatch.setattr(stems, "PROGRESS_SECONDS", 0.0)  # a line per chunk

@@ -17,9 +17,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from gass_modules.cli import main
-from gass_modules.inference import GASSSeparator
-from gass_modules.model_folder import save_model_folder
+from gass_modules.inference.cli import main
+from gass_modules.inference.separator import GASSSeparator
+from gass_modules.model_folder.folder import save_model_folder
 from tests.doubles import ScaledCopies
 
 CASE_SECONDS = 20  # a case running longer than this is a hang

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from gass_modules.model_folder import save_model_folder
+from gass_modules.model_folder.folder import save_model_folder
 from gass_modules.training.gass_recipe import evaluate_model_folder
 from tests.doubles import ScaledCopies
 

@@ -65,11 +65,12 @@ def test_second_training_into_one_output_folder_is_refused(tmp_path):
     """Issue 27 item 4: while a training holds its output folder, a second one into the same
     folder is refused with a clear message (it used to crash one run and resume the other from
     the first one's checkpoint); the lock goes with the holder, even killed."""
-    from gass_modules.recipe import load_recipe
+    from gass_modules.training.recipe import load_recipe
 
     recipe = tiny_recipe(tmp_path)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom gass_modules.recipe import load_recipe\n"
+        [sys.executable, "-c", "import sys, time\n"
+         "from gass_modules.training.recipe import load_recipe\n"
          f"load_recipe([{str(recipe)!r}])\nprint('locked', flush=True)\ntime.sleep(60)"],
         stdout=subprocess.PIPE, text=True)
     try:
@@ -89,7 +90,7 @@ def test_second_training_into_one_output_folder_is_refused(tmp_path):
 def test_an_option_given_twice_is_a_usage_error(tmp_path, capsys):
     """Issue 27 item 17: --lr 1 --lr 2 is a usage error naming the option, not ruamel's
     duplicate-key traceback."""
-    from gass_modules.recipe import load_recipe
+    from gass_modules.training.recipe import load_recipe
 
     recipe = tiny_recipe(tmp_path)
     with pytest.raises(SystemExit) as exit_info:

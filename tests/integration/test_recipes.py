@@ -21,8 +21,8 @@ import pytest
 import torch
 import yaml
 
-from gass_modules.checkpointing import AtomicCheckpointer
-from gass_modules.inference import GASSSeparator
+from gass_modules.inference.separator import GASSSeparator
+from gass_modules.training.checkpointing import AtomicCheckpointer
 
 ROOT = Path(__file__).resolve().parents[2]
 GASS = ROOT / "recipes" / "GASS" / "separation"

@@ -148,8 +148,8 @@ def multinode_worker(shards: str, save: str, logs: str, hang_at: int) -> None:
     import torch
     import torch.distributed as dist
 
-    from gass_modules.checkpointing import AtomicCheckpointer
     from gass_modules.dataio.shard_source import ShardMixtureStream
+    from gass_modules.training.checkpointing import AtomicCheckpointer
 
     torch.set_num_threads(1)
     from datetime import timedelta

@@ -1,4 +1,4 @@
-"""Tests of gass_modules.asr_frontend: the intonation score against a float64 brute-force
+"""Tests of gass_modules.asr.frontend: the intonation score against a float64 brute-force
 reference, the stream selection on synthetic and real (demo corpus) sources, the front end's
 lengths, rates and freezing, SeparateThenTranscribe with stand-in ASRs, the README's yaml lines,
 and errors on bad input."""
@@ -16,12 +16,12 @@ import torchaudio
 from hyperpyyaml import load_hyperpyyaml
 from torch import nn
 
-from gass_modules.asr_frontend import GASSFrontEnd, rank_streams, separate_at
-from gass_modules.inference import GASSSeparator
-from gass_modules.intonation import IntonationScore
+from gass_modules.asr.frontend import GASSFrontEnd, rank_streams, separate_at
+from gass_modules.asr.intonation import IntonationScore
+from gass_modules.asr.transcribe import SeparateThenTranscribe
+from gass_modules.inference.separator import GASSSeparator
 from gass_modules.lengths import absolute_lengths
-from gass_modules.model_folder import save_model_folder
-from gass_modules.transcribe import SeparateThenTranscribe
+from gass_modules.model_folder.folder import save_model_folder
 from tests.doubles import ScaledCopies
 
 ROOT = Path(__file__).resolve().parents[2]

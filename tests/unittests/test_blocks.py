@@ -1,4 +1,4 @@
-"""Value tests of the shared separator blocks (``gass_modules.lobes.blocks``).
+"""Value tests of the shared separator blocks (``gass_modules.lobes.parts.blocks``).
 
 Each block is compared with a brute-force numpy float64 reference written from its definition
 (framing by explicit loops, the DFT as a sum, gLN from its formula), plus bad-input checks.
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from gass_modules.lobes.blocks import (
+from gass_modules.lobes.parts.blocks import (
     Conv1d,
     ConvDecoder,
     ConvEncoder,

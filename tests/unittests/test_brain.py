@@ -1,4 +1,5 @@
-"""Tests of gass_modules.brain: the IRM oracle, scoring and reports, atomic checkpoints, and the
+"""Tests of gass_modules.training.brain: the IRM oracle, scoring and reports, atomic checkpoints,
+and the
 SeparationBrain training/evaluation loop on a tiny stand-in separator and synthetic batches.
 
 References are independent float64 numpy computations (frame-by-frame STFT, closed-form SI-SNR).
@@ -22,16 +23,16 @@ from speechbrain.nnet.schedulers import LinearWarmupScheduler, ReduceLROnPlateau
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.epoch_loop import EpochCounter
 
-from gass_modules.brain import SeparationBrain
-from gass_modules.checkpointing import AtomicCheckpointer
 from gass_modules.evaluation.oracle import IRMOracle
 from gass_modules.evaluation.report import SeparationReport
 from gass_modules.evaluation.scoring import score_separation
 from gass_modules.lobes.base import Separator
 from gass_modules.lobes.tdanet import TDANetSTFT
 from gass_modules.losses import pit_log_mse
-from gass_modules.recipe import included_card
-from gass_modules.schedulers import WallClockLinearDecay
+from gass_modules.training.brain import SeparationBrain
+from gass_modules.training.checkpointing import AtomicCheckpointer
+from gass_modules.training.recipe import included_card
+from gass_modules.training.schedulers import WallClockLinearDecay
 from tests.doubles import ScaledCopies
 
 
@@ -243,7 +244,7 @@ KILL_SCRIPT = textwrap.dedent("""
     import os, sys, torch
     from speechbrain.utils.checkpoints import (Checkpointer, mark_as_loader, mark_as_saver,
                                                register_checkpoint_hooks)
-    from gass_modules.checkpointing import AtomicCheckpointer
+    from gass_modules.training.checkpointing import AtomicCheckpointer
 
     @register_checkpoint_hooks
     class Bomb:
@@ -521,8 +522,8 @@ def test_benchmark_scorer_in_separation_brain_scores_recordings_in_memory(tmp_pa
     import functools
     import json
 
-    from gass_modules.chunking import separate_chunked
     from gass_modules.evaluation.benchmarks import BenchmarkScorer
+    from gass_modules.inference.chunking import separate_chunked
     from gass_modules.losses import fixed_order_log_mse
 
     sep = GainSeparator()
@@ -590,7 +591,7 @@ def test_recipes_of_before_2_0_fail_saying_what_to_write(tmp_path):
     brain with the ``order:`` to write; a recipe with ``benchmark`` + ``stems`` but no ``scorer``
     gets the scorer line to add; ``BenchmarkBrain`` is gone (``SeparationBrain`` takes the
     scorer)."""
-    import gass_modules.finetune as finetune
+    import gass_modules.training.benchmark_runs as finetune
 
     with pytest.raises(ValueError, match="eval_alignment: fixed, a name removed in gass 2.0.0: "
                                          "write order: fixed instead"):
@@ -607,7 +608,7 @@ def test_recipes_of_before_2_0_fail_saying_what_to_write(tmp_path):
 
 def test_export_model_folder_is_the_one_export(tmp_path):
     """export_model_folder writes the recipe's chunking and order into a loadable folder."""
-    from gass_modules.inference import GASSSeparator
+    from gass_modules.inference.separator import GASSSeparator
 
     card = tmp_path / "card.yaml"
     card.write_text("sample_rate: 8000\nnum_sources: 2\nseparator: !new:tests.doubles."
@@ -666,7 +667,7 @@ def test_update_budget_ends_training_and_logs_progress(tmp_path, caplog):
     log gives updates done and an ETA after each epoch, and the safety stop stays silent."""
     brain, counter = make_brain(tmp_path, epochs=10, max_train_minutes=60,
                                 run_opts={"optimizer_step_limit": 6})
-    with caplog.at_level(logging.INFO, logger="gass_modules.brain"):
+    with caplog.at_level(logging.INFO, logger="gass_modules.training.brain"):
         brain.fit(counter, loader(make_items(8), batch_size=2))  # 4 updates per epoch
     assert brain.optimizer_step == 6 and counter.current == 2
     assert re.search(r"update 4/6, \d+\.\d{3} s/update, ETA \d+\.\d min", caplog.text)
@@ -676,7 +677,7 @@ def test_update_budget_ends_training_and_logs_progress(tmp_path, caplog):
 def test_time_budget_safety_stop_says_it_cut_the_run(tmp_path, caplog):
     brain, counter = make_brain(tmp_path, epochs=5, max_train_minutes=0,
                                 run_opts={"optimizer_step_limit": 100})
-    with caplog.at_level(logging.INFO, logger="gass_modules.brain"):
+    with caplog.at_level(logging.INFO, logger="gass_modules.training.brain"):
         brain.fit(counter, loader(make_items(16)))
     assert brain.optimizer_step == 1
     assert "spent after 1 updates of the 100 budgeted: the run was cut short" in caplog.text

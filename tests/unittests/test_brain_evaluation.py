@@ -1,4 +1,5 @@
-"""The Evaluator alone (gass_modules.brain_evaluation), and SeparationBrain delegating to it.
+"""The Evaluator alone (gass_modules.evaluation.brain_evaluation), and SeparationBrain delegating to
+it.
 
 The expected values are closed forms: a separator whose outputs are gain-scaled copies of the
 mixture (``tests.doubles.ScaledCopies``) against references that are other gain-scaled copies,
@@ -12,10 +13,10 @@ import pytest
 import torch
 from speechbrain.dataio.batch import PaddedBatch
 
-from gass_modules.brain import SeparationBrain
-from gass_modules.brain_evaluation import Evaluator, holds_recordings
-from gass_modules.chunking import separate_chunked
+from gass_modules.evaluation.brain_evaluation import Evaluator, holds_recordings
+from gass_modules.inference.chunking import separate_chunked
 from gass_modules.losses import fixed_order_log_mse, pit_log_mse
+from gass_modules.training.brain import SeparationBrain
 from tests.doubles import ScaledCopies
 
 RATE = 8000
@@ -102,7 +103,7 @@ def test_recordings_are_separated_chunked_at_their_own_rate(tmp_path):
 
 
 def test_export_writes_a_loadable_folder_in_the_evaluators_order(tmp_path):
-    from gass_modules.inference import GASSSeparator
+    from gass_modules.inference.separator import GASSSeparator
 
     evaluator = Evaluator(ScaledCopies([0.5, 0.25], RATE), {"model_folder": tmp_path / "m",
                                                             "chunk_seconds": 2.0},

@@ -15,8 +15,6 @@ import pytest
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
-from gass_modules.lobes.band_layers import BandGroups
-from gass_modules.lobes.bands import band_bins, bin_width_bands
 from gass_modules.lobes.bs_roformer import (
     BSRoFormer,
     RMSNorm,
@@ -25,6 +23,8 @@ from gass_modules.lobes.bs_roformer import (
     RoPETransformerLayer,
     RotaryEmbedding,
 )
+from gass_modules.lobes.parts.band_layers import BandGroups
+from gass_modules.lobes.parts.bands import band_bins, bin_width_bands
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -13,10 +13,10 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 from torch.export import Dim
 
-from gass_modules.lobes.band_layers import BandGroups, BandSplit, MaskEstimator
-from gass_modules.lobes.bands import BAND_PLANS, band_bins, check_band_plan, uniform_bands
 from gass_modules.lobes.blstm import ExportableBLSTM
 from gass_modules.lobes.bsrnn import BSRNN
+from gass_modules.lobes.parts.band_layers import BandGroups, BandSplit, MaskEstimator
+from gass_modules.lobes.parts.bands import BAND_PLANS, band_bins, check_band_plan, uniform_bands
 
 ROOT = Path(__file__).resolve().parents[2]
 INF = math.inf

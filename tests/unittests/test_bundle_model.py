@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from gass_modules import pretrained
-from gass_modules.inference import GASSSeparator
+from gass_modules.inference.separator import GASSSeparator
 from gass_modules.lobes.tdanet import TDANetSTFT
-from gass_modules.model_folder import save_model_folder
+from gass_modules.model_folder import pretrained
+from gass_modules.model_folder.folder import save_model_folder
 from tests.conftest import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,8 +18,8 @@ bundle_model = load_tool("bundle_model")
 
 
 @pytest.mark.parametrize("folder", sorted(p.parent for p in
-                                          (ROOT / "gass_modules" / "pretrained").glob(
-                                              "*/PROVENANCE.md")),
+                                          (ROOT / "gass_modules" / "model_folder"
+                                           / "pretrained").glob("*/PROVENANCE.md")),
                          ids=lambda p: p.name)
 def test_bundled_provenance_names_no_machine_path(folder):
     """Every bundled model's PROVENANCE.md names the recipe and the corpus key, no machine path."""

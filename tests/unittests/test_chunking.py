@@ -1,4 +1,5 @@
-"""Tests of gass_modules.chunking: the model-agnostic chunked separation and the one ``order``.
+"""Tests of gass_modules.inference.chunking: the model-agnostic chunked separation and the one
+``order``.
 
 References: the closed form ``g_s * x`` of a gain separator, torchaudio's resampling, and
 ``GASSSeparator`` (which must be a thin layer over the same function). The names ``order`` had
@@ -13,11 +14,11 @@ import re
 import pytest
 import torch
 
-from gass_modules.chunking import plan_chunks, separate_chunked, stream_separation
 from gass_modules.evaluation.benchmarks import BenchmarkScorer
-from gass_modules.inference import GASSSeparator
+from gass_modules.inference.chunking import plan_chunks, separate_chunked, stream_separation
+from gass_modules.inference.separator import GASSSeparator
 from gass_modules.metrics import align_to_references
-from gass_modules.model_folder import save_model_folder
+from gass_modules.model_folder.folder import save_model_folder
 from gass_modules.order import (
     FORMER_NAMES,
     ORDERS,

@@ -16,12 +16,12 @@ import pytest
 import speechbrain
 import torch
 
-from gass_modules.inference import GASSSeparator
+from gass_modules.inference.separator import GASSSeparator
 from gass_modules.lobes.base import EXPORT_MIN_TORCH, export_separator
 from gass_modules.lobes.tdanet import TDANetSTFT
-from gass_modules.model_folder import save_model_folder
+from gass_modules.model_folder.folder import save_model_folder
 from gass_modules.optional import fetch_options
-from gass_modules.transfer import transfer_from_checkpoint
+from gass_modules.training.transfer import transfer_from_checkpoint
 from tests.doubles import ScaledCopies
 
 
@@ -75,8 +75,8 @@ def test_missing_extras_are_named(monkeypatch, tmp_path, capsys):
     """Without matplotlib (extra ``[plots]``), ``gass-separate --plot`` stops before separating
     anything, with status 2 and the extra's name; without museval (extra ``[musdb]``) MUSDB cSDR
     says which extra to install. (``sys.modules[name] = None`` makes the import fail.)"""
-    from gass_modules import benchmark_metrics
-    from gass_modules.cli import main
+    from gass_modules.evaluation import benchmark_metrics
+    from gass_modules.inference.cli import main
 
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(SystemExit) as exit_info:

@@ -1,4 +1,5 @@
-"""Tests of gass_modules.finetune: checkpoint transfer, the fixed-order loss, alignment and the
+"""Tests of gass_modules.training.benchmark_runs: checkpoint transfer, the fixed-order loss,
+alignment and the
 benchmark scoring protocols.
 
 References are independent computations: float64 numpy closed forms written per signal, brute
@@ -16,16 +17,16 @@ import pytest
 import torch
 from fast_bss_eval.numpy import sdr as numpy_sdr
 
-from gass_modules.benchmark_metrics import (
+from gass_modules.evaluation.benchmark_metrics import (
     _museval_metrics,
     fuss_multi_source_si_snri,
     fuss_single_source_si_snr,
 )
-from gass_modules.checkpointing import AtomicCheckpointer
 from gass_modules.evaluation.benchmarks import BenchmarkScorer
 from gass_modules.losses import fixed_order_log_mse
 from gass_modules.metrics import align_to_references
-from gass_modules.transfer import (
+from gass_modules.training.checkpointing import AtomicCheckpointer
+from gass_modules.training.transfer import (
     find_separator_checkpoint,
     load_matching_parameters,
     transfer_from_checkpoint,
@@ -82,7 +83,7 @@ def test_partial_transfer_loads_what_matches_and_keeps_the_rest(tmp_path, caplog
     torch.manual_seed(1)
     target = Net(2)
     head_before = {k: v.clone() for k, v in target.head.state_dict().items()}
-    with caplog.at_level(logging.WARNING, logger="gass_modules.transfer"):
+    with caplog.at_level(logging.WARNING, logger="gass_modules.training.transfer"):
         report = load_matching_parameters(target, tmp_path / "separator.ckpt")
     for name, value in target.state_dict().items():
         if name.startswith("head."):
@@ -145,7 +146,7 @@ def test_transfer_through_pretrainer_follows_the_source_and_warns_on_rate(tmp_pa
         torch.save(net.state_dict(), folder / "separator.ckpt")
         (folder / "hyperparams.yaml").write_text("sample_rate: 16000\nnum_sources: 4\n")
     target = Net(3, 44100)
-    with caplog.at_level(logging.WARNING, logger="gass_modules.transfer"):
+    with caplog.at_level(logging.WARNING, logger="gass_modules.training.transfer"):
         report = transfer_from_checkpoint(target, tmp_path / "a", collect_in=tmp_path / "pre")
     assert target.trunk.weight.eq(1.0).all()
     assert (report.source_sample_rate, report.source_num_sources) == (16000, 4)
@@ -381,8 +382,8 @@ def test_benchmark_recipes_take_a_bundled_model_name(tmp_path, monkeypatch):
     """Issue 27 item 18: --pretrained_path=gass-mini works as in gass-separate, for no_tuning
     (evaluation of the model as it is) and for fine-tuning (the transfer finds its checkpoint);
     it was a ValueError ("pass --pretrained_path=<model folder ...>")."""
-    import gass_modules.finetune as finetune
-    from gass_modules.pretrained import bundled_model_folder
+    import gass_modules.training.benchmark_runs as finetune
+    from gass_modules.model_folder.pretrained import bundled_model_folder
 
     class Reached(Exception):
         pass

@@ -26,7 +26,7 @@ from hyperpyyaml import load_hyperpyyaml
 from torch.overrides import TorchFunctionMode
 
 from gass_modules.losses import pit_log_mse
-from gass_modules.pretrained import bundled_model_folder
+from gass_modules.model_folder.pretrained import bundled_model_folder
 from gass_modules.sync_free import is_sync_free, sync_free
 from tests.unittests.test_separator_contract import CARDS, SMALL_OVERRIDES
 

@@ -1,4 +1,5 @@
-"""Tests of gass_modules.inference: chunk stitching, resampling, files, activity, model folders.
+"""Tests of gass_modules.inference.separator: chunk stitching, resampling, files, activity, model
+folders.
 
 Values are checked against references: the true sources (an oracle stand-in separator), the
 closed form ``g_s * x`` of a gain separator, and torchaudio's whole-file resampling. The stand-ins
@@ -17,12 +18,12 @@ import torch
 import torchaudio
 from hyperpyyaml import load_hyperpyyaml
 
-import gass_modules.chunking as chunking
-import gass_modules.stems as stems
+import gass_modules.inference.chunking as chunking
+import gass_modules.inference.stems as stems
 from gass_modules.audio import source_activity
-from gass_modules.inference import GASSSeparator
+from gass_modules.inference.separator import GASSSeparator
 from gass_modules.lobes.base import Separator
-from gass_modules.model_folder import load_separator_checkpoint, save_model_folder
+from gass_modules.model_folder.folder import load_separator_checkpoint, save_model_folder
 from tests.doubles import ScaledCopies
 
 MODEL_RATE = 16000

@@ -13,8 +13,8 @@ import pytest
 import torch
 from fast_bss_eval.numpy import sdr_loss as numpy_sdr_loss
 
-from gass_modules import benchmark_metrics
-from gass_modules.benchmark_metrics import (
+from gass_modules.evaluation import benchmark_metrics
+from gass_modules.evaluation.benchmark_metrics import (
     fuss_multi_source_si_snri,
     fuss_single_source_si_snr,
     musdb_csdr,

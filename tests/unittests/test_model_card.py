@@ -14,12 +14,12 @@ import pytest
 import torch
 from hyperpyyaml import load_hyperpyyaml, resolve_references
 
-from gass_modules.inference import GASSSeparator
+from gass_modules.inference.separator import GASSSeparator
 from gass_modules.lobes.base import Separator, SeparatorDescription
 from gass_modules.lobes.bsrnn import BSRNN
-from gass_modules.model_folder import ModelCard, describe_separator, save_model_folder
-from gass_modules.pretrained import bundled_model_folder
-from gass_modules.safe_hparams import UntrustedCodeError, load_model_description
+from gass_modules.model_folder.folder import ModelCard, describe_separator, save_model_folder
+from gass_modules.model_folder.pretrained import bundled_model_folder
+from gass_modules.model_folder.safe_hparams import UntrustedCodeError, load_model_description
 from tests.doubles import ScaledCopies
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,19 +98,21 @@ def test_the_written_card_is_data_for_both_loaders(tmp_path):
                                rtol=1e-5)
 
 
-# Each earlier layout of a model folder: (how it records the order, the load hook's path, the
-# order it means). Before #16 the hook lived in gass_modules.inference; before ``order`` the
-# folder said ``fixed_order: true|false``.
-# Old paths are spelled from OLD: a script that rewrites the package's import paths must not
-# rewrite these records of the past.
+# Each layout of a model folder: (how it records the order, the load hook's path, the order it
+# means). Before #16 the hook lived in gass_modules.inference, from #16 to 1.x in
+# gass_modules.model_folder, since 2.0 in gass_modules.model_folder.folder; before ``order`` the
+# folder said ``fixed_order: true|false``. Old paths are spelled from OLD: a script that rewrites
+# the package's import paths must not rewrite these records of the past.
 OLD = "gass_modules"
 LAYOUTS = {
     "before #16": ("fixed_order: false", f"{OLD}.inference.load_separator_checkpoint",
                    "aligned"),
     "after #16, before order": ("fixed_order: true",
-                                "gass_modules.model_folder.load_separator_checkpoint", "fixed"),
-    "order, text card": ("order: aligned", "gass_modules.model_folder.load_separator_checkpoint",
-                         "aligned"),
+                                f"{OLD}.model_folder.load_separator_checkpoint", "fixed"),
+    "1.x, order, text card": ("order: aligned", f"{OLD}.model_folder.load_separator_checkpoint",
+                              "aligned"),
+    "2.0": ("order: fixed", "gass_modules.model_folder.folder.load_separator_checkpoint",
+            "fixed"),
 }
 
 
@@ -123,7 +125,7 @@ def test_folders_written_the_old_way_still_load(tmp_path, layout):
     order_key, hook, expected = LAYOUTS[layout]
     card = (ROOT / "hparams" / "models" / "bsrnn_small.yaml").read_text()
     old_keys = f"""
-# ---- model folder keys, written by gass_modules.model_folder.save_model_folder ----
+# ---- model folder keys, written by gass_modules.model_folder.folder.save_model_folder ----
 chunk_seconds: 10.0
 chunk_overlap: 0.25
 {order_key}
@@ -178,7 +180,7 @@ def test_a_moved_separator_class_loads_through_the_table_of_moves(tmp_path, monk
     """A folder naming a separator class by a path it had in an earlier layout builds the class
     at its current path (``safe_hparams.FORMER_PATHS``, chains followed); an unknown path is
     still refused."""
-    from gass_modules import safe_hparams
+    from gass_modules.model_folder import safe_hparams
 
     model = ScaledCopies([0.25, 0.75], 8000)
     folder = save_model_folder(model, tmp_path / "m")
@@ -255,7 +257,7 @@ def test_what_cannot_be_described_fails_at_save_time(tmp_path, caplog):
         save_model_folder(linear, tmp_path / "d")
     assert not any((tmp_path / name).exists() for name in "abcd")
     # an unregistered class is written, with a warning that loading needs register_separator
-    with caplog.at_level(logging.WARNING, logger="gass_modules.model_folder"):
+    with caplog.at_level(logging.WARNING, logger="gass_modules.model_folder.folder"):
         save_model_folder(_Gains([1.0]), tmp_path / "e")
     assert "register_separator" in caplog.text
 

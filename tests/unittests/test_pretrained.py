@@ -8,12 +8,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from gass_modules.cli import main
 from gass_modules.dataio.mixer import GASSMixer
 from gass_modules.dataio.mixture_sets import make_eval_set
-from gass_modules.inference import GASSSeparator
+from gass_modules.inference.cli import main
+from gass_modules.inference.separator import GASSSeparator
 from gass_modules.metrics import active_sources, align_estimates, si_snri
-from gass_modules.pretrained import bundled_model_folder, default_model, model_source
+from gass_modules.model_folder.pretrained import bundled_model_folder, default_model, model_source
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,7 @@
-"""Fine-tuning at the pre-trained model's rate or the benchmark's (gass_modules.rate_conversion,
-gass_modules.transfer.prepare_finetuning, gass_modules.finetune.finetuning_settings).
+"""Fine-tuning at the pre-trained model's rate or the benchmark's
+(gass_modules.training.rate_conversion,
+gass_modules.training.transfer.prepare_finetuning,
+gass_modules.training.benchmark_runs.finetuning_settings).
 
 * ``finetune_rate: model`` (the default) transfers 100 % of the values for every model card of
   ``hparams/models/`` (shrunk in width and depth, its STFT, kernels and band plans as they are),
@@ -18,14 +20,14 @@ import pytest
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
-from gass_modules.finetune import finetuning_settings
-from gass_modules.model_folder import save_model_folder
-from gass_modules.rate_conversion import (
+from gass_modules.model_folder.folder import save_model_folder
+from gass_modules.training.benchmark_runs import finetuning_settings
+from gass_modules.training.rate_conversion import (
     convert_sample_lengths,
     finetuning_description,
     resample_kernel,
 )
-from gass_modules.transfer import prepare_finetuning
+from gass_modules.training.transfer import prepare_finetuning
 
 ROOT = Path(__file__).resolve().parents[2]
 CARDS = sorted((ROOT / "hparams" / "models").glob("*.yaml"))

@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from gass_modules.finetune import run_benchmark_recipe
+from gass_modules.training.benchmark_runs import run_benchmark_recipe
 
 
 def _recipe(folder, text=""):

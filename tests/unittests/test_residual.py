@@ -10,9 +10,9 @@ import soundfile as sf
 import torch
 
 from gass_modules.audio import cached_resampler
-from gass_modules.cli import main
-from gass_modules.inference import GASSSeparator
-from gass_modules.model_folder import save_model_folder
+from gass_modules.inference.cli import main
+from gass_modules.inference.separator import GASSSeparator
+from gass_modules.model_folder.folder import save_model_folder
 from tests.doubles import ScaledCopies
 
 RATE, MODEL_RATE = 44100, 8000

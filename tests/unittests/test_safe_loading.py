@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from gass_modules import safe_hparams
-from gass_modules.cli import main
-from gass_modules.inference import GASSSeparator
+from gass_modules.inference.cli import main
+from gass_modules.inference.separator import GASSSeparator
 from gass_modules.lobes.base import Separator
-from gass_modules.model_folder import save_model_folder
-from gass_modules.safe_hparams import (
+from gass_modules.model_folder import safe_hparams
+from gass_modules.model_folder.folder import save_model_folder
+from gass_modules.model_folder.safe_hparams import (
     UntrustedCodeError,
     load_model_description,
     register_separator,
@@ -70,12 +70,13 @@ def test_other_code_paths_are_refused(folder, yaml_text, what):
 
 
 def test_folders_exported_before_the_module_split_still_load(folder):
-    # the load hook lived in gass_modules.inference before issue 16; such folders stay loadable
+    # the load hook lived in gass_modules.inference.separator before issue 16; such folders stay
+    # loadable
     path = folder / "hyperparams.yaml"
     text = path.read_text()
-    assert "gass_modules.model_folder.load_separator_checkpoint" in text
+    assert "gass_modules.model_folder.folder.load_separator_checkpoint" in text
     old = "gass_modules"  # spelled apart: a script rewriting import paths must leave it alone
-    path.write_text(text.replace("gass_modules.model_folder.load_separator_checkpoint",
+    path.write_text(text.replace("gass_modules.model_folder.folder.load_separator_checkpoint",
                                  f"{old}.inference.load_separator_checkpoint"))
     sep = GASSSeparator.from_hparams(source=folder, run_opts={"device": "cpu"})
     assert sep.mods.separator.gains.tolist() == [0.25, 0.75]
@@ -84,7 +85,7 @@ def test_folders_exported_before_the_module_split_still_load(folder):
 def test_a_changed_pretrainer_hook_or_separator_class_is_refused(folder):
     path = folder / "hyperparams.yaml"
     text = path.read_text()
-    path.write_text(text.replace("gass_modules.model_folder.load_separator_checkpoint",
+    path.write_text(text.replace("gass_modules.model_folder.folder.load_separator_checkpoint",
                                  "os.system"))
     with pytest.raises(UntrustedCodeError, match="pretrainer.*--trust-model-code"):
         GASSSeparator.from_hparams(source=folder)
@@ -155,7 +156,8 @@ def test_every_shipped_card_is_on_the_allow_list():
 
 # ----------------------------------------------------------------------------- issue 27
 
-GASS_MINI_CARD = (ROOT / "gass_modules" / "pretrained" / "gass_mini" / "hyperparams.yaml")
+GASS_MINI_CARD = (ROOT / "gass_modules" / "model_folder" / "pretrained" / "gass_mini"
+                  / "hyperparams.yaml")
 
 
 def billion_laughs(levels: int = 9) -> str:

@@ -16,7 +16,6 @@ import pytest
 import soundfile as sf
 import torch
 
-from gass_modules.checkpointing import AtomicCheckpointer
 from gass_modules.dataio.manifest import Manifest
 from gass_modules.dataio.mixer import GASSMixer, mixture_rng
 from gass_modules.dataio.shard_source import CategoryStream, ShardMixer, ShardMixtureStream
@@ -28,6 +27,7 @@ from gass_modules.dataio.shards import (
     verify_shards,
     write_shards,
 )
+from gass_modules.training.checkpointing import AtomicCheckpointer
 
 RATE = 8000
 SCENARIO = {"sample_rate": RATE, "duration": 0.25, "max_retries": 20,

@@ -23,9 +23,9 @@ from speechbrain.lobes.models.dual_path import (
     SBTransformerBlock,
 )
 
-from gass_modules.chunking import plan_chunks
-from gass_modules.inference import GASSSeparator
-from gass_modules.lobes.masking import EncoderMaskerDecoder
+from gass_modules.inference.chunking import plan_chunks
+from gass_modules.inference.separator import GASSSeparator
+from gass_modules.lobes.parts.masking import EncoderMaskerDecoder
 from tests.doubles import ScaledCopies
 
 RATE = 8000

@@ -4,10 +4,10 @@
 import pytest
 import torch
 
-from gass_modules.lobes.blocks import ISTFTDecoder, STFTEncoder
+from gass_modules.inference.streaming import StreamingSeparator
 from gass_modules.lobes.bsrnn import BSRNN
-from gass_modules.lobes.causal import ResidualLSTM, StreamingSTFT
-from gass_modules.streaming import StreamingSeparator
+from gass_modules.lobes.parts.blocks import ISTFTDecoder, STFTEncoder
+from gass_modules.lobes.parts.causal import ResidualLSTM, StreamingSTFT
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -128,7 +128,7 @@ def test_non_causal_bsrnn_is_unchanged_by_the_causal_option():
 def test_residual_lstm_streams_and_exports():
     """The causal sequence layer: chunks with a carried state equal one call; its scan form
     (used by ``torch.export``) equals nn.LSTM."""
-    from gass_modules.lobes.causal import _scan_lstm
+    from gass_modules.lobes.parts.causal import _scan_lstm
 
     torch.manual_seed(0)
     layer = ResidualLSTM(6, 5).eval()
@@ -175,7 +175,7 @@ def test_streaming_resampler_equals_whole_signal_resampling(rates):
     signal (any chunking, up- and down-sampling, odd ratios)."""
     import torchaudio
 
-    from gass_modules.streaming import StreamingResampler
+    from gass_modules.inference.streaming import StreamingResampler
 
     x = torch.randn(2, 4410)
     rs = StreamingResampler(*rates, batch=2)
@@ -221,8 +221,8 @@ def test_separate_then_transcribe_streams_into_a_streaming_asr():
     import torchaudio
     from speechbrain.utils.dynamic_chunk_training import DynChunkTrainConfig
 
-    from gass_modules.inference import GASSSeparator
-    from gass_modules.transcribe import SeparateThenTranscribe
+    from gass_modules.asr.transcribe import SeparateThenTranscribe
+    from gass_modules.inference.separator import GASSSeparator
 
     model = causal_model()
     sep = GASSSeparator(modules={"separator": model},
@@ -261,8 +261,8 @@ def test_gass_separate_stream_writes_stems_from_a_file_and_from_stdin(tmp_path, 
 
     import soundfile as sf
 
-    from gass_modules.cli import main
-    from gass_modules.model_folder import save_model_folder
+    from gass_modules.inference.cli import main
+    from gass_modules.model_folder.folder import save_model_folder
 
     model = causal_model()
     folder = tmp_path / "model"
@@ -343,8 +343,8 @@ def test_causal_tdanet_through_the_streaming_separator():
 def test_causal_global_attention_is_a_sliding_window_of_the_unmasked_one():
     """Brute force: frame ``t`` of the masked attention equals the unmasked attention run on
     frames ``t - lookback + 1 .. t`` alone (its last frame); no positional encoding."""
-    from gass_modules.lobes.attention import GlobalAttention
-    from gass_modules.lobes.causal import lookback_mask
+    from gass_modules.lobes.parts.attention import GlobalAttention
+    from gass_modules.lobes.parts.causal import lookback_mask
 
     torch.manual_seed(0)
     ga = GlobalAttention(channels=8, num_heads=2, causal=True, lookback=3).eval()
@@ -367,7 +367,7 @@ def test_causal_global_attention_is_a_sliding_window_of_the_unmasked_one():
 def test_causal_mean_pool_against_loops():
     """Each coarse frame is the mean of the ``factor`` fine frames ending at its own
     position (zeros before the first frame)."""
-    from gass_modules.lobes.causal import causal_mean_pool
+    from gass_modules.lobes.parts.causal import causal_mean_pool
 
     x = torch.randn(2, 12, 3)
     for factor in (1, 2, 4):
@@ -420,8 +420,8 @@ def test_stream_overwrite_replaces_only_what_gass_separate_recorded(tmp_path):
 
     import soundfile as sf
 
-    from gass_modules.cli import main
-    from gass_modules.model_folder import save_model_folder
+    from gass_modules.inference.cli import main
+    from gass_modules.model_folder.folder import save_model_folder
 
     model = causal_model()
     folder = tmp_path / "model"

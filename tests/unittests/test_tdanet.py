@@ -13,15 +13,15 @@ import pytest
 import torch
 from speechbrain.lobes.models.transformer.Transformer import PositionalEncoding
 
-from gass_modules.lobes.attention import (
+from gass_modules.lobes.base import export_separator
+from gass_modules.lobes.parts.attention import (
     GlobalAttention,
     LocalAttention,
     MultiHeadSelfAttention,
     SinusoidalPositions,
 )
-from gass_modules.lobes.base import export_separator
+from gass_modules.lobes.parts.uconv import UConvBlock
 from gass_modules.lobes.tdanet import TDANetMasker, TDANetSTFT, TDANetWav
-from gass_modules.lobes.uconv import UConvBlock
 
 SMALL = dict(bottleneck_channels=8, hidden_channels=16, depth=2, num_blocks=3, num_heads=4)
 

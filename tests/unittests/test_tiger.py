@@ -12,10 +12,10 @@ import pytest
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
-from gass_modules.lobes.attention import GlobalAttention
-from gass_modules.lobes.band_layers import BandSplit
-from gass_modules.lobes.bands import TIGER_PLAN, band_bins
-from gass_modules.lobes.blocks import ISTFTDecoder, STFTEncoder, apply_complex_masks
+from gass_modules.lobes.parts.attention import GlobalAttention
+from gass_modules.lobes.parts.band_layers import BandSplit
+from gass_modules.lobes.parts.bands import TIGER_PLAN, band_bins
+from gass_modules.lobes.parts.blocks import ISTFTDecoder, STFTEncoder, apply_complex_masks
 from gass_modules.lobes.tiger import (
     TIGER,
     BandMaskHead,

@@ -1,5 +1,7 @@
-"""Tests of the fast training step: regional compilation (gass_modules.compile_regions), the
-sync-free guarded update and the whole-step CUDA graph (gass_modules.training_step), and their
+"""Tests of the fast training step: regional compilation (gass_modules.training.compile_regions),
+the
+sync-free guarded update and the whole-step CUDA graph (gass_modules.training.training_step), and
+their
 use by SeparationBrain (switches, static shapes, non-finite batches, fall-back).
 
 References: a plain optimiser step on copies of the same parameters; the eager step's loss
@@ -16,14 +18,14 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.utils.epoch_loop import EpochCounter
 
-from gass_modules.brain import SeparationBrain
-from gass_modules.compile_regions import compile_regions, find_regions
 from gass_modules.lobes.bs_roformer import BSRoFormer
 from gass_modules.lobes.bsrnn import BSRNN
 from gass_modules.lobes.tdanet import TDANetSTFT
 from gass_modules.lobes.tiger import TIGER
 from gass_modules.losses import pit_log_mse
-from gass_modules.training_step import (
+from gass_modules.training.brain import SeparationBrain
+from gass_modules.training.compile_regions import compile_regions, find_regions
+from gass_modules.training.training_step import (
     GraphedTrainStep,
     GuardedUpdate,
     cuda_graph_blocker,
@@ -190,7 +192,7 @@ def test_sync_free_patience_still_stops_the_run(tmp_path):
 
 def test_cuda_graphs_on_cpu_fall_back_with_one_log_line(tmp_path, caplog):
     brain, counter = make_brain(tmp_path, cuda_graphs=True)
-    with caplog.at_level(logging.WARNING, logger="gass_modules.brain"):
+    with caplog.at_level(logging.WARNING, logger="gass_modules.training.brain"):
         brain.fit(counter, loader(make_items(8)))
     lines = [r.getMessage() for r in caplog.records if "cuda_graphs" in r.getMessage()]
     assert lines == ["cuda_graphs: training with the eager step instead: CUDA graphs need a "
@@ -396,7 +398,7 @@ def test_loss_tf32_branch_matches_float64_reference():
 
 @pytest.mark.cuda
 def test_chunked_inference_on_the_device_matches_the_cpu():
-    from gass_modules.chunking import separate_chunked
+    from gass_modules.inference.chunking import separate_chunked
     torch.manual_seed(0)
     model = tiny_tdanet().eval()
     signal = torch.randn(1, 8000 * 3)
@@ -410,7 +412,8 @@ def test_chunked_inference_on_the_device_matches_the_cpu():
 @pytest.mark.cuda
 def test_gass_mini_card_is_captured_on_gpu(tmp_path):
     """The GASS-mini card's step is captured (no host read inside it) and replayed."""
-    card = load_hyperpyyaml((ROOT / "gass_modules/pretrained/gass_mini/hyperparams.yaml")
+    card = load_hyperpyyaml((ROOT / "gass_modules/model_folder/pretrained/gass_mini"
+                                 / "hyperparams.yaml")
                             .read_text(), overrides={})
     brain, counter = _gpu_brain(tmp_path, card["separator"], cuda_graphs=True)
     brain.fit(counter, loader(_gpu_items(24, sources=4), batch_size=4))
@@ -425,7 +428,7 @@ def test_brain_compiles_regions_for_training_only(tmp_path, monkeypatch):
     eagerly; the checkpointed names are the separator's own."""
     import functools
 
-    import gass_modules.brain_step as brain_step
+    import gass_modules.training.brain_step as brain_step
     monkeypatch.setattr(brain_step, "compile_regions",
                         functools.partial(compile_regions, backend="eager"))
     items = _gpu_items(8, length=800)

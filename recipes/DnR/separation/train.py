@@ -3,13 +3,15 @@
 
 Trained from scratch, fine-tuned from GASS, or a GASS model evaluated as is. The separator (a
 model card included by the hparams file, 3 outputs at 44.1 kHz, output ``k`` = stem ``k``) is
-trained by ``gass_modules.brain.SeparationBrain`` (with the benchmark's scorer) on the thresholded
+trained by ``gass_modules.training.brain.SeparationBrain`` (with the benchmark's scorer) on the
+thresholded
 log-MSE without permutation, and evaluated on the 60-s test mixtures, separated chunk by chunk,
 with SDR and SI-SDR per stem.
 
 Usage: ``python train.py hparams/tdanet_wav.yaml --data_folder=/data/dnr``; add
 ``--pretrained_path=<GASS model folder>`` to fine-tune it, and ``--no_tuning=True`` to
-evaluate that folder as it is (README.md; ``gass_modules.finetune.run_benchmark_recipe``).
+evaluate that folder as it is (README.md;
+``gass_modules.training.benchmark_runs.run_benchmark_recipe``).
 ``data_folder`` holds ``dnr_v2/`` as extracted from Zenodo (see ``prepare.py`` and README.md).
 
 Authors
@@ -20,8 +22,8 @@ import sys
 
 from prepare import prepare_dnr
 
-from gass_modules.brain import SeparationBrain
-from gass_modules.finetune import run_benchmark_recipe
+from gass_modules.training.benchmark_runs import run_benchmark_recipe
+from gass_modules.training.brain import SeparationBrain
 
 
 def main(argv: list[str]) -> SeparationBrain:

@@ -5,7 +5,7 @@ Mixtures of 1-4 sources of speech, music and sound events are drawn on the fly b
 (``gass_modules.dataio.mixer``) from source manifests; the separator (a model card included by
 the hparams file) is trained with PIT on the thresholded log-MSE by ``SeparationBrain``, evaluated
 on held-out mixtures beside the IRM oracle, and exported as a model folder that
-``gass_modules.inference.GASSSeparator.from_hparams(source=...)`` loads.
+``gass_modules.inference.separator.GASSSeparator.from_hparams(source=...)`` loads.
 
 Usage::
 

@@ -324,7 +324,7 @@ def _resolve(node: Any, root: dict, where: str, seen: dict, stack: tuple = ()) -
         for part in name.split("."):
             value = value.args if isinstance(value, _New) else value
             if not isinstance(value, dict) or part not in value:
-                raise KeyError(f"{where}: line {node.line}: !ref <{name}> names no key")
+                raise ValueError(f"{where}: line {node.line}: !ref <{name}> names no key")
             value = value[part]
         return _resolve(value, root, where, seen, stack + (name,))
     if id(node) in seen:

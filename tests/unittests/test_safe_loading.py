@@ -307,3 +307,13 @@ def test_from_hparams_fetches_like_speechbrain(folder, tmp_path):
     with pytest.raises(FileNotFoundError, match="cannot fetch hyperparams.yaml from "
                                                 "someone/other"):
         GASSSeparator.from_hparams(source="someone/other", fetch_config=offline)
+
+
+def test_a_reference_to_no_key_is_a_value_error_naming_the_line():
+    """A mistyped ``!ref <shparator>`` in a folder's yaml is refused as a ValueError naming the
+    file's line and the reference (found by the fuzz test's byte flips), like every other bad
+    card, not a KeyError."""
+    card = GASS_MINI_CARD.read_text().replace("separator: *id001", "separator: !ref <shparator>")
+    assert "<shparator>" in card
+    with pytest.raises(ValueError, match=r"line \d+: !ref <shparator> names no key"):
+        load_model_description(card)

@@ -48,6 +48,8 @@ MB = 1024 * 1024
 MODELS = {
     "gass-mini": ("GASS-mini", 10 * MB, "recipes/GASS/separation/hparams/gass_mini.yaml"),
     "gass-base": ("GASS-base", 30 * MB, "recipes/GASS/separation/hparams/gass_base.yaml"),
+    "gass-mini-causal": ("GASS-mini causal", 10 * MB,
+                         "recipes/GASS/separation/hparams/gass_mini_causal.yaml"),
 }
 # an absolute path: a slash that starts a name and does not follow a word, a dot, a tilde
 # (home-relative), another slash or a colon (URLs), a dash or a number ("28/80")

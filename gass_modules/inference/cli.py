@@ -17,8 +17,8 @@ rate is below the input's, the run says once that the stems stop at the model's 
 goes to the residual. Files found in a directory keep their sub-folder under ``--out``.
 
 Without ``--model`` the best separator bundled with gass
-(:mod:`gass_modules.model_folder.pretrained`) is
-used, whatever folders the working directory holds; a ``--model`` name that is both a local
+(:mod:`gass_modules.model_folder.pretrained`; with ``--stream`` the best causal one) is used,
+whatever folders the working directory holds; a ``--model`` name that is both a local
 folder and a bundled model loads the local folder (as SpeechBrain does) and says so. Without
 ``--out`` the outputs go to ``./separated``.
 
@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-m", "--model", default=None, metavar="DIR",
                         help="model folder (hyperparams.yaml + separator.ckpt), the name of a "
                              "bundled model, a URL or a hub id, as SpeechBrain's from_hparams "
-                             "takes (default: the best model bundled with gass)")
+                             "takes (default: the best model bundled with gass; with --stream "
+                             "the best causal one, gass-mini-causal)")
     parser.add_argument("-o", "--out", default="separated", metavar="DIR",
                         help="output folder (default: ./separated, as demucs does)")
     parser.add_argument("--chunk-seconds", type=float, default=None, metavar="S",
@@ -534,7 +535,11 @@ def main(argv: list[str] | None = None) -> int:
                     for name in (signal.SIGTERM, signal.SIGINT)}
     done = skipped = 0
     try:
-        source, note = choose_model(args.model)
+        try:
+            source, note = choose_model(args.model, causal=args.stream)
+        except FileNotFoundError as err:  # the default model is not in this install
+            print(f"gass-separate: {err}", file=sys.stderr)
+            return 2
         args.model_label = str(source)
         if note:
             print(f"gass-separate: {note}", file=sys.stderr)

@@ -97,6 +97,28 @@ def test_gass_base_missing_names_the_bundling_command(tmp_path, monkeypatch):
         GASSSeparator.from_hparams(source="gass-base")
 
 
+def test_streaming_defaults_to_the_bundled_causal_model(tmp_path, monkeypatch, capsys):
+    """``gass-separate --stream`` without ``--model`` takes the best causal bundled model, never
+    a non-causal one (which cannot stream); without one in the install it says how it gets
+    there; without ``--stream`` the causal one is never the default."""
+    from gass_modules.inference import cli
+
+    monkeypatch.setattr(pretrained, "ROOT", tmp_path)
+    for folder in ("gass_mini", "gass_mini_causal"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "separator.ckpt").write_bytes(b"")
+    assert pretrained.default_model() == "gass-mini"
+    assert pretrained.default_model(causal=True) == "gass-mini-causal"
+    assert pretrained.choose_model(None, causal=True)[0] == str(tmp_path / "gass_mini_causal")
+    (tmp_path / "gass_mini_causal" / "separator.ckpt").unlink()  # an install without it
+    assert pretrained.default_model(causal=True) == "gass-mini-causal"
+    with pytest.raises(FileNotFoundError, match="bundle_model.py gass-mini-causal"):
+        pretrained.choose_model(None, causal=True)
+    assert cli.main(["a.wav", "--stream", "--out", str(tmp_path / "out")]) == 2
+    assert "gass_mini_causal.yaml" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_refuses_machine_paths_and_oversized_or_unfinished_runs(tmp_path, monkeypatch):
     run = _tiny_run(tmp_path)
     dest = tmp_path / "out"

@@ -39,7 +39,8 @@ def test_a_local_folder_wins_over_a_bundled_name(tmp_path, monkeypatch):
     assert model_source("gass-mini") == str(tmp_path / "gass-mini")
     with pytest.raises(FileNotFoundError, match="hyperparams.yaml not found"):
         GASSSeparator.from_hparams(source="gass-mini")
-    with pytest.raises(FileNotFoundError, match="bundled model's name \\(gass-base, gass-mini\\)"):
+    with pytest.raises(FileNotFoundError,
+                       match="bundled model's name \\(gass-base, gass-mini, gass-mini-causal\\)"):
         GASSSeparator.from_hparams(source="gass-maxi")
 
 

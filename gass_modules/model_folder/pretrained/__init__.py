@@ -10,9 +10,12 @@ folder here.
 * ``gass-mini`` (``gass_mini``): 0.43 M parameters, 8 kHz, trained on a CPU; always shipped.
 * ``gass-base`` (``gass_base``): the 16-kHz model of ``recipes/GASS/separation/hparams/
   gass_base.yaml``, trained on a GPU; shipped once it has been trained and bundled.
+* ``gass-mini-causal`` (``gass_mini_causal``): GASS-mini's size built causal, for streaming
+  (``gass-separate --stream``), trained on a CPU by ``gass_mini_causal.yaml``.
 
 :func:`default_model` (what ``gass-separate`` uses without ``--model``) is the first model of
-:data:`BUNDLED_MODELS` (best first) that is present.
+:data:`BUNDLED_MODELS` (best first) that is present; ``default_model(causal=True)`` (what
+``gass-separate --stream`` uses) the first causal one (:data:`CAUSAL_MODELS`).
 
 This module also says where a model comes from: :func:`choose_model` (the CLI's default, and
 names that are both a local folder and a bundled model), :func:`model_source` and
@@ -33,13 +36,16 @@ from speechbrain.utils.fetching import FetchFrom, LocalStrategy, fetch, guess_so
 
 from gass_modules.optional import FetchConfig, fetch_options
 
-__all__ = ["BUNDLED_MODELS", "DEFAULT_MODEL", "bundled_model_folder", "bundled_models_present",
-           "choose_model", "default_model", "download_folder", "fetch_model_file", "model_source"]
+__all__ = ["BUNDLED_MODELS", "CAUSAL_MODELS", "DEFAULT_MODEL", "bundled_model_folder",
+           "bundled_models_present", "choose_model", "default_model", "download_folder",
+           "fetch_model_file", "model_source"]
 
 # name -> folder under gass_modules/model_folder/pretrained/, best first (default_model takes the
 # first present)
-BUNDLED_MODELS = {"gass-base": "gass_base", "gass-mini": "gass_mini"}
+BUNDLED_MODELS = {"gass-base": "gass_base", "gass-mini": "gass_mini",
+                  "gass-mini-causal": "gass_mini_causal"}
 DEFAULT_MODEL = "gass-mini"  # the model every install has
+CAUSAL_MODELS = ("gass-mini-causal",)  # the bundled models that stream, best first
 ROOT = Path(__file__).resolve().parent  # where the bundled folders live
 _CHECKPOINT = "separator.ckpt"  # gass_modules.model_folder.folder's names (a row above this module)
 _HPARAMS = "hyperparams.yaml"
@@ -49,6 +55,10 @@ _HOW_TO_BUNDLE = {
                  "(tools/device_gass_base.sh) and bundled with `python tools/bundle_model.py "
                  "gass-base RUN_FOLDER --command ...` (recipes/GASS/separation/README.md, "
                  "GASS-base); until then use gass-mini",
+    "gass-mini-causal": "it is trained by recipes/GASS/separation/hparams/gass_mini_causal.yaml "
+                        "and bundled with `python tools/bundle_model.py gass-mini-causal "
+                        "RUN_FOLDER --command ...`; until then stream with a causal model folder "
+                        "of your own (--model)",
 }
 
 
@@ -79,7 +89,7 @@ def bundled_model_folder(name: str) -> Path:
     >>> bundled_model_folder("nope")
     Traceback (most recent call last):
     ...
-    ValueError: no bundled model named 'nope'; bundled: ['gass-base', 'gass-mini'] (or pass a ...
+    ValueError: no bundled model named 'nope'; bundled: ['gass-base', 'gass-mini', ...
     """
     if name not in BUNDLED_MODELS:
         raise ValueError(f"no bundled model named {name!r}; bundled: {sorted(BUNDLED_MODELS)} "
@@ -113,24 +123,32 @@ def bundled_models_present() -> list[str]:
             if (ROOT / folder / _CHECKPOINT).is_file()]
 
 
-def default_model() -> str:
+def default_model(causal: bool = False) -> str:
     """The model used when none is named: the best bundled model present.
+
+    Arguments
+    ---------
+    causal : bool
+        The best causal one (:data:`CAUSAL_MODELS`; for streaming) instead of the best of the
+        others.
 
     Returns
     -------
     str
-        A bundled model's name (:data:`DEFAULT_MODEL` when no other is present).
+        A bundled model's name (:data:`DEFAULT_MODEL`, or the first of :data:`CAUSAL_MODELS`,
+        when no other is present: :func:`bundled_model_folder` then says how it gets there).
 
     Example
     -------
-    >>> default_model() in BUNDLED_MODELS
-    True
+    >>> default_model() in BUNDLED_MODELS, default_model(causal=True) in CAUSAL_MODELS
+    (True, True)
     """
-    present = bundled_models_present()
-    return present[0] if present else DEFAULT_MODEL
+    present = [name for name in bundled_models_present() if (name in CAUSAL_MODELS) == causal]
+    return present[0] if present else (CAUSAL_MODELS[0] if causal else DEFAULT_MODEL)
 
 
-def choose_model(source: str | os.PathLike | None) -> tuple[str, str | None]:
+def choose_model(source: str | os.PathLike | None, causal: bool = False
+                 ) -> tuple[str, str | None]:
     """What to load for a model argument (``--model``), and a note for the user.
 
     ``None`` (no model named) is the folder of :func:`default_model`, as a path, so that a
@@ -143,11 +161,19 @@ def choose_model(source: str | os.PathLike | None) -> tuple[str, str | None]:
     ---------
     source : str, os.PathLike or None
         The model the user named, if any.
+    causal : bool
+        The default is for streaming: :func:`default_model` with ``causal=True``.
 
     Returns
     -------
     (str, str or None)
         The source to load and a note (None when there is nothing to say).
+
+    Raises
+    ------
+    FileNotFoundError
+        No model named and the default is not in this install (the message says how it gets
+        there).
 
     Example
     -------
@@ -158,7 +184,7 @@ def choose_model(source: str | os.PathLike | None) -> tuple[str, str | None]:
     ('results/x/model', None)
     """
     if source is None:
-        return str(bundled_model_folder(default_model())), None
+        return str(bundled_model_folder(default_model(causal))), None
     name = str(source)
     if name in BUNDLED_MODELS and Path(name).exists():
         return name, (f"using the local folder {Path(name).resolve()}, not the bundled model "

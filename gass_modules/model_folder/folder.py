@@ -259,9 +259,9 @@ def _represent_list(dumper: yaml.SafeDumper, items: list) -> yaml.Node:
 _CardDumper.add_representer(_Tagged, _represent_tagged)
 _CardDumper.add_representer(list, _represent_list)
 _CARD_HEADER = """\
-# A gass model folder's card, written by gass_modules.model_folder.folder.save_model_folder from the
-# trained separator: its class and constructor arguments, and how to run it. Loaded by
-# GASSSeparator.from_hparams, which builds only registered separator classes (safe_hparams).
+# A gass model folder's card, written by gass_modules.model_folder.folder.save_model_folder
+# from the trained separator: its class and constructor arguments, and how to run it. Loaded
+# by GASSSeparator.from_hparams, which builds only registered separator classes (safe_hparams).
 """
 
 
@@ -287,10 +287,9 @@ class ModelCard:
     -------
     >>> card = ModelCard(describe_separator(ScaledCopies([0.5, 2.0], 8000)), order="fixed")
     >>> print(card.to_yaml())  # ScaledCopies: tests/doubles.py
-    # A gass model folder's card, written by gass_modules.model_folder.folder.save_model_folder from
-    # the
-    # trained separator: its class and constructor arguments, and how to run it. Loaded by
-    # GASSSeparator.from_hparams, which builds only registered separator classes (safe_hparams).
+    # A gass model folder's card, written by gass_modules.model_folder.folder.save_model_folder
+    # from the trained separator: its class and constructor arguments, and how to run it. Loaded
+    # by GASSSeparator.from_hparams, which builds only registered separator classes (safe_hparams).
     sample_rate: 8000
     num_sources: 2
     separator: !new:tests.doubles.ScaledCopies

@@ -447,3 +447,33 @@ def test_stream_overwrite_replaces_only_what_gass_separate_recorded(tmp_path):
     (out / "a.json").write_text('{"takes": 3}')  # a user's notes now hold the name
     assert main(run) == 1
     assert (out / "a.json").read_text() == '{"takes": 3}'
+
+
+def test_the_bundled_causal_model_streams_and_is_the_stream_default(tmp_path):
+    """GASS-mini causal ships (gass_mini_causal.yaml, tools/bundle_model.py): it loads by name
+    through the safe loader, is causal at GASS-mini's rate, its stream equals its full forward
+    (1e-5), and ``gass-separate --stream`` without ``--model`` uses it, writing the streamed
+    stems; without ``--stream`` the default stays GASS-mini."""
+    import numpy as np
+    import soundfile as sf
+
+    from gass_modules.inference.cli import main
+    from gass_modules.inference.separator import GASSSeparator
+    from gass_modules.model_folder import pretrained
+
+    assert "gass-mini-causal" in pretrained.bundled_models_present()
+    assert pretrained.default_model() != "gass-mini-causal"
+    model = GASSSeparator.from_hparams(source="gass-mini-causal", run_opts={"device": "cpu"})
+    separator = model.mods.separator
+    assert separator.causal and separator.sample_rate == 8000 and separator.num_sources == 4
+    mix = 0.2 * torch.randn(1, 8000)
+    with torch.no_grad():
+        padded = separator(torch.cat([mix, torch.zeros(1, 2 * separator.lookahead)], 1))
+    streamed = StreamingSeparator(separator, hop=0.02).separate(mix)
+    assert float((streamed - padded[:, :8000]).abs().max()) <= 1e-5
+    sf.write(tmp_path / "a.wav", mix[0].numpy(), 8000, subtype="FLOAT")
+    assert main([str(tmp_path / "a.wav"), "--stream", "--out", str(tmp_path / "out"),
+                 "--hop-ms", "20"]) == 0
+    stems = np.stack([sf.read(tmp_path / "out" / f"a_s{k}.wav", dtype="float32")[0]
+                      for k in range(1, 5)], -1)
+    assert np.allclose(stems, streamed[0].numpy(), atol=1e-5)

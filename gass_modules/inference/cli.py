@@ -381,13 +381,13 @@ def _separate_one(model: GASSSeparator, path: Path, out_dir: Path,
             info = None
         spectrogram = progress = None
         if info is not None and info.frames > 0:
-            if args.plot:
-                spectrogram = Spectrogram(info.frames, info.samplerate, model.num_sources)
             try:
                 chunks = plan_chunks(info.frames, info.samplerate, model.sample_rate,
                                      *model.chunking(args.chunk_seconds, args.overlap)).count
             except ValueError:  # an unusable rate: separate_to_files says so
                 chunks = 0
+            if args.plot and chunks:  # (a rate of 2**31 Hz would make a 1-GB spectrogram)
+                spectrogram = Spectrogram(info.frames, info.samplerate, model.num_sources)
             progress = FileProgress(path.name, info.frames, info.samplerate, chunks)
 
         def on_block(mix: torch.Tensor, est: torch.Tensor) -> None:

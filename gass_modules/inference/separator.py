@@ -241,8 +241,12 @@ class GASSSeparator(Pretrained):
         if hparams_path.stat().st_size > MAX_CARD_BYTES:
             raise ValueError(f"{hparams_path} has {hparams_path.stat().st_size} bytes; a model "
                              f"card has a few KB (at most {MAX_CARD_BYTES} accepted)")
-        hparams = load_model_description(hparams_path.read_text(encoding="utf-8"), overrides,
-                                         str(hparams_path))
+        try:
+            text = hparams_path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{hparams_path} is not UTF-8 text ({err}); a model card is the "
+                             "yaml save_model_folder writes") from None
+        hparams = load_model_description(text, overrides, str(hparams_path))
         separator = hparams.get("separator")
         check_separator(separator, str(hparams_path))
         load_separator_checkpoint(separator, checkpoint)

@@ -414,6 +414,9 @@ def _stream(live: StreamingSeparator, source: FileReader | BinaryIO, rate: int,
     unflushed = [0]
     try:
         def write(est: torch.Tensor, last: bool = False) -> None:  # est [m, S]
+            if not bool(torch.isfinite(est).all()):  # the input was checked: the model's fault
+                raise RuntimeError(f"the separator returned NaN or Inf near input sample {read} "
+                                   "(the input was finite); check the checkpoint")
             wav = to_input.process(est.T)
             if last:
                 wav = torch.cat([wav, to_input.finish()], dim=1)

@@ -443,7 +443,9 @@ class GASSSeparator(Pretrained):
             note = truncation_warning(handle, str(path))
             if note:
                 logger.warning(note)
-            audio = FileReader(handle, str(path)).read(0, length)  # [C, N], finite
+            reader, step = FileReader(handle, str(path)), 1 << 20  # a header's length is
+            audio = torch.cat([reader.read(start, min(start + step, length))  # not allocated
+                               for start in range(0, length, step)], 1)  # [C, N], finite
         mono = audio.mean(0, keepdim=True).to(self.device)  # [1, N]
         if rate != self.sample_rate:
             mono = cached_resampler(rate, self.sample_rate, str(mono.device))(mono)  # [1, N']

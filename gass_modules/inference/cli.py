@@ -500,6 +500,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--overlap must be in (0, 0.5], got {args.overlap}")
     if not math.isfinite(args.threshold_db):
         parser.error(f"--threshold-db must be a finite number, got {args.threshold_db}")
+    ignored = [flag for flag, given in (
+        ("--plot", args.plot), ("--residual", args.residual), ("--keep-silent", args.keep_silent),
+        ("--channels each", args.channels == "each"), ("--overlap", args.overlap is not None),
+        ("--chunk-seconds", args.chunk_seconds is not None)) if given and args.stream]
+    if ignored:  # a stream writes every output, mono, hop by hop: these would do nothing
+        parser.error(f"{', '.join(ignored)}: not available with --stream (it writes every "
+                     "output, mono, hop by hop); separate the files without --stream")
     try:  # --plot: matplotlib (the extra [plots]) is checked before any file is separated
         args.plot and import_optional("matplotlib.figure", "plots", "--plot")
     except ImportError as err:
@@ -569,8 +576,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as err:
         for name in (signal.SIGINT, signal.SIGTERM):  # the cleanup is done: no more unwinding
             signal.signal(name, signal.SIG_IGN)
-        print(f"gass-separate: interrupted ({err or 'Ctrl-C'}); partial files removed, "
-              f"{done} file(s) separated", file=sys.stderr)
+        kept = ("the stems streamed so far are kept (their report says complete: false; a "
+                "rerun redoes them)" if args.stream else
+                f"partial files removed, {done} file(s) separated")
+        print(f"gass-separate: interrupted ({err or 'Ctrl-C'}); {kept}", file=sys.stderr)
         return 128 + int(getattr(err, "signum", signal.SIGINT))
     finally:
         for name, handler in previous.items():

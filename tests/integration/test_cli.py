@@ -772,3 +772,16 @@ def test_separate_file_does_not_allocate_a_header_length(tmp_path, model_dir):
     sep = GASSSeparator.from_hparams(source=model_dir, run_opts={"device": "cpu"})
     with pytest.raises(ValueError, match="huge.flac"):
         sep.separate_file(tmp_path / "huge.flac")
+
+
+def test_stream_refuses_batch_only_options(tmp_path, causal_dir, capsys):
+    """``--plot``, ``--residual``, ``--channels each``, ... did nothing with ``--stream``
+    (no plot, no residual, status 0); now a usage error naming them (status 2)."""
+    sf.write(tmp_path / "a.wav", tones(8000, 0.2, 1), 8000)
+    with pytest.raises(SystemExit) as stop:
+        stream(causal_dir, str(tmp_path / "a.wav"), "-o", str(tmp_path / "out"), "--plot",
+               "--residual", "--channels", "each")
+    assert stop.value.code == 2
+    assert "--plot, --residual, --channels each: not available with --stream" in (
+        capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()

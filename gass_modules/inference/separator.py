@@ -41,6 +41,7 @@ from speechbrain.utils.fetching import LocalStrategy
 
 from gass_modules.audio import (
     DEFAULT_THRESHOLD_DB,
+    MAX_SAMPLE_MAGNITUDE,
     FileReader,
     cached_resampler,
     nonfinite_message,
@@ -365,6 +366,9 @@ class GASSSeparator(Pretrained):
             b, t = (~torch.isfinite(mix)).nonzero()[0].tolist()
             raise ValueError(nonfinite_message(f"mix[{b}]", t, 0, sample_rate or
                                                 self.sample_rate).replace(", channel 0", ""))
+        if float(mix.abs().max()) > MAX_SAMPLE_MAGNITUDE:  # the model's NaN would blame it
+            raise ValueError(f"input too loud: a sample of mix is {float(mix.abs().max()):.3g}, "
+                             f"over {MAX_SAMPLE_MAGNITUDE:.0e}; expected audio in [-1, 1]")
         rate = check_rate(self.sample_rate if sample_rate is None else sample_rate,
                           self.sample_rate)
         signal = mix.detach().float().to(self.device)  # chunks stay on the model's device

@@ -785,3 +785,14 @@ def test_stream_refuses_batch_only_options(tmp_path, causal_dir, capsys):
     assert "--plot, --residual, --channels each: not available with --stream" in (
         capsys.readouterr().err)
     assert not (tmp_path / "out").exists()
+
+
+def test_separate_batch_says_input_too_loud(model_dir):
+    """A 1e30 batch blamed the checkpoint ("the separator returned NaN or Inf ... check the
+    checkpoint"), as item 17 fixed for files: now "input too loud"."""
+    from gass_modules.inference.separator import GASSSeparator
+
+    sep = GASSSeparator.from_hparams(source=model_dir, run_opts={"device": "cpu"})
+    with pytest.raises(ValueError, match="input too loud"):
+        sep.separate_batch(torch.full((1, 800), 1e30))
+    assert torch.isfinite(sep.separate_batch(torch.full((1, 800), 0.5))).all()

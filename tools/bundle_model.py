@@ -250,6 +250,7 @@ def bundle(name: str, run: Path, command: str, dest: Path | None = None,
                          f"{limit / MB:.0f} MB {name} may")
     GASSSeparator.from_hparams(source=model, run_opts={"device": "cpu"})
     text = provenance(run, command, name, device=device, updates=updates)  # before any copy
+    _check_dest(dest, model)
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(model / "separator.ckpt", dest / "separator.ckpt")
     # folders exported before issue 16 name the load hook by its old module; ship the current one
@@ -260,6 +261,20 @@ def bundle(name: str, run: Path, command: str, dest: Path | None = None,
     (dest / "PROVENANCE.md").write_text(text)
     GASSSeparator.from_hparams(source=dest, run_opts={"device": "cpu"})
     return dest
+
+
+def _check_dest(dest: Path, model: Path) -> None:
+    """Raises ``ValueError`` unless ``dest`` may receive a bundle: missing, empty, or an
+    earlier bundle (it holds ``PROVENANCE.md`` and no other names than a bundle's); never the
+    run's own model folder, a file, or a user's folder, whose files would be replaced."""
+    if dest.exists() and not dest.is_dir():
+        raise ValueError(f"--dest {dest} is a file; name a folder")
+    if dest.is_dir() and dest.resolve() == model.resolve():
+        raise ValueError(f"--dest {dest} is the run's own model folder; name another folder")
+    names = {p.name for p in dest.iterdir()} if dest.is_dir() else set()
+    if names and ("PROVENANCE.md" not in names or names - {*FILES, "PROVENANCE.md"}):
+        raise ValueError(f"--dest {dest} holds files that no bundling wrote ({sorted(names)}); "
+                         "name an empty or new folder, or an earlier bundle's")
 
 
 def main(argv: list[str] | None = None) -> int:

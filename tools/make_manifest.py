@@ -62,8 +62,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--category takes one name or one per folder ({len(args.dirs)}), "
                      f"got {len(args.category)}")
     categories = args.category[0] if len(args.category) == 1 else args.category
+    outputs = [args.out] + ([args.out.with_name(f"{args.out.stem}_{name}.csv")
+                             for name in ("train", "valid", "test")] if args.split else [])
+    if args.out.is_dir() or args.out.suffix.lower() != ".csv":
+        parser.error(f"--out must name a .csv file, got {args.out}")
     t0 = time.time()
     manifest, report = scan_audio(args.dirs, categories, args.group_depth, args.workers)
+    scanned = {Path(path).resolve() for path in manifest.paths.tolist()}
+    clash = [str(path) for path in outputs if path.resolve() in scanned]
+    if clash:  # a scanned audio file named .csv: never written over
+        print(f"make_manifest: {clash} are scanned audio files; choose another --out",
+              file=sys.stderr)
+        return 1
     print(report.format())
     print(f"scanned {len(manifest) + len(report.skipped)} files in {time.time() - t0:.1f} s")
     if len(manifest) == 0:

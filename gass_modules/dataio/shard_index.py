@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +26,13 @@ INDEX_NAME = "index.json"
 PARTIAL_NAME = "index.partial.json"
 FORMAT = "gass-shards"
 VERSION = 1
+# A shard url in an index's content: a path (relative to the index, or absolute) or an
+# http(s):// or file:// url, of characters no shell interprets. An index is data, possibly
+# fetched from elsewhere: a "pipe:" url in it would run its command (webdataset's gopen runs
+# pipe: urls in a shell), and a url substituted into the user's own pipe template (shard_base)
+# must not extend the command. A pipe is the user's choice: the index location or shard_base.
+SAFE_SHARD_URL = re.compile(r"^(?:(?:https?|file)://[\w.-]*(?::\d+)?)?/?[\w.+=%~-]+"
+                            r"(?:/[\w.+=%~-]+)*$")
 
 
 class ShardError(ValueError):
@@ -224,6 +232,11 @@ class ShardIndex:
             if missing:
                 raise ShardError(f"{location or 'index'}: shard {i} lacks {sorted(missing)}; "
                                  "rewrite the index with tools/make_shards.py")
+            if not isinstance(row["url"], str) or not SAFE_SHARD_URL.match(row["url"]):
+                raise ShardError(f"{location or 'index'}: shard {i} has the url {row['url']!r}; "
+                                 "an index lists shard paths or http(s)/file urls (letters, "
+                                 "digits and . _ - + = % ~ /), never a pipe: command; give a "
+                                 "pipe as the shard_base template holding {url} instead")
             shards.append(ShardInfo(**{k: v for k, v in row.items() if k in names}))
         return cls(shards, data.get("codec", "original"), dict(data.get("options", {})),
                    location)
@@ -294,7 +307,10 @@ def resolve_url(url: str, base: str) -> str:
     >>> resolve_url("a/a-0.tar", "pipe:curl -s http://h/train/{url}")
     'pipe:curl -s http://h/train/a/a-0.tar'
     """
-    if "{url}" in base:
+    if "{url}" in base:  # the user's command: the url must not extend it
+        if not SAFE_SHARD_URL.match(url) or "://" in url:
+            raise ShardError(f"the shard url {url!r} cannot go into the template {base!r}: "
+                             "only a relative path (letters, digits and . _ - + = % ~ /) can")
         return base.replace("{url}", url)
     if "://" in url or url.startswith(("/", "pipe:")) or not base:
         return url

@@ -188,6 +188,7 @@ def plan_chunks(length: int, sample_rate: int, model_rate: int, chunk_seconds: f
     check_chunking(chunk_seconds, overlap)
     if not isinstance(length, int) or length < 1:
         raise ValueError(f"expected at least 1 sample, got length {length!r}")
+    check_rate(sample_rate, model_rate)  # before the resampling kernels (GB for 2**31 - 1 Hz)
     g = math.gcd(sample_rate, model_rate)
     unit, unit_model = sample_rate // g, model_rate // g  # one "common" tick, both rates
 

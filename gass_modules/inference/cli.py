@@ -62,7 +62,6 @@ import json
 import math
 import os
 import signal
-import stat
 import sys
 import threading
 from pathlib import Path
@@ -76,6 +75,8 @@ from gass_modules.inference.chunking import plan_chunks
 from gass_modules.inference.cli_stream import add_stream_arguments, stream_inputs
 from gass_modules.inference.output_files import (
     OutputLock,
+    Skipped,
+    is_regular_file,
     is_temporary_name,
     make_folder,
     read_report,
@@ -235,7 +236,7 @@ def collect_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[tup
     owners: dict[tuple[Path, str], Path] = {}
 
     def add(path: Path, sub: Path) -> None:
-        key = (sub, path.stem)
+        key = (sub, path.stem.casefold())  # A.wav and a.wav clash on macOS, Windows
         if key in owners and owners[key].resolve() == path.resolve():
             return  # the same file named twice (a shell glob and a folder): separated once
         if key in owners:
@@ -251,7 +252,7 @@ def collect_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[tup
         if path.is_dir():
             stems = previous_outputs(path)
             found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES
-                           and not is_temporary_name(p.name) and _is_regular(p)
+                           and not is_temporary_name(p.name) and is_regular_file(p)
                            and p.resolve() not in stems)
             if not found:
                 errors.append((item, "directory holds no audio files (formats soundfile reads: "
@@ -260,7 +261,7 @@ def collect_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[tup
                 add(p, p.parent.relative_to(path))
         elif not path.exists():
             errors.append((item, "no such file or directory"))
-        elif not _is_regular(path):
+        elif not is_regular_file(path):
             errors.append((item, "not a regular file (a FIFO, device or socket); expected an "
                                  "audio file: save the stream to a file first"))
         else:
@@ -274,14 +275,6 @@ def _name_max(folder: Path) -> int:
         return int(os.pathconf(folder, "PC_NAME_MAX"))
     except (OSError, ValueError, AttributeError):
         return 255
-
-
-def _is_regular(path: Path) -> bool:
-    """A regular file (following symlinks), checked without opening it (a FIFO would block)."""
-    try:
-        return stat.S_ISREG(path.stat().st_mode)
-    except OSError:
-        return False
 
 
 def _summary(path: Path, result: Separation, info: dict, args: argparse.Namespace,
@@ -319,17 +312,6 @@ def _summary(path: Path, result: Separation, info: dict, args: argparse.Namespac
         "residual_file": result.residual_file.name if result.residual_file else None,
         "warnings": result.warnings,
     }
-
-
-class Skipped(Exception):
-    """An input whose outputs an earlier run wrote (its report exists): not separated again
-    without ``--overwrite``, and not a failure.
-
-    Example
-    -------
-    >>> issubclass(Skipped, Exception) and not issubclass(Skipped, OSError)
-    True
-    """
 
 
 def _check_outputs(path: Path, out_dir: Path, args: argparse.Namespace, num_sources: int,
@@ -399,13 +381,13 @@ def _separate_one(model: GASSSeparator, path: Path, out_dir: Path,
             info = None
         spectrogram = progress = None
         if info is not None and info.frames > 0:
-            if args.plot:
-                spectrogram = Spectrogram(info.frames, info.samplerate, model.num_sources)
             try:
                 chunks = plan_chunks(info.frames, info.samplerate, model.sample_rate,
                                      *model.chunking(args.chunk_seconds, args.overlap)).count
             except ValueError:  # an unusable rate: separate_to_files says so
                 chunks = 0
+            if args.plot and chunks:  # (a rate of 2**31 Hz would make a 1-GB spectrogram)
+                spectrogram = Spectrogram(info.frames, info.samplerate, model.num_sources)
             progress = FileProgress(path.name, info.frames, info.samplerate, chunks)
 
         def on_block(mix: torch.Tensor, est: torch.Tensor) -> None:
@@ -518,6 +500,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--overlap must be in (0, 0.5], got {args.overlap}")
     if not math.isfinite(args.threshold_db):
         parser.error(f"--threshold-db must be a finite number, got {args.threshold_db}")
+    ignored = [flag for flag, given in (
+        ("--plot", args.plot), ("--residual", args.residual), ("--keep-silent", args.keep_silent),
+        ("--channels each", args.channels == "each"), ("--overlap", args.overlap is not None),
+        ("--chunk-seconds", args.chunk_seconds is not None)) if given and args.stream]
+    if ignored:  # a stream writes every output, mono, hop by hop: these would do nothing
+        parser.error(f"{', '.join(ignored)}: not available with --stream (it writes every "
+                     "output, mono, hop by hop); separate the files without --stream")
     try:  # --plot: matplotlib (the extra [plots]) is checked before any file is separated
         args.plot and import_optional("matplotlib.figure", "plots", "--plot")
     except ImportError as err:
@@ -555,10 +544,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gass-separate: cannot load the model folder {source}: {err}",
                   file=sys.stderr)
             return 2
-        if args.stream:
-            return stream_inputs(model, args)
+        if args.stream:  # files and folders as in the batch mode; "-" is stdin
+            jobs, errors = collect_inputs([item for item in args.inputs if item != "-"])
+            stdin = [("-", Path("."))] if "-" in args.inputs else []
+            return stream_inputs(model, args, stdin + jobs, errors)
         jobs, errors = collect_inputs(args.inputs)
-        named = [Path(item) for item in args.inputs if _is_regular(Path(item))]
+        named = [Path(item) for item in args.inputs if is_regular_file(Path(item))]
         inputs = frozenset(path.resolve() for path in [p for p, _ in jobs] + named)
         out_root = Path(args.out)
         for path, sub in tqdm(jobs, desc="files", unit="file",
@@ -585,8 +576,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as err:
         for name in (signal.SIGINT, signal.SIGTERM):  # the cleanup is done: no more unwinding
             signal.signal(name, signal.SIG_IGN)
-        print(f"gass-separate: interrupted ({err or 'Ctrl-C'}); partial files removed, "
-              f"{done} file(s) separated", file=sys.stderr)
+        kept = ("the stems streamed so far are kept (their report says complete: false; a "
+                "rerun redoes them)" if args.stream else
+                f"partial files removed, {done} file(s) separated")
+        print(f"gass-separate: interrupted ({err or 'Ctrl-C'}); {kept}", file=sys.stderr)
         return 128 + int(getattr(err, "signum", signal.SIGINT))
     finally:
         for name, handler in previous.items():

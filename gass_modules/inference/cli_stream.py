@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from gass_modules.inference.output_files import Skipped
 from gass_modules.inference.separator import GASSSeparator
 
 
@@ -50,7 +51,13 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
                       help="sample rate of raw PCM on stdin (default: the model's)")
 
 
-def stream_inputs(model: GASSSeparator, args: argparse.Namespace) -> int:
+#: The longest ``--hop-ms`` (a hop is computed at once: its samples are held in memory).
+MAX_HOP_MS = 10_000.0
+
+
+def stream_inputs(model: GASSSeparator, args: argparse.Namespace,
+                  jobs: list[tuple[Path | str, Path]] | None = None,
+                  errors: list[tuple[str, str]] | None = None) -> int:
     """``gass-separate --stream``: each input separated live by
     :func:`gass_modules.inference.streaming.stream_to_stems`.
 
@@ -61,12 +68,19 @@ def stream_inputs(model: GASSSeparator, args: argparse.Namespace) -> int:
     args : argparse.Namespace
         The parsed command line (``inputs``, ``out``, ``hop_ms``, ``realtime``, ``stream_rate``,
         ``overwrite``, ``model``).
+    jobs : list of (pathlib.Path or "-", pathlib.Path), optional
+        The inputs (``-``: stdin) and their output sub-folders, as
+        :func:`gass_modules.inference.cli.collect_inputs` expands folders (default: ``inputs``
+        as given, each into ``out``).
+    errors : list of (str, str), optional
+        Inputs already refused (input, reason), reported with the failures.
 
     Returns
     -------
     int
-        The exit status: 0, 1 when an input failed, 2 when the model is not causal or the hop
-        is bad.
+        The exit status: 0 when every input was streamed or skipped (a file that an earlier
+        complete run separated into ``out``, as in the batch mode: ``--overwrite`` redoes it),
+        1 when an input failed, 2 when the model is not causal or the hop is bad.
 
     Example
     -------
@@ -75,9 +89,9 @@ def stream_inputs(model: GASSSeparator, args: argparse.Namespace) -> int:
     >>> stream_inputs(None, args)
     2
     """
-    if not (math.isfinite(args.hop_ms) and args.hop_ms > 0):
-        print(f"gass-separate: --hop-ms must be a positive number, got {args.hop_ms}",
-              file=sys.stderr)
+    if not (math.isfinite(args.hop_ms) and 0 < args.hop_ms <= MAX_HOP_MS):
+        print(f"gass-separate: --hop-ms must be a number of milliseconds in (0, "
+              f"{MAX_HOP_MS:g}], got {args.hop_ms}", file=sys.stderr)
         return 2
     if not getattr(model.mods.separator, "causal", False):
         label = getattr(args, "model_label", args.model)
@@ -90,23 +104,36 @@ def stream_inputs(model: GASSSeparator, args: argparse.Namespace) -> int:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _stream_each(model, args)
+        if jobs is None:
+            jobs = [(item if item == "-" else Path(item), Path(".")) for item in args.inputs]
+        return _stream_each(model, args, jobs, list(errors or []))
     finally:
         torch.set_num_threads(threads)
 
 
-def _stream_each(model: GASSSeparator, args: argparse.Namespace) -> int:
-    """Streams every input of ``--stream``; 1 when one failed."""
+def _stream_each(model: GASSSeparator, args: argparse.Namespace,
+                 jobs: list[tuple[Path | str, Path]], errors: list[tuple[str, str]]) -> int:
+    """Streams every input of ``--stream``; 1 when one failed (``errors`` included)."""
     from gass_modules.inference.streaming import stream_to_stems
 
-    failed = 0
-    for item in args.inputs:
-        source = sys.stdin.buffer if item == "-" else Path(item)
+    for item, reason in errors:
+        print(f"gass-separate: FAILED {item}: {reason}", file=sys.stderr)
+    inputs = frozenset(Path(item).resolve() for item, _ in jobs if item != "-")
+    failed, seen = len(errors), set()
+    for item, sub in jobs:
+        if item == "-" and item in seen:
+            continue  # stdin read once
+        seen.add(item)
+        source = sys.stdin.buffer if item == "-" else item
         name = "stdin" if item == "-" else Path(item).stem
         try:
-            stems = stream_to_stems(model.mods.separator, source, args.out, name=name,
-                                    sample_rate=args.stream_rate, hop=args.hop_ms / 1000,
-                                    realtime=args.realtime, overwrite=args.overwrite)
+            stems = stream_to_stems(model.mods.separator, source, Path(args.out) / sub,
+                                    name=name, sample_rate=args.stream_rate,
+                                    hop=args.hop_ms / 1000, realtime=args.realtime,
+                                    overwrite=args.overwrite, protected=inputs)
+        except Skipped as why:
+            print(f"{item}: skipped: {why}")
+            continue
         except (OSError, ValueError, RuntimeError) as err:  # this input's failure
             print(f"gass-separate: FAILED {item}: {err}", file=sys.stderr)
             failed += 1

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 
@@ -40,6 +41,18 @@ logger = logging.getLogger(__name__)
 # partial files (``.<name>....partial[.ext]``). Scans skip them; a new run over a folder removes
 # those a killed run left (see OutputLock).
 _TEMPORARY_NAME = re.compile(r"^\..+(\.partial(\.\w+)?|\.gass-lock)$")
+
+
+class Skipped(FileExistsError):
+    """An input whose outputs an earlier run wrote completely (its report exists and names it):
+    ``gass-separate`` (batch and ``--stream``) does not separate it again without
+    ``--overwrite``, and does not count it as a failure (#27, item 13).
+
+    Example
+    -------
+    >>> issubclass(Skipped, FileExistsError)  # a library caller sees "outputs exist"
+    True
+    """
 
 
 def is_temporary_name(name: str) -> bool:
@@ -63,6 +76,33 @@ def is_temporary_name(name: str) -> bool:
     [True, True, False, False]
     """
     return bool(_TEMPORARY_NAME.match(name))
+
+
+def is_regular_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a regular file (following symlinks), checked without opening it: a
+    FIFO would block its reader forever, a device (``/dev/zero``) never ends.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        Any path.
+
+    Returns
+    -------
+    bool
+        False for folders, FIFOs, devices, sockets and missing paths.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> _ = (tmp / "a.wav").write_bytes(b"")
+    >>> is_regular_file(tmp / "a.wav"), is_regular_file(tmp), is_regular_file("/dev/zero")
+    (True, False, False)
+    """
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):  # ValueError: a NUL byte in the name
+        return False
 
 
 class OutputLock:
@@ -550,5 +590,5 @@ def _disk_full(folder: Path) -> bool:
         return False
 
 
-__all__ = ["OutputLock", "StemWriter", "is_temporary_name", "make_folder", "read_report",
-           "reported_stems", "temporary_file", "write_text_atomic"]
+__all__ = ["OutputLock", "Skipped", "StemWriter", "is_regular_file", "is_temporary_name",
+           "make_folder", "read_report", "reported_stems", "temporary_file", "write_text_atomic"]

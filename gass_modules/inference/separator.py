@@ -41,6 +41,7 @@ from speechbrain.utils.fetching import LocalStrategy
 
 from gass_modules.audio import (
     DEFAULT_THRESHOLD_DB,
+    MAX_SAMPLE_MAGNITUDE,
     FileReader,
     cached_resampler,
     nonfinite_message,
@@ -241,8 +242,12 @@ class GASSSeparator(Pretrained):
         if hparams_path.stat().st_size > MAX_CARD_BYTES:
             raise ValueError(f"{hparams_path} has {hparams_path.stat().st_size} bytes; a model "
                              f"card has a few KB (at most {MAX_CARD_BYTES} accepted)")
-        hparams = load_model_description(hparams_path.read_text(encoding="utf-8"), overrides,
-                                         str(hparams_path))
+        try:
+            text = hparams_path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{hparams_path} is not UTF-8 text ({err}); a model card is the "
+                             "yaml save_model_folder writes") from None
+        hparams = load_model_description(text, overrides, str(hparams_path))
         separator = hparams.get("separator")
         check_separator(separator, str(hparams_path))
         load_separator_checkpoint(separator, checkpoint)
@@ -361,6 +366,9 @@ class GASSSeparator(Pretrained):
             b, t = (~torch.isfinite(mix)).nonzero()[0].tolist()
             raise ValueError(nonfinite_message(f"mix[{b}]", t, 0, sample_rate or
                                                 self.sample_rate).replace(", channel 0", ""))
+        if float(mix.abs().max()) > MAX_SAMPLE_MAGNITUDE:  # the model's NaN would blame it
+            raise ValueError(f"input too loud: a sample of mix is {float(mix.abs().max()):.3g}, "
+                             f"over {MAX_SAMPLE_MAGNITUDE:.0e}; expected audio in [-1, 1]")
         rate = check_rate(self.sample_rate if sample_rate is None else sample_rate,
                           self.sample_rate)
         signal = mix.detach().float().to(self.device)  # chunks stay on the model's device
@@ -439,7 +447,9 @@ class GASSSeparator(Pretrained):
             note = truncation_warning(handle, str(path))
             if note:
                 logger.warning(note)
-            audio = FileReader(handle, str(path)).read(0, length)  # [C, N], finite
+            reader, step = FileReader(handle, str(path)), 1 << 20  # a header's length is
+            audio = torch.cat([reader.read(start, min(start + step, length))  # not allocated
+                               for start in range(0, length, step)], 1)  # [C, N], finite
         mono = audio.mean(0, keepdim=True).to(self.device)  # [1, N]
         if rate != self.sample_rate:
             mono = cached_resampler(rate, self.sample_rate, str(mono.device))(mono)  # [1, N']

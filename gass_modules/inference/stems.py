@@ -303,8 +303,9 @@ def separate_to_stems(
                         raw_path.unlink(missing_ok=True)
                     raise
             elif overwrite:  # a residual an earlier run wrote would no longer match
-                stale = (Path(out_dir) / f"{path.stem}_residual.wav").resolve()
-                if stale in reported_stems(Path(out_dir) / f"{path.stem}.json"):
+                stale = Path(out_dir) / f"{path.stem}_residual.wav"  # a symlink: the link goes
+                if stale.resolve() in reported_stems(Path(out_dir) / f"{path.stem}.json") and (
+                        stale.resolve() not in protected):
                     stale.unlink(missing_ok=True)
         meter = ActivityMeter(num_sources, rate)
         blocks, residual_blocks = [], []
@@ -426,12 +427,14 @@ class FileProgress:
 
 
 PLOT_COLUMNS = 800  # time columns of the spectrogram image, whatever the input's length
+PLOT_MAX_FFT = 1 << 14  # 32 ms up to 384 kHz; a header's 2 GHz would want a 1-GB window
 
 
 class Spectrogram:
     """Power spectrogram of the mixture and every output, accumulated block by block.
 
-    Columns average the STFT frames (32 ms Hann, half overlap) whose centre falls in them, so the
+    Columns average the STFT frames (32 ms Hann, at most ``PLOT_MAX_FFT`` samples, half
+    overlap) whose centre falls in them, so the
     image has at most ``PLOT_COLUMNS`` columns and memory does not grow with the input length.
     :meth:`save` draws it (``gass-separate --plot``; needs the ``plots`` extra).
 
@@ -457,7 +460,7 @@ class Spectrogram:
 
     def __init__(self, num_frames: int, sample_rate: int, num_sources: int) -> None:
         self.sample_rate = sample_rate
-        self.n_fft = 2 ** max(6, round(math.log2(0.032 * sample_rate)))
+        self.n_fft = min(PLOT_MAX_FFT, 2 ** max(6, round(math.log2(0.032 * sample_rate))))
         self.hop = self.n_fft // 2
         self.width = max(self.hop, math.ceil(num_frames / PLOT_COLUMNS))  # samples a column
         self.columns = max(1, math.ceil(num_frames / self.width))

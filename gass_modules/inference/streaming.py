@@ -20,8 +20,10 @@ Authors
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import re
 import time
 from pathlib import Path
 from typing import BinaryIO
@@ -30,7 +32,11 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from gass_modules.audio import FileReader, open_audio
+from gass_modules.inference.chunking import check_rate
 from gass_modules.inference.output_files import (
+    OutputLock,
+    Skipped,
     make_folder,
     read_report,
     reported_stems,
@@ -310,7 +316,8 @@ FLUSHES_PER_SECOND = 4
 def stream_to_stems(separator: torch.nn.Module, source: str | Path | BinaryIO,
                     out_dir: str | Path, *, name: str = "stream", sample_rate: int | None = None,
                     hop: int | float = 0.02, realtime: bool = False,
-                    overwrite: bool = False) -> list[Path]:
+                    overwrite: bool = False,
+                    protected: frozenset[Path] = frozenset()) -> list[Path]:
     """Separates a live input into stem files written as it goes (``gass-separate --stream``).
 
     The input is an audio file (read hop by hop; with ``realtime`` no faster than it plays, as
@@ -366,28 +373,39 @@ def stream_to_stems(separator: torch.nn.Module, source: str | Path | BinaryIO,
     """
     live = StreamingSeparator(separator, hop)
     out_dir = Path(out_dir)
-    handle = None
-    if isinstance(source, (str, Path)):
-        handle = sf.SoundFile(str(source))
-        rate = handle.samplerate
-    else:
-        rate = live.sample_rate if sample_rate is None else sample_rate
-        check_positive_int(sample_rate=rate)
+    rate = live.sample_rate if sample_rate is None else sample_rate
+    check_positive_int(sample_rate=rate)
     paths = [out_dir / f"{name}_s{k + 1}.wav" for k in range(live.num_sources)]
     report = out_dir / f"{name}.json"
-    try:
-        _claim_outputs(paths, report, overwrite)
-    except BaseException:
-        if handle is not None:
-            handle.close()
-        raise
+    origin = str(Path(source).resolve()) if isinstance(source, (str, Path)) else "-"
     make_folder(out_dir)
-    write_text_atomic(report, json.dumps({
-        "input": str(Path(source).resolve()) if handle is not None else "-",
-        "model_sample_rate": live.sample_rate, "sample_rate": rate, "stream": True,
-        "hop_s": live.hop / live.sample_rate,
-        "sources": [{"output": k + 1, "file": p.name} for k, p in enumerate(paths)]},
-        indent=2) + "\n")
+    with OutputLock(out_dir, name), contextlib.ExitStack() as stack:
+        reader = None
+        if isinstance(source, (str, Path)):  # a FIFO or device is refused before opening
+            handle = stack.enter_context(open_audio(Path(source)))
+            if handle.frames <= 0:
+                raise ValueError(f"expected audio, got 0 samples in {source}")
+            rate, reader = handle.samplerate, FileReader(handle, str(source))
+        check_rate(rate, live.sample_rate)
+        _claim_outputs(paths, report, overwrite, origin, protected)
+        record = {"input": origin, "model_sample_rate": live.sample_rate, "sample_rate": rate,
+                  "stream": True, "hop_s": live.hop / live.sample_rate, "complete": False,
+                  "sources": [{"output": k + 1, "file": p.name} for k, p in enumerate(paths)]}
+        write_text_atomic(report, json.dumps(record, indent=2) + "\n")
+        frames = _stream(live, reader if reader is not None else source, rate, paths, realtime)
+        record.update(complete=True, num_frames=frames)  # a stream cut short stays incomplete
+        write_text_atomic(report, json.dumps(record, indent=2) + "\n")
+    return paths
+
+
+def _stream(live: StreamingSeparator, source: FileReader | BinaryIO, rate: int,
+            paths: list[Path], realtime: bool) -> int:
+    """Streams ``source`` (a sound file's reader, which refuses NaN, absurdly loud and
+    truncated audio, or raw s16le PCM) into the stem files ``paths``
+    (each created anew: a symlink or hard link in their place is replaced, never written
+    through); returns the input's frame count."""
+    for path in paths:  # claimed: ours or absent
+        path.unlink(missing_ok=True)
     to_model = StreamingResampler(rate, live.sample_rate)
     to_input = StreamingResampler(live.sample_rate, rate, batch=live.num_sources)
     block = max(1, round(live.hop * rate / live.sample_rate))
@@ -396,6 +414,9 @@ def stream_to_stems(separator: torch.nn.Module, source: str | Path | BinaryIO,
     unflushed = [0]
     try:
         def write(est: torch.Tensor, last: bool = False) -> None:  # est [m, S]
+            if not bool(torch.isfinite(est).all()):  # the input was checked: the model's fault
+                raise RuntimeError(f"the separator returned NaN or Inf near input sample {read} "
+                                   "(the input was finite); check the checkpoint")
             wav = to_input.process(est.T)
             if last:
                 wav = torch.cat([wav, to_input.finish()], dim=1)
@@ -411,9 +432,8 @@ def stream_to_stems(separator: torch.nn.Module, source: str | Path | BinaryIO,
         while True:
             if realtime:
                 time.sleep(max(0.0, start + read / rate - time.monotonic()))
-            if handle is not None:
-                data = handle.read(block, dtype="float32", always_2d=True)
-                chunk = torch.from_numpy(data).mean(1)  # [n], channels downmixed
+            if isinstance(source, FileReader):
+                chunk = source.read(read, min(read + block, source.length)).mean(0)  # [n]
             else:
                 raw = source.read(2 * block)
                 raw = raw[:len(raw) // 2 * 2]  # a torn last sample is dropped
@@ -429,30 +449,44 @@ def stream_to_stems(separator: torch.nn.Module, source: str | Path | BinaryIO,
     finally:
         for writer in writers:
             writer.close()
-        if handle is not None:
-            handle.close()
-    return paths
+    return read
 
 
-def _claim_outputs(paths: list[Path], report: Path, overwrite: bool) -> None:
+def _claim_outputs(paths: list[Path], report: Path, overwrite: bool, origin: str,
+                   protected: frozenset[Path]) -> None:
     """Raises unless :func:`stream_to_stems` may write ``paths`` and ``report`` (#27's rule:
-    only files a gass-separate report records are replaced, and only with ``overwrite``); with
-    ``overwrite``, removes the files the old report records that this run will not write."""
+    only files a gass-separate report records are replaced, and only with ``overwrite``; never
+    an input): :class:`Skipped` when a complete earlier run separated this same input file (a
+    stream of stdin is never "the same"), ``FileExistsError`` or ``ValueError`` otherwise. An
+    incomplete earlier stream of this input (cut short) is redone. With ``overwrite``, removes
+    the stems the old report records that this run will not write (stem names only)."""
     previous = read_report(report)
     if report.exists() and previous is None:
         raise FileExistsError(f"{report} exists and is not a gass-separate report; move it or "
                               "choose another output folder (--out)")
+    inputs = [str(p) for p in [*paths, report] if p.resolve() in protected]
+    if inputs:
+        raise ValueError(f"its outputs would be written over the input(s) {inputs}; choose an "
+                         "output folder outside the input folder (or rename the inputs)")
+    same = previous is not None and origin != "-" and previous.get("input") == origin
+    if same and not overwrite and previous.get("complete", True):
+        raise Skipped(f"outputs exist ({report}); --overwrite separates it again")
     recorded = reported_stems(report)
-    foreign = [str(p) for p in paths if p.exists() and p.resolve() not in recorded]
+    foreign = [str(p) for p in paths if (p.exists() or p.is_symlink())
+               and p.resolve() not in recorded]
     if foreign:
         raise FileExistsError(f"{foreign} exist and no gass-separate report records them as "
                               "its outputs (--overwrite replaces only those); move them or "
                               "choose another output folder (--out)")
-    if previous is not None and not overwrite:
-        raise FileExistsError(f"outputs already exist ({report}); pass overwrite=True "
-                              "(--overwrite) to replace them")
-    for stale in recorded - {p.resolve() for p in paths}:  # ours, and no longer recorded
-        stale.unlink(missing_ok=True)
+    if previous is not None and not overwrite and not same:
+        raise FileExistsError(f"outputs already exist ({report}) for "
+                              f"{'stdin' if origin == '-' else 'another input'}, "
+                              f"{previous.get('input')}; choose another output folder (--out), "
+                              "or pass --overwrite (overwrite=True) to replace them")
+    ours = re.compile(rf"^{re.escape(report.stem)}_(s\d+|residual)\.wav$")
+    for stale in [report.parent / p.name for p in recorded if ours.match(p.name)]:
+        if stale not in paths:  # an earlier run's stem this run does not write
+            stale.unlink(missing_ok=True)
 
 
 __all__ = ["StreamingResampler", "StreamingSeparator", "stream_to_stems"]

@@ -245,6 +245,8 @@ def _parse(text: str, where: str) -> Any:
     except RecursionError:
         raise ValueError(f"{where} is nested too deeply to be a model card (more than "
                          f"{MAX_DEPTH} levels)") from None
+    except ValueError as err:  # e.g. an integer of 100,000 digits (Python's conversion limit)
+        raise ValueError(f"{where} holds a value no model card has: {err}") from None
     _check_shape(tree, where)
     return tree
 

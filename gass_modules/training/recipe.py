@@ -65,6 +65,11 @@ def load_recipe(argv: list[str], card_key: str = "model") -> tuple[dict, dict, s
     sb.utils.distributed.ddp_init_group(run_opts)  # torchrun: one process per device
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
+    if (Path(hparams["output_folder"]) / "separator.ckpt").exists():  # SpeechBrain would
+        raise RuntimeError(  # write the recipe over the model folder's card
+            f"output_folder {hparams['output_folder']} is a model folder (it holds "
+            "separator.ckpt): this run would replace its hyperparams.yaml; give this run "
+            "another output_folder (the model folder can still be --pretrained_path)")
     lock_output_folder(hparams["output_folder"])
     sb.create_experiment_directory(experiment_directory=hparams["output_folder"],
                                    hyperparams_to_save=hparams_file, overrides=overrides)

@@ -589,3 +589,210 @@ def test_damaged_ogg_warns_that_it_decoded_short(tmp_path, model_dir, capsys):
     assert "good.ogg is damaged" not in err
     report = json.loads((tmp_path / "o" / "bad.json").read_text())
     assert report["warnings"] and report["num_frames"] == decoded
+
+
+# ---- #27, third probe: --stream as the batch mode, symlinks, absurd rates and headers ----
+
+
+@pytest.fixture(scope="module")
+def causal_dir(tmp_path_factory) -> Path:
+    """A tiny causal BSRNN model folder (8 kHz, 3 outputs) for ``--stream``."""
+    from gass_modules.lobes.bsrnn import BSRNN
+
+    torch.manual_seed(0)
+    model = BSRNN(num_sources=3, sample_rate=8000, n_fft=256, hop_length=64, feature_dim=8,
+                  hidden_dim=8, num_blocks=1, causal=True).eval()
+    return save_model_folder(model, tmp_path_factory.mktemp("causal") / "m")
+
+
+def stream(causal_dir: Path, *argv: str) -> int:
+    return main([*argv, "--stream", "--model", str(causal_dir)])
+
+
+def test_stream_skips_a_done_input_as_the_batch_mode_does(tmp_path, causal_dir, capsys,
+                                                          monkeypatch):
+    """#27 item 13 on ``--stream``: a done input is skipped (status 0, a "skipped" line,
+    nothing rewritten), ``--overwrite`` redoes it, a stream cut short (its report says
+    ``complete: false``) is redone; stdin is never "done": new outputs need ``--overwrite``."""
+    import io
+
+    sf.write(tmp_path / "a.wav", tones(8000, 0.3, 1), 8000)
+    out = tmp_path / "out"
+    assert stream(causal_dir, str(tmp_path / "a.wav"), "-o", str(out)) == 0
+    report = json.loads((out / "a.json").read_text())
+    assert report["complete"] is True and report["num_frames"] == 2400
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    capsys.readouterr()
+    assert stream(causal_dir, str(tmp_path / "a.wav"), "-o", str(out)) == 0
+    assert "a.wav: skipped: outputs exist" in capsys.readouterr().out
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
+    assert stream(causal_dir, str(tmp_path / "a.wav"), "-o", str(out), "--overwrite") == 0
+    assert "streamed" in capsys.readouterr().out
+    (out / "a.json").write_text(json.dumps({**report, "complete": False}))  # cut short
+    (out / "a_s2.wav").write_bytes(b"half")
+    assert stream(causal_dir, str(tmp_path / "a.wav"), "-o", str(out)) == 0
+    assert sf.info(out / "a_s2.wav").frames == 2400
+    pcm = np.zeros(800, np.int16).tobytes()
+    for status in (0, 1):
+        monkeypatch.setattr(sys, "stdin", type("Stdin", (), {"buffer": io.BytesIO(pcm)})())
+        assert stream(causal_dir, "-", "-o", str(out)) == status
+    assert "for stdin" in capsys.readouterr().err
+
+
+def test_stream_refuses_what_the_batch_mode_refuses(tmp_path, causal_dir, capsys):
+    """``--stream`` takes folders as the batch mode does and refuses, with a reason and
+    status 1 (2: a hop over 10 s), a FIFO (before blocking on it), a second input with the
+    same stem (which would replace the first one's stems), NaN and empty files, and a rate
+    whose resampling kernel would take gigabytes (it ran for minutes)."""
+    import os
+
+    (tmp_path / "d" / "e").mkdir(parents=True)
+    sf.write(tmp_path / "d" / "e" / "a.wav", tones(8000, 0.2, 1), 8000)
+    sf.write(tmp_path / "a.flac", tones(8000, 0.2, 1), 8000)
+    out = tmp_path / "out"
+    assert stream(causal_dir, str(tmp_path / "d"), "-o", str(out)) == 0
+    assert sf.info(out / "e" / "a_s3.wav").frames == 1600
+    os.mkfifo(tmp_path / "fifo.wav")
+    nan = tones(8000, 0.2, 1).astype(np.float32)
+    nan[700] = np.nan
+    sf.write(tmp_path / "nan.wav", nan, 8000, subtype="FLOAT")
+    sf.write(tmp_path / "empty.wav", np.zeros((0, 1)), 8000)
+    sf.write(tmp_path / "odd.wav", tones(44101, 0.1, 1), 44101)
+    sf.write(tmp_path / "a.wav", tones(8000, 0.2, 1), 8000)
+    capsys.readouterr()
+    with time_limit(60, "gass-separate --stream on bad inputs"):
+        status = stream(causal_dir, *(str(tmp_path / n) for n in (
+            "a.wav", "a.flac", "fifo.wav", "nan.wav", "empty.wav", "odd.wav")), "-o",
+            str(tmp_path / "o2"), "--overwrite")
+    err = capsys.readouterr().err
+    assert status == 1
+    for reason in ("would overwrite those of", "not a regular file", "NaN or Inf",
+                   "0 samples", "cannot resample 44101 Hz"):
+        assert reason in err, reason
+    assert json.loads((tmp_path / "o2" / "a.json").read_text())["input"] == str(
+        (tmp_path / "a.wav").resolve())
+    assert stream(causal_dir, str(tmp_path / "a.wav"), "-o", str(out), "--hop-ms", "1e9") == 2
+
+
+def test_stream_never_writes_through_a_symlink_nor_removes_other_names(tmp_path, causal_dir,
+                                                                      capsys):
+    """A stem name that is a symlink (recorded by a report) is replaced as a link: the file it
+    points to was truncated and rewritten; a link to the input is refused (as in the batch
+    mode); a report that lists another file of the folder (``notes.txt``) never gets it
+    removed by ``--overwrite``."""
+    sf.write(tmp_path / "a.wav", tones(8000, 0.2, 1), 8000)
+    sf.write(tmp_path / "precious.wav", tones(8000, 0.1, 1), 8000)
+    before = (tmp_path / "precious.wav").read_bytes()
+    out = tmp_path / "out"
+    assert stream(causal_dir, str(tmp_path / "a.wav"), "-o", str(out)) == 0
+    report = json.loads((out / "a.json").read_text())
+    report["sources"].append({"output": 9, "file": "notes.txt"})
+    (out / "a.json").write_text(json.dumps(report))
+    (out / "notes.txt").write_text("mine")
+    (out / "a_s1.wav").unlink()
+    (out / "a_s1.wav").symlink_to(tmp_path / "a.wav")
+    assert stream(causal_dir, str(tmp_path / "a.wav"), "-o", str(out), "--overwrite") == 1
+    assert "written over the input" in capsys.readouterr().err
+    (out / "a_s1.wav").unlink()
+    (out / "a_s1.wav").symlink_to(tmp_path / "precious.wav")
+    assert stream(causal_dir, str(tmp_path / "a.wav"), "-o", str(out), "--overwrite") == 0
+    assert (tmp_path / "precious.wav").read_bytes() == before
+    assert not (out / "a_s1.wav").is_symlink() and sf.info(out / "a_s1.wav").frames == 1600
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_stream_fails_on_nan_model_output(tmp_path, causal_dir, capsys):
+    """A checkpoint of NaN weights loads; the batch mode said so, ``--stream`` wrote NaN
+    stems with status 0."""
+    import shutil
+
+    folder = tmp_path / "nan_model"
+    shutil.copytree(causal_dir, folder)
+    state = torch.load(folder / "separator.ckpt")
+    torch.save({k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+                for k, v in state.items()}, folder / "separator.ckpt")
+    sf.write(tmp_path / "a.wav", tones(8000, 0.2, 1), 8000)
+    assert stream(folder, str(tmp_path / "a.wav"), "-o", str(tmp_path / "out")) == 1
+    assert "returned NaN or Inf" in capsys.readouterr().err
+
+
+def test_overwrite_removes_a_stale_residual_link_not_its_target(tmp_path, model_dir):
+    """``--overwrite`` without ``--residual`` removes the earlier run's recorded residual;
+    when that name is now a symlink, the link goes, not the file it points to (it deleted
+    the target: an input or any user file)."""
+    sf.write(tmp_path / "a.wav", tones(16000, 0.3, 1), 16000)
+    sf.write(tmp_path / "precious.wav", tones(16000, 0.1, 1), 16000)
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "a.wav"), "-m", str(model_dir), "-o", str(out),
+                 "--residual"]) == 0
+    (out / "a_residual.wav").unlink()
+    (out / "a_residual.wav").symlink_to(tmp_path / "precious.wav")
+    assert main([str(tmp_path / "a.wav"), "-m", str(model_dir), "-o", str(out),
+                 "--overwrite"]) == 0
+    assert (tmp_path / "precious.wav").is_file() and not (out / "a_residual.wav").exists()
+
+
+def test_absurd_rates_are_refused_before_building_kernels(monkeypatch):
+    """A 2**31-1 Hz header: the chunk plan of the progress line built a 17-GB resampling
+    kernel before the rate check (gass-separate was killed by the OOM killer), and --plot's
+    spectrogram a 2**26-sample FFT."""
+    from gass_modules.inference import chunking
+    from gass_modules.inference.stems import PLOT_MAX_FFT, Spectrogram
+
+    def built(*args):
+        raise AssertionError(f"a resampling kernel was built for {args}")
+
+    monkeypatch.setattr(chunking, "cached_resampler", built)
+    with pytest.raises(ValueError, match="cannot resample 2147483647 Hz"):
+        chunking.plan_chunks(64, 2**31 - 1, 8000, 10.0, 0.25)
+    assert Spectrogram(64, 2**31 - 1, 4).n_fft == PLOT_MAX_FFT == 2**14
+
+
+def test_names_that_differ_in_case_only_clash(tmp_path):
+    """``A.wav`` and ``a.wav`` write the same stems on a case-insensitive file system
+    (macOS, Windows): the second is refused, as for ``a.wav`` and ``a.flac``."""
+    for name in ("A.wav", "a.wav"):
+        (tmp_path / name).write_bytes(b"")
+    jobs, errors = collect_inputs([str(tmp_path / "A.wav"), str(tmp_path / "a.wav")])
+    assert [p.name for p, _ in jobs] == ["A.wav"]
+    assert "would overwrite those of" in errors[0][1]
+
+
+def test_separate_file_does_not_allocate_a_header_length(tmp_path, model_dir):
+    """A FLAC whose STREAMINFO claims 2**36 - 1 samples: ``separate_file`` allocated them
+    (MemoryError, 256 GiB) before finding the file short; now a clear error."""
+    from gass_modules.inference.separator import GASSSeparator
+
+    sf.write(tmp_path / "s.flac", tones(8000, 0.5, 1), 8000, subtype="PCM_16")
+    data = bytearray((tmp_path / "s.flac").read_bytes())
+    value = int.from_bytes(data[18:26], "big") | ((1 << 36) - 1)  # total samples, 36 bits
+    data[18:26] = value.to_bytes(8, "big")
+    (tmp_path / "huge.flac").write_bytes(bytes(data))
+    assert sf.info(str(tmp_path / "huge.flac")).frames == (1 << 36) - 1
+    sep = GASSSeparator.from_hparams(source=model_dir, run_opts={"device": "cpu"})
+    with pytest.raises(ValueError, match="huge.flac"):
+        sep.separate_file(tmp_path / "huge.flac")
+
+
+def test_stream_refuses_batch_only_options(tmp_path, causal_dir, capsys):
+    """``--plot``, ``--residual``, ``--channels each``, ... did nothing with ``--stream``
+    (no plot, no residual, status 0); now a usage error naming them (status 2)."""
+    sf.write(tmp_path / "a.wav", tones(8000, 0.2, 1), 8000)
+    with pytest.raises(SystemExit) as stop:
+        stream(causal_dir, str(tmp_path / "a.wav"), "-o", str(tmp_path / "out"), "--plot",
+               "--residual", "--channels", "each")
+    assert stop.value.code == 2
+    assert "--plot, --residual, --channels each: not available with --stream" in (
+        capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_separate_batch_says_input_too_loud(model_dir):
+    """A 1e30 batch blamed the checkpoint ("the separator returned NaN or Inf ... check the
+    checkpoint"), as item 17 fixed for files: now "input too loud"."""
+    from gass_modules.inference.separator import GASSSeparator
+
+    sep = GASSSeparator.from_hparams(source=model_dir, run_opts={"device": "cpu"})
+    with pytest.raises(ValueError, match="input too loud"):
+        sep.separate_batch(torch.full((1, 800), 1e30))
+    assert torch.isfinite(sep.separate_batch(torch.full((1, 800), 0.5))).all()

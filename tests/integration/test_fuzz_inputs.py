@@ -342,3 +342,50 @@ def test_hostile_manifest_rows_end_in_a_clear_error(tmp_path):
                 continue
         assert all(manifest[i].frames >= 1 and manifest[i].sample_rate >= 1
                    for i in range(len(manifest))), row
+
+
+def test_hostile_model_folder_files_end_in_a_clear_error(fuzz_setup, tmp_path):
+    """#27, third probe: files of a model folder that are not what they say: a FIFO or
+    ``/dev/zero`` as the card or checkpoint (never opened: they would block or never end), a
+    folder, a UTF-16 card, an integer of 100,000 digits, and checkpoints that are pickles with
+    a ``__reduce__`` payload (``torch.load(weights_only=True)`` refuses them). Each ends in a
+    clear error naming the file, within seconds, and nothing runs."""
+    import os
+    import pickle
+    import shutil
+
+    model, _, _ = fuzz_setup
+    marker = tmp_path / "PWNED"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    card = (model / "hyperparams.yaml").read_text()
+
+    def special(name: str, make) -> None:
+        (folder / name).unlink()
+        make(folder / name)
+
+    cases = {
+        "fifo_card": lambda: special("hyperparams.yaml", os.mkfifo),
+        "zero_card": lambda: special("hyperparams.yaml", lambda p: p.symlink_to("/dev/zero")),
+        "zero_ckpt": lambda: special("separator.ckpt", lambda p: p.symlink_to("/dev/zero")),
+        "folder_ckpt": lambda: special("separator.ckpt", lambda p: p.mkdir()),
+        "utf16_card": lambda: (folder / "hyperparams.yaml").write_bytes(card.encode("utf-16")),
+        "huge_int": lambda: (folder / "hyperparams.yaml").write_text(
+            card + "x: " + "9" * 100_000 + "\n"),
+        "pickle_ckpt": lambda: (folder / "separator.ckpt").write_bytes(pickle.dumps(Payload())),
+        "torch_pickle_ckpt": lambda: torch.save({"w": Payload()}, folder / "separator.ckpt"),
+    }
+    for name, make in cases.items():
+        folder = tmp_path / name
+        shutil.copytree(model, folder)
+        make()
+        with time_limit(CASE_SECONDS, f"model folder {name}"):
+            with pytest.raises(ValueError) as err:
+                GASSSeparator.from_hparams(source=folder, run_opts={"device": "cpu"})
+        assert str(folder) in str(err.value), (name, err.value)
+        if name.endswith(("_card", "_ckpt")) and "pickle" not in name and "utf16" not in name:
+            assert "not a regular file" in str(err.value), (name, err.value)
+    assert not marker.exists()

@@ -97,3 +97,20 @@ def test_an_option_given_twice_is_a_usage_error(tmp_path, capsys):
         load_recipe([str(recipe), "--lr", "1", "--lr=2"])
     assert exit_info.value.code == 2
     assert "--lr given more than once" in capsys.readouterr().err
+
+
+def test_a_model_folder_is_never_an_output_folder(tmp_path):
+    """#27, third probe: ``--output_folder=<a model folder>`` (e.g. the one given as
+    ``--pretrained_path``) had SpeechBrain write the recipe over the folder's
+    ``hyperparams.yaml``: the model folder no longer loaded. Refused, nothing written."""
+    from gass_modules.model_folder.folder import save_model_folder
+    from gass_modules.training.recipe import load_recipe
+    from tests.doubles import ScaledCopies
+
+    recipe = tiny_recipe(tmp_path)
+    model = save_model_folder(ScaledCopies([0.5, 0.5], 8000), tmp_path / "model")
+    card = (model / "hyperparams.yaml").read_bytes()
+    with pytest.raises(RuntimeError, match="is a model folder .*another output_folder"):
+        load_recipe([str(recipe), f"--output_folder={model}"])
+    assert (model / "hyperparams.yaml").read_bytes() == card
+    assert sorted(p.name for p in model.iterdir()) == ["hyperparams.yaml", "separator.ckpt"]

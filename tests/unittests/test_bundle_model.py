@@ -145,3 +145,22 @@ def test_gass_mini_wrapper_keeps_its_command(tmp_path):
     assert (dest / "PROVENANCE.md").read_text().startswith("# GASS-mini: provenance")
     assert {p.name for p in dest.iterdir()} == {"hyperparams.yaml", "separator.ckpt",
                                                 "PROVENANCE.md"}
+
+
+def test_bundling_never_replaces_files_it_did_not_write(tmp_path, capsys):
+    """#27, third probe: ``--dest`` as the run's own model folder gave a SameFileError
+    traceback, a file a FileExistsError traceback, and a user's folder lost its
+    ``hyperparams.yaml``; each is refused with status 1 and nothing is written."""
+    run = _tiny_run(tmp_path, updates=10)
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "hyperparams.yaml").write_text("mine")
+    (tmp_path / "file").write_text("x")
+    command = "python train.py hparams/gass_base.yaml"
+    for dest, why in ((run / "model", "the run's own model folder"), (tmp_path / "file",
+                      "is a file"), (user, "holds files that no bundling wrote")):
+        assert bundle_model.main(["gass-base", str(run), "--command", command, "--dest",
+                                  str(dest)]) == 1
+        assert why in capsys.readouterr().err
+    assert (user / "hyperparams.yaml").read_text() == "mine"
+    assert sorted(p.name for p in user.iterdir()) == ["hyperparams.yaml"]

@@ -277,3 +277,17 @@ def test_unknown_categories_and_clips_in_two_splits_warn(tmp_path, caplog):
         GASSMixer(train, {"foreground_categories": ["speech", "sfx"], "duration": 1.0,
                           "sample_rate": 8000})
     assert "categories the scenario does not use" in caplog.text and "'speach': 1" in caplog.text
+
+
+def test_make_manifest_never_writes_over_a_scanned_file(tmp_path, tools, capsys):
+    """#27, third probe: ``--out`` naming a scanned audio file replaced it with the csv, and a
+    folder gave an IsADirectoryError traceback; both are usage errors now (status 2)."""
+    root = tmp_path / "corpus"
+    root.mkdir()
+    sf.write(root / "song.wav", np.full((800, 1), 0.1, np.float32), 8000)
+    before = (root / "song.wav").read_bytes()
+    for out in (root / "song.wav", root):
+        with pytest.raises(SystemExit) as stop:
+            tools("make_manifest").main([str(root), "--category", "music", "--out", str(out)])
+        assert stop.value.code == 2 and "--out must name a .csv file" in capsys.readouterr().err
+    assert (root / "song.wav").read_bytes() == before

@@ -229,6 +229,36 @@ def test_shard_urls_file_http_pipe(corpus):
         ShardIndex.load(f"http://127.0.0.1:{port}/{INDEX_NAME}")  # server gone: unreachable
 
 
+def test_an_index_cannot_run_a_command(tmp_path):
+    """#27, third probe: an ``index.json`` is data (fetched over http, shared on a server),
+    yet a shard url ``pipe:touch ...`` in it ran in a shell when the shards were opened
+    (``make_shards.py verify``, training); and a url with ``;`` extended the user's own pipe
+    template. Both are refused; the user's pipe templates and paths still work."""
+    import json
+
+    from gass_modules.dataio.shard_index import resolve_url
+
+    marker = tmp_path / "PWNED"
+    rows = [{"url": f"pipe:touch {marker}", "category": "a", "clips": 1, "seconds": 1.0,
+             "bytes": 1},
+            {"url": f"a-0.tar; touch {marker}", "category": "a", "clips": 1, "seconds": 1.0,
+             "bytes": 1}]
+    for row in rows:
+        (tmp_path / INDEX_NAME).write_text(json.dumps({"format": "gass-shards",
+                                                       "shards": [row]}))
+        with pytest.raises(ShardError, match="never a pipe: command"):
+            ShardIndex.load(tmp_path)
+    with pytest.raises(ShardError, match="cannot go into the template"):
+        resolve_url(f"a.tar;touch {marker}", "pipe:cat /data/{url}")
+    assert not marker.exists()
+    assert resolve_url("a/a-000000.tar", "pipe:cat /d/{url}") == "pipe:cat /d/a/a-000000.tar"
+    for url in ("a/a-000000.tar", "/data/x/a-1.tar", "https://h.org:8080/s/a-1.tar",
+                "file:///data/a-1.tar"):
+        (tmp_path / INDEX_NAME).write_text(json.dumps({"format": "gass-shards", "shards": [
+            {"url": url, "category": "a", "clips": 1, "seconds": 1.0, "bytes": 1}]}))
+        assert ShardIndex.load(tmp_path).shards[0].url == url
+
+
 def test_shard_bad_shards_are_skipped_counted_and_named(corpus, tmp_path, caplog):
     folder, manifest, index = corpus
     import shutil

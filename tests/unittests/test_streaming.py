@@ -281,9 +281,11 @@ def test_gass_separate_stream_writes_stems_from_a_file_and_from_stdin(tmp_path, 
     monkeypatch.setattr(sys, "stdin", type("Stdin", (), {"buffer": io.BytesIO(pcm)})())
     assert main(["-", "--stream", "--model", str(folder), "--out", str(out)]) == 0
     assert sf.info(out / "stdin_s1.wav").frames == 4000
-    # existing stems without --overwrite: that input fails (status 1), nothing is replaced
+    # a done input without --overwrite: skipped (status 0, #27 item 13), nothing is replaced
+    before = (out / "a_s1.wav").read_bytes()
     assert main([str(tmp_path / "a.wav"), "--stream", "--model", str(folder), "--out",
-                 str(out)]) == 1
+                 str(out)]) == 0
+    assert (out / "a_s1.wav").read_bytes() == before
     save_model_folder(causal_model(causal=False), tmp_path / "offline")
     assert main([str(tmp_path / "a.wav"), "--stream", "--model", str(tmp_path / "offline"),
                  "--out", str(out)]) == 2

@@ -310,6 +310,10 @@ def fetch_model_file(filename: str, source: str, savedir: str | os.PathLike | No
                                 f"{_HPARAMS} and {_CHECKPOINT}") from err
     if not path.is_file():
         what = "separator checkpoint" if filename == _CHECKPOINT else filename
+        if path.exists():  # a FIFO or /dev/zero would block or never end: not opened
+            raise ValueError(f"{what} {path} (fetched from {source}) is not a regular file (a "
+                             "folder, FIFO or device); a model folder holds the files "
+                             f"{_HPARAMS} and {_CHECKPOINT}")
         raise FileNotFoundError(f"{what} not found: {path} (fetched from {source}); a model "
                                 f"folder holds {_HPARAMS} and {_CHECKPOINT}")
     return path

@@ -126,19 +126,44 @@ def test_shard_verify_round_trip_and_corruption(corpus, tmp_path):
 
 # ---------------------------------------------------------------------------- shard source
 def test_shard_mixer_uses_the_file_mixers_rules(tmp_path):
-    """One clip per category and fixed roles: the shard mixer draws the file mixer's mixture."""
+    """One clip per category and fixed roles: the shard mixer makes the file mixer's draws.
+
+    Crops as long as the clips (start 0 either way): the file mixer's mixture, bit for bit.
+    Shorter crops: the shard mixer's crop starts are drawn when a clip enters its buffer, so
+    they differ, and everything else (categories, gains, clips) is the file mixer's; each
+    target is the file's audio at the shard crop's start, at the drawn level (closed form).
+    """
     manifest = make_corpus(tmp_path / "wav", per_category=1)
     index = write_shards(manifest, tmp_path / "shards")
     scenario = {**SCENARIO, "foreground_categories": ["speech"],
                 "background_categories": ["sfx"], "background_prob": 1.0,
                 "num_sources_probs": [0, 1, 0, 0]}
-    files = GASSMixer(manifest, scenario)
+    whole = {**scenario, "duration": 0.5}  # the clips' length
+    files = GASSMixer(manifest, whole)
     shards = ShardMixer(index, files.scenario, buffer_size=2)
     for seed in range(4):
         a, b = files.draw(mixture_rng(seed)), shards.draw(mixture_rng(seed))
         assert np.array_equal(a.targets, b.targets) and np.array_equal(a.mix, b.mix)
         assert a.categories == b.categories and a.gains_db == b.gains_db
         assert shards.last_ids == ["speech-0", "sfx-0"]
+    files = GASSMixer(manifest, scenario)
+    shards = ShardMixer(index, files.scenario, buffer_size=2)
+    audio = {c: sf.read(tmp_path / "wav" / f"{c}-0.wav", dtype="float32")[0]
+             for c in ("speech", "sfx")}
+    size, ref = files.scenario.num_samples, files.scenario.reference_db
+    starts = set()
+    for seed in range(4):
+        a, b = files.draw(mixture_rng(seed)), shards.draw(mixture_rng(seed))
+        assert a.categories == b.categories and a.gains_db == b.gains_db
+        assert shards.last_ids == ["speech-0", "sfx-0"] and a.scale == b.scale == 1.0
+        for slot, (category, start, gain) in enumerate(zip(b.categories, b.starts, b.gains_db)):
+            x = audio[category][start:start + size]
+            level = 10 * np.log10(np.mean(x.astype(np.float64) ** 2))
+            np.testing.assert_allclose(b.targets[:, slot], x * 10 ** ((ref + gain - level) / 20),
+                                       rtol=1e-5, atol=1e-7)
+            starts.add((category, start))
+        np.testing.assert_array_equal(b.mix, b.targets.sum(1))
+    assert len(starts) > 4  # crops drawn anew for each clip entering the buffer
 
 
 def test_shard_stream_deterministic_and_split_over_ranks(corpus, monkeypatch):

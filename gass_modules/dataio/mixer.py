@@ -187,8 +187,8 @@ def finish_crop(data: np.ndarray, start: int, first: int, rate: int, scenario: S
 
     Example
     -------
-    >>> x, offset = finish_crop(np.ones((3, 2), np.float32), 0, 0, 8000,
-    ...                         Scenario(sample_rate=8000, duration=0.001), np.random.default_rng(0))
+    >>> x, offset = finish_crop(np.ones((3, 2), np.float32), 0, 0, 8000, Scenario(
+    ...     sample_rate=8000, duration=0.001), np.random.default_rng(0))
     >>> x.tolist(), 0 <= offset <= 5
     ([1.0, 1.0, 1.0], True)
     """

@@ -13,7 +13,8 @@ How the sources flow, per category of the scenario that the shard index holds:
    WebDataset's ``split_by_node`` and ``split_by_worker`` (each shard to exactly one reader:
    no clip is read twice in a pass), or, with ``resampled=True``, drawn with replacement by
    WebDataset's ``ResampledShards`` (deterministic, seeded per reader). Shards are read with
-   ``webdataset.tarfile_to_samples`` from paths, ``file://``, ``http(s)://`` or ``pipe:`` urls.
+   :func:`~gass_modules.dataio.shards.shard_samples` (WebDataset's opener and grouping) from
+   paths, ``file://``, ``http(s)://`` or ``pipe:`` urls.
 2. **Shuffle buffers.** Each category keeps a buffer of clips (about ``buffer_size /
    categories`` each); the mixer draws a source by picking a random buffer slot, preferring a
    group (speaker, song) not yet in the mixture, and the slot is refilled from the stream

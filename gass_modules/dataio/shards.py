@@ -375,12 +375,17 @@ def shard_samples(url: str) -> Iterator[dict]:
     stream = wds.gopen(url)
     try:
         seekable = getattr(stream, "seekable", None)
-        if not (seekable and seekable()):
+        tar = None
+        if seekable and seekable():
+            try:
+                tar = tarfile.open(fileobj=stream, mode="r:")
+            except tarfile.ReadError:  # compressed (.tar.gz) or no tar: WebDataset's reader
+                stream.seek(0)
+        if tar is None:
             yield from wds.tariterators.group_by_keys(
                 wds.tariterators.tar_file_expander([{"url": url, "stream": stream}],
                                                    eof_value=None))
             return
-        tar = tarfile.open(fileobj=stream, mode="r:*")
         yield from wds.tariterators.group_by_keys(_members(tar, url))
     finally:
         stream.close()

@@ -18,12 +18,15 @@ import torch
 
 from gass_modules.dataio.manifest import Manifest
 from gass_modules.dataio.mixer import GASSMixer, mixture_rng
+from gass_modules.dataio.scenario import Scenario
+from gass_modules.dataio.shard_crops import BufferedClip, wav_frames
 from gass_modules.dataio.shard_source import CategoryStream, ShardMixer, ShardMixtureStream
 from gass_modules.dataio.shards import (
     INDEX_NAME,
     PARTIAL_NAME,
     ShardError,
     ShardIndex,
+    shard_samples,
     verify_shards,
     write_shards,
 )
@@ -374,3 +377,68 @@ def test_shard_resampled_streams_deterministic_per_rank(corpus, monkeypatch):
                                             buffer_size=4, resampled=True))
         assert len(items) == 3
     assert plans[0] != plans[1]
+
+
+def test_shard_crops_decode_as_soundfile(tmp_path):
+    """The buffered crops of a clip equal soundfile's float32 read of the same frames, bit for
+    bit, through the WAV fast path (16/32-bit integer, float, stereo, extensible) and through
+    soundfile (24-bit WAV, FLAC, Ogg); only the crops' frames are kept."""
+    rng = np.random.default_rng(0)
+    audio = rng.uniform(-1, 1, (3000, 2)).astype(np.float32)
+    cases = [("WAV", "PCM_16", 1, True), ("WAV", "PCM_32", 1, True), ("WAV", "FLOAT", 2, True),
+             ("WAV", "PCM_16", 2, True), ("WAVEX", "PCM_16", 2, True),
+             ("WAV", "PCM_24", 1, False), ("FLAC", "PCM_16", 2, False),
+             ("FLAC", "PCM_24", 1, False), ("OGG", "VORBIS", 1, False)]
+    spans = [(100, 90, 700), (2000, 1990, 2600)]
+    for fmt, subtype, channels, fast in cases:
+        path = tmp_path / f"x-{fmt}-{subtype}-{channels}.{fmt.lower()}"
+        sf.write(path, audio[:, :channels], RATE, format=fmt, subtype=subtype)
+        data = path.read_bytes()
+        assert (wav_frames(data) is not None) == fast, (fmt, subtype)
+        clip = BufferedClip({"id": "x", "frames": 3000}, data, (0, 0, 0), spans)
+        assert clip.kept_frames == 2600 - 90
+        for k, (_, first, last) in enumerate(spans):
+            ref, _ = sf.read(path, start=first, frames=last - first, dtype="float32",
+                             always_2d=True)
+            assert np.array_equal(clip.crop(k), ref), (fmt, subtype, channels)
+    assert wav_frames(b"RIFF\x04\x00\x00\x00WAVE") is None  # no fmt / data chunk
+    truncated = (tmp_path / "x-WAV-PCM_16-1.wav").read_bytes()[:1000]  # fewer frames than said
+    clip = BufferedClip({"id": "x", "frames": 3000}, truncated, (0, 0, 0), spans)
+    assert clip.crop(1).shape[0] == 0  # what soundfile reads: none (the mixer raises)
+
+
+def test_shard_buffers_hold_crops_not_clips(corpus, tmp_path):
+    """A clip in a buffer keeps the frames of its crops only (crops_per_clip of them), and
+    a stream's mixtures do not depend on the decoding path (fast WAV vs FLAC shards)."""
+    folder, manifest, index = corpus
+    kwargs = dict(scenario=SCENARIO, seed=9, batch_size=2, batches_per_epoch=3, buffer_size=6)
+    wav, flac = (write_shards(manifest, tmp_path / codec, codec=codec)  # one shard each
+                 for codec in ("original", "flac"))
+    assert_same_items(items_of(ShardMixtureStream(flac, **kwargs)),
+                      items_of(ShardMixtureStream(wav, **kwargs)))
+    size = Scenario.coerce(SCENARIO).num_samples  # 2000 of the clips' 4000 frames
+    for crops in (1, 2):
+        mixer = ShardMixer(index, Scenario.coerce(SCENARIO), buffer_size=6, crops_per_clip=crops)
+        for i in range(4):
+            mixer.draw(mixture_rng(0, i))
+        clips = [c for b in mixer.buffers.values() for c in b]
+        assert clips and all(len(c.spans) == crops for c in clips)
+        assert all(c.kept_frames <= min(crops * size, RATE // 2) for c in clips)
+        assert all(c.kept_frames == size for c in clips) if crops == 1 else True
+
+
+def test_shard_samples_random_access_equals_webdatasets_reader(corpus, tmp_path):
+    """Seekable shards are read by tarfile's random-access mode, streams and compressed
+    shards by WebDataset's reader: the same samples either way."""
+    import gzip
+
+    import webdataset as wds
+
+    folder, manifest, index = corpus
+    url = str(folder / "shards" / index.shards[0].url)
+    ref = list(wds.tarfile_to_samples()([{"url": url}]))
+    (tmp_path / "s.tar.gz").write_bytes(gzip.compress(Path(url).read_bytes()))
+    for other in (url, f"pipe:cat {url}", str(tmp_path / "s.tar.gz")):
+        got = list(shard_samples(other))
+        assert [{k: v for k, v in s.items() if k != "__url__"} for s in got] == [
+            {k: v for k, v in s.items() if k != "__url__"} for s in ref]

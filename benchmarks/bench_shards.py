@@ -17,7 +17,8 @@
    metadata only, no tar exists): a fresh process loads ``index.json``, builds the stream and
    plans its first pass as rank 3 of 8 ranks with 4 workers; wall time and memory.
 
-Thread CPU time is used for rates (the machine is shared); the load average is printed.
+Thread CPU time is used for rates (the machine is shared; best of three interleaved rounds);
+the load average is printed.
 
 Usage: ``.venv/bin/python benchmarks/bench_shards.py`` (about 3 minutes; ``--quick`` for a
 smoke run). Prints markdown tables.
@@ -117,12 +118,16 @@ def bench_throughput(tmp: Path, quick: bool) -> str:
         for p in manifest.paths.tolist():
             Path(p).read_bytes()  # warm page cache for both
         scenario = Scenario(sample_rate=out, duration=6.0, num_sources_probs=[0, 0, 0, 1])
-        files = rate_of(GASSMixer(manifest, scenario).draw, n)
+        file_mixer = GASSMixer(manifest, scenario)
         shard_mixer = ShardMixer(ShardIndex.load(folder / "shards"), scenario, buffer_size=30)
-        shards = rate_of(shard_mixer.draw, n)
-        reuse = rate_of(ShardMixer(ShardIndex.load(folder / "shards"), scenario, buffer_size=30,
-                                   crops_per_clip=2).draw, n)
-        remixed = remix_rate(shard_mixer, n)
+        reuse_mixer = ShardMixer(ShardIndex.load(folder / "shards"), scenario, buffer_size=30,
+                                 crops_per_clip=2)
+        files = shards = reuse = remixed = 0.0
+        for _ in range(3):  # best of three rounds, interleaved (a shared machine)
+            files = max(files, rate_of(file_mixer.draw, n))
+            shards = max(shards, rate_of(shard_mixer.draw, n))
+            reuse = max(reuse, rate_of(reuse_mixer.draw, n))
+            remixed = max(remixed, remix_rate(shard_mixer, n))
         lines.append(f"| {name} | {files:.0f}/s | {shards:.0f}/s | {shards / files:.2f}× | "
                      f"{reuse:.0f}/s | {reuse / files:.2f}× | {remixed:.0f}/s | "
                      f"{remixed / files:.2f}× |")
@@ -172,11 +177,13 @@ def worker_memory(index_path: Path, rate: int, buffer_size: int = 1000) -> dict:
                                 buffer_size=buffer_size)
     loader = stream.make_loader(num_workers=1)
     it = iter(loader)
-    for _ in range(5):
+    uss = rss = 0
+    for batches in range(1, 61):  # the largest of samples after 5 to 60 batches (full buffers)
         next(it)
-    worker = psutil.Process().children()[0]
-    uss = worker.memory_full_info().uss
-    rss = worker.memory_info().rss
+        if batches % 5 == 0:
+            worker = psutil.Process().children()[0]
+            uss = max(uss, worker.memory_full_info().uss)
+            rss = max(rss, worker.memory_info().rss)
     del it
     index = ShardIndex.load(index_path)
     per_clip = sum(s.bytes for s in index.shards) / index.num_clips

@@ -263,8 +263,7 @@ class ShardMixer(GASSMixer):
                 continue
             stream.load_state(saved)
             positions = [tuple(p[:3]) for p in saved["buffer"]]
-            found = {p: self._buffered(code, e)
-                     for p, e in stream.read_positions(positions).items()}
+            found = stream.read_positions(positions, lambda e, c=code: self._buffered(c, e))
             for p in saved["buffer"]:  # crops already taken from each buffered clip
                 if tuple(p[:3]) in found:
                     found[tuple(p[:3])].uses = int(p[3]) if len(p) > 3 else 0

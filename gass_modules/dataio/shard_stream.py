@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import webdataset as wds
@@ -188,18 +188,22 @@ class CategoryStream:
             self._pass_clips += 1
             return entry
 
-    def read_positions(self, positions: Sequence[tuple[int, int, int]]) -> dict:
+    def read_positions(self, positions: Sequence[tuple[int, int, int]],
+                       keep: Callable[[Entry], object] | None = None) -> dict:
         """Re-reads the clips at given stream positions (a resumed buffer).
 
         Arguments
         ---------
         positions : sequence of (pass, shard, sample)
             Stream positions.
+        keep : callable, optional
+            What to keep of each clip, applied as it is read (e.g. its crops: then the whole
+            clips are never all in memory at once); default the :class:`Entry` itself.
 
         Returns
         -------
         dict
-            ``{position: Entry}`` for the clips that could be read.
+            ``{position: keep(Entry)}`` for the clips that could be read.
         """
         wanted: dict[tuple[int, int], set[int]] = {}
         for p, s, k in positions:
@@ -211,7 +215,8 @@ class CategoryStream:
                 for k, sample in enumerate(shard_samples(url)):
                     if k in samples:
                         record, audio, _ = read_record(sample, url)
-                        found[(p, s, k)] = Entry(record, audio, (p, s, k))
+                        entry = Entry(record, audio, (p, s, k))
+                        found[(p, s, k)] = entry if keep is None else keep(entry)
                     if k >= max(samples):
                         break
             except Exception as err:

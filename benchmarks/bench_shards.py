@@ -170,46 +170,75 @@ def bench_read(tmp: Path) -> str:
     return "\n".join(lines)
 
 
+def loader_worker_uss(loader, batches: int = 60) -> dict:
+    """USS and RSS of a loader's one worker: after 5 batches, and the largest of samples taken
+    every 5 batches up to ``batches`` (a forked worker's own pages grow as it runs: copies of
+    the parent's pages it writes to, and its heap)."""
+    it = iter(loader)
+    out = {"uss5": 0, "uss": 0, "rss": 0}
+    for done in range(1, batches + 1):
+        next(it)
+        if done % 5 == 0:
+            worker = psutil.Process().children()[0]
+            uss = worker.memory_full_info().uss
+            out["uss5"] = out["uss5"] or uss
+            out["uss"] = max(out["uss"], uss)
+            out["rss"] = max(out["rss"], worker.memory_info().rss)
+    del it
+    return out
+
+
 def worker_memory(index_path: Path, rate: int, buffer_size: int = 1000) -> dict:
-    """USS of one loader worker after its buffers are full, and of the parent."""
+    """One shard loader worker's memory (:func:`loader_worker_uss`) and what its buffer holds."""
     scenario = {"sample_rate": rate, "duration": 6.0}
     stream = ShardMixtureStream(index_path, scenario, batch_size=4, batches_per_epoch=10**6,
                                 buffer_size=buffer_size)
-    loader = stream.make_loader(num_workers=1)
-    it = iter(loader)
-    uss = rss = 0
-    for batches in range(1, 61):  # the largest of samples after 5 to 60 batches (full buffers)
-        next(it)
-        if batches % 5 == 0:
-            worker = psutil.Process().children()[0]
-            uss = max(uss, worker.memory_full_info().uss)
-            rss = max(rss, worker.memory_info().rss)
-    del it
+    out = loader_worker_uss(stream.make_loader(num_workers=1))
     index = ShardIndex.load(index_path)
-    per_clip = sum(s.bytes for s in index.shards) / index.num_clips
-    return {"uss": uss, "rss": rss, "clip_bytes": per_clip}
+    mixer = ShardMixer(index, stream.scenario, buffer_size=buffer_size)  # the same buffers
+    for i in range(20):
+        mixer.draw(mixture_rng(0, i))
+    held = sum(c.frames.nbytes for b in mixer.buffers.values() for c in b)
+    return {**out, "held": held, "clip_bytes": sum(s.bytes for s in index.shards) / index.num_clips}
+
+
+def file_worker_memory(manifest: Manifest, rate: int) -> dict:
+    """The same measure for a file-mixer loader worker (``MixtureStream``, no buffer)."""
+    from speechbrain.dataio.batch import PaddedBatch
+
+    from gass_modules.dataio.mixture_sets import MixtureStream
+
+    stream = MixtureStream(GASSMixer(manifest, {"sample_rate": rate, "duration": 6.0}),
+                           epoch_size=10**6)
+    return loader_worker_uss(torch.utils.data.DataLoader(stream, batch_size=4, num_workers=1,
+                                                         collate_fn=PaddedBatch))
 
 
 def bench_memory(tmp: Path, quick: bool) -> str:
     """Table 3: memory per loader worker with a 1,000-clip buffer."""
-    lines = ["| corpus (shards) | mean clip in shard | worker USS | worker RSS |",
-             "|---|---|---|---|"]
+    lines = ["| corpus | mean clip in shard | buffer holds (crops) | worker USS after 5 batches "
+             "| largest worker USS, 5-60 batches | largest worker RSS |",
+             "|---|---|---|---|---|---|"]
     cases = []
     if DEMO.is_file():
         demo = tmp / "demo-shards"
         if not (demo / "index.json").exists():
             write_shards(load_manifest(DEMO), demo, max_bytes=64_000_000, codec="flac")
-        cases.append(("GASS-mini full-8000, FLAC (3,074 clips)", demo, 8000))
+        cases.append(("GASS-mini full-8000, FLAC shards (3,074 clips)", demo, 8000))
     pool = tmp / "pool16-1200"
     if not (pool / "shards" / "index.json").exists():
         manifest = write_pool(pool / "wav", 300 if quick else 1200, 10.0, 16000)
         write_shards(manifest, pool / "shards", max_bytes=64_000_000)
-    cases.append((f"synthetic 10-s 16-kHz wav ({300 if quick else 1200} clips)",
-                  pool / "shards", 16000))
+    count = len(list((pool / "wav").glob("*.wav")))
+    cases.append((f"synthetic 10-s 16-kHz wav shards ({count} clips)", pool / "shards", 16000))
     for name, path, rate in cases:
         m = worker_memory(path, rate)
-        lines.append(f"| {name} | {m['clip_bytes'] / 1e3:.0f} kB | {m['uss'] / 2**20:.0f} MiB |"
+        lines.append(f"| {name} | {m['clip_bytes'] / 1e3:.0f} kB | {m['held'] / 2**20:.0f} MiB |"
+                     f" {m['uss5'] / 2**20:.0f} MiB | {m['uss'] / 2**20:.0f} MiB |"
                      f" {m['rss'] / 2**20:.0f} MiB |")
+    m = file_worker_memory(_pool(pool / "wav", 16000), 16000)
+    lines.append(f"| the same wav files, file mixer (no buffer) | – | – | {m['uss5'] / 2**20:.0f} "
+                 f"MiB | {m['uss'] / 2**20:.0f} MiB | {m['rss'] / 2**20:.0f} MiB |")
     return "\n".join(lines)
 
 

@@ -122,13 +122,94 @@ def rms_db(x: np.ndarray) -> float:
     return 10.0 * math.log10(power) if power > 0 else -math.inf
 
 
+def crop_span(frames: int, rate: int, scenario: Scenario,
+              rng: np.random.Generator) -> tuple[int, int, int]:
+    """The frames a random crop of a clip needs (the first half of :func:`crop_clip`): its
+    ``start``, on a multiple of the rate ratio's period, and ``[first, last)`` with the
+    resampler's context (none at the scenario's rate).
+
+    Arguments
+    ---------
+    frames : int
+        The clip's length in frames.
+    rate : int
+        Its sample rate in Hz.
+    scenario : Scenario
+        Gives the output rate and length ``T``.
+    rng : numpy.random.Generator
+        Source of the start (one draw when the clip is longer than the crop).
+
+    Returns
+    -------
+    tuple of int
+        ``(start, first, last)`` in the clip's frames.
+
+    Example
+    -------
+    >>> crop_span(800, 8000, Scenario(sample_rate=8000, duration=0.2), np.random.default_rng(0))
+    (0, 0, 800)
+    """
+    if rate == scenario.sample_rate:
+        a, b, margin = 1, 1, 0
+    else:
+        a, b, margin = _resample_margin(rate, scenario.sample_rate)
+    need = math.ceil(scenario.num_samples * a / b)  # source frames covering T output samples
+    if frames < need:
+        return 0, 0, frames
+    start = a * int(rng.integers((frames - need) // a + 1))
+    return start, max(0, start - margin), min(frames, start + need + margin)
+
+
+def finish_crop(data: np.ndarray, start: int, first: int, rate: int, scenario: Scenario,
+                rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """A crop's decoded frames as a mixer source: mono, at the scenario's rate, placed (the
+    second half of :func:`crop_clip`, after :func:`crop_span` and decoding).
+
+    Arguments
+    ---------
+    data : numpy.ndarray
+        ``[n, C]`` float32 frames ``first..first + n`` of the clip.
+    start, first : int
+        The crop's first frame and that of ``data`` (``start >= first``).
+    rate : int
+        The clip's sample rate in Hz.
+    scenario : Scenario
+        Gives the output rate and length ``T``.
+    rng : numpy.random.Generator
+        Source of the placement of a crop shorter than ``T``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[L]`` float32 samples, ``1 <= L <= T``.
+    int
+        Output sample where the crop goes.
+
+    Example
+    -------
+    >>> x, offset = finish_crop(np.ones((3, 2), np.float32), 0, 0, 8000, Scenario(
+    ...     sample_rate=8000, duration=0.001), np.random.default_rng(0))
+    >>> x.tolist(), 0 <= offset <= 5
+    ([1.0, 1.0, 1.0], True)
+    """
+    out_len, out_rate = scenario.num_samples, scenario.sample_rate
+    x = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)  # [n]
+    if rate != out_rate:
+        a, b, _ = _resample_margin(rate, out_rate)
+        y = resample(torch.from_numpy(np.ascontiguousarray(x)), rate, out_rate)
+        skip = (start - first) // a * b
+        x = y.numpy()[skip:skip + out_len]
+    x = x[:out_len]
+    offset = int(rng.integers(out_len - len(x) + 1)) if len(x) < out_len else 0
+    return np.ascontiguousarray(x, dtype=np.float32), offset
+
+
 def crop_clip(source, frames: int, rate: int, scenario: Scenario,
               rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
     """Reads a random crop of one clip, mono, at the scenario's rate (what a mixer source is).
 
     The rules of :meth:`GASSMixer.read_crop`, for any file or file-like object that
-    ``soundfile`` reads (a path of the file mixer, the bytes of a shard member in a
-    ``BytesIO``): only the crop plus the resampler's context is decoded.
+    ``soundfile`` reads: :func:`crop_span`, a read of only those frames, :func:`finish_crop`.
 
     Arguments
     ---------
@@ -163,32 +244,14 @@ def crop_clip(source, frames: int, rate: int, scenario: Scenario,
     >>> x.shape, start, 0 <= offset <= 800, float(x[0])
     ((800,), 0, True, 0.5)
     """
-    sc = scenario
-    out_len = sc.num_samples
-    if rate == sc.sample_rate:
-        a, b, margin = 1, 1, 0
-    else:
-        a, b, margin = _resample_margin(rate, sc.sample_rate)
-    need = math.ceil(out_len * a / b)  # source frames covering T output samples
-    if frames >= need:
-        start = a * int(rng.integers((frames - need) // a + 1))
-        first = max(0, start - margin)
-        last = min(frames, start + need + margin)
-    else:
-        start, first, last = 0, 0, frames
+    start, first, last = crop_span(frames, rate, scenario, rng)
     data, _ = sf.read(source, start=first, frames=last - first, dtype="float32",
                       always_2d=True)  # [n, C]
     if data.shape[0] == 0:
         raise ValueError(f"expected audio frames {first}..{last} in {source}, read none; "
                          "the manifest or shard record does not match the audio: rebuild it")
-    x = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)  # [n]
-    if rate != sc.sample_rate:
-        y = resample(torch.from_numpy(np.ascontiguousarray(x)), rate, sc.sample_rate)
-        skip = (start - first) // a * b
-        x = y.numpy()[skip:skip + out_len]
-    x = x[:out_len]
-    offset = int(rng.integers(out_len - len(x) + 1)) if len(x) < out_len else 0
-    return np.ascontiguousarray(x, dtype=np.float32), start, offset
+    x, offset = finish_crop(data, start, first, rate, scenario, rng)
+    return x, start, offset
 
 
 # ------------------------------------------------------------------------------------ mixer
@@ -553,5 +616,5 @@ def mixture_rng(seed: int, *keys: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), *map(int, keys)]))
 
 
-__all__ = ["ITEM_KEYS", "GASSMixer", "Mixture", "crop_clip",
+__all__ = ["ITEM_KEYS", "GASSMixer", "Mixture", "crop_clip", "crop_span", "finish_crop",
            "mixture_rng", "resample", "rms_db", "role_tables"]

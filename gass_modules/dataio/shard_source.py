@@ -13,14 +13,21 @@ How the sources flow, per category of the scenario that the shard index holds:
    WebDataset's ``split_by_node`` and ``split_by_worker`` (each shard to exactly one reader:
    no clip is read twice in a pass), or, with ``resampled=True``, drawn with replacement by
    WebDataset's ``ResampledShards`` (deterministic, seeded per reader). Shards are read with
-   ``webdataset.tarfile_to_samples`` from paths, ``file://``, ``http(s)://`` or ``pipe:`` urls.
-2. **Shuffle buffers.** Each category keeps a buffer of clips (their encoded bytes, about
-   ``buffer_size / categories`` each); the mixer draws a source by picking a random buffer slot,
-   preferring a group (speaker, song) not yet in the mixture, and the slot is refilled from the
-   stream (WebDataset's shuffle, one buffer per category). Each clip read gives one source.
+   :func:`~gass_modules.dataio.shards.shard_samples` (WebDataset's opener and grouping) from
+   paths, ``file://``, ``http(s)://`` or ``pipe:`` urls.
+2. **Shuffle buffers.** Each category keeps a buffer of clips (about ``buffer_size /
+   categories`` each); the mixer draws a source by picking a random buffer slot, preferring a
+   group (speaker, song) not yet in the mixture, and the slot is refilled from the stream
+   (WebDataset's shuffle, one buffer per category). Each clip read gives ``crops_per_clip``
+   sources. A clip's crop starts are drawn when it enters the buffer, from a generator seeded
+   by ``(seed, category, rank, worker, stream position)``, and only the frames of its crops are
+   decoded and kept (:class:`~gass_modules.dataio.shard_crops.BufferedClip`; PCM WAV by a numpy
+   view, other codecs by soundfile): a buffer holds crops, not whole clips.
 3. **The GASS mixer.** Number of sources, roles, categories, gains, silent-crop redraws, the
    anti-clipping rescale: :meth:`GASSMixer.draw` itself, whose clip choice and crop reading are
-   those of the buffers here (a crop is decoded from the buffered bytes, only its frames).
+   those of the buffers here. The mixture's generator makes the same draws as the file
+   mixer's (the crop-start draw included, unused), so with the same clips and crop starts a
+   shard mixture is the file mixer's bit for bit (``tests/unittests/test_shards.py``).
 
 Determinism and resume: item ``i`` of batch ``b`` of epoch ``e`` on rank ``r`` is drawn with a
 generator seeded from ``(seed, e, r, b, i)``; batch ``b`` is made by stream slot ``b mod W``.
@@ -40,7 +47,6 @@ Authors
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
@@ -53,8 +59,15 @@ import numpy as np
 import torch
 from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
 
-from gass_modules.dataio.mixer import GASSMixer, crop_clip, mixture_rng, role_tables
+from gass_modules.dataio.mixer import (
+    GASSMixer,
+    crop_span,
+    finish_crop,
+    mixture_rng,
+    role_tables,
+)
 from gass_modules.dataio.scenario import Scenario
+from gass_modules.dataio.shard_crops import BufferedClip
 from gass_modules.dataio.shard_loader import ShardLoader
 from gass_modules.dataio.shard_stream import CategoryStream, Entry, reader_info
 from gass_modules.dataio.shards import ShardError, ShardIndex
@@ -62,6 +75,7 @@ from gass_modules.dataio.shards import ShardError, ShardIndex
 logger = logging.getLogger(__name__)
 
 _SHARD_STREAM = 2  # first seed key (0: eval items, 1: file-mixer training items)
+_CROP_STREAM = 4  # first seed key of the crop starts drawn at buffer insertion (3: remixes)
 
 
 class _BufferView:
@@ -69,12 +83,12 @@ class _BufferView:
 
     def __init__(self, categories: tuple[str, ...]) -> None:
         self.categories = categories
-        self.table: dict[int, Entry] = {}
+        self.table: dict[int, tuple[BufferedClip, int]] = {}  # handle -> (clip, its crop)
         self.ids = self  # ``ids[clip]``
 
     def __getitem__(self, clip: int):
-        entry = self.table[clip]
-        return _ClipName(entry.record["id"], entry.record.get("source", entry.record["id"]))
+        record = self.table[clip][0].record
+        return _ClipName(record["id"], record.get("source", record["id"]))
 
 
 class _ClipName(NamedTuple):
@@ -89,9 +103,9 @@ class ShardMixer(GASSMixer):
     """:class:`GASSMixer` whose sources come from per-category shard streams and buffers.
 
     ``draw`` is the file mixer's own; only the choice of a clip (a random slot of the
-    category's buffer, refilled from the stream) and the crop reading (from the buffered bytes)
-    differ. Built inside the process that reads (a dataloader worker), by
-    :class:`ShardMixtureStream`.
+    category's buffer, refilled from the stream) and the crop reading (crops drawn and decoded
+    when the clip entered the buffer) differ. Built inside the process that reads (a
+    dataloader worker), by :class:`ShardMixtureStream`.
 
     Arguments
     ---------
@@ -144,7 +158,9 @@ class ShardMixer(GASSMixer):
                                              index.urls_of(categories[code], shard_base),
                                              seed, resampled) for code in used}
         self.capacity = max(1, math.ceil(buffer_size / len(used)))
-        self.buffers: dict[int, list[Entry]] = {code: [] for code in used}
+        self.buffers: dict[int, list[BufferedClip]] = {code: [] for code in used}
+        self._seed = int(seed)
+        self._reader = reader_info()[:3]  # rank, world size, worker (its stream slot)
         self._next_handle = 0
         self.last_ids: list[str] = []
 
@@ -153,10 +169,23 @@ class ShardMixer(GASSMixer):
         for stream in self.streams.values():
             stream.check_readers()
 
-    def _fill(self, code: int) -> list[Entry]:
+    def _buffered(self, code: int, entry: Entry) -> BufferedClip:
+        """A clip entering its buffer: its crop starts drawn (seeded by its stream position,
+        so a resumed buffer re-reads the same crops) and only their frames decoded."""
+        record = entry.record
+        rng = mixture_rng(self._seed, _CROP_STREAM, self.streams[code].key, *self._reader,
+                          *entry.position)
+        spans = [crop_span(int(record["frames"]), int(record["sample_rate"]), self.scenario,
+                           rng) for _ in range(self.crops_per_clip)]
+        return BufferedClip(record, entry.audio, entry.position, spans)
+
+    def _next(self, code: int) -> BufferedClip:
+        return self._buffered(code, self.streams[code].next_clip())
+
+    def _fill(self, code: int) -> list[BufferedClip]:
         buffer = self.buffers[code]
         while len(buffer) < self.capacity:
-            buffer.append(self.streams[code].next_clip())
+            buffer.append(self._next(code))
         return buffer
 
     def _choose_clip(self, code: int, rng: np.random.Generator, used: list[int],
@@ -166,28 +195,39 @@ class ShardMixer(GASSMixer):
         (refilled from the stream) after ``crops_per_clip`` crops or when already in this
         mixture."""
         buffer = self._fill(code)
-        taken = {self.manifest.table[c].record["group"] for c in used}
-        mine = {id(self.manifest.table[c]) for c in used}
+        taken = {self.manifest.table[c][0].record["group"] for c in used}
+        mine = {id(self.manifest.table[c][0]) for c in used}
         for _ in range(8):
             slot = int(rng.random() * len(buffer))  # as Manifest.draw: same draws
             if buffer[slot].record["group"] not in taken and id(buffer[slot]) not in mine:
                 break
         if id(buffer[slot]) in mine:  # one source per clip and mixture: evict it for the next
-            buffer[slot] = self.streams[code].next_clip()
+            buffer[slot] = self._next(code)
         entry = buffer[slot]
+        crop = entry.uses
         entry.uses += 1
         if entry.uses >= self.crops_per_clip:
-            buffer[slot] = self.streams[code].next_clip()
+            buffer[slot] = self._next(code)
         handle = self._next_handle
         self._next_handle += 1
-        self.manifest.table[handle] = entry
+        self.manifest.table[handle] = (entry, crop)
         return handle
 
     def read_crop(self, clip: int, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
-        """A random crop of a buffered clip (:func:`crop_clip` on its bytes)."""
-        record = self.manifest.table[clip].record
-        return crop_clip(io.BytesIO(self.manifest.table[clip].audio), int(record["frames"]),
-                         int(record["sample_rate"]), self.scenario, rng)
+        """The next crop of a buffered clip (drawn and decoded when it entered the buffer)."""
+        entry, k = self.manifest.table[clip]
+        rate = int(entry.record["sample_rate"])
+        # the file mixer's crop-start draw, made and unused: the mixture's other draws (gains,
+        # categories, placements) stay those of the file mixer for the same generator
+        crop_span(int(entry.record["frames"]), rate, self.scenario, rng)
+        start, first, last = entry.spans[k]
+        data = entry.crop(k)  # [n, C]
+        if data.shape[0] == 0:
+            raise ValueError(f"expected audio frames {first}..{last} in clip "
+                             f"{entry.record['id']!r} of a shard, read none; the shard record "
+                             "does not match the audio: rewrite the shard (tools/make_shards.py)")
+        x, offset = finish_crop(data, start, first, rate, self.scenario, rng)
+        return x, start, offset
 
     def draw(self, rng: np.random.Generator):
         """One mixture (:meth:`GASSMixer.draw`); its clips leave the buffers.
@@ -197,7 +237,7 @@ class ShardMixer(GASSMixer):
         """
         try:
             mixture = super().draw(rng)
-            self.last_ids = [self.manifest.table[c].record["id"] for c in mixture.clips]
+            self.last_ids = [self.manifest.table[c][0].record["id"] for c in mixture.clips]
             return mixture
         finally:
             self.manifest.table.clear()
@@ -223,7 +263,7 @@ class ShardMixer(GASSMixer):
                 continue
             stream.load_state(saved)
             positions = [tuple(p[:3]) for p in saved["buffer"]]
-            found = stream.read_positions(positions)
+            found = stream.read_positions(positions, lambda e, c=code: self._buffered(c, e))
             for p in saved["buffer"]:  # crops already taken from each buffered clip
                 if tuple(p[:3]) in found:
                     found[tuple(p[:3])].uses = int(p[3]) if len(p) > 3 else 0

@@ -3,8 +3,9 @@
 :class:`CategoryStream` reads the clips of one category from its WebDataset shards: each pass
 permutes the shards (seeded by seed, category and pass) and splits them over ranks and workers
 with WebDataset's ``split_by_node`` and ``split_by_worker`` (or draws them with
-``ResampledShards``), reads them with ``tarfile_to_samples``, skips a bad shard with a warning
-and a count, and can stop and continue at any clip (its state is pass, shard and sample).
+``ResampledShards``), reads them with :func:`~gass_modules.dataio.shards.shard_samples`
+(WebDataset's opener and sample grouping), skips a bad shard with a warning and a count, and
+can stop and continue at any clip (its state is pass, shard and sample).
 
 Authors
  * gass developers 2026
@@ -14,14 +15,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import webdataset as wds
 
-from gass_modules.dataio.shards import ShardError, explain, read_record
+from gass_modules.dataio.shards import ShardError, explain, read_record, shard_samples
 
 logger = logging.getLogger(__name__)
 
@@ -139,11 +139,7 @@ class CategoryStream:
     def _open(self) -> Iterator:
         """Samples of the current shard from the current sample on."""
         url = self._order[self.shard]
-        # WebDataset opens local shards with Python's default 8 kB buffer, and its tar reader
-        # asks for 10 kB at a time: a 1 MB buffer (its GOPEN_BUFFER setting) reads shards
-        # ~20 % faster per core (benchmarks/bench_shards.py). A user's own setting wins.
-        os.environ.setdefault("GOPEN_BUFFER", str(1 << 20))
-        samples = wds.tarfile_to_samples()([{"url": url}])
+        samples = shard_samples(url)
         for _ in range(self.sample):  # resume inside a shard: skip what was consumed
             next(samples)
         return samples
@@ -192,18 +188,22 @@ class CategoryStream:
             self._pass_clips += 1
             return entry
 
-    def read_positions(self, positions: Sequence[tuple[int, int, int]]) -> dict:
+    def read_positions(self, positions: Sequence[tuple[int, int, int]],
+                       keep: Callable[[Entry], object] | None = None) -> dict:
         """Re-reads the clips at given stream positions (a resumed buffer).
 
         Arguments
         ---------
         positions : sequence of (pass, shard, sample)
             Stream positions.
+        keep : callable, optional
+            What to keep of each clip, applied as it is read (e.g. its crops: then the whole
+            clips are never all in memory at once); default the :class:`Entry` itself.
 
         Returns
         -------
         dict
-            ``{position: Entry}`` for the clips that could be read.
+            ``{position: keep(Entry)}`` for the clips that could be read.
         """
         wanted: dict[tuple[int, int], set[int]] = {}
         for p, s, k in positions:
@@ -212,10 +212,11 @@ class CategoryStream:
         for (p, s), samples in sorted(wanted.items()):
             url = self.shards_of_pass(p)[s]
             try:
-                for k, sample in enumerate(wds.tarfile_to_samples()([{"url": url}])):
+                for k, sample in enumerate(shard_samples(url)):
                     if k in samples:
                         record, audio, _ = read_record(sample, url)
-                        found[(p, s, k)] = Entry(record, audio, (p, s, k))
+                        entry = Entry(record, audio, (p, s, k))
+                        found[(p, s, k)] = entry if keep is None else keep(entry)
                     if k >= max(samples):
                         break
             except Exception as err:

@@ -18,12 +18,15 @@ import torch
 
 from gass_modules.dataio.manifest import Manifest
 from gass_modules.dataio.mixer import GASSMixer, mixture_rng
+from gass_modules.dataio.scenario import Scenario
+from gass_modules.dataio.shard_crops import BufferedClip, wav_frames
 from gass_modules.dataio.shard_source import CategoryStream, ShardMixer, ShardMixtureStream
 from gass_modules.dataio.shards import (
     INDEX_NAME,
     PARTIAL_NAME,
     ShardError,
     ShardIndex,
+    shard_samples,
     verify_shards,
     write_shards,
 )
@@ -126,19 +129,44 @@ def test_shard_verify_round_trip_and_corruption(corpus, tmp_path):
 
 # ---------------------------------------------------------------------------- shard source
 def test_shard_mixer_uses_the_file_mixers_rules(tmp_path):
-    """One clip per category and fixed roles: the shard mixer draws the file mixer's mixture."""
+    """One clip per category and fixed roles: the shard mixer makes the file mixer's draws.
+
+    Crops as long as the clips (start 0 either way): the file mixer's mixture, bit for bit.
+    Shorter crops: the shard mixer's crop starts are drawn when a clip enters its buffer, so
+    they differ, and everything else (categories, gains, clips) is the file mixer's; each
+    target is the file's audio at the shard crop's start, at the drawn level (closed form).
+    """
     manifest = make_corpus(tmp_path / "wav", per_category=1)
     index = write_shards(manifest, tmp_path / "shards")
     scenario = {**SCENARIO, "foreground_categories": ["speech"],
                 "background_categories": ["sfx"], "background_prob": 1.0,
                 "num_sources_probs": [0, 1, 0, 0]}
-    files = GASSMixer(manifest, scenario)
+    whole = {**scenario, "duration": 0.5}  # the clips' length
+    files = GASSMixer(manifest, whole)
     shards = ShardMixer(index, files.scenario, buffer_size=2)
     for seed in range(4):
         a, b = files.draw(mixture_rng(seed)), shards.draw(mixture_rng(seed))
         assert np.array_equal(a.targets, b.targets) and np.array_equal(a.mix, b.mix)
         assert a.categories == b.categories and a.gains_db == b.gains_db
         assert shards.last_ids == ["speech-0", "sfx-0"]
+    files = GASSMixer(manifest, scenario)
+    shards = ShardMixer(index, files.scenario, buffer_size=2)
+    audio = {c: sf.read(tmp_path / "wav" / f"{c}-0.wav", dtype="float32")[0]
+             for c in ("speech", "sfx")}
+    size, ref = files.scenario.num_samples, files.scenario.reference_db
+    starts = set()
+    for seed in range(4):
+        a, b = files.draw(mixture_rng(seed)), shards.draw(mixture_rng(seed))
+        assert a.categories == b.categories and a.gains_db == b.gains_db
+        assert shards.last_ids == ["speech-0", "sfx-0"] and a.scale == b.scale == 1.0
+        for slot, (category, start, gain) in enumerate(zip(b.categories, b.starts, b.gains_db)):
+            x = audio[category][start:start + size]
+            level = 10 * np.log10(np.mean(x.astype(np.float64) ** 2))
+            np.testing.assert_allclose(b.targets[:, slot], x * 10 ** ((ref + gain - level) / 20),
+                                       rtol=1e-5, atol=1e-7)
+            starts.add((category, start))
+        np.testing.assert_array_equal(b.mix, b.targets.sum(1))
+    assert len(starts) > 4  # crops drawn anew for each clip entering the buffer
 
 
 def test_shard_stream_deterministic_and_split_over_ranks(corpus, monkeypatch):
@@ -379,3 +407,68 @@ def test_shard_resampled_streams_deterministic_per_rank(corpus, monkeypatch):
                                             buffer_size=4, resampled=True))
         assert len(items) == 3
     assert plans[0] != plans[1]
+
+
+def test_shard_crops_decode_as_soundfile(tmp_path):
+    """The buffered crops of a clip equal soundfile's float32 read of the same frames, bit for
+    bit, through the WAV fast path (16/32-bit integer, float, stereo, extensible) and through
+    soundfile (24-bit WAV, FLAC, Ogg); only the crops' frames are kept."""
+    rng = np.random.default_rng(0)
+    audio = rng.uniform(-1, 1, (3000, 2)).astype(np.float32)
+    cases = [("WAV", "PCM_16", 1, True), ("WAV", "PCM_32", 1, True), ("WAV", "FLOAT", 2, True),
+             ("WAV", "PCM_16", 2, True), ("WAVEX", "PCM_16", 2, True),
+             ("WAV", "PCM_24", 1, False), ("FLAC", "PCM_16", 2, False),
+             ("FLAC", "PCM_24", 1, False), ("OGG", "VORBIS", 1, False)]
+    spans = [(100, 90, 700), (2000, 1990, 2600)]
+    for fmt, subtype, channels, fast in cases:
+        path = tmp_path / f"x-{fmt}-{subtype}-{channels}.{fmt.lower()}"
+        sf.write(path, audio[:, :channels], RATE, format=fmt, subtype=subtype)
+        data = path.read_bytes()
+        assert (wav_frames(data) is not None) == fast, (fmt, subtype)
+        clip = BufferedClip({"id": "x", "frames": 3000}, data, (0, 0, 0), spans)
+        assert clip.kept_frames == 2600 - 90
+        for k, (_, first, last) in enumerate(spans):
+            ref, _ = sf.read(path, start=first, frames=last - first, dtype="float32",
+                             always_2d=True)
+            assert np.array_equal(clip.crop(k), ref), (fmt, subtype, channels)
+    assert wav_frames(b"RIFF\x04\x00\x00\x00WAVE") is None  # no fmt / data chunk
+    truncated = (tmp_path / "x-WAV-PCM_16-1.wav").read_bytes()[:1000]  # fewer frames than said
+    clip = BufferedClip({"id": "x", "frames": 3000}, truncated, (0, 0, 0), spans)
+    assert clip.crop(1).shape[0] == 0  # what soundfile reads: none (the mixer raises)
+
+
+def test_shard_buffers_hold_crops_not_clips(corpus, tmp_path):
+    """A clip in a buffer keeps the frames of its crops only (crops_per_clip of them), and
+    a stream's mixtures do not depend on the decoding path (fast WAV vs FLAC shards)."""
+    folder, manifest, index = corpus
+    kwargs = dict(scenario=SCENARIO, seed=9, batch_size=2, batches_per_epoch=3, buffer_size=6)
+    wav, flac = (write_shards(manifest, tmp_path / codec, codec=codec)  # one shard each
+                 for codec in ("original", "flac"))
+    assert_same_items(items_of(ShardMixtureStream(flac, **kwargs)),
+                      items_of(ShardMixtureStream(wav, **kwargs)))
+    size = Scenario.coerce(SCENARIO).num_samples  # 2000 of the clips' 4000 frames
+    for crops in (1, 2):
+        mixer = ShardMixer(index, Scenario.coerce(SCENARIO), buffer_size=6, crops_per_clip=crops)
+        for i in range(4):
+            mixer.draw(mixture_rng(0, i))
+        clips = [c for b in mixer.buffers.values() for c in b]
+        assert clips and all(len(c.spans) == crops for c in clips)
+        assert all(c.kept_frames <= min(crops * size, RATE // 2) for c in clips)
+        assert all(c.kept_frames == size for c in clips) if crops == 1 else True
+
+
+def test_shard_samples_random_access_equals_webdatasets_reader(corpus, tmp_path):
+    """Seekable shards are read by tarfile's random-access mode, streams and compressed
+    shards by WebDataset's reader: the same samples either way."""
+    import gzip
+
+    import webdataset as wds
+
+    folder, manifest, index = corpus
+    url = str(folder / "shards" / index.shards[0].url)
+    ref = list(wds.tarfile_to_samples()([{"url": url}]))
+    (tmp_path / "s.tar.gz").write_bytes(gzip.compress(Path(url).read_bytes()))
+    for other in (url, f"pipe:cat {url}", str(tmp_path / "s.tar.gz")):
+        got = list(shard_samples(other))
+        assert [{k: v for k, v in s.items() if k != "__url__"} for s in got] == [
+            {k: v for k, v in s.items() if k != "__url__"} for s in ref]

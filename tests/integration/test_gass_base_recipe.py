@@ -60,7 +60,8 @@ def test_a_folder_that_does_not_fit_is_an_error(tmp_path):
     assert brain.calls == []
 
 
-@pytest.mark.parametrize("yaml_path", sorted((GASS / "hparams").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("yaml_path", sorted((GASS / "hparams").glob("*.yaml")),
+                         ids=lambda p: p.name)
 def test_every_gass_recipe_yaml_takes_evaluate_model_folder(yaml_path):
     """``--evaluate_model_folder=FOLDER`` works with every GASS recipe yaml, not only GASS-base's:
     hyperpyyaml refuses an override of a key the yaml lacks (GASS-mini's yaml lacked it, so the

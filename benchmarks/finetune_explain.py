@@ -396,6 +396,9 @@ def explain(out: Path, tasks: dict[str, tuple[int, bool]], pretrained: Path,
         manifests, audio = out / "data" / task / "manifests", out / "data" / task / "audio"
         models = [("pre-trained (update 0)", pretrained, "train"),
                   ("pre-trained (update 0)", pretrained, "test")]
+        reordered = out / "pretrained-ordered" / task  # bench_finetune --ordered-start
+        if (reordered / "separator.ckpt").is_file():
+            models.append(("pre-trained, outputs reordered (update 0)", reordered, "train"))
         for mode in ("finetuned", "finetuned_ordered", "scratch"):
             models += [(f"{mode} {p.parent.name.rsplit('seed', 1)[1]} (end)", p, "test")
                        for p in sorted(runs.glob(f"{task}-{mode}-seed*/model"))
@@ -431,14 +434,19 @@ def explain(out: Path, tasks: dict[str, tuple[int, bool]], pretrained: Path,
                 lines.append(f"| {mode} | {seeds} | " + " | ".join(
                     _mean_std(curve[u][:, 1]) if u in curve else "" for u in steps) + " |")
         lines.append("")
-    start = torch.load(pretrained / "separator.ckpt", map_location="cpu")
-    lines += ["#### Weight movement: ||w_end - w_pretrained|| / ||w_pretrained|| per module "
-              "(scratch: its trained weights against the pre-trained ones, the distance of an "
-              "unrelated solution; tensors of different shape left out)", ""]
+    lines += ["#### Weight movement: ||w_end - w_start|| / ||w_start|| per module, w_start the "
+              "weights the run started from (finetuned_ordered: the reordered ones; scratch: "
+              "the pre-trained ones, the distance of an unrelated solution; tensors of "
+              "different shape left out)", ""]
     table: dict[str, list[float]] = {}
     groups: list[str] = []
     for task in tasks:
         for mode in ("finetuned", "finetuned_ordered", "scratch"):
+            origin = (out / "pretrained-ordered" / task if mode == "finetuned_ordered"
+                      else pretrained)
+            if not (origin / "separator.ckpt").is_file():
+                continue
+            start = torch.load(origin / "separator.ckpt", map_location="cpu")
             for ckpt in sorted(runs.glob(f"{task}-{mode}-seed*/model/separator.ckpt")):
                 if not re.fullmatch(rf"{task}-{mode}-seed\d+", ckpt.parent.parent.name):
                     continue

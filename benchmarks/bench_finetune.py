@@ -40,9 +40,17 @@ Usage::
     .venv/bin/python benchmarks/bench_finetune.py [--tasks speech music events]
         [--seeds 1234 2024] [--updates 1000] [--long-updates 4000] [--long-tasks music]
         [--jobs 2] [--model gass-mini|gass-base] [--out results/finetune]
+        [--ordered-start music] [--explain]
 
 ``--model gass-base`` runs the same tasks at 16 kHz with GASS-base (once it is bundled) and its
 card.
+
+``--ordered-start music`` adds ``finetuned_ordered`` cells: fine-tuned from the pre-trained
+model with its outputs renumbered to where it puts each stem at the start (a control for
+fixed-order tasks, whose loss wants output ``k`` = stem ``k`` while GASS models are trained with
+PIT). ``--explain`` then writes ``<out>/explain.md`` (``finetune_explain.py``): the pre-trained
+model's output order on the fixed-order tasks, the learning curves with the start at update 0,
+and how far fine-tuning moved each module.
 
 Authors
  * gass developers 2026

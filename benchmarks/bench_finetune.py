@@ -40,9 +40,17 @@ Usage::
     .venv/bin/python benchmarks/bench_finetune.py [--tasks speech music events]
         [--seeds 1234 2024] [--updates 1000] [--long-updates 4000] [--long-tasks music]
         [--jobs 2] [--model gass-mini|gass-base] [--out results/finetune]
+        [--ordered-start music] [--explain]
 
 ``--model gass-base`` runs the same tasks at 16 kHz with GASS-base (once it is bundled) and its
 card.
+
+``--ordered-start music`` adds ``finetuned_ordered`` cells: fine-tuned from the pre-trained
+model with its outputs renumbered to where it puts each stem at the start (a control for
+fixed-order tasks, whose loss wants output ``k`` = stem ``k`` while GASS models are trained with
+PIT). ``--explain`` then writes ``<out>/explain.md`` (``finetune_explain.py``): the pre-trained
+model's output order on the fixed-order tasks, the learning curves with the start at update 0,
+and how far fine-tuning moved each module.
 
 Authors
  * gass developers 2026
@@ -68,6 +76,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import build_demo_corpus  # noqa: E402
+import finetune_explain  # noqa: E402
 from recipe_runs import fmt, run_recipe  # noqa: E402
 
 from gass_modules.dataio.benchmarks import BenchmarkExample, write_manifests  # noqa: E402
@@ -288,12 +297,14 @@ def _summary(path: Path) -> dict[str, float]:
 
 
 def run(task: str, mode: str, seed: int, manifests: Path, out: Path, updates: int,
-        base_updates: int | None = None) -> dict:
-    """One cell: ``scratch``, ``no_tuning`` or ``finetuned`` on ``task`` with ``seed``.
+        base_updates: int | None = None, source: Path | None = None) -> dict:
+    """One cell: ``scratch``, ``no_tuning``, ``finetuned`` or ``finetuned_ordered`` on ``task``.
 
     Cells with another budget than ``base_updates`` get their own run folder
-    (``<task>-<mode>-seed<seed>-<updates>u``). Returns the summary's metrics, the costs and,
-    for fine-tuned cells, ``transferred`` (the share of values loaded from GASS-mini).
+    (``<task>-<mode>-seed<seed>-<updates>u``). ``finetuned_ordered`` fine-tunes from
+    ``source`` (the pre-trained folder with its outputs reordered, ``--ordered-start``).
+    Returns the summary's metrics, the costs and, for fine-tuned cells, ``transferred`` (the
+    share of values loaded from GASS-mini).
     """
     t = TASKS[task]
     recipe = ROOT / "recipes" / t.recipe / "separation"
@@ -308,10 +319,12 @@ def run(task: str, mode: str, seed: int, manifests: Path, out: Path, updates: in
            "--valid_segment_seconds=null", "--batch_size=4", "--num_workers=1",
            "--number_of_epochs=10000", f"--optimizer_step_limit={updates}", "--noprogressbar",
            *(o.format(rate=RATE) for o in t.overrides)]
-    model = bundled_model_folder(MODEL)
+    model = source if mode == "finetuned_ordered" else bundled_model_folder(MODEL)
+    if model is None:
+        raise ValueError(f"{mode} needs the reordered model folder (source=)")
     if mode != "scratch":
         cmd.append(f"--pretrained_path={model}")
-    if mode == "finetuned":  # the recipe's fine-tuning schedule, over this budget
+    if mode.startswith("finetuned"):  # the recipe's fine-tuning schedule, over this budget
         cmd.append(f"--finetune_updates={updates}")
     if mode == "no_tuning":
         cmd.append("--no_tuning=True")
@@ -323,7 +336,30 @@ def run(task: str, mode: str, seed: int, manifests: Path, out: Path, updates: in
     return {**_summary(done), **costs, "transferred": moved}
 
 
+def ordered_start(task: str, manifests: Path, out: Path) -> Path:
+    """The pre-trained model folder with output ``k`` = where it puts stem ``k`` at the start.
+
+    Where the model puts each stem of the task's training mixtures before any training
+    (``finetune_explain.output_slots``), each stem's most frequent output made its slot
+    (``finetune_explain.slot_order``): a fine-tuning start whose output order already suits
+    a fixed-order task (``<out>/pretrained-ordered/<task>``; ``order.json`` records it).
+    """
+    dest = out / "pretrained-ordered" / task
+    if (dest / "order.json").is_file():
+        return dest
+    source = bundled_model_folder(MODEL)
+    slots = finetune_explain.output_slots(finetune_explain.load_separator(source),
+                                          manifests / "train.csv", manifests.parent / "audio",
+                                          len(TASKS[task].stems), RATE)
+    order = finetune_explain.slot_order(slots["slots"])
+    finetune_explain.reorder_outputs(source, order, dest)
+    (dest / "order.json").write_text(json.dumps({"order": order,
+                                                 "slots": slots["slots"].tolist()}))
+    return dest
+
+
 Cell = tuple[str, str, int, int]  # task, mode, seed, updates
+MODES = ("scratch", "no_tuning", "finetuned", "finetuned_ordered")  # table order
 
 
 def cells_in_order(tasks: Sequence[str], seeds: Sequence[int], updates: int,
@@ -394,9 +430,7 @@ def format_tables(results: dict[Cell, dict | str], tasks: Sequence[str]) -> str:
         lines += [f"#### {task} ({t.recipe} recipe)", "", "| " + " | ".join(head) + " |",
                   "|" + "---|" * len(head)]
         for (tk, mode, seed, updates), r in sorted(
-                results.items(), key=lambda kv: (kv[0][3], ("scratch", "no_tuning",
-                                                            "finetuned").index(kv[0][1]),
-                                                 kv[0][2])):
+                results.items(), key=lambda kv: (kv[0][3], MODES.index(kv[0][1]), kv[0][2])):
             if tk != task:
                 continue
             if isinstance(r, str):
@@ -438,12 +472,20 @@ def main(argv: list[str] | None = None) -> int:
                              "tasks' and the scratch runs')")
     parser.add_argument("--out", type=Path, default=None,
                         help="default: results/finetune (gass-mini), results/finetune-<model>")
+    parser.add_argument("--ordered-start", nargs="*", default=[], choices=list(TASKS),
+                        help="also fine-tune these tasks from the model with its outputs "
+                             "reordered to where it puts each stem at the start "
+                             "(finetuned_ordered cells)")
+    parser.add_argument("--explain", action="store_true",
+                        help="then measure why the start helps or not (finetune_explain.py): "
+                             "output order, learning curves, weight movement")
     args = parser.parse_args(argv)
     global MODEL, RATE, CARD  # the module's settings for run() and build_task()
     MODEL = args.model
     RATE, CARD = MODELS[MODEL]
     if args.out is None:
         args.out = ROOT / "results" / ("finetune" if MODEL == "gass-mini" else f"finetune-{MODEL}")
+    args.out = args.out.resolve()  # the recipes run in their own folders (cwd)
     corpus = build_demo_corpus.build("full", sample_rate=RATE)
     held = Manifest.concat([Manifest.from_csv(corpus.manifests[s]) for s in ("valid", "test")])
     train_groups, test_groups = split_groups(held)
@@ -451,6 +493,9 @@ def main(argv: list[str] | None = None) -> int:
     manifests = {t: build_task(t, held, groups, args.out / "data" / t) for t in args.tasks}
     cells = cells_in_order(args.tasks, args.seeds, args.updates, args.long_updates,
                            args.long_tasks)
+    ordered = {t: ordered_start(t, manifests[t], args.out) for t in args.ordered_start
+               if t in args.tasks}
+    cells += [(t, "finetuned_ordered", s, args.updates) for s in args.seeds for t in ordered]
     kinds = {k: sum(1 for g in groups[s] if g.startswith(k + "/"))
              for s in groups for k in ("speech", "music", "sfx")}
     heading = (f"Downstream tasks from the GASS-mini corpus' held-out groups ({RATE} Hz), "
@@ -466,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     table = args.out / "table.md"
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = {pool.submit(run, c[0], c[1], c[2], manifests[c[0]], args.out, c[3],
-                               args.updates): c for c in cells}
+                               args.updates, ordered.get(c[0])): c for c in cells}
         for future in as_completed(futures):
             cell = futures[future]
             try:
@@ -477,6 +522,12 @@ def main(argv: list[str] | None = None) -> int:
                              + format_tables(results, args.tasks))
     print(heading)
     print(format_tables(results, args.tasks))
+    if args.explain:
+        report = finetune_explain.explain(
+            args.out, {t: (len(TASKS[t].stems), t == "music") for t in args.tasks},
+            bundled_model_folder(MODEL), RATE, SIZES["train"] // 4)  # batch 4 (run())
+        (args.out / "explain.md").write_text(report)
+        print(report)
     return 0 if all(isinstance(r, dict) for r in results.values()) else 1
 
 

@@ -84,6 +84,7 @@ from gass_modules.dataio.manifest import Manifest  # noqa: E402
 from gass_modules.dataio.mixer import GASSMixer  # noqa: E402
 from gass_modules.dataio.mixture_sets import export_eval_set  # noqa: E402
 from gass_modules.model_folder.pretrained import bundled_model_folder  # noqa: E402
+from gass_modules.training.output_order import slot_order  # noqa: E402
 
 # The pre-trained model (--model): its rate and its card (recipes/GASS/separation/hparams/
 # gass_mini.yaml, gass_base.yaml), so every tensor but the output layer transfers; the recipes
@@ -341,8 +342,9 @@ def ordered_start(task: str, manifests: Path, out: Path) -> Path:
 
     Where the model puts each stem of the task's training mixtures before any training
     (``finetune_explain.output_slots``), each stem's most frequent output made its slot
-    (``finetune_explain.slot_order``): a fine-tuning start whose output order already suits
-    a fixed-order task (``<out>/pretrained-ordered/<task>``; ``order.json`` records it).
+    (``gass_modules.training.output_order.slot_order``): a fine-tuning start whose output
+    order already suits a fixed-order task (``<out>/pretrained-ordered/<task>``;
+    ``order.json`` records it).
     """
     dest = out / "pretrained-ordered" / task
     if (dest / "order.json").is_file():
@@ -351,7 +353,7 @@ def ordered_start(task: str, manifests: Path, out: Path) -> Path:
     slots = finetune_explain.output_slots(finetune_explain.load_separator(source),
                                           manifests / "train.csv", manifests.parent / "audio",
                                           len(TASKS[task].stems), RATE)
-    order = finetune_explain.slot_order(slots["slots"])
+    order = slot_order(slots["slots"])
     finetune_explain.reorder_outputs(source, order, dest)
     (dest / "order.json").write_text(json.dumps({"order": order,
                                                  "slots": slots["slots"].tolist()}))

@@ -216,44 +216,11 @@ def weight_movement(start: dict[str, torch.Tensor], end: dict[str, torch.Tensor]
     return out
 
 
-def slot_order(slots: np.ndarray) -> list[int]:
-    """The output to put first, second, ...: each stem's most frequent output, all distinct.
-
-    The assignment of stems to outputs that keeps the most mixtures on their output
-    (``gass_modules.losses.best_permutation`` on the counts); the outputs no stem gets follow
-    in their order, for the surplus slots.
-
-    Arguments
-    ---------
-    slots : numpy.ndarray
-        ``[K, S]`` counts from :func:`output_slots` (``K <= S`` stems).
-
-    Returns
-    -------
-    list of int
-        ``order[k]``: the output that becomes output ``k``.
-
-    Example
-    -------
-    >>> slot_order(np.array([[0, 9, 9, 2], [0, 10, 7, 3], [0, 1, 4, 15]]))
-    [2, 1, 3, 0]
-    """
-    stems, outputs = slots.shape
-    if stems > outputs:
-        raise ValueError(f"{stems} stems cannot take distinct outputs of {outputs}")
-    cost = torch.zeros(1, outputs, outputs, dtype=torch.float64)
-    cost[0, :stems] = -torch.as_tensor(slots, dtype=torch.float64)
-    chosen = best_permutation(cost)[0, :stems].tolist()
-    return chosen + [j for j in range(outputs) if j not in chosen]
-
-
-def reorder_outputs(folder: Path, order: Sequence[int], dest: Path,
-                    layer: str = "masker.mask.1") -> Path:
+def reorder_outputs(folder: Path, order: Sequence[int], dest: Path) -> Path:
     """A copy of a model folder whose output ``k`` is the source's output ``order[k]``.
 
-    The output layer's rows are grouped by source (``[S * C, ...]``, source-major, as
-    TDANet's masker lays them out), so permuting those groups permutes the outputs and
-    changes nothing else.
+    ``Separator.permute_outputs`` renumbers the output layer's rows per source, which changes
+    nothing else.
 
     Arguments
     ---------
@@ -263,8 +230,6 @@ def reorder_outputs(folder: Path, order: Sequence[int], dest: Path,
         A permutation of the outputs.
     dest : pathlib.Path
         The new folder (created; its files replaced).
-    layer : str
-        The output layer's name in the checkpoint (``<layer>.weight``, ``<layer>.bias``).
 
     Returns
     -------
@@ -286,30 +251,17 @@ def reorder_outputs(folder: Path, order: Sequence[int], dest: Path,
     >>> reorder_outputs(src, [0, 0, 1, 2], getfixture("tmp_path") / "bad")
     Traceback (most recent call last):
     ...
-    ValueError: order must be a permutation of 0..3, got [0, 0, 1, 2]
+    ValueError: order must be a permutation of 0..3 (one entry per output), got [0, 0, 1, 2]
     """
     import shutil
 
-    state = torch.load(Path(folder) / "separator.ckpt", map_location="cpu")
-    names = [f"{layer}.weight", f"{layer}.bias"]
-    missing = [n for n in names if n not in state]
-    if missing:
-        raise KeyError(f"{folder} has no {missing}; pass the output layer's name as layer=")
-    order = list(order)
-    if sorted(order) != list(range(len(order))):
-        raise ValueError(f"order must be a permutation of 0..{len(order) - 1}, got {order}")
-    for name in names:
-        tensor = state[name]
-        if tensor.shape[0] % len(order):
-            raise ValueError(f"{name} has {tensor.shape[0]} rows, not a multiple of "
-                             f"{len(order)} outputs")
-        grouped = tensor.reshape(len(order), -1, *tensor.shape[1:])  # [S, C, ...]
-        state[name] = grouped[order].reshape(tensor.shape).clone()
+    separator = load_separator(folder)
+    separator.permute_outputs(order)  # the output layer's rows, per source (the lobe knows how)
     dest.mkdir(parents=True, exist_ok=True)
     for item in Path(folder).iterdir():
         if item.is_file() and item.name != "separator.ckpt":
             shutil.copy(item, dest / item.name)
-    torch.save(state, dest / "separator.ckpt")
+    torch.save(separator.state_dict(), dest / "separator.ckpt")
     return dest
 
 

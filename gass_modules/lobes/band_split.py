@@ -29,6 +29,7 @@ from gass_modules.lobes.parts.band_layers import BAND_NORMS, BandSplit, MaskEsti
 from gass_modules.lobes.parts.bands import band_bins
 from gass_modules.lobes.parts.blocks import ISTFTDecoder, STFTEncoder, apply_complex_masks
 from gass_modules.lobes.parts.causal import StreamingSTFT
+from gass_modules.lobes.parts.output_layers import check_permutation
 
 
 def across_time_then_bands(
@@ -146,6 +147,16 @@ class BandSplitSeparator(Separator):
         self.blocks = nn.ModuleList(blocks())
         self.mask_estimator = MaskEstimator(self.bins, feature_dim, num_sources, mask_hidden_dim,
                                             norm)
+
+    def permute_outputs(self, order: Sequence[int]) -> None:
+        """Renumbers the outputs in place (see :meth:`Separator.permute_outputs`).
+
+        Arguments
+        ---------
+        order : sequence of int
+            Output ``k`` becomes what output ``order[k]`` was.
+        """
+        self.mask_estimator.permute_sources(check_permutation(order, self.num_sources))
 
     def separate_padded(self, mix: torch.Tensor) -> torch.Tensor:
         """Separates a mixture whose length is a multiple of ``hop_length``.

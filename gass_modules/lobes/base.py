@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -307,6 +307,29 @@ class Separator(nn.Module):
         padded = nn.functional.pad(mix, (0, self.padded_length(length) - length))  # [B, L]
         return self.separate_padded(padded)[:, :length]  # [B, T, S]
 
+
+    def permute_outputs(self, order: Sequence[int]) -> None:
+        """Renumbers the outputs in place: output ``k`` becomes what output ``order[k]`` was.
+
+        Only the output layer's parameters move, so the separator computes exactly what it did,
+        its outputs permuted. Fine-tuning a PIT-trained model on a fixed-order benchmark (output
+        ``k`` is stem ``k``) starts from the outputs matched to the stems this way
+        (``gass_modules.training.output_order``). A separator whose outputs cannot be renumbered
+        by its parameters alone (e.g. TIGER, whose sources read separate feature slices) keeps
+        this default, which raises.
+
+        Arguments
+        ---------
+        order : sequence of int
+            A permutation of ``0 .. num_sources - 1``.
+
+        Raises
+        ------
+        NotImplementedError
+            When the subclass does not implement it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot renumber its outputs: implement "
+                                  "permute_outputs (permute the output layer's rows per source)")
 
     def check_streaming(self, batch: int) -> None:
         """Raises unless this separator streams (``causal``) and ``batch`` is a positive int.

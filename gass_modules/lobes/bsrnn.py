@@ -320,6 +320,10 @@ class BSRNNMasker(nn.Module):
                                             else mask_hidden_dim)
         self.mask_activation = make_mask_activation(mask_activation, source_dim=0)
 
+    def permute_sources(self, order: list[int]) -> None:
+        """Renumbers the masks in place: mask ``k`` becomes mask ``order[k]``."""
+        self.mask_estimator.permute_sources(order)
+
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         """Estimates one mask per source and encoder channel.
 

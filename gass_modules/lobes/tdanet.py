@@ -46,6 +46,8 @@ Authors
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -65,6 +67,7 @@ from gass_modules.lobes.parts.causal import (
     StreamingSTFT,
 )
 from gass_modules.lobes.parts.masking import check_encoder_features, make_mask_activation
+from gass_modules.lobes.parts.output_layers import check_permutation, permute_source_groups
 from gass_modules.lobes.parts.uconv import UConvBlock
 
 
@@ -196,6 +199,14 @@ class TDANetMasker(nn.Module):
         masks = self.mask(x).unflatten(2, (self.num_sources, self.mask_channels))
         return self.mask_activation(masks).permute(2, 0, 3, 1)  # [B, T', S, N] -> [S, B, N, T']
 
+    def permute_sources(self, order: list[int]) -> None:
+        """Renumbers the masks in place: mask ``k`` becomes mask ``order[k]`` (the output
+        convolution's rows are source-major, ``[S * mask_channels]``)."""
+        conv = self.mask[1]
+        for tensor in (conv.weight, conv.bias):
+            if tensor is not None:
+                permute_source_groups(tensor, order, dim=0)
+
     def init_state(self, batch: int) -> list:
         """A new stream's state (causal maskers): one per application of the shared block."""
         return [self.block.init_state(batch) for _ in range(self.num_blocks)]
@@ -273,6 +284,16 @@ class TDANetWav(Separator):
                                    hidden_channels, depth, num_blocks, kernel_size, num_heads,
                                    ffn_factor, dropout, mask_activation)
         self.decoder = ConvDecoder(enc_channels, enc_kernel_size, enc_stride)
+
+    def permute_outputs(self, order: Sequence[int]) -> None:
+        """Renumbers the outputs in place (see :meth:`Separator.permute_outputs`).
+
+        Arguments
+        ---------
+        order : sequence of int
+            Output ``k`` becomes what output ``order[k]`` was.
+        """
+        self.masker.permute_sources(check_permutation(order, self.num_sources))
 
     def separate_padded(self, mix: torch.Tensor) -> torch.Tensor:
         """Separates a mixture whose length is a multiple of ``stride``.
@@ -409,6 +430,16 @@ class TDANetSTFT(Separator):
             mask_activation, 2 * bins if mask_type == "complex" else bins, causal,
             attention_lookback)
         self.decoder = ISTFTDecoder(n_fft, hop_length)
+
+    def permute_outputs(self, order: Sequence[int]) -> None:
+        """Renumbers the outputs in place (see :meth:`Separator.permute_outputs`).
+
+        Arguments
+        ---------
+        order : sequence of int
+            Output ``k`` becomes what output ``order[k]`` was.
+        """
+        self.masker.permute_sources(check_permutation(order, self.num_sources))
 
     def separate_padded(self, mix: torch.Tensor) -> torch.Tensor:
         """Separates a mixture whose length is a multiple of ``stride``.

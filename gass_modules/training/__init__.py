@@ -12,6 +12,7 @@ from gass_modules.training.benchmark_runs import run_benchmark, run_benchmark_re
 from gass_modules.training.brain import SeparationBrain
 from gass_modules.training.checkpointing import AtomicCheckpointer
 from gass_modules.training.compile_regions import compile_regions
+from gass_modules.training.output_order import match_outputs_to_stems
 from gass_modules.training.recipe import load_recipe
 from gass_modules.training.schedulers import WallClockLinearDecay
 from gass_modules.training.training_step import GraphedTrainStep, GuardedUpdate
@@ -30,6 +31,7 @@ __all__ = [
     "TransferReport",
     "prepare_finetuning",
     "transfer_from_checkpoint",
+    "match_outputs_to_stems",
     "WallClockLinearDecay",
     "load_recipe",
     "run_benchmark",

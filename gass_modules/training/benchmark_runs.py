@@ -44,6 +44,7 @@ from gass_modules.inference.separator import GASSSeparator
 from gass_modules.model_folder.folder import CHECKPOINT_FILE, HPARAMS_FILE
 from gass_modules.model_folder.pretrained import model_source
 from gass_modules.training.brain import SeparationBrain
+from gass_modules.training.output_order import match_outputs_to_stems
 from gass_modules.training.recipe import load_recipe
 from gass_modules.training.transfer import TransferReport, prepare_finetuning
 
@@ -206,6 +207,15 @@ def _write_transfer(output: Path, report: TransferReport) -> None:
                 f"(finetune_rate: {report.mode})")
 
 
+def _match_outputs(hparams: Mapping, mixtures, output: Path) -> None:
+    """Renumbers the pre-trained outputs to the stems (fixed order), into ``output_order.json``."""
+    matched = match_outputs_to_stems(hparams["modules"]["separator"], mixtures,
+                                     len(hparams["stems"]))
+    if if_main_process():
+        output.mkdir(parents=True, exist_ok=True)
+        (output / "output_order.json").write_text(json.dumps(matched, indent=1))
+
+
 def run_benchmark(hparams: dict, run_opts: Mapping, card: str) -> SeparationBrain:
     """Trains or fine-tunes on the benchmark, evaluates, exports; or evaluates GASS as is.
 
@@ -224,7 +234,11 @@ def run_benchmark(hparams: dict, run_opts: Mapping, card: str) -> SeparationBrai
       in
       ``<output_folder>/transfer.txt``, the transferred fraction in ``transfer.json`` and in
       ``eval/headline.json``) and trained with the recipe's fine-tuning settings
-      (:func:`finetuning_settings`). It is trained with ``SeparationBrain.fit``, evaluated with
+      (:func:`finetuning_settings`). With ``order: fixed`` the pre-trained outputs are first
+      renumbered to where the model puts each stem on the validation mixtures
+      (:func:`gass_modules.training.output_order.match_outputs_to_stems`, into
+      ``<output_folder>/output_order.json``; ``finetune_match_outputs: False`` keeps them). It is
+      trained with ``SeparationBrain.fit``, evaluated with
       its best checkpoint into ``<output_folder>/eval`` by the recipe's scorer (whole
       recordings at their own rate), and exported to ``model_folder``
       (``SeparationBrain.export_model_folder``, as the GASS recipe does).
@@ -292,6 +306,9 @@ def run_benchmark(hparams: dict, run_opts: Mapping, card: str) -> SeparationBrai
             card = None  # the folder is written (and checked) from the separator's description
         _write_transfer(output, report)
     datasets = build_benchmark_sets(hparams)
+    if report is not None and hparams.get("order") == "fixed" and hparams.get(
+            "finetune_match_outputs", True):
+        _match_outputs(hparams, datasets["valid"], output)
     brain = SeparationBrain(modules=hparams["modules"], opt_class=hparams["opt_class"],
                             hparams={**hparams, "scorer": benchmark_scorer(hparams)},
                             run_opts=run_opts, checkpointer=hparams["checkpointer"])

@@ -461,6 +461,35 @@ def test_finetune_transfers_values_before_training(benchmark_data, gass_run, tmp
     assert "finetune_rate: benchmark" in (out / "transfer.txt").read_text()
 
 
+def test_fixed_order_finetuning_starts_from_outputs_matched_to_the_stems(benchmark_data, gass_run,
+                                                                       tmp_path):
+    """DnR (``order: fixed``): before training, the pre-trained outputs are renumbered to where
+    the model puts each stem on the validation mixtures (output_order.json); with no training
+    epoch the exported model computes exactly the GASS model's outputs in that order. A PIT task
+    (Libri2Mix, ``aligned``) keeps them as they are, and ``finetune_match_outputs=False`` too."""
+    gass = GASSSeparator.from_hparams(source=gass_run / "model", run_opts={"device": "cpu"})
+    out = tmp_path / "dnr"
+    run_row(row_for("DnR"), benchmark_data["DnR"], out, f"--pretrained_path={gass_run / 'model'}",
+            "--number_of_epochs=0")
+    matched = json.loads((out / "output_order.json").read_text())
+    assert matched["applied"] and sorted(matched["order"]) == [0, 1, 2, 3]
+    assert len(matched["counts"]) == 3 and matched["kept"] >= matched["before"]
+    tuned = GASSSeparator.from_hparams(source=out / "model", run_opts={"device": "cpu"})
+    mix = torch.randn(1, 4000, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        expected = gass.mods.separator.eval()(mix)[..., matched["order"]]
+        torch.testing.assert_close(tuned.mods.separator.eval()(mix), expected)
+    kept = tmp_path / "dnr_kept"
+    run_row(row_for("DnR"), benchmark_data["DnR"], kept,
+            f"--pretrained_path={gass_run / 'model'}", "--number_of_epochs=0",
+            "--finetune_match_outputs=False")
+    assert not (kept / "output_order.json").exists()
+    pit = tmp_path / "libri"
+    run_row(row_for("Libri2Mix"), benchmark_data["Libri2Mix"], pit,
+            f"--pretrained_path={gass_run / 'model'}", "--number_of_epochs=0")
+    assert not (pit / "output_order.json").exists()
+
+
 @pytest.mark.parametrize("dataset", list(FOLDERS))
 def test_no_tuning_evaluates_the_gass_model_as_it_is(dataset, benchmark_data, gass_run,
                                                      tmp_path):

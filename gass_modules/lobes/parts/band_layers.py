@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from gass_modules.lobes.base import check_positive_int
+from gass_modules.lobes.parts.output_layers import permute_source_groups
 
 
 class BandGroups(nn.Module):
@@ -439,6 +440,13 @@ class MaskEstimator(nn.Module):
             masks.append(out.flatten(2, 3))  # [B*T, S, n_g*G, 2]
         merged = self.groups.bins_in_order(masks, dim=2)  # [B*T, S, F, 2]
         return merged.unflatten(0, (batch, -1)).permute(0, 2, 3, 1, 4)  # [B, S, F, T, 2]
+
+    def permute_sources(self, order: list[int]) -> None:
+        """Renumbers the masks in place: source ``k`` becomes source ``order[k]`` (the last
+        layer's outputs are ``[2 (GLU halves), S, G * 2]`` in every group)."""
+        for layers in self.layers:
+            permute_source_groups(layers.weights[-1], order, dim=-1, halves=2)  # [n_g, H, out]
+            permute_source_groups(layers.biases[-1], order, dim=-1, halves=2)  # [n_g, 1, out]
 
     def band_parameters(self, band: int) -> list[torch.Tensor]:
         """Parameters of one band's MLP: norm weight, norm bias (LayerNorm only), W1

@@ -51,7 +51,7 @@ from gass_modules.dataio.manifest import Manifest, load_manifest  # noqa: E402
 from gass_modules.dataio.mixer import GASSMixer, mixture_rng  # noqa: E402
 from gass_modules.dataio.scenario import Scenario  # noqa: E402
 from gass_modules.dataio.shard_index import ShardIndex, ShardInfo  # noqa: E402
-from gass_modules.dataio.shard_loader import remix_batch  # noqa: E402
+from gass_modules.dataio.shard_loader import release_free_memory, remix_batch  # noqa: E402
 from gass_modules.dataio.shard_source import ShardMixer, ShardMixtureStream  # noqa: E402
 from gass_modules.dataio.shards import shard_samples, write_shards  # noqa: E402
 
@@ -188,12 +188,16 @@ def loader_worker_uss(loader, batches: int = 60) -> dict:
     return out
 
 
-def worker_memory(index_path: Path, rate: int, buffer_size: int = 1000) -> dict:
-    """One shard loader worker's memory (:func:`loader_worker_uss`) and what its buffer holds."""
+def worker_memory(index_path: Path, rate: int, buffer_size: int = 1000,
+                  trim_every: int = 32) -> dict:
+    """One shard loader worker's memory (:func:`loader_worker_uss`), what its buffer holds, and
+    the wall time of the 60 batches of 4 (``trim_every``: mixtures between heap trims, 0: never)."""
     scenario = {"sample_rate": rate, "duration": 6.0}
     stream = ShardMixtureStream(index_path, scenario, batch_size=4, batches_per_epoch=10**6,
-                                buffer_size=buffer_size)
+                                buffer_size=buffer_size, trim_every=trim_every)
+    start = time.perf_counter()
     out = loader_worker_uss(stream.make_loader(num_workers=1))
+    out["seconds"] = time.perf_counter() - start
     index = ShardIndex.load(index_path)
     mixer = ShardMixer(index, stream.scenario, buffer_size=buffer_size)  # the same buffers
     for i in range(20):
@@ -216,9 +220,10 @@ def file_worker_memory(manifest: Manifest, rate: int) -> dict:
 
 def bench_memory(tmp: Path, quick: bool) -> str:
     """Table 3: memory per loader worker with a 1,000-clip buffer."""
-    lines = ["| corpus | mean clip in shard | buffer holds (crops) | worker USS after 5 batches "
-             "| largest worker USS, 5-60 batches | largest worker RSS |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| corpus | heap trim | mean clip in shard | buffer holds (crops) | worker USS after "
+             "5 batches | largest worker USS, 5-60 batches | largest worker RSS "
+             "| 60 batches, wall |",
+             "|---|---|---|---|---|---|---|---|"]
     cases = []
     if DEMO.is_file():
         demo = tmp / "demo-shards"
@@ -232,13 +237,50 @@ def bench_memory(tmp: Path, quick: bool) -> str:
     count = len(list((pool / "wav").glob("*.wav")))
     cases.append((f"synthetic 10-s 16-kHz wav shards ({count} clips)", pool / "shards", 16000))
     for name, path, rate in cases:
-        m = worker_memory(path, rate)
-        lines.append(f"| {name} | {m['clip_bytes'] / 1e3:.0f} kB | {m['held'] / 2**20:.0f} MiB |"
-                     f" {m['uss5'] / 2**20:.0f} MiB | {m['uss'] / 2**20:.0f} MiB |"
-                     f" {m['rss'] / 2**20:.0f} MiB |")
+        for trim in (0, 32):  # never, and the stream's default
+            m = worker_memory(path, rate, trim_every=trim)
+            lines.append(f"| {name} | {f'every {trim} mixtures' if trim else 'never'} |"
+                         f" {m['clip_bytes'] / 1e3:.0f} kB | {m['held'] / 2**20:.0f} MiB |"
+                         f" {m['uss5'] / 2**20:.0f} MiB | {m['uss'] / 2**20:.0f} MiB |"
+                         f" {m['rss'] / 2**20:.0f} MiB | {m['seconds']:.1f} s |")
     m = file_worker_memory(_pool(pool / "wav", 16000), 16000)
-    lines.append(f"| the same wav files, file mixer (no buffer) | – | – | {m['uss5'] / 2**20:.0f} "
-                 f"MiB | {m['uss'] / 2**20:.0f} MiB | {m['rss'] / 2**20:.0f} MiB |")
+    lines.append(f"| the same wav files, file mixer (no buffer) | never | – | – |"
+                 f" {m['uss5'] / 2**20:.0f} MiB | {m['uss'] / 2**20:.0f} MiB |"
+                 f" {m['rss'] / 2**20:.0f} MiB | – |")
+    return "\n".join(lines)
+
+
+def bench_trim_cost(tmp: Path, rounds: int = 2, batches: int = 200) -> str:
+    """Table 3b: thread CPU per mixture of a 16-kHz shard mixer with the heap trimmed every
+    0 (never), 32 and 64 mixtures (batches of 4), interleaved rounds, the best of each."""
+    index = ShardIndex.load(tmp / "pool16-1200" / "shards")
+    mixer = ShardMixer(index, Scenario.coerce({"sample_rate": 16000, "duration": 6.0}),
+                       buffer_size=1000)
+    for i in range(200):  # fill the buffers
+        mixer.draw(mixture_rng(0, i))
+    best: dict[int, tuple[float, float]] = {}
+    for r in range(rounds):
+        for every in (0, 32, 64):
+            draw = trim = 0.0
+            for b in range(batches):
+                start = time.thread_time()
+                for i in range(4):
+                    mixer.draw(mixture_rng(1 + r, every, b, i))
+                draw += time.thread_time() - start
+                if every and (b + 1) % (every // 4) == 0:
+                    start = time.thread_time()
+                    release_free_memory()
+                    trim += time.thread_time() - start
+            n = 4 * batches
+            if every not in best or draw + trim < sum(best[every]) * n:
+                best[every] = (draw / n, trim / n)
+    base = sum(best[0])
+    lines = ["| heap trim | draw, µs per mixture | trim, µs per mixture | total | / never |",
+             "|---|---|---|---|---|"]
+    for every, (draw, trim) in best.items():
+        lines.append(f"| {f'every {every} mixtures' if every else 'never'} | {1e6 * draw:.0f} |"
+                     f" {1e6 * trim:.0f} | {1e6 * (draw + trim):.0f} |"
+                     f" {(draw + trim) / base:.2f}× |")
     return "\n".join(lines)
 
 
@@ -312,6 +354,9 @@ def main() -> None:
         print(bench_read(tmp))
         print("\nMemory of one loader worker, 1,000-clip buffer (USS: its own pages):\n")
         print(bench_memory(tmp, args.quick))
+        print("\nCost of the heap trim (16 kHz, thread CPU, best of 2 interleaved rounds):\n")
+        print(bench_trim_cost(tmp, rounds=1 if args.quick else 2,
+                              batches=40 if args.quick else 200))
         print("\nStart-up of one rank on a simulated 15,000-hour index:\n")
         print(bench_startup(tmp))
     print(f"\nload average at end {os.getloadavg()}")

@@ -173,6 +173,42 @@ class ShardLoader(torch.utils.data.DataLoader):
         return self.collate_fn(items)
 
 
+def release_free_memory() -> bool:
+    """Returns the heap's free pages to the system (glibc's ``malloc_trim``); a loader worker's
+    heap otherwise keeps the pages that decoded crops and mixtures leave behind.
+
+    Python has no portable call for this, so it goes through ``ctypes`` to the C library; where
+    that is not glibc (macOS, musl, Windows) it does nothing.
+
+    Returns
+    -------
+    bool
+        Whether the C library released anything (``False`` where unavailable).
+
+    Example
+    -------
+    >>> release_free_memory() in (True, False)
+    True
+    """
+    trim = _malloc_trim()
+    return bool(trim(0)) if trim is not None else False
+
+
+_TRIM: list = []  # [malloc_trim or None], looked up once per process
+
+
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or ``None``."""
+    if not _TRIM:
+        try:
+            import ctypes
+
+            _TRIM.append(ctypes.CDLL("libc.so.6").malloc_trim)
+        except (OSError, AttributeError):
+            _TRIM.append(None)
+    return _TRIM[0]
+
+
 def batch_keys(item_id: str) -> tuple[int, int]:
     """``(rank, batch)`` of an item id ``<prefix>-e<epoch>-r<rank>-<batch>-<item>``.
 

@@ -68,7 +68,7 @@ from gass_modules.dataio.mixer import (
 )
 from gass_modules.dataio.scenario import Scenario
 from gass_modules.dataio.shard_crops import BufferedClip
-from gass_modules.dataio.shard_loader import ShardLoader
+from gass_modules.dataio.shard_loader import ShardLoader, release_free_memory
 from gass_modules.dataio.shard_stream import CategoryStream, Entry, reader_info
 from gass_modules.dataio.shards import ShardError, ShardIndex
 
@@ -296,6 +296,11 @@ class ShardMixtureStream(torch.utils.data.IterableDataset):
         Item ids are ``<id_prefix>-e<epoch>-r<rank>-<batch>-<item>``.
     crops_per_clip : int
         Sources taken from each clip read (see :class:`ShardMixer`).
+    trim_every : int
+        In a loader worker, return the heap's free pages to the system after about every
+        ``trim_every`` mixtures, at the end of a batch (``release_free_memory``; 0: never).
+        Without it a worker's heap grows well past its buffer; the default costs a few % of the
+        worker's time (benchmarks/RESULTS.md, bench_shards).
 
     Example
     -------
@@ -324,8 +329,12 @@ class ShardMixtureStream(torch.utils.data.IterableDataset):
                  scenario: Scenario | Mapping | str | Path | None = None, seed: int = 0,
                  batch_size: int = 1, batches_per_epoch: int = 1000, buffer_size: int = 1000,
                  resampled: bool = False, shard_base: str | None = None,
-                 id_prefix: str = "shards", crops_per_clip: int = 1) -> None:
+                 id_prefix: str = "shards", crops_per_clip: int = 1,
+                 trim_every: int = 32) -> None:
         super().__init__()
+        if int(trim_every) < 0:
+            raise ValueError(f"trim_every: expected >= 0 (0: never), got {trim_every}")
+        self.trim_every = int(trim_every)
         for name, value in dict(batch_size=batch_size, batches_per_epoch=batches_per_epoch,
                                 buffer_size=buffer_size).items():
             if int(value) < 1:
@@ -382,7 +391,7 @@ class ShardMixtureStream(torch.utils.data.IterableDataset):
                     f"is rank {rank} of {world} with {workers}; resume with the same torchrun "
                     "layout and num_workers, or start from a fresh output folder")
             mixer.load_state(saved["streams"])
-        batch = self._next_batch(slot)
+        batch, made = self._next_batch(slot), 0  # made: mixtures since the last heap trim
         while batch < self.batches_per_epoch:
             for i in range(self.batch_size):
                 rng = mixture_rng(self.seed, _SHARD_STREAM, self.epoch, rank, batch, i)
@@ -397,6 +406,10 @@ class ShardMixtureStream(torch.utils.data.IterableDataset):
                         "streams": mixer.state()}
                 yield item
             batch += workers
+            made += self.batch_size
+            if info is not None and self.trim_every and made >= self.trim_every:
+                release_free_memory()  # the worker's own heap (not the main process's)
+                made = 0
 
     def record(self, state: Mapping) -> None:
         """Notes the state after a batch that reached the training loop (main process).

@@ -472,3 +472,30 @@ def test_shard_samples_random_access_equals_webdatasets_reader(corpus, tmp_path)
         got = list(shard_samples(other))
         assert [{k: v for k, v in s.items() if k != "__url__"} for s in got] == [
             {k: v for k, v in s.items() if k != "__url__"} for s in ref]
+
+
+def test_shard_workers_trim_their_heap_without_changing_the_mixtures(corpus, monkeypatch):
+    """In a loader worker the stream returns its heap's free pages to the system after about
+    every ``trim_every`` mixtures (at batch ends; never in the main process, never with 0), and
+    the mixtures are the same with or without it; a negative ``trim_every`` is refused."""
+    from types import SimpleNamespace
+
+    import gass_modules.dataio.shard_source as shard_source
+
+    folder, manifest, index = corpus
+    kwargs = dict(scenario=SCENARIO, seed=3, batch_size=2, batches_per_epoch=6, buffer_size=6)
+    calls = []
+    monkeypatch.setattr(shard_source, "release_free_memory", lambda: calls.append(1) or True)
+    reference = items_of(ShardMixtureStream(index, trim_every=4, **kwargs))
+    assert calls == []  # the main process: no worker info
+    monkeypatch.setattr(torch.utils.data, "get_worker_info",
+                        lambda: SimpleNamespace(id=0, num_workers=1))
+    for name, value in (("WORKER", "0"), ("NUM_WORKERS", "1")):  # set by the stream in a worker;
+        monkeypatch.setenv(name, value)  # restored (removed) after the test
+    assert_same_items(items_of(ShardMixtureStream(index, trim_every=4, **kwargs)), reference)
+    assert len(calls) == 3  # 12 mixtures, a trim after every 4 (every second batch of 2)
+    calls.clear()
+    assert_same_items(items_of(ShardMixtureStream(index, trim_every=0, **kwargs)), reference)
+    assert calls == []
+    with pytest.raises(ValueError, match="trim_every"):
+        ShardMixtureStream(index, trim_every=-1, **kwargs)

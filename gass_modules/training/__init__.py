@@ -13,6 +13,7 @@ from gass_modules.training.brain import SeparationBrain
 from gass_modules.training.checkpointing import AtomicCheckpointer
 from gass_modules.training.compile_regions import compile_regions
 from gass_modules.training.output_order import match_outputs_to_stems
+from gass_modules.training.random_states import RandomStates, keep_random_states
 from gass_modules.training.recipe import load_recipe
 from gass_modules.training.schedulers import WallClockLinearDecay
 from gass_modules.training.training_step import GraphedTrainStep, GuardedUpdate
@@ -32,6 +33,8 @@ __all__ = [
     "prepare_finetuning",
     "transfer_from_checkpoint",
     "match_outputs_to_stems",
+    "RandomStates",
+    "keep_random_states",
     "WallClockLinearDecay",
     "load_recipe",
     "run_benchmark",

@@ -45,6 +45,7 @@ from gass_modules.model_folder.folder import CHECKPOINT_FILE, HPARAMS_FILE
 from gass_modules.model_folder.pretrained import model_source
 from gass_modules.training.brain import SeparationBrain
 from gass_modules.training.output_order import match_outputs_to_stems
+from gass_modules.training.random_states import keep_random_states
 from gass_modules.training.recipe import load_recipe
 from gass_modules.training.transfer import TransferReport, prepare_finetuning
 
@@ -309,6 +310,7 @@ def run_benchmark(hparams: dict, run_opts: Mapping, card: str) -> SeparationBrai
     if report is not None and hparams.get("order") == "fixed" and hparams.get(
             "finetune_match_outputs", True):
         _match_outputs(hparams, datasets["valid"], output)
+    keep_random_states(hparams["checkpointer"])  # a resumed run draws the crops it would have
     brain = SeparationBrain(modules=hparams["modules"], opt_class=hparams["opt_class"],
                             hparams={**hparams, "scorer": benchmark_scorer(hparams)},
                             run_opts=run_opts, checkpointer=hparams["checkpointer"])

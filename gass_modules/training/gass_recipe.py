@@ -35,6 +35,7 @@ from gass_modules.dataio.shard_source import ShardMixtureStream
 from gass_modules.dataio.shards import ShardError
 from gass_modules.model_folder.folder import CHECKPOINT_FILE, load_separator_checkpoint
 from gass_modules.training.brain import SeparationBrain
+from gass_modules.training.random_states import keep_random_states
 from gass_modules.training.recipe import load_recipe
 
 logger = logging.getLogger(__name__)
@@ -288,6 +289,7 @@ def build(argv: list[str], brain_class: type = SeparationBrain) -> tuple:
         "test": make_eval_set(hparams["test_mixer"], hparams["num_test_mixtures"],
                               seed=eval_seed, id_prefix="test"),
     }
+    keep_random_states(hparams["checkpointer"])  # dropout and loader seeds resume as they were
     brain = brain_class(modules=hparams["modules"], opt_class=hparams["opt_class"],
                         hparams=hparams, run_opts=run_opts, checkpointer=hparams["checkpointer"])
     return brain, hparams, datasets, card

@@ -521,3 +521,26 @@ def test_no_tuning_needs_a_model_folder(benchmark_data, gass_run, tmp_path):
     with pytest.raises(ValueError, match="no_tuning evaluates a pre-trained GASS model"):
         run_row(row_for("DnR"), benchmark_data["DnR"], tmp_path / "exp",
                 f"--pretrained_path={gass_run / 'save'}", "--no_tuning=True")
+
+
+def test_a_resumed_benchmark_run_reproduces_an_uninterrupted_one(benchmark_data, tmp_path):
+    """Stopped after epoch 1 and resumed, a benchmark recipe ends with the weights of a run that
+    went through both epochs at once: the random training crops and dropout draw from torch's
+    global generator, whose state each rank's checkpoint keeps (``RandomStates``)."""
+    row = row_for("Libri2Mix")
+
+    def run(out: Path, epochs: int) -> None:
+        flags = shlex.split(row["test_debug_flags"])
+        flags = [f for f in flags if not f.startswith("--debug_epochs")] + [
+            f"--debug_epochs={epochs}"]
+        train = load_recipe_module(FOLDERS[row["Dataset"]], "train")
+        train.main([str(ROOT / row["Hparam_file"]), f"--data_folder={benchmark_data['Libri2Mix']}",
+                    f"--output_folder={out}", "--device=cpu", *flags])
+
+    run(tmp_path / "once", 2)
+    run(tmp_path / "resumed", 1)
+    run(tmp_path / "resumed", 2)  # recovers the epoch-1 checkpoint, trains epoch 2
+    once = torch.load(tmp_path / "once" / "model" / "separator.ckpt", weights_only=True)
+    resumed = torch.load(tmp_path / "resumed" / "model" / "separator.ckpt", weights_only=True)
+    assert once.keys() == resumed.keys()
+    assert all(torch.equal(once[k], resumed[k]) for k in once), "the resumed run diverged"

@@ -12,6 +12,7 @@ Authors
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 from collections.abc import Mapping, Sequence
@@ -194,19 +195,15 @@ def release_free_memory() -> bool:
     return bool(trim(0)) if trim is not None else False
 
 
-_TRIM: list = []  # [malloc_trim or None], looked up once per process
-
-
+@functools.cache
 def _malloc_trim():
-    """glibc's ``malloc_trim``, or ``None``."""
-    if not _TRIM:
-        try:
-            import ctypes
+    """glibc's ``malloc_trim``, or ``None`` (looked up once per process)."""
+    try:
+        import ctypes
 
-            _TRIM.append(ctypes.CDLL("libc.so.6").malloc_trim)
-        except (OSError, AttributeError):
-            _TRIM.append(None)
-    return _TRIM[0]
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def batch_keys(item_id: str) -> tuple[int, int]:

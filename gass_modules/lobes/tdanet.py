@@ -431,15 +431,7 @@ class TDANetSTFT(Separator):
             attention_lookback)
         self.decoder = ISTFTDecoder(n_fft, hop_length)
 
-    def permute_outputs(self, order: Sequence[int]) -> None:
-        """Renumbers the outputs in place (see :meth:`Separator.permute_outputs`).
-
-        Arguments
-        ---------
-        order : sequence of int
-            Output ``k`` becomes what output ``order[k]`` was.
-        """
-        self.masker.permute_sources(check_permutation(order, self.num_sources))
+    permute_outputs = TDANetWav.permute_outputs  # the same masker, the same renumbering
 
     def separate_padded(self, mix: torch.Tensor) -> torch.Tensor:
         """Separates a mixture whose length is a multiple of ``stride``.

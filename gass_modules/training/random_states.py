@@ -17,7 +17,6 @@ Authors
 from __future__ import annotations
 
 import logging
-import os
 import random
 from pathlib import Path
 
@@ -25,14 +24,11 @@ import numpy as np
 import torch
 from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
 
+from gass_modules.dataio.shard_stream import reader_info  # rank from $RANK or torch.distributed
+
 logger = logging.getLogger(__name__)
 
 RECOVERABLE = "random_states"  # its name in a checkpointer (``<name>.ckpt`` in a checkpoint)
-
-
-def _rank() -> int:
-    """This process's rank (torchrun's ``RANK``; 0 without it)."""
-    return int(os.environ.get("RANK", "0"))
 
 
 def capture() -> dict:
@@ -124,7 +120,7 @@ class RandomStates:
         path : pathlib.Path
             The recoverable's file in the checkpoint.
         """
-        rank = _rank()
+        rank = reader_info()[0]
         torch.save(capture(), Path(path).with_suffix(f".rank{rank}.pt"))
         if rank == 0:
             torch.save({"ranks_saved_as": "<name>.rank<r>.pt"}, path)
@@ -142,9 +138,10 @@ class RandomStates:
             Unused (SpeechBrain's loader signature).
         """
         del end_of_epoch
-        own = Path(path).with_suffix(f".rank{_rank()}.pt")
+        rank = reader_info()[0]
+        own = Path(path).with_suffix(f".rank{rank}.pt")
         if not own.is_file():
-            logger.warning(f"no random-generator states for rank {_rank()} in {own.parent}: "
+            logger.warning(f"no random-generator states for rank {rank} in {own.parent}: "
                            "resumed with freshly seeded generators (not bit-identical)")
             return
         restore(torch.load(own, weights_only=True))

@@ -23,6 +23,7 @@ def test_a_checkpoint_restores_every_generator_per_rank(tmp_path, monkeypatch):
     """Each rank saves and restores its own states: after recovery every generator draws what
     it drew right after the save, and a rank without a file keeps its generators (warned)."""
     checkpointer = AtomicCheckpointer(tmp_path, {RECOVERABLE: RandomStates()})
+    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun sets both RANK and WORLD_SIZE
     states = {}
     for rank in (1, 0):  # rank 0 last: its save completes the checkpoint folder
         monkeypatch.setenv("RANK", str(rank))
